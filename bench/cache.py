@@ -1,0 +1,58 @@
+"""Content-addressed on-disk store for work shared by cells (trained classifiers, baselines,
+real features and statistics). Keys are hashes of everything that determines the content,
+so the cache is always safe to delete. Writes go to a temporary file and are renamed into
+place, so a crash never leaves a half-written entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DEFAULT_DIR = ".bench_cache"
+
+
+def stable_hash(obj: Any, n: int = 16) -> str:
+    """Hash of a JSON-able object, independent of dict order."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
+class Cache:
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root or os.environ.get("BENCH_CACHE_DIR", DEFAULT_DIR))
+        self.hits: Counter[str] = Counter()
+        self.misses: Counter[str] = Counter()
+
+    def path(self, kind: str, key: Any, suffix: str = "") -> Path:
+        return self.root / kind / f"{stable_hash(key)}{suffix}"
+
+    def hit(self, kind: str) -> None:
+        self.hits[kind] += 1
+
+    def miss(self, kind: str) -> None:
+        self.misses[kind] += 1
+
+    def save_torch(self, path: Path, obj: Any) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(obj, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def report(self) -> str:
+        kinds = sorted(set(self.hits) | set(self.misses))
+        if not kinds:
+            return "cache: unused"
+        parts = [f"{k} {self.hits[k]} hit / {self.misses[k]} miss" for k in kinds]
+        return f"cache ({self.root}): " + ", ".join(parts)

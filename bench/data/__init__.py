@@ -1,0 +1,8 @@
+"""Dataset sources. Add one: a module with a `@DATASETS.register("name")` DatasetSource."""
+
+from bench.data.base import DataInfo, Dataset, DatasetSource, stratified_split
+from bench.registry import Registry
+
+DATASETS: Registry[type[DatasetSource]] = Registry("datasets", ["bench.data.digits"])
+
+__all__ = ["DATASETS", "DataInfo", "Dataset", "DatasetSource", "stratified_split"]

@@ -1,0 +1,97 @@
+"""The Dataset contract: uint8 images (N, C, H, W), int64 labels, train and val splits."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import torch
+
+from bench.registry import Plugin
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What validation needs to know about a dataset without loading it."""
+
+    channels: int
+    height: int
+    width: int
+    num_classes: int
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.height, self.width)
+
+
+@dataclass
+class Dataset:
+    name: str
+    train_x: torch.Tensor  # uint8 (N, C, H, W), on the CPU
+    train_y: torch.Tensor  # int64 (N,)
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    num_classes: int
+    class_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for split, x, y in (("train", self.train_x, self.train_y), ("val", self.val_x, self.val_y)):
+            if x.dtype != torch.uint8 or x.ndim != 4:
+                raise ValueError(f"dataset {self.name}: {split} images must be uint8 (N, C, H, W)")
+            if y.dtype != torch.int64 or y.shape != (x.shape[0],):
+                raise ValueError(f"dataset {self.name}: {split} labels must be int64 (N,)")
+        if not self.class_names:
+            self.class_names = [str(i) for i in range(self.num_classes)]
+
+    @property
+    def info(self) -> DataInfo:
+        c, h, w = self.train_x.shape[1:]
+        return DataInfo(int(c), int(h), int(w), self.num_classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.info.image_shape
+
+    @cached_property
+    def digest(self) -> str:
+        """Content hash of both splits: the cache key of everything derived from the data."""
+        h = hashlib.sha256()
+        for t in (self.train_x, self.train_y, self.val_x, self.val_y):
+            h.update(str(tuple(t.shape)).encode())
+            h.update(np.ascontiguousarray(t.numpy()).tobytes())
+        return h.hexdigest()[:16]
+
+    def class_counts(self, split: str = "train") -> np.ndarray:
+        y = self.train_y if split == "train" else self.val_y
+        return np.bincount(y.numpy(), minlength=self.num_classes)
+
+
+class DatasetSource(Plugin):
+    """A registered way to obtain a Dataset (bundled, torchvision, folder, npz...)."""
+
+    def describe(self) -> DataInfo:
+        """Shape and class count, cheaply, for validation before anything runs."""
+        raise NotImplementedError
+
+    def check(self) -> None:
+        """Raise BenchError for missing files etc. (called by `bench validate`)."""
+
+    def load(self) -> Dataset:
+        raise NotImplementedError
+
+
+def stratified_split(
+    y: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic stratified split: the same indices for the same labels and seed."""
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = [], []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        n_val = int(round(len(idx) * val_fraction))
+        val_idx.append(idx[:n_val])
+        train_idx.append(idx[n_val:])
+    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))

@@ -1,0 +1,14 @@
+"""Metrics. Add one: a module with one `@METRICS.register("name")` Metric class.
+
+Plain functions on feature arrays (FID, KID, ...) live in `bench.metrics.functional`
+for use from notebooks; the registered classes wrap them for suites.
+"""
+
+from bench.metrics.base import Context, Metric
+from bench.registry import Registry
+
+METRICS: Registry[type[Metric]] = Registry(
+    "metrics", ["bench.metrics.gan_train", "bench.metrics.gan_test"]
+)
+
+__all__ = ["METRICS", "Context", "Metric"]

@@ -1,0 +1,47 @@
+"""GAN-test (Shmelkov et al. 2018): train on real images, test on generated images.
+
+GAN-test measures realism/precision: generated images must look like their class to a
+classifier that has only seen real data. A GAN-test far above `real_val_acc` means the
+generated images look like *training* images more than held-out real images do, which is
+a sign of memorization.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from bench.classifiers.train import ClassifierConfig, evaluate
+from bench.data.base import Dataset
+from bench.metrics import METRICS
+from bench.metrics.base import Context, Metric
+from bench.metrics.sampling import balanced_labels, write_per_class
+from bench.models.base import Generator
+from bench.registry import Options
+
+
+class GanTestOptions(Options):
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    num_samples: int | None = Field(
+        None, ge=1, description="generated test images (default: as many as real val, same balance)"
+    )
+
+
+@METRICS.register("gan_test")
+class GanTest(Metric):
+    """Train on real, test on generated (quality/precision); far above real_val_acc hints memorization."""
+
+    Options = GanTestOptions
+    version = "1"
+    higher_is_better = {"gan_test_acc": True, "real_val_acc": True}
+    primary = "gan_test_acc"
+
+    def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
+        o = self.options
+        clf = ctx.real_classifier(dataset, o.classifier)
+        labels = balanced_labels(dataset, o.num_samples, ctx.seed, split="val")
+        x = generator.sample(len(labels), labels, seed=ctx.seed)
+        ev = evaluate(clf, x, labels, ctx.device)
+        real = evaluate(clf, dataset.val_x, dataset.val_y, ctx.device)
+        write_per_class(ctx.artifact("gan_test_per_class.csv"), dataset,
+                        {"gan_test_acc": ev.per_class, "real_val_acc": real.per_class})
+        return {"gan_test_acc": ev.accuracy, "real_val_acc": real.accuracy}

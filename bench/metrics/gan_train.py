@@ -1,0 +1,56 @@
+"""GAN-train (Shmelkov et al. 2018): train on generated images, test on real validation images.
+
+High GAN-train needs generated images that are both realistic and diverse: it is the
+protocol's recall/diversity measure. `real_val_acc` (the same classifier trained on real
+images) is logged beside it as the upper reference.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from bench.classifiers.train import ClassifierConfig, evaluate, train_classifier
+from bench.data.base import Dataset
+from bench.metrics import METRICS
+from bench.metrics.base import Context, Metric
+from bench.metrics.sampling import balanced_labels, write_per_class
+from bench.models.base import Generator
+from bench.registry import Options
+
+
+class GanTrainOptions(Options):
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    num_samples: int | None = Field(
+        None, ge=1, description="generated training images (default: as many as real train, same balance)"
+    )
+
+
+@METRICS.register("gan_train")
+class GanTrain(Metric):
+    """Train on generated, test on real val (diversity/recall); also train-on-synthetic-test-on-synthetic."""
+
+    Options = GanTrainOptions
+    version = "1"
+    higher_is_better = {"gan_train_acc": True, "real_val_acc": True, "tsts_acc": True}
+    primary = "gan_train_acc"
+
+    def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
+        o = self.options
+        labels = balanced_labels(dataset, o.num_samples, ctx.seed)
+        x = generator.sample(len(labels), labels, seed=ctx.seed)
+        clf = train_classifier(o.classifier, x, labels, dataset.num_classes, ctx.device, ctx.seed,
+                               desc="train on generated", progress=ctx.progress)
+        on_real = evaluate(clf, dataset.val_x, dataset.val_y, ctx.device)
+        # TSTS on a fresh generated set of the val split's size and balance
+        tl = balanced_labels(dataset, None, ctx.seed, split="val")
+        tx = generator.sample(len(tl), tl, seed=ctx.seed + 1_000_003)
+        on_fake = evaluate(clf, tx, tl, ctx.device)
+        real_clf_cfg = o.classifier
+        real_acc = ctx.real_val_accuracy(dataset, real_clf_cfg)
+        real_per_class = evaluate(ctx.real_classifier(dataset, real_clf_cfg), dataset.val_x,
+                                  dataset.val_y, ctx.device).per_class
+        write_per_class(ctx.artifact("gan_train_per_class.csv"), dataset,
+                        {"gan_train_acc": on_real.per_class, "tsts_acc": on_fake.per_class,
+                         "real_val_acc": real_per_class})
+        return {"gan_train_acc": on_real.accuracy, "tsts_acc": on_fake.accuracy,
+                "real_val_acc": real_acc}

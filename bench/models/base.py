@@ -1,0 +1,74 @@
+"""The Generator contract and the ModelSource plugin that builds one for a dataset."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from bench.data.base import DataInfo, Dataset
+from bench.errors import BenchError
+from bench.registry import Plugin
+
+if TYPE_CHECKING:
+    from bench.cache import Cache
+
+
+class Generator(ABC):
+    """A class-conditional image generator.
+
+    `sample(n, labels, seed)` returns uint8 images (n, C, H, W) of the requested classes;
+    the same seed gives the same images. Latent-space metrics (PPL) additionally use
+    `latent_dim` and `sample_latent` where a generator offers them.
+    """
+
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    latent_dim: int | None = None
+
+    @abstractmethod
+    def sample(self, n: int, labels: torch.Tensor, seed: int) -> torch.Tensor: ...
+
+    def sample_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} does not expose its latent input")
+
+
+@dataclass
+class BuildContext:
+    """What a model source may use to build its generator (training a baseline, say)."""
+
+    device: torch.device
+    seed: int
+    cache: Cache
+    progress: bool = True
+    # called with (name, model, metrics history, params) to log a trained generator to MLflow
+    log_trained: Any = None
+
+
+class ModelSource(Plugin):
+    """A registered way to obtain a Generator (reference, samples file, trained baseline...)."""
+
+    def check(self, info: DataInfo) -> None:
+        """Raise BenchError when this model cannot match the dataset (shape, classes, files)."""
+
+    @abstractmethod
+    def build(self, dataset: Dataset, ctx: BuildContext) -> Generator: ...
+
+
+def check_samples(model_name: str, gen: Generator, dataset: Dataset, n: int = 32) -> None:
+    """Sample a few images and check shape, dtype and count before any metric runs."""
+    labels = torch.arange(n) % dataset.num_classes
+    out = gen.sample(n, labels, seed=0)
+    want = (n, *dataset.image_shape)
+    if not isinstance(out, torch.Tensor) or out.dtype != torch.uint8:
+        raise BenchError(
+            f"model '{model_name}': sample() must return a uint8 torch tensor, got "
+            f"{getattr(out, 'dtype', type(out))}. Convert images to uint8 in [0, 255]."
+        )
+    if tuple(out.shape) != want:
+        raise BenchError(
+            f"model '{model_name}': sample({n}) returned shape {tuple(out.shape)}, the dataset "
+            f"needs {want} (N, C, H, W). Match the model's output to the dataset's image size."
+        )

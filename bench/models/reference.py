@@ -1,0 +1,90 @@
+"""Reference generators with known quality: real data and controlled failure modes.
+
+They calibrate every metric on the user's own data: a leaderboard shows how far a model
+is from `real` and from known failures (noise, wrong labels, missing classes, copying).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+
+from bench.data.base import DataInfo, Dataset
+from bench.errors import BenchError
+from bench.models import MODELS
+from bench.models.base import BuildContext, Generator, ModelSource
+from bench.models.pool import PoolGenerator
+from bench.registry import Options
+
+
+class ReferenceOptions(Options):
+    kind: Literal["real", "noise", "label_shuffle", "mode_drop", "memorize"] = Field(
+        "real", description="real | noise | label_shuffle | mode_drop | memorize"
+    )
+    split: Literal["train", "val"] = Field("train", description="which real split is served")
+    sigma: float = Field(0.3, gt=0, description="noise: std of added noise, as a fraction of 255")
+    keep_classes: list[int] | None = Field(
+        None, description="mode_drop: classes the generator covers (default: the first half)"
+    )
+    num_images: int = Field(100, ge=1, description="memorize: how many training images it replays")
+
+    @model_validator(mode="after")
+    def _kind_options(self):
+        if self.keep_classes is not None and self.kind != "mode_drop":
+            raise ValueError("keep_classes only applies to kind: mode_drop")
+        return self
+
+
+class ReferenceGenerator(PoolGenerator):
+    def __init__(self, dataset: Dataset, opts: ReferenceOptions):
+        x, y = (dataset.train_x, dataset.train_y) if opts.split == "train" else (dataset.val_x, dataset.val_y)
+        self.opts = opts
+        k = dataset.num_classes
+        if opts.kind == "memorize":
+            # a fixed, class-balanced subset of training images, replayed forever
+            rng = np.random.default_rng(1234)
+            per = max(1, opts.num_images // k)
+            keep = np.concatenate(
+                [rng.permutation(np.flatnonzero(y.numpy() == c))[:per] for c in range(k)]
+            )
+            x, y = x[keep], y[keep]
+        super().__init__(x, y, k)
+        keep = opts.keep_classes if opts.keep_classes is not None else list(range(max(1, k // 2)))
+        self.keep = np.array(sorted(set(keep)))
+
+    def sample(self, n: int, labels: torch.Tensor, seed: int) -> torch.Tensor:
+        rng = np.random.default_rng(seed + 7919)
+        kind = self.opts.kind
+        lab = labels.clone()
+        if kind == "label_shuffle":
+            # right images, wrong labels: the image's class is independent of the request
+            lab = torch.from_numpy(rng.integers(0, self.num_classes, n))
+        elif kind == "mode_drop":
+            missing = ~torch.from_numpy(np.isin(lab.numpy(), self.keep))
+            lab[missing] = torch.from_numpy(rng.choice(self.keep, int(missing.sum())))
+        out = super().sample(n, lab, seed)
+        if kind == "noise":
+            g = torch.Generator().manual_seed(seed)
+            noise = torch.randn(out.shape, generator=g) * (self.opts.sigma * 255.0)
+            out = (out.float() + noise).round().clamp(0, 255).to(torch.uint8)
+        return out
+
+
+@MODELS.register("reference")
+class Reference(ModelSource):
+    """Real images (upper bound) or a controlled failure mode of them (noise, wrong labels...)."""
+
+    Options = ReferenceOptions
+
+    def check(self, info: DataInfo) -> None:
+        bad = [c for c in (self.options.keep_classes or []) if not 0 <= c < info.num_classes]
+        if bad:
+            raise BenchError(
+                f"keep_classes {bad} out of range: the dataset has classes 0..{info.num_classes - 1}"
+            )
+
+    def build(self, dataset: Dataset, ctx: BuildContext) -> Generator:
+        return ReferenceGenerator(dataset, self.options)

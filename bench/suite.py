@@ -1,0 +1,349 @@
+"""YAML suite -> validated Suite -> list[Cell]. Pure configuration: it builds nothing heavy.
+
+Every problem a user can cause is found here, before any run starts, and reported all at
+once as `file:line: key: what is wrong. What to do.`
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bench.cache import stable_hash
+from bench.errors import BenchError
+from bench.registry import Options, Plugin, Registry, did_you_mean
+
+SECTIONS = ("datasets", "models", "metrics")
+KIND_OF = {"datasets": "dataset", "models": "model", "metrics": "metric"}
+
+
+# ---------------------------------------------------------------- YAML with line numbers
+def _line_map(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    """Map every key path (('models', 'cgan', 'steps'), ('cells', 0, 'models')) to its line."""
+    out = {} if out is None else out
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            p = (*path, k.value)
+            out[p] = k.start_mark.line + 1
+            _line_map(v, p, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _line_map(v, (*path, i), out)
+    return out
+
+
+class Problems:
+    """Collects every validation error with its file, line and key."""
+
+    def __init__(self, file: str, lines: dict[tuple, int]):
+        self.file, self.lines, self.items = file, lines, []
+
+    def add(self, path: tuple, msg: str) -> None:
+        line = None
+        for i in range(len(path), -1, -1):  # nearest enclosing key that has a line
+            if path[:i] in self.lines:
+                line = self.lines[path[:i]]
+                break
+        key = ".".join(str(p) for p in path) or "(top level)"
+        self.items.append(f"{self.file}:{line}: {key}: {msg}")
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            n = len(self.items)
+            raise BenchError(f"{n} problem{'s' * (n > 1)} in suite {self.file}:\n  "
+                             + "\n  ".join(self.items))
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the (nested) options model at `loc`, for "did you mean" hints."""
+    for part in loc:
+        f = model.model_fields.get(str(part)) if isinstance(part, str) else None
+        ann = getattr(f, "annotation", None)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            return []
+    return list(model.model_fields)
+
+
+def _report_validation(problems: Problems, base: tuple, err: ValidationError,
+                       model: type[BaseModel], what: str) -> None:
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        if e["type"] == "extra_forbidden":
+            known = _fields_at(model, loc[:-1])
+            problems.add((*base, *loc), f"unknown option '{loc[-1]}' for {what}."
+                         f"{did_you_mean(str(loc[-1]), known)} Known options: {', '.join(known)}.")
+        elif e["type"] == "missing":
+            problems.add((*base, *loc), f"required option missing for {what}. Add it.")
+        else:
+            got = f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""
+            msg = e["msg"].removeprefix("Value error, ")
+            problems.add((*base, *loc), f"{msg}{got}.")
+
+
+# ---------------------------------------------------------------- schema of the suite file
+Names = list[str] | Literal["all"]
+
+
+class ExcludeRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = None
+    dataset: str | None = None
+    metric: str | None = None
+
+
+class CellBlock(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    models: Names = "all"
+    datasets: Names = "all"
+    metrics: Names = "all"
+    exclude: list[ExcludeRule] = Field(default_factory=list)
+
+
+class SuiteFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[\w.-]+$")
+    experiment: str | None = None
+    tracking_uri: str | None = None
+    seed: int = 0
+    repeats: int = Field(1, ge=1)
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    cache_dir: str | None = None
+    datasets: dict[str, dict[str, Any] | None]
+    models: dict[str, dict[str, Any] | None]
+    metrics: dict[str, dict[str, Any] | None]
+    cells: list[CellBlock] = Field(default_factory=lambda: [CellBlock()])
+
+
+# ---------------------------------------------------------------- the validated result
+@dataclass(frozen=True)
+class Spec:
+    """One named entry of `datasets`, `models` or `metrics`, with validated options."""
+
+    section: str
+    key: str
+    plugin: str
+    options: Options
+    cls: type[Plugin] = field(compare=False, repr=False)
+
+    def instance(self) -> Any:
+        return self.cls(self.options)
+
+    def resolved(self) -> dict[str, Any]:
+        """Plugin name and every option with defaults filled in: what a cell key hashes."""
+        return {"plugin": self.plugin, **self.options.model_dump(mode="json"),
+                **self.instance().fingerprint()}
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: Spec
+    dataset: Spec
+    metric: Spec
+    repeat: int
+    seed: int
+    key: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.key} x {self.dataset.key} x {self.metric.key} [seed {self.seed}]"
+
+
+@dataclass
+class Suite:
+    path: Path
+    text: str
+    name: str
+    experiment: str
+    tracking_uri: str | None
+    seed: int
+    repeats: int
+    device: str
+    cache_dir: str | None
+    datasets: dict[str, Spec]
+    models: dict[str, Spec]
+    metrics: dict[str, Spec]
+    cells: list[Cell]
+
+
+def cell_key(model: Spec, dataset: Spec, metric: Spec, seed: int) -> str:
+    return stable_hash({
+        "model": model.resolved(), "dataset": dataset.resolved(), "metric": metric.resolved(),
+        "metric_version": getattr(metric.cls, "version", "1"), "seed": seed,
+    })
+
+
+def _registries() -> dict[str, Registry]:
+    from bench.data import DATASETS
+    from bench.metrics import METRICS
+    from bench.models import MODELS
+
+    return {"datasets": DATASETS, "models": MODELS, "metrics": METRICS}
+
+
+def _resolve_paths(opts_cls: type[Options], raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Relative file options are relative to the suite file, not to the working directory."""
+    out = dict(raw)
+    for name, f in opts_cls.model_fields.items():
+        ann = f.annotation
+        is_path = ann is Path or (hasattr(ann, "__args__") and Path in getattr(ann, "__args__", ()))
+        if is_path and isinstance(out.get(name), str) and not Path(out[name]).is_absolute():
+            out[name] = str((base / out[name]).resolve())
+    return out
+
+
+def _parse_spec(section: str, key: str, raw: dict | None, reg: Registry, base: Path,
+                problems: Problems) -> Spec | None:
+    raw = dict(raw or {})
+    path = (section, key)
+    if "source" in raw and "name" in raw:
+        problems.add(path, "give either `source` or `name`, not both.")
+        return None
+    plugin = raw.pop("source", None) or raw.pop("name", None) or key
+    if not isinstance(plugin, str) or plugin not in reg:
+        hint = did_you_mean(str(plugin), reg.names())
+        how = "" if ("source" in (raw or {})) else " Set `source:` to one of them."
+        problems.add((*path, "source"), f"unknown {KIND_OF[section]} plugin '{plugin}'.{hint} "
+                     f"Known: {', '.join(reg.names())}.{how}")
+        return None
+    cls = reg.get(plugin)
+    raw = _resolve_paths(cls.Options, raw, base)
+    try:
+        opts = cls.Options(**raw)
+    except ValidationError as e:
+        _report_validation(problems, path, e, cls.Options, f"{KIND_OF[section]} '{plugin}'")
+        return None
+    return Spec(section, key, plugin, opts, cls)
+
+
+def _select(names: Any, pool: dict[str, Any], path: tuple, problems: Problems) -> list[str]:
+    if names == "all":
+        return list(pool)
+    out = []
+    for i, n in enumerate(names):
+        if n in pool:
+            out.append(n)
+        else:
+            problems.add((*path, i), f"'{n}' is not defined in `{path[-1]}`.{did_you_mean(n, list(pool))} "
+                         f"Defined: {', '.join(pool) or '(none)'}.")
+    return out
+
+
+def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
+    """Parse and validate a suite file. Raises BenchError listing every problem found."""
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"suite file {path} not found. Pass the path of a YAML suite, "
+                         "e.g. suites/quickstart.yaml.")
+    text = path.read_text()
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise BenchError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}. Fix the syntax.") from None
+    if not isinstance(data, dict):
+        raise BenchError(f"{path}: a suite is a YAML mapping with name, datasets, models, metrics, cells.")
+    problems = Problems(str(path), _line_map(node) if node is not None else {})
+    try:
+        sf = SuiteFile(**data)
+    except ValidationError as e:
+        _report_validation(problems, (), e, SuiteFile, "a suite")
+        problems.raise_if_any()
+        raise AssertionError from e  # unreachable
+    regs = _registries()
+    base = path.parent.resolve()
+    specs: dict[str, dict[str, Spec]] = {}
+    for section in SECTIONS:
+        specs[section] = {}
+        for key, raw in getattr(sf, section).items():
+            spec = _parse_spec(section, key, raw, regs[section], base, problems)
+            if spec is not None:
+                specs[section][key] = spec
+    if sf.device.startswith("cuda") and check_resources:
+        import torch
+
+        if not torch.cuda.is_available():
+            problems.add(("device",), f"'{sf.device}' requested but no CUDA device is available. "
+                         "Use `device: auto` (GPU when present) or `cpu`.")
+
+    # cells: blocks of models x datasets x metrics, minus exclusions, without duplicates
+    triples: list[tuple[str, str, str]] = []
+    for i, block in enumerate(sf.cells):
+        ms = _select(block.models, dict(getattr(sf, "models")), ("cells", i, "models"), problems)
+        ds = _select(block.datasets, dict(sf.datasets), ("cells", i, "datasets"), problems)
+        mt = _select(block.metrics, dict(sf.metrics), ("cells", i, "metrics"), problems)
+        for j, rule in enumerate(block.exclude):
+            for kind, pool in (("model", sf.models), ("dataset", sf.datasets), ("metric", sf.metrics)):
+                v = getattr(rule, kind)
+                if v is not None and v not in pool:
+                    problems.add(("cells", i, "exclude", j, kind), f"'{v}' is not a defined {kind}."
+                                 f"{did_you_mean(v, list(pool))}")
+        for d in ds:
+            for m in ms:
+                for t in mt:
+                    if any((r.model in (None, m)) and (r.dataset in (None, d)) and (r.metric in (None, t))
+                           for r in block.exclude):
+                        continue
+                    if (m, d, t) not in triples:
+                        triples.append((m, d, t))
+    if not triples and not problems.items:
+        problems.add(("cells",), "selects no cells. Check the names and `exclude` rules.")
+
+    if check_resources:
+        _check_resources(specs, triples, problems)
+    problems.raise_if_any()
+
+    cells = []
+    for m, d, t in triples:
+        if m not in specs["models"] or d not in specs["datasets"] or t not in specs["metrics"]:
+            continue
+        for r in range(sf.repeats):
+            seed = sf.seed + r
+            ms, ds_, ts = specs["models"][m], specs["datasets"][d], specs["metrics"][t]
+            cells.append(Cell(ms, ds_, ts, r, seed, cell_key(ms, ds_, ts, seed)))
+    return Suite(
+        path=path, text=text, name=sf.name, experiment=sf.experiment or sf.name,
+        tracking_uri=sf.tracking_uri, seed=sf.seed, repeats=sf.repeats, device=sf.device,
+        cache_dir=sf.cache_dir, datasets=specs["datasets"], models=specs["models"],
+        metrics=specs["metrics"], cells=cells,
+    )
+
+
+def _check_resources(specs: dict[str, dict[str, Spec]], triples: list[tuple[str, str, str]],
+                     problems: Problems) -> None:
+    """Files exist, and each model can produce images of the shape its datasets need."""
+    infos = {}
+    for key, spec in specs["datasets"].items():
+        try:
+            inst = spec.instance()
+            inst.check()
+            infos[key] = inst.describe()
+        except BenchError as e:
+            problems.add(("datasets", key), str(e))
+    checked = set()
+    for m, d, _ in triples:
+        if (m, d) in checked or m not in specs["models"] or d not in infos:
+            continue
+        checked.add((m, d))
+        try:
+            specs["models"][m].instance().check(infos[d])
+        except BenchError as e:
+            problems.add(("models", m), f"cannot be used with dataset '{d}': {e}")
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+

@@ -1,0 +1,207 @@
+"""The only module that talks to MLflow.
+
+It works with explicit run ids through `MlflowClient` (no fluent "active run" state), so
+the same calls serve a single process, `mlflow run`, and workers elsewhere that log into
+the suite's parent run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Dataset as MlflowDataset
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+import bench
+from bench.errors import BenchError
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+TAG = "bench."  # prefix of every tag this package writes
+MAX_PARAM = 6000
+
+
+def resolve_uri(cli: str | None, suite: str | None) -> str:
+    """CLI flag, then the environment, then the suite file, then MLflow's own default.
+
+    The environment wins over the suite so that CI jobs and `mlflow run` (which sets
+    MLFLOW_TRACKING_URI for its child) can redirect a suite without editing it.
+    """
+    return cli or os.environ.get("MLFLOW_TRACKING_URI") or suite or DEFAULT_URI
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = json.dumps(v) if isinstance(v, list | dict) else str(v)
+    return out
+
+
+def git_commit(path: Path) -> str | None:
+    try:
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True,
+                           timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout.strip() or None if r.returncode == 0 else None
+
+
+class Tracker:
+    def __init__(self, uri: str, experiment: str | None = None, experiment_id: str | None = None):
+        self.uri = uri
+        mlflow.set_tracking_uri(uri)
+        self.client = MlflowClient(uri)
+        if experiment_id is None:
+            try:
+                exp = self.client.get_experiment_by_name(experiment)
+            except Exception as e:  # a wrong URI surfaces here first
+                raise BenchError(f"cannot reach the MLflow tracking store '{uri}': {e}. "
+                                 "Check --tracking-uri / MLFLOW_TRACKING_URI.") from None
+            experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
+        self.experiment_id = experiment_id
+
+    # ---------------------------------------------------------------- runs
+    def create_run(self, name: str, tags: dict[str, str], parent: str | None = None) -> str:
+        tags = {**tags, MLFLOW_RUN_NAME: name}
+        if parent:
+            tags[MLFLOW_PARENT_RUN_ID] = parent
+        return self.client.create_run(self.experiment_id, tags=tags, run_name=name).info.run_id
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_params(self, run_id: str, params: dict[str, str]) -> None:
+        ps = [Param(k, v if len(v) <= MAX_PARAM else v[: MAX_PARAM - 3] + "...") for k, v in params.items()]
+        for i in range(0, len(ps), 100):
+            self.client.log_batch(run_id, params=ps[i : i + 100])
+
+    def log_metrics(self, run_id: str, values: dict[str, float], step: int = 0) -> None:
+        import time
+
+        ts = int(time.time() * 1000)
+        ms = [Metric(k, float(v), ts, step) for k, v in values.items()]
+        for i in range(0, len(ms), 500):
+            self.client.log_batch(run_id, metrics=ms[i : i + 500])
+
+    def log_artifacts(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        if path.is_dir() and any(path.iterdir()):
+            self.client.log_artifacts(run_id, str(path), artifact_path)
+
+    def log_text(self, run_id: str, text: str, name: str) -> None:
+        self.client.log_text(run_id, text, name)
+
+    def log_dataset(self, run_id: str, name: str, digest: str, splits: dict[str, int],
+                    source: dict[str, Any]) -> None:
+        inputs = []
+        for split, n in splits.items():
+            ds = MlflowDataset(name=name, digest=digest, source_type="bench",
+                               source=json.dumps(source, sort_keys=True),
+                               profile=json.dumps({"num_rows": n}))
+            inputs.append(DatasetInput(ds, tags=[InputTag("mlflow.data.context", split)]))
+        self.client.log_inputs(run_id, datasets=inputs)
+
+    def end(self, run_id: str, status: str) -> None:
+        self.client.set_terminated(run_id, status)
+
+    def finished_cell_run(self, key: str) -> str | None:
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{TAG}cell_key` = '{key}' and attributes.status = 'FINISHED'",
+            max_results=1, order_by=["attributes.start_time DESC"],
+        )
+        return runs[0].info.run_id if runs else None
+
+    def log_trained_model(self, parent: str, name: str, key: str, model: Any,
+                          history: dict[str, list[float]], params: dict[str, Any]) -> str:
+        """A child run holding a trained baseline: its curves, its params and the MLflow model.
+        Skipped when this store already holds the model with the same content key."""
+        import mlflow.pytorch
+
+        runs = self.client.search_runs(
+            [self.experiment_id], f"tags.`{TAG}train_key` = '{key}' and attributes.status = 'FINISHED'",
+            max_results=1)
+        if runs:
+            return runs[0].info.run_id
+        rid = self.create_run(f"train {name}", {f"{TAG}kind": "train", f"{TAG}model": name,
+                                                f"{TAG}train_key": key}, parent)
+        self.log_params(rid, flatten(params))
+        for i, step in enumerate(history.get("step", [])):
+            self.log_metrics(rid, {k: v[i] for k, v in history.items() if k != "step"}, step=int(step))
+        with mlflow.start_run(run_id=rid, nested=True):
+            # pickle format: the module class is importable wherever `bench` is installed, and
+            # the traced pt2 format would need an example input per generator signature
+            mlflow.pytorch.log_model(model, name=name, serialization_format="pickle",
+                                     pip_requirements=[f"torch=={_torch_version()}", "gan-bench"])
+        self.end(rid, "FINISHED")
+        return rid
+
+    # ---------------------------------------------------------------- reading back
+    def cell_runs(self, suite: str | None = None, parent: str | None = None,
+                  run_ids: list[str] | None = None) -> pd.DataFrame:
+        """Finished cell runs as a table: one row per run, tag columns and metric columns."""
+        filt = [f"tags.`{TAG}kind` = 'cell'", "attributes.status = 'FINISHED'"]
+        if suite:
+            filt.append(f"tags.`{TAG}suite` = '{suite}'")
+        runs = []
+        token = None
+        while True:
+            page = self.client.search_runs([self.experiment_id], " and ".join(filt),
+                                           max_results=1000, page_token=token,
+                                           order_by=["attributes.start_time DESC"])
+            runs.extend(page)
+            token = page.token
+            if not token:
+                break
+        rows = []
+        for r in runs:
+            if run_ids is not None and r.info.run_id not in run_ids:
+                continue
+            if parent and run_ids is None and r.data.tags.get(MLFLOW_PARENT_RUN_ID) != parent:
+                continue
+            t = r.data.tags
+            rows.append({
+                "run_id": r.info.run_id, "start_time": r.info.start_time,
+                "suite": t.get(f"{TAG}suite"), "model": t.get(f"{TAG}model"),
+                "dataset": t.get(f"{TAG}dataset"), "metric": t.get(f"{TAG}metric"),
+                "repeat": int(t.get(f"{TAG}repeat", 0)), "cell_key": t.get(f"{TAG}cell_key"),
+                "reference": t.get(f"{TAG}reference") == "true",
+                "directions": json.loads(t.get(f"{TAG}directions", "{}")),
+                "primary": t.get(f"{TAG}primary", ""),
+                **{f"m:{k}": v for k, v in r.data.metrics.items()},
+            })
+        return pd.DataFrame(rows)
+
+    def latest_suite_run(self, suite: str) -> str | None:
+        runs = self.client.search_runs([self.experiment_id],
+                                       f"tags.`{TAG}kind` = 'suite' and tags.`{TAG}suite` = '{suite}'",
+                                       max_results=1, order_by=["attributes.start_time DESC"])
+        return runs[0].info.run_id if runs else None
+
+    def suite_cells(self, parent: str) -> dict[str, Any] | None:
+        """The cell -> run map a suite run recorded (covers cells it found cached)."""
+        try:
+            path = self.client.download_artifacts(parent, "cells.json")
+        except Exception:
+            return None
+        return json.loads(Path(path).read_text())
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__.split("+")[0]
+
+
+def package_version() -> str:
+    return bench.__version__
