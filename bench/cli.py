@@ -15,6 +15,8 @@ from bench.errors import BenchError
 def _quiet_libraries() -> None:
     # MLflow's store migrations and git warnings are noise for a benchmark user
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name in ("alembic", "mlflow", "mlflow.store", "mlflow.tracking"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
@@ -65,7 +67,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     else:
         name, experiment = target, args.experiment or target
     uri = resolve_uri(args.tracking_uri, suite_uri)
-    tracker = Tracker(uri, experiment_id=_experiment_id(uri, experiment))
+    # under `mlflow run`, read the experiment the run lives in unless told otherwise
+    env_exp = os.environ.get("MLFLOW_EXPERIMENT_ID") if not args.experiment else None
+    tracker = Tracker(uri, experiment_id=env_exp or _experiment_id(uri, experiment))
     if args.run_id:
         cells = tracker.suite_cells(args.run_id)
         ids = [c["run_id"] for c in (cells or {}).values() if c["status"] in ("finished", "cached")]
@@ -76,6 +80,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         raise BenchError(f"no finished cell runs of suite '{name}' in experiment '{experiment}' at "
                          f"{uri}. Run `bench run` first, or pass --tracking-uri / --experiment.")
     text = render(build_leaderboard(runs, sort_by=args.sort), args.format)
+    if os.environ.get("MLFLOW_RUN_ID"):  # the `leaderboard` entry point keeps its output
+        ext = {"markdown": "md"}.get(args.format, args.format)
+        tracker.log_text(os.environ["MLFLOW_RUN_ID"], text, f"leaderboard.{ext}")
     if args.out:
         Path(args.out).write_text(text)
         print(f"wrote {args.out}", file=sys.stderr)
@@ -112,7 +119,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"  {name:<18} {cls.summary()}")
             for opt, typ, default, desc in describe_options(cls.Options):
                 d = f" — {desc}" if desc else ""
-                print(f"      {opt}: {typ} = {default!r}{d}")
+                print(f"      {opt}: {typ} = {default if isinstance(default, str) and default.startswith(('(', '{')) else repr(default)}{d}")
     if not args.kind or args.kind == "classifiers":
         print("\nclassifiers (metric option `classifier: {name: ..., epochs: ..., ...}`):")
         for name, fn in CLASSIFIERS.items():
@@ -120,7 +127,22 @@ def cmd_list(args: argparse.Namespace) -> int:
             params = [p for p in inspect.signature(fn).parameters
                       if p not in ("in_chans", "num_classes", "image_size")]
             print(f"  {name:<18} {doc}" + (f"  (args: {', '.join(params)})" if params else ""))
+        from bench.classifiers.train import ClassifierConfig
+
+        print("  training options of every classifier:")
+        for opt, typ, default, desc in describe_options(ClassifierConfig):
+            print(f"      {opt}: {typ} = {default!r}" + (f" — {desc}" if desc else ""))
     return 0
+
+
+def _bool(v: str | bool) -> bool:
+    if isinstance(v, bool):
+        return v
+    if v.lower() in ("1", "true", "yes", "on"):
+        return True
+    if v.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got '{v}'")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="validate and run a suite, log every cell to MLflow")
     r.add_argument("suite", help="suite YAML file")
     r.add_argument("--tracking-uri", help="MLflow tracking URI (default: env, suite, sqlite:///mlflow.db)")
-    r.add_argument("--force", action="store_true", help="re-run cells that already have a finished run")
+    r.add_argument("--force", nargs="?", const=True, default=False, type=_bool,
+                   help="re-run cells that already have a finished run (also --force=true|false)")
     r.add_argument("--cache-dir", help="cache of trained classifiers/baselines (default .bench_cache)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--out", help="also write the leaderboard (markdown) here")
@@ -168,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `bench list | head`
+        return 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import difflib
 import importlib
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict
 
@@ -116,9 +116,15 @@ def describe_options(options: type[BaseModel]) -> list[tuple[str, str, Any, str]
     rows = []
     for fname, field in options.model_fields.items():
         ann = field.annotation
-        tname = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
-        default = field.get_default(call_default_factory=True)
-        if isinstance(default, BaseModel):
-            default = default.model_dump()
+        if get_origin(ann) is Literal:
+            tname = " | ".join(repr(a) for a in get_args(ann))
+        else:
+            tname = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+        if field.is_required():
+            default = "(required)"
+        else:
+            default = field.get_default(call_default_factory=True)
+            if isinstance(default, BaseModel):
+                default = f"{{...}} ({type(default).__name__})"
         rows.append((fname, tname, default, field.description or ""))
     return rows

@@ -205,10 +205,11 @@ def _parse_spec(section: str, key: str, raw: dict | None, reg: Registry, base: P
     if "source" in raw and "name" in raw:
         problems.add(path, "give either `source` or `name`, not both.")
         return None
+    explicit = "source" in raw or "name" in raw
     plugin = raw.pop("source", None) or raw.pop("name", None) or key
     if not isinstance(plugin, str) or plugin not in reg:
         hint = did_you_mean(str(plugin), reg.names())
-        how = "" if ("source" in (raw or {})) else " Set `source:` to one of them."
+        how = "" if explicit else " Set `source:` to one of them."
         problems.add((*path, "source"), f"unknown {KIND_OF[section]} plugin '{plugin}'.{hint} "
                      f"Known: {', '.join(reg.names())}.{how}")
         return None
@@ -256,8 +257,14 @@ def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
         sf = SuiteFile(**data)
     except ValidationError as e:
         _report_validation(problems, (), e, SuiteFile, "a suite")
-        problems.raise_if_any()
-        raise AssertionError from e  # unreachable
+        # keep validating the parts that are fine, so one run of `bench validate` shows all
+        bad = {err["loc"][0] for err in e.errors() if err["loc"]}
+        clean = {k: v for k, v in data.items() if k not in bad}
+        try:
+            sf = SuiteFile(**{"name": "invalid", "datasets": {}, "models": {}, "metrics": {}, **clean})
+        except ValidationError:
+            problems.raise_if_any()
+            raise
     regs = _registries()
     base = path.parent.resolve()
     specs: dict[str, dict[str, Spec]] = {}
@@ -312,7 +319,7 @@ def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
     return Suite(
         path=path, text=text, name=sf.name, experiment=sf.experiment or sf.name,
         tracking_uri=sf.tracking_uri, seed=sf.seed, repeats=sf.repeats, device=sf.device,
-        cache_dir=sf.cache_dir, datasets=specs["datasets"], models=specs["models"],
+        cache_dir=str((base / sf.cache_dir).resolve()) if sf.cache_dir else None, datasets=specs["datasets"], models=specs["models"],
         metrics=specs["metrics"], cells=cells,
     )
 

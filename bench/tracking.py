@@ -7,6 +7,7 @@ the suite's parent run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -105,9 +106,12 @@ class Tracker:
                     source: dict[str, Any]) -> None:
         inputs = []
         for split, n in splits.items():
-            ds = MlflowDataset(name=name, digest=digest, source_type="bench",
+            # MLflow keeps one input per (name, digest) and run: give each split its own digest
+            split_digest = hashlib.sha256(f"{digest}:{split}".encode()).hexdigest()[:16]
+            ds = MlflowDataset(name=name, digest=split_digest, source_type="bench",
                                source=json.dumps(source, sort_keys=True),
-                               profile=json.dumps({"num_rows": n}))
+                               profile=json.dumps({"num_rows": n, "split": split,
+                                                   "dataset_digest": digest}))
             inputs.append(DatasetInput(ds, tags=[InputTag("mlflow.data.context", split)]))
         self.client.log_inputs(run_id, datasets=inputs)
 

@@ -1,0 +1,149 @@
+"""Fréchet distance between Gaussians fitted to features (FID when the
+features come from Inception-v3 pool3).
+
+    FD = ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr sqrt(S1 S2)
+
+``tr sqrt(S1 S2)`` is computed from a *symmetric* eigenvalue problem rather
+than ``scipy.linalg.sqrtm`` (pytorch-fid, clean-fid) or a non-symmetric
+``eigvals`` (torch-fidelity): for any factor F with F F^T = S1, the matrix
+S1 S2 is similar to the symmetric PSD matrix F^T S2 F, so its eigenvalues are
+real and non-negative in exact arithmetic. We take
+``eigvalsh(F^T S2 F)``, clamp round-off negatives to 0 and sum square roots:
+no imaginary parts, and it works for rank-deficient covariances.
+
+The factor F of the real covariance is computed once:
+
+* F = sqrt(S1) from ``eigh(S1)`` with negative eigenvalues clamped (the
+  general route, always used when S1 is singular, e.g. N <= d), or
+* F = Cholesky factor of S1 when S1 is numerically positive definite
+  (``factor="auto"``, the default): the eigenvalues are the same, and
+  Cholesky is ~100x cheaper than a full eigendecomposition with vectors
+  (0.2 s vs ~25 s for d = 2048 on 2 CPU cores).
+
+:class:`FrechetReference` caches F for the real statistics, so scoring many
+generators (or checkpoints) against one dataset costs two matrix products
+and one ``eigvalsh`` each. Everything is float64.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from ._stats import ArrayLike, DeviceLike, FeatureStats, as_tensor, resolve_device
+
+__all__ = ["FrechetReference", "fid_from_features", "frechet_distance"]
+
+
+def _sym(m: torch.Tensor) -> torch.Tensor:
+    return (m + m.T) * 0.5
+
+
+class FrechetReference:
+    """Real-side Gaussian (mu, sigma) with a factor F F^T = sigma precomputed.
+
+    ``factor="auto"`` uses Cholesky when sigma is positive definite and
+    sqrt(sigma) via ``eigh`` otherwise; ``factor="eigh"`` always uses eigh.
+
+    Build once per dataset (``FrechetReference(mu, sigma)``,
+    ``.from_stats(stats)`` or ``.from_features(real)``), then call
+    :meth:`distance` or :meth:`distance_to_features` for each fake set.
+    """
+
+    def __init__(
+        self,
+        mu: ArrayLike,
+        sigma: ArrayLike,
+        *,
+        factor: Literal["auto", "eigh"] = "auto",
+        device: DeviceLike = None,
+    ) -> None:
+        dev = resolve_device(mu, device)
+        self.mu = as_tensor(mu, device=dev, dtype=torch.float64, ndim=1, name="mu")
+        self.sigma = _sym(as_tensor(sigma, device=dev, dtype=torch.float64, name="sigma"))
+        d = self.mu.shape[0]
+        if self.sigma.shape != (d, d):
+            raise ValueError(f"sigma must be ({d}, {d}), got {tuple(self.sigma.shape)}")
+        self.factor = None
+        if factor == "auto":
+            chol, info = torch.linalg.cholesky_ex(self.sigma)
+            if int(info) == 0 and bool(torch.isfinite(chol).all()):
+                self.factor = chol
+        elif factor != "eigh":
+            raise ValueError(f"factor must be 'auto' or 'eigh', got {factor!r}")
+        if self.factor is None:
+            evals, evecs = torch.linalg.eigh(self.sigma)
+            self.factor = _sym((evecs * evals.clamp_min(0).sqrt()) @ evecs.T)
+        self.trace = float(torch.trace(self.sigma))
+
+    @property
+    def device(self) -> torch.device:
+        return self.mu.device
+
+    @classmethod
+    def from_stats(cls, stats: FeatureStats, *, device: DeviceLike = None) -> FrechetReference:
+        return cls(stats.mean, stats.cov, device=device)
+
+    @classmethod
+    def from_features(
+        cls, features: ArrayLike, *, batch_size: int = 4096, device: DeviceLike = None
+    ) -> FrechetReference:
+        stats = FeatureStats.from_features(features, batch_size=batch_size, device=device)
+        return cls.from_stats(stats)
+
+    def distance(self, mu: ArrayLike, sigma: ArrayLike) -> float:
+        """Fréchet distance from this reference to N(mu, sigma)."""
+        mu2 = as_tensor(mu, device=self.device, dtype=torch.float64, ndim=1, name="mu")
+        sigma2 = _sym(as_tensor(sigma, device=self.device, dtype=torch.float64, name="sigma"))
+        if mu2.shape != self.mu.shape or sigma2.shape != self.sigma.shape:
+            raise ValueError(
+                f"shape mismatch: reference d={self.mu.shape[0]}, got mu {tuple(mu2.shape)}, "
+                f"sigma {tuple(sigma2.shape)}"
+            )
+        inner = _sym(self.factor.T @ sigma2 @ self.factor)
+        tr_covmean = torch.linalg.eigvalsh(inner).clamp_min(0).sqrt().sum()
+        diff = self.mu - mu2
+        fd = diff.dot(diff) + self.trace + torch.trace(sigma2) - 2.0 * tr_covmean
+        return float(fd)
+
+    def distance_to_stats(self, stats: FeatureStats) -> float:
+        return self.distance(stats.mean, stats.cov)
+
+    def distance_to_features(self, features: ArrayLike, *, batch_size: int = 4096) -> float:
+        """Fréchet distance to the Gaussian fitted to ``features`` (N, d)."""
+        stats = FeatureStats.from_features(features, batch_size=batch_size, device=self.device)
+        return self.distance_to_stats(stats)
+
+
+def frechet_distance(
+    mu1: ArrayLike,
+    sigma1: ArrayLike,
+    mu2: ArrayLike,
+    sigma2: ArrayLike,
+    *,
+    device: DeviceLike = None,
+) -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), float64.
+
+    Symmetric in its arguments up to round-off. For repeated comparisons
+    against the same (mu1, sigma1) use :class:`FrechetReference`.
+    """
+    return FrechetReference(mu1, sigma1, device=device).distance(mu2, sigma2)
+
+
+def fid_from_features(
+    real: ArrayLike,
+    fake: ArrayLike,
+    *,
+    batch_size: int = 4096,
+    device: DeviceLike = None,
+) -> float:
+    """FID between two (N, d) feature arrays (covariances with N-1 divisor).
+
+    Warns (RuntimeWarning) when either set has N <= d samples, because the
+    covariance is then rank-deficient and the value is biased.
+    """
+    dev = resolve_device(real, device)
+    ref = FrechetReference.from_features(real, batch_size=batch_size, device=dev)
+    return ref.distance_to_features(fake, batch_size=batch_size)

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import bench.metrics  # noqa: F401  (registers the built-in metrics)
+from bench.errors import BenchError
+from bench.metrics import METRICS
+from bench.metrics.base import Metric
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Every test gets its own cache and no inherited MLflow run or store."""
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+
+
+@pytest.fixture
+def tracking_uri(tmp_path) -> str:
+    return f"sqlite:///{tmp_path}/mlflow.db"
+
+
+@pytest.fixture
+def write_suite(tmp_path):
+    def write(text: str, name: str = "suite.yaml") -> Path:
+        p = tmp_path / name
+        p.write_text(textwrap.dedent(text))
+        return p
+
+    return write
+
+
+# A metric that fails on purpose, and one that simulates Ctrl-C, for the runner's tests.
+if "test_failing" not in METRICS:
+
+    @METRICS.register("test_failing")
+    class _Failing(Metric):
+        """Always raises (test only)."""
+
+        higher_is_better = {"x": True}
+
+        def compute(self, generator, dataset, ctx):
+            raise RuntimeError("this metric always fails")
+
+    @METRICS.register("test_interrupt")
+    class _Interrupt(Metric):
+        """Raises KeyboardInterrupt (test only)."""
+
+        higher_is_better = {"x": True}
+
+        def compute(self, generator, dataset, ctx):
+            raise KeyboardInterrupt
+
+    @METRICS.register("test_constant")
+    class _Constant(Metric):
+        """Returns the mean pixel of 16 samples (test only, instant)."""
+
+        higher_is_better = {"mean_pixel": True}
+        primary = "mean_pixel"
+
+        def compute(self, generator, dataset, ctx):
+            import torch
+
+            x = generator.sample(16, torch.arange(16) % dataset.num_classes, ctx.seed)
+            if not x.float().mean() >= 0:
+                raise BenchError("impossible")
+            return {"mean_pixel": float(x.float().mean())}
+
+
+TINY = """\
+name: tiny
+seed: 0
+datasets:
+  digits: {source: digits}
+models:
+  real: {source: reference, kind: real}
+  noisy: {source: reference, kind: noise, sigma: 0.5}
+metrics:
+  gan_train:
+    classifier: {epochs: 3}
+  gan_test:
+    classifier: {epochs: 3}
+"""

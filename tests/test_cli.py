@@ -1,0 +1,104 @@
+"""The command line as a user meets it: clear errors without tracebacks, no MLflow run for
+a bad suite, `bench list`, `bench leaderboard`, and `mlflow run` on the MLproject."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from bench.cli import main
+from conftest import TINY
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def test_validate_ok(write_suite, capsys):
+    assert main(["validate", str(write_suite(TINY))]) == 0
+    out = capsys.readouterr().out
+    assert "OK" in out and "4 cell run(s)" in out
+
+
+def test_bad_suite_exits_2_without_traceback_and_creates_no_run(write_suite, tmp_path, capsys):
+    bad = write_suite(TINY.replace("source: digits", "source: digts"))
+    uri = f"sqlite:///{tmp_path}/store.db"
+    assert main(["run", str(bad), "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err
+    assert "Did you mean 'digits'" in err and "Traceback" not in err
+    assert not (tmp_path / "store.db").exists()
+
+
+def test_bad_suite_through_the_real_console_script(write_suite, tmp_path):
+    bad = write_suite("name: x\nmodels: {}\n")
+    r = subprocess.run([str(BIN / "bench"), "validate", str(bad)], capture_output=True, text=True,
+                       cwd=tmp_path)
+    assert r.returncode == 2
+    assert "datasets: required option missing" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_list_names_every_registered_plugin(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("digits", "reference", "samples", "cgan", "gan_train", "gan_test", "small_cnn", "epochs"):
+        assert name in out
+
+
+def test_run_then_leaderboard(write_suite, tmp_path, capsys):
+    text = TINY.replace("{epochs: 3}", "{epochs: 6}") + "cells:\n  - metrics: [gan_test]\n"
+    suite = write_suite(text)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert main(["run", str(suite), "--tracking-uri", uri, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "gan_test_acc ↑" in out and "2 finished" in out
+    csv = tmp_path / "board.csv"
+    assert main(["leaderboard", str(suite), "--tracking-uri", uri, "--format", "csv", "--out", str(csv)]) == 0
+    lines = csv.read_text().splitlines()
+    assert lines[0].startswith("dataset,model,reference,value,mean,std,n")
+    assert any(line.startswith("digits,real,True,gan_test_acc") for line in lines)
+    assert main(["leaderboard", "tiny", "--tracking-uri", uri]) == 0
+    md = capsys.readouterr().out
+    assert md.index("real (reference)") < md.index("noisy")  # sorted by gan_test_acc, higher first
+    assert main(["leaderboard", "nope", "--tracking-uri", uri]) == 2
+
+
+def test_failed_cell_exits_1(write_suite, tmp_path):
+    text = TINY + "  broken: {source: test_failing}\ncells:\n  - models: [real]\n    metrics: [broken]\n"
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert main(["run", str(write_suite(text)), "--tracking-uri", uri, "--no-progress"]) == 1
+
+
+@pytest.mark.slow
+def test_mlflow_run_on_the_mlproject(tmp_path):
+    """`mlflow run . -P suite=... --env-manager local`: the suite attaches to MLflow's run."""
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(TINY.replace("{epochs: 3}", "{epochs: 2}") + "cells:\n  - models: [real]\n    metrics: [gan_test]\n")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{BIN}:{os.environ['PATH']}",
+           "BENCH_CACHE_DIR": str(tmp_path / "cache")}
+    r = subprocess.run([str(BIN / "mlflow"), "run", str(ROOT), "-P", f"suite={suite}",
+                        "--env-manager", "local", "--experiment-name", "proj"],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("proj")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [x for x in runs if "mlflow.parentRunId" not in x.data.tags]
+    kids = [x for x in runs if "mlflow.parentRunId" in x.data.tags]
+    assert len(parents) == 1 and len(kids) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["suite"] == str(suite)  # logged by mlflow run, not re-logged
+    assert parent.data.tags["bench.suite"] == "tiny"
+    assert kids[0].data.metrics["gan_test_acc"] > 0.5
+    # the validate and leaderboard entry points
+    r = subprocess.run([str(BIN / "mlflow"), "run", str(ROOT), "-e", "leaderboard", "-P", f"suite={suite}",
+                        "-P", f"out={tmp_path / 'lb.md'}", "--env-manager", "local",
+                        "--experiment-name", "proj"], capture_output=True, text=True, env=env,
+                       cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "gan_test_acc" in (tmp_path / "lb.md").read_text()
+    lb_run = client.search_runs([exp.experiment_id], "params.format = 'markdown'")[0]
+    assert "leaderboard.md" in {a.path for a in client.list_artifacts(lb_run.info.run_id)}
