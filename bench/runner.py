@@ -182,7 +182,6 @@ def _run_cell(cell: Cell, tracker: Tracker, parent: str, shared: _Shared, progre
         f"{TAG}repeat": str(cell.repeat), f"{TAG}seed": str(cell.seed),
         f"{TAG}version": package_version(),
         f"{TAG}reference": "true" if cell.model.plugin == "reference" else "false",
-        f"{TAG}directions": json.dumps(metric_cls.higher_is_better),
         f"{TAG}primary": metric_cls.primary,
     }
     run_id = tracker.create_run(cell.label, tags, parent)
@@ -202,6 +201,9 @@ def _run_cell(cell: Cell, tracker: Tracker, parent: str, shared: _Shared, progre
             values = cell.metric.instance().compute(gen, ds, ctx)
             values = {k: float(v) for k, v in values.items()}
             tracker.log_metrics(run_id, values)
+            ctx.tags["directions"] = json.dumps({k: metric_cls.is_higher_better(k) for k in values})
+            if ctx.tags:
+                tracker.set_tags(run_id, {f"{TAG}{k}": v for k, v in ctx.tags.items()})
             tracker.log_artifacts(run_id, Path(tmp))
         tracker.end(run_id, "FINISHED")
         return CellOutcome(cell, "finished", run_id, values, seconds=time.perf_counter() - t0)

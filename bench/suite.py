@@ -284,7 +284,7 @@ def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
     # cells: blocks of models x datasets x metrics, minus exclusions, without duplicates
     triples: list[tuple[str, str, str]] = []
     for i, block in enumerate(sf.cells):
-        ms = _select(block.models, dict(getattr(sf, "models")), ("cells", i, "models"), problems)
+        ms = _select(block.models, dict(sf.models), ("cells", i, "models"), problems)
         ds = _select(block.datasets, dict(sf.datasets), ("cells", i, "datasets"), problems)
         mt = _select(block.metrics, dict(sf.metrics), ("cells", i, "metrics"), problems)
         for j, rule in enumerate(block.exclude):
@@ -335,6 +335,11 @@ def _check_resources(specs: dict[str, dict[str, Spec]], triples: list[tuple[str,
             infos[key] = inst.describe()
         except BenchError as e:
             problems.add(("datasets", key), str(e))
+    for key, spec in specs["metrics"].items():
+        try:
+            spec.instance().check()
+        except BenchError as e:
+            problems.add(("metrics", key), str(e))
     checked = set()
     for m, d, _ in triples:
         if (m, d) in checked or m not in specs["models"] or d not in infos:

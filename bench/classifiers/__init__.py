@@ -2,6 +2,6 @@
 
 from bench.registry import Registry
 
-CLASSIFIERS: Registry = Registry("classifiers", ["bench.classifiers.nets"])
+CLASSIFIERS: Registry = Registry("classifiers", ["bench.classifiers.nets", "bench.classifiers.timm_nets"])
 
 __all__ = ["CLASSIFIERS"]

@@ -8,7 +8,19 @@ from bench.metrics.base import Context, Metric
 from bench.registry import Registry
 
 METRICS: Registry[type[Metric]] = Registry(
-    "metrics", ["bench.metrics.gan_train", "bench.metrics.gan_test"]
+    "metrics",
+    [
+        "bench.metrics.gan_train",
+        "bench.metrics.gan_test",
+        "bench.metrics.fid",
+        "bench.metrics.kid",
+        "bench.metrics.inception_score",
+        "bench.metrics.precision_recall",
+        "bench.metrics.density_coverage",
+        "bench.metrics.swd",
+        "bench.metrics.authenticity",
+        "bench.metrics.data_copying",
+    ],
 )
 
 __all__ = ["METRICS", "Context", "Metric"]

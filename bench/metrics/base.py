@@ -9,8 +9,10 @@ from typing import Any, ClassVar
 import torch
 
 from bench.cache import Cache
-from bench.classifiers.train import ClassifierConfig, TrainedClassifier, evaluate, train_classifier
+from bench.classifiers.real import real_classifier
+from bench.classifiers.train import ClassifierConfig, TrainedClassifier, evaluate
 from bench.data.base import Dataset
+from bench.features.base import FeatureExtractor, FeatureSpec
 from bench.models.base import Generator
 from bench.registry import Plugin
 
@@ -29,33 +31,12 @@ class Context:
     artifact_dir: Path
     progress: bool = True
     _memo: dict[str, Any] = field(default_factory=dict)
+    # extra run tags a metric sets (e.g. the feature extractor and its resize method)
+    tags: dict[str, str] = field(default_factory=dict)
 
     def real_classifier(self, dataset: Dataset, cfg: ClassifierConfig) -> TrainedClassifier:
-        key = {"dataset": dataset.digest, "classifier": cfg.model_dump(mode="json"), "seed": self.seed}
-        path = self.cache.path("real_classifier", key, suffix=".pt")
-        mem = str(path)
-        if mem in self._memo:
-            self.cache.hit("real_classifier")
-            return self._memo[mem]
-        if path.exists():
-            from bench.classifiers import CLASSIFIERS
-
-            c, h, _ = dataset.image_shape
-            model = CLASSIFIERS.get(cfg.name)(
-                in_chans=c, num_classes=dataset.num_classes, image_size=h, **cfg.args
-            )
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            clf = TrainedClassifier(model.to(self.device).eval(), cfg, dataset.image_shape,
-                                    dataset.num_classes)
-            self.cache.hit("real_classifier")
-        else:
-            self.cache.miss("real_classifier")
-            clf = train_classifier(cfg, dataset.train_x, dataset.train_y, dataset.num_classes,
-                                   self.device, self.seed, desc="train real classifier",
-                                   progress=self.progress)
-            self.cache.save_torch(path, clf.model.state_dict())
-        self._memo[mem] = clf
-        return clf
+        return real_classifier(dataset, cfg, self.device, self.seed, self.cache, self._memo,
+                               self.progress)
 
     def real_val_accuracy(self, dataset: Dataset, cfg: ClassifierConfig) -> float:
         key = f"real_val_acc:{dataset.digest}:{cfg.model_dump_json()}:{self.seed}"
@@ -63,6 +44,46 @@ class Context:
             clf = self.real_classifier(dataset, cfg)
             self._memo[key] = evaluate(clf, dataset.val_x, dataset.val_y, self.device).accuracy
         return self._memo[key]
+
+    # ------------------------------------------------------------ features
+    def extractor(self, spec: FeatureSpec, dataset: Dataset) -> FeatureExtractor:
+        ex = spec.build()
+        ex.prepare(dataset, self)
+        self.tags["features"] = ex.tag()
+        return ex
+
+    def real_features(self, dataset: Dataset, spec: FeatureSpec, split: str = "train",
+                      logits: bool = False) -> Any:
+        """Features of a real split, cached on disk per (dataset digest, split, extractor tag):
+        K models in a suite extract the real features once."""
+        ex = self.extractor(spec, dataset)
+        path = self.cache.path("real_features", {"dataset": dataset.digest, "split": split,
+                                                 "extractor": ex.tag(), "logits": logits}, ".pt")
+        if str(path) in self._memo:
+            self.cache.hit("real_features")
+            return self._memo[str(path)]
+        if path.exists():
+            self.cache.hit("real_features")
+            out = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            self.cache.miss("real_features")
+            x = dataset.train_x if split == "train" else dataset.val_x
+            out = ex.extract(x, self.device, spec.batch_size, logits=logits, progress=self.progress,
+                             desc=f"real {split} features")
+            self.cache.save_torch(path, out)
+        self._memo[str(path)] = out
+        return out
+
+    def fake_features(self, generator: Generator, dataset: Dataset, spec: FeatureSpec,
+                      n: int | None = None, logits: bool = False) -> Any:
+        """Features of n generated images with the real training split's class balance."""
+        from bench.metrics.sampling import balanced_labels
+
+        ex = self.extractor(spec, dataset)
+        labels = balanced_labels(dataset, n, self.seed)
+        x = generator.sample(len(labels), labels, seed=self.seed)
+        return ex.extract(x, self.device, spec.batch_size, logits=logits, progress=self.progress,
+                          desc="generated features")
 
     def artifact(self, name: str) -> Path:
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
@@ -80,6 +101,18 @@ class Metric(Plugin):
     version: ClassVar[str] = "1"
     higher_is_better: ClassVar[dict[str, bool]] = {}
     primary: ClassVar[str] = ""
+
+    @classmethod
+    def is_higher_better(cls, value: str) -> bool:
+        """Direction of a value: declared exactly, or by its longest declared prefix
+        (`swd` covers `swd_mean` and per-level values), else higher."""
+        if value in cls.higher_is_better:
+            return cls.higher_is_better[value]
+        prefixes = [k for k in cls.higher_is_better if value.startswith(k)]
+        return cls.higher_is_better[max(prefixes, key=len)] if prefixes else True
+
+    def check(self) -> None:
+        """Raise BenchError for what `bench validate` can catch (missing weights files...)."""
 
     def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
         raise NotImplementedError

@@ -39,13 +39,14 @@ def inception_score(
     ``numpy.random.RandomState(seed)`` before splitting, which matters when
     samples are ordered (e.g. generated class by class).
     """
-    z = as_tensor(logits_or_probs, device=device, dtype=torch.float64, name="logits_or_probs")
+    z = as_tensor(logits_or_probs, device=device, name="logits_or_probs")
     n = z.shape[0]
     if not 1 <= splits <= n:
         raise ValueError(f"splits must be in [1, {n}], got {splits}")
     if shuffle:
         perm = torch.from_numpy(np.random.RandomState(seed).permutation(n)).to(z.device)
         z = z[perm]
+    z = z.double()
     # Per split: mean_i KL(p_i || q) = mean_i sum_c p_ic log p_ic - sum_c q_c log q_c,
     # because mean_i p_ic = q_c; 0 log 0 is taken as 0 (xlogy / underflowed classes).
     if inputs == "logits":

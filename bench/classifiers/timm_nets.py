@@ -1,0 +1,191 @@
+"""timm architectures as classifiers: any timm model by name, plus named entries.
+
+`classifier: {name: timm, args: {model: convnext_atto}}` builds any timm model;
+`resnet18`, `wide_resnet50_2`, `vit_tiny_patch16_224`, `preact_resnet18` (timm's
+`resnetv2_18`) and the CIFAR ResNets `resnet20` / `resnet32` (He et al. 2016, the kind of
+network the GAN-train/GAN-test protocol uses on CIFAR-sized images) are registered by name.
+
+Why the adaptations: ImageNet stems (7x7 stride-2 conv + max-pool) shrink an 8x8 digit
+to 2x2 before the first block, so for images of at most 64 pixels the stem becomes a 3x3
+stride-1 conv without max-pool; ViTs get `img_size` and a patch size that divides the
+image. Weights are never downloaded: `pretrained_file` names a local state dict that timm
+loads (`weights_only`) through `pretrained_cfg_overlay=dict(file=...)`.
+
+timm is imported inside the factories so that listing classifiers stays cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.classifiers import CLASSIFIERS
+from bench.errors import BenchError
+from bench.registry import did_you_mean
+
+SMALL_INPUT = 64  # images at most this size get the small-image stem
+
+
+class TimmClassifier(nn.Module):
+    """A timm model whose `forward_features` returns pooled (N, D) penultimate features.
+
+    timm's own `forward_features` returns unpooled maps (or tokens); `predict(features=True)`
+    and the feature-space metrics need one vector per image, which is timm's pre-logits
+    output of `forward_head`.
+    """
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        self.num_features = int(getattr(net, "num_features", 0))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _vit_patch_size(image_size: int) -> int:
+    """Largest of 16, 8, 4, 2 that divides the image and leaves at least an 8x8 token grid
+    (1 for tiny images): 224 -> 16, 64 -> 8, 32 -> 4, 8 -> 1."""
+    for p in (16, 8, 4, 2):
+        if image_size % p == 0 and image_size // p >= 8:
+            return p
+    return 1
+
+
+def _small_stem(net: nn.Module, keep_weights: bool) -> None:
+    """Stride-1 3x3 stem and no max-pool for ResNet-like timm models (resnet, resnetv2).
+
+    With pretrained weights the loaded stem kernel is kept and only its stride set to 1,
+    so the weights the user supplied are not thrown away.
+    """
+    first = net.pretrained_cfg.get("first_conv") if hasattr(net, "pretrained_cfg") else None
+    parent, attr = (net, "conv1") if hasattr(net, "conv1") else (getattr(net, "stem", None), "conv")
+    conv = getattr(parent, attr, None) if parent is not None else None
+    if not isinstance(conv, nn.Conv2d):
+        raise BenchError(f"classifier: cannot adapt the stem of this timm model (first conv "
+                         f"'{first}') to small images; pass `small_input: false` or use a larger "
+                         "image_size.")
+    if keep_weights:
+        conv.stride, conv.padding = (1, 1), (conv.kernel_size[0] // 2, conv.kernel_size[1] // 2)
+    else:
+        new = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=conv.bias is not None)
+        setattr(parent, attr, new)
+    if hasattr(net, "maxpool"):
+        net.maxpool = nn.Identity()
+    stem = getattr(net, "stem", None)
+    if isinstance(stem, nn.Module) and hasattr(stem, "pool"):
+        stem.pool = nn.Identity()
+
+
+def _timm_module(model: str) -> str:
+    import timm.models
+
+    return timm.models.model_entrypoint(model).__module__.rsplit(".", 1)[-1]
+
+
+def build_timm(in_chans: int, num_classes: int, image_size: int, model: str = "resnet18",
+               pretrained_file: str | None = None, small_input: bool | None = None,
+               **kwargs: Any) -> TimmClassifier:
+    """Any timm model, adapted to the data: in_chans and classes from the dataset, ResNet
+    stems for small images, ViT img_size/patch_size; extra args go to `timm.create_model`."""
+    import timm
+
+    if not timm.is_model(model):
+        names = timm.list_models()
+        raise BenchError(f"classifier args.model: unknown timm model '{model}'."
+                         f"{did_you_mean(model, names)} See timm.list_models().")
+    family = _timm_module(model)
+    if family == "vision_transformer":
+        kwargs.setdefault("img_size", image_size)
+        kwargs.setdefault("patch_size", _vit_patch_size(image_size))
+    load: dict[str, Any] = {"pretrained": False}
+    if pretrained_file is not None:
+        path = Path(pretrained_file).expanduser()
+        if not path.is_file():
+            raise BenchError(f"classifier args.pretrained_file: {path} not found. Give the path "
+                             "of a local state dict for the timm model (nothing is downloaded).")
+        load = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
+    net = timm.create_model(model, num_classes=num_classes, in_chans=in_chans, **load, **kwargs)
+    if small_input is None:
+        small_input = image_size <= SMALL_INPUT and family in ("resnet", "resnetv2")
+    if small_input:
+        _small_stem(net, keep_weights=pretrained_file is not None)
+    return TimmClassifier(net)
+
+
+class _StagedResNet(nn.Module):
+    """timm's ResNet with any number of stages: its `forward_features` hard-codes four."""
+
+    def __init__(self, net: nn.Module, num_stages: int):
+        super().__init__()
+        self.net = net
+        self.stages = [f"layer{i + 1}" for i in range(num_stages)]
+        self.num_features = int(net.num_features)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.net
+        x = n.maxpool(n.act1(n.bn1(n.conv1(x))))
+        for s in self.stages:
+            x = getattr(n, s)(x)
+        return n.forward_head(x, pre_logits=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.fc(self.forward_features(x))
+
+
+def cifar_resnet(in_chans: int, num_classes: int, image_size: int, depth: int = 20,
+                 width: int = 16) -> nn.Module:
+    """CIFAR ResNet-(6n+2) of He et al. 2016: a 3x3 stem, three stages of n basic blocks with
+    width, 2x and 4x channels, global pooling; built from timm's ResNet and BasicBlock."""
+    from timm.models.resnet import BasicBlock, ResNet
+
+    if (depth - 2) % 6 or depth < 8:
+        raise BenchError(f"classifier args.depth: {depth} is not 6n+2 (20, 32, 44, 56, 110).")
+    if width < 2 or width % 2:
+        raise BenchError(f"classifier args.width: {width} must be an even number >= 2.")
+    n = (depth - 2) // 6
+    # a 'deep' stem makes timm size bn1 and the first stage's input to 2 * stem_width =
+    # width; its three convs are then replaced by the single 3x3 stride-1 CIFAR stem conv
+    net = ResNet(BasicBlock, (n, n, n), num_classes=num_classes, in_chans=in_chans,
+                 stem_type="deep", stem_width=width // 2, channels=(width, 2 * width, 4 * width))
+    net.conv1 = nn.Conv2d(in_chans, width, 3, 1, 1, bias=False)
+    net.maxpool = nn.Identity()
+    return _StagedResNet(net, 3)
+
+
+CLASSIFIERS.register("timm")(build_timm)
+CLASSIFIERS.register("cifar_resnet")(cifar_resnet)
+
+
+def _named(name: str, timm_name: str, doc: str) -> None:
+    def factory(in_chans: int, num_classes: int, image_size: int, **kwargs: Any) -> nn.Module:
+        return build_timm(in_chans, num_classes, image_size, model=timm_name, **kwargs)
+
+    factory.__doc__ = doc
+    factory.__name__ = name
+    CLASSIFIERS.register(name)(factory)
+
+
+_named("resnet18", "resnet18", "timm ResNet-18 (small-image stem at <= 64 px).")
+_named("wide_resnet50_2", "wide_resnet50_2", "timm Wide ResNet-50-2 (small-image stem at <= 64 px).")
+_named("vit_tiny_patch16_224", "vit_tiny_patch16_224",
+       "timm ViT-Tiny; img_size from the data, patch size that divides it.")
+_named("preact_resnet18", "resnetv2_18", "Pre-activation ResNet-18 (timm resnetv2_18).")
+
+
+@CLASSIFIERS.register("resnet20")
+def resnet20(in_chans: int, num_classes: int, image_size: int, width: int = 16) -> nn.Module:
+    """CIFAR ResNet-20 (He et al. 2016), built from timm blocks."""
+    return cifar_resnet(in_chans, num_classes, image_size, depth=20, width=width)
+
+
+@CLASSIFIERS.register("resnet32")
+def resnet32(in_chans: int, num_classes: int, image_size: int, width: int = 16) -> nn.Module:
+    """CIFAR ResNet-32 (He et al. 2016), built from timm blocks."""
+    return cifar_resnet(in_chans, num_classes, image_size, depth=32, width=width)

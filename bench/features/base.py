@@ -1,0 +1,84 @@
+"""FeatureExtractor: uint8 images (N, C, H, W) -> float features (N, D), in streamed batches.
+
+Every extractor has a `tag()`, the identity of its weights and preprocessing: it is part of
+the cache key of real-data features and is logged beside every value computed from them
+(FID on one resize filter is not FID on another).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from pydantic import Field, model_validator
+
+from bench.errors import BenchError
+from bench.progress import bar
+from bench.registry import Options, Plugin, did_you_mean
+
+
+class FeatureExtractor(Plugin):
+    has_logits = False
+
+    def prepare(self, dataset: Any, env: Any) -> None:
+        """Load weights / train what is needed. `env` has device, seed, cache, _memo, progress."""
+
+    def tag(self) -> str:
+        raise NotImplementedError
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """uint8 batch on the device -> (features, logits or None)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def extract(self, x: torch.Tensor, device: torch.device, batch_size: int = 128,
+                logits: bool = False, progress: bool = False, desc: str = "features"):
+        """Features (and logits when asked) for all of `x`, streamed in batches to the CPU."""
+        feats, logs = [], []
+        steps = range(0, x.shape[0], batch_size)
+        for i in bar(steps, desc, progress, unit="batch"):
+            f, lg = self._forward(x[i : i + batch_size].to(device, non_blocking=True))
+            feats.append(f.float().cpu())
+            if logits:
+                if lg is None:
+                    raise BenchError(f"feature extractor '{self.name}' gives no class logits")
+                logs.append(lg.float().cpu())
+        f = torch.cat(feats) if feats else torch.empty(0)
+        return (f, torch.cat(logs)) if logits else f
+
+
+class FeatureSpec(Options):
+    """`features: {name: inception | classifier | timm, ...its options}` in a metric's options."""
+
+    model_config = {**Options.model_config, "extra": "allow"}
+    name: str = Field("inception", description="registered feature extractor (see `bench list`)")
+    batch_size: int = Field(128, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self):
+        from bench.features import FEATURES
+
+        if self.name not in FEATURES:
+            raise ValueError(f"unknown feature extractor '{self.name}'."
+                             f"{did_you_mean(self.name, FEATURES.names())} Known: {', '.join(FEATURES.names())}")
+        cls = FEATURES.get(self.name)
+        extra = dict(self.model_extra or {})
+        unknown = set(extra) - set(cls.Options.model_fields)
+        if unknown:
+            u = sorted(unknown)[0]
+            raise ValueError(f"unknown option '{u}' for feature extractor '{self.name}'."
+                             f"{did_you_mean(u, list(cls.Options.model_fields))} Known: "
+                             f"{', '.join(cls.Options.model_fields) or '(none)'}")
+        cls.Options(**extra)  # type errors surface here, at validation time
+        return self
+
+    def build(self) -> FeatureExtractor:
+        from bench.features import FEATURES
+
+        cls = FEATURES.get(self.name)
+        return cls(cls.Options(**dict(self.model_extra or {})))
+
+
+def to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """Grey images become 3-channel, as every ImageNet network expects."""
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x

