@@ -58,12 +58,13 @@ def find_weights(path: Path | None) -> Path:
     )
 
 
-def _pytorch_fid_model(state_path: Path) -> torch.nn.Module:
+def pytorch_fid_architecture(what: str = "a pytorch-fid state dict") -> torch.nn.Module:
+    """pytorch-fid's FID Inception-v3 layout, without weights (they never download here)."""
     try:
         from pytorch_fid import inception as pfi
     except ImportError:
-        raise BenchError(f"{state_path} is a pytorch-fid state dict: `pip install pytorch-fid` "
-                         "for its architecture, or use the TorchScript file.") from None
+        raise BenchError(f"{what} needs the pytorch-fid package for its architecture: "
+                         "`pip install pytorch-fid`, or use the TorchScript file.") from None
     net = pfi._inception_v3(num_classes=1008, aux_logits=False, weights=None)
     net.Mixed_5b = pfi.FIDInceptionA(192, pool_features=32)
     net.Mixed_5c = pfi.FIDInceptionA(256, pool_features=64)
@@ -74,6 +75,11 @@ def _pytorch_fid_model(state_path: Path) -> torch.nn.Module:
     net.Mixed_6e = pfi.FIDInceptionC(768, channels_7x7=192)
     net.Mixed_7b = pfi.FIDInceptionE_1(1280)
     net.Mixed_7c = pfi.FIDInceptionE_2(2048)
+    return net
+
+
+def _pytorch_fid_model(state_path: Path) -> torch.nn.Module:
+    net = pytorch_fid_architecture(str(state_path))
     net.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True))
     return net.eval()
 
