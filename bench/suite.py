@@ -340,6 +340,12 @@ def _check_resources(specs: dict[str, dict[str, Spec]], triples: list[tuple[str,
             spec.instance().check()
         except BenchError as e:
             problems.add(("metrics", key), str(e))
+    for m, _, t in triples:
+        if (m in specs["models"] and t in specs["metrics"] and specs["metrics"][t].cls.needs_latent
+                and not specs["models"][m].cls.has_latent):
+            problems.add(("cells",), f"metric '{t}' needs a generator that exposes its latent input, "
+                         f"and model '{m}' ({specs['models'][m].plugin}) does not. Exclude the pair: "
+                         f"`exclude: [{{model: {m}, metric: {t}}}]`.")
     checked = set()
     for m, d, _ in triples:
         if (m, d) in checked or m not in specs["models"] or d not in infos:

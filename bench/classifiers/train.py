@@ -61,7 +61,7 @@ class TrainedClassifier:
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float [-1, 1]; done on the device, batch by batch."""
-    return x.float().div_(127.5).sub_(1.0)
+    return x.float() / 127.5 - 1.0  # not in place: float inputs (PPL) must stay untouched
 
 
 def _augment(x: torch.Tensor, aug: AugmentOptions, gen: torch.Generator) -> torch.Tensor:

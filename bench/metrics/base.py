@@ -99,6 +99,7 @@ class Metric(Plugin):
     """
 
     version: ClassVar[str] = "1"
+    needs_latent: ClassVar[bool] = False  # only for generators that expose their latent input
     higher_is_better: ClassVar[dict[str, bool]] = {}
     primary: ClassVar[str] = ""
 

@@ -32,7 +32,13 @@ class Generator(ABC):
     def sample(self, n: int, labels: torch.Tensor, seed: int) -> torch.Tensor: ...
 
     def sample_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """uint8 images for latent codes z (n, latent_dim)."""
         raise NotImplementedError(f"{type(self).__name__} does not expose its latent input")
+
+    def render_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Float images in [0, 255] before quantisation: path length needs differences far
+        below one grey level (epsilon 1e-4), which uint8 output would round away."""
+        return self.sample_latent(z, labels).float()
 
 
 @dataclass
@@ -49,6 +55,8 @@ class BuildContext:
 
 class ModelSource(Plugin):
     """A registered way to obtain a Generator (reference, samples file, trained baseline...)."""
+
+    has_latent = False  # whether its generators expose latent_dim / sample_latent (PPL)
 
     def check(self, info: DataInfo) -> None:
         """Raise BenchError when this model cannot match the dataset (shape, classes, files)."""

@@ -87,9 +87,12 @@ class CGANGenerator(Generator):
         self.device = device
 
     @torch.no_grad()
-    def sample_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def render_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         x = self.net(z.to(self.device), labels.to(self.device))
-        return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        return ((x + 1) * 127.5).clamp(0, 255)
+
+    def sample_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.render_latent(z, labels).round().to(torch.uint8)
 
     def sample(self, n: int, labels: torch.Tensor, seed: int, batch_size: int = 4096) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
@@ -146,6 +149,7 @@ class CGAN(ModelSource):
     """Built-in conditional GAN (SNGAN-style), trained on the dataset on first use and cached."""
 
     Options = CGANOptions
+    has_latent = True
 
     def check(self, info: DataInfo) -> None:
         s = info.height

@@ -1,0 +1,75 @@
+"""A 2-D map of real and generated features (t-SNE, or UMAP where installed), coloured by
+class: mode dropping, off-manifold samples and class mixing are visible at a glance."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from bench.features.base import FeatureSpec
+from bench.metrics import METRICS
+from bench.metrics.base import Metric
+from bench.metrics.sampling import balanced_labels
+from bench.registry import Options
+
+
+class EmbeddingOptions(Options):
+    num_samples: int = Field(500, ge=10, description="points per side (real val, generated)")
+    method: Literal["tsne", "umap"] = "tsne"
+    features: FeatureSpec = Field(default_factory=lambda: FeatureSpec(name="classifier"))
+
+
+@METRICS.register("embedding_plot")
+class EmbeddingPlot(Metric):
+    """2-D t-SNE/UMAP map of real and generated features by class (an image artifact)."""
+
+    Options = EmbeddingOptions
+    version = "1"
+    higher_is_better = {}
+
+    def compute(self, generator, dataset, ctx):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        o = self.options
+        real = ctx.real_features(dataset, o.features, "val")
+        rng = np.random.default_rng(ctx.seed)
+        idx = rng.permutation(len(real))[: o.num_samples]
+        real, real_y = real[idx], dataset.val_y[idx]
+        labels = balanced_labels(dataset, min(o.num_samples, len(dataset.train_y)), ctx.seed)
+        x = generator.sample(len(labels), labels, seed=ctx.seed)
+        fake = ctx.extractor(o.features, dataset).extract(x, ctx.device, o.features.batch_size)
+        pts = torch.cat([real, fake]).numpy()
+        if o.method == "umap" and importlib.util.find_spec("umap") is not None:
+            import umap
+
+            xy = umap.UMAP(random_state=ctx.seed).fit_transform(pts)
+            method = "UMAP"
+        else:
+            from sklearn.manifold import TSNE
+
+            xy = TSNE(n_components=2, random_state=ctx.seed, init="pca",
+                      perplexity=min(30, len(pts) // 4)).fit_transform(pts)
+            method = "t-SNE"
+        n = len(real)
+        fig, ax = plt.subplots(figsize=(7, 6))
+        cmap = plt.get_cmap("tab10" if dataset.num_classes <= 10 else "tab20")
+        for c in range(dataset.num_classes):
+            col = cmap(c % cmap.N)
+            r, f = real_y.numpy() == c, labels.numpy() == c
+            ax.scatter(*xy[:n][r].T, s=8, color=col, marker="o", alpha=0.5,
+                       label=dataset.class_names[c])
+            ax.scatter(*xy[n:][f].T, s=14, color=col, marker="x", alpha=0.8)
+        ax.set_title(f"{method} of {ctx.tags.get('features', '')}\n o real (val)   x generated")
+        ax.legend(fontsize=7, markerscale=1.5, loc="best", ncol=2)
+        fig.tight_layout()
+        fig.savefig(ctx.artifact("embedding.png"), dpi=110)
+        plt.close(fig)
+        ctx.tags["embedding_method"] = method
+        return {}
