@@ -20,6 +20,12 @@ METRICS: Registry[type[Metric]] = Registry(
         "bench.metrics.swd",
         "bench.metrics.authenticity",
         "bench.metrics.data_copying",
+        "bench.metrics.ppl",
+        "bench.metrics.embedding_plot",
+        "bench.metrics.gan_train_curve",
+        "bench.metrics.augmentation",
+        "bench.metrics.balancing",
+        "bench.metrics.nearest_neighbours",
     ],
 )
 

@@ -71,6 +71,8 @@ def with_steps(cfg: ClassifierConfig, n: int, steps: int) -> ClassifierConfig:
 def sample_counts(generator: Generator, counts: np.ndarray, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`counts[c]` generated images of each class c, in shuffled order."""
     labels = labels_from_counts(counts, seed)
+    if len(labels) == 0:  # nothing to top up: no call a generator might not expect
+        return torch.empty((0, *generator.image_shape), dtype=torch.uint8), labels
     return generator.sample(len(labels), labels, seed=seed), labels
 
 

@@ -81,9 +81,10 @@ def data_copying(
     if tau is None:
         tau = 20.0 / m
 
-    km = KMeans(n_clusters=num_cells, random_state=seed, n_init=1)
-    t_cells = km.fit_predict(t.cpu().numpy())
+    km = KMeans(n_clusters=num_cells, random_state=seed, n_init=1).fit(t.cpu().numpy())
     centroids = torch.as_tensor(km.cluster_centers_, dtype=dtype, device=dev)
+    # one assignment rule (nearest centroid, on our device) for all three sets
+    t_cells = nearest_neighbour(t, centroids)[1].cpu().numpy()
     p_cells = nearest_neighbour(p, centroids)[1].cpu().numpy()
     q_cells = nearest_neighbour(q, centroids)[1].cpu().numpy()
 

@@ -62,7 +62,11 @@ def _pyr_up(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 
 def _as_uint8(x: ArrayLike, name: str) -> torch.Tensor:
     """Images stay uint8 (on their device) until a batch is processed."""
-    t = x.detach() if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    else:
+        arr = np.ascontiguousarray(x)
+        t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
     if t.dtype != torch.uint8:
         raise TypeError(f"{name} must be uint8 images in [0, 255], got {t.dtype}")
     if t.ndim != 4:

@@ -1,0 +1,151 @@
+"""Class balancing with generated images (the skin-lesion scenario: rare classes are rare
+in the data, and the hope is that a class-conditional generator can fill them up).
+
+The training set is made imbalanced (minority classes keep 1/`imbalance_ratio` of their
+images), or the dataset's own imbalance is used; then the minority classes are topped up
+with generated images. Four classifiers are compared on the real val split, by accuracy,
+balanced accuracy (mean per-class recall, the number that matters under imbalance) and
+per-class recall:
+
+- imbalanced-real: the imbalanced real set alone (the baseline to beat);
+- balanced-gen: the imbalanced real set plus generated images up to the balanced counts;
+- balanced-real: the reference, real images at the balanced counts (with an artificial
+  imbalance, the full training set; with the dataset's own, every class undersampled to
+  the smallest class count: the best balanced set the real data allows);
+- synthetic-only: generated images alone at the balanced counts (optional).
+
+All four train for the same number of optimizer steps (those of `classifier.epochs` over
+the balanced-gen set), so that the larger sets do not win by training longer. The two
+real-only trainings are cached across models.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+
+from bench.classifiers.train import ClassifierConfig
+from bench.data.base import Dataset
+from bench.errors import BenchError
+from bench.metrics import METRICS
+from bench.metrics._protocol import (
+    Score,
+    figure,
+    fit_and_score,
+    per_class,
+    real_subset_score,
+    sample_counts,
+    save_figure,
+    steps_for,
+    with_steps,
+)
+from bench.metrics.base import Context, Metric
+from bench.metrics.sampling import balanced_counts, subset_by_counts, write_per_class
+from bench.models.base import Generator
+from bench.registry import Options
+
+SETTINGS = ("imbalanced", "balanced_gen", "balanced_real", "synthetic_only")
+
+
+class BalancingOptions(Options):
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    imbalance_ratio: float = Field(10.0, ge=1, description="minority classes keep 1/ratio of their images")
+    minority_classes: list[int] | None = Field(
+        None, description="classes made rare (default: the second half of the classes)")
+    use_dataset_imbalance: bool = Field(
+        False, description="use the train split's own imbalance instead; top every class up "
+        "to the largest class count")
+    synthetic_only: bool = Field(True, description="also train on generated images alone")
+
+    @model_validator(mode="after")
+    def _modes(self):
+        if self.use_dataset_imbalance and (self.minority_classes is not None
+                                           or "imbalance_ratio" in self.model_fields_set):
+            raise ValueError("minority_classes and imbalance_ratio do not apply with "
+                             "use_dataset_imbalance: true")
+        return self
+
+
+def _values(name: str, s: Score, minority: np.ndarray) -> dict[str, float]:
+    rec = per_class(s)
+    return {f"{name}_acc": s["accuracy"], f"{name}_bacc": s["balanced_accuracy"],
+            f"{name}_minority_recall": float(np.nanmean(rec[minority]))}
+
+
+@METRICS.register("balancing")
+class Balancing(Metric):
+    """Top up rare classes with generated images: balanced accuracy vs. imbalanced and balanced real."""
+
+    Options = BalancingOptions
+    version = "1"
+    higher_is_better = {f"{s}_{v}": True for s in SETTINGS for v in ("acc", "bacc", "minority_recall")}
+    higher_is_better["balancing_gain"] = True
+    primary = "balanced_gen_bacc"
+
+    def plan(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(imbalanced counts, balanced target counts, balanced-real counts, minority classes)."""
+        o, counts, k = self.options, dataset.class_counts("train"), dataset.num_classes
+        if o.use_dataset_imbalance:
+            target = np.full(k, counts.max())
+            minority = np.flatnonzero(counts < counts.max())
+            if len(minority) == 0:
+                raise BenchError("balancing use_dataset_imbalance: the train split is already "
+                                 "balanced; set imbalance_ratio to make it imbalanced instead.")
+            return counts, target, balanced_counts(k * int(counts.min()), counts), minority
+        minority = np.array(sorted(set(o.minority_classes if o.minority_classes is not None
+                                       else range(k // 2, k))), dtype=np.int64)
+        if len(minority) == 0 or minority.min() < 0 or minority.max() >= k:
+            raise BenchError(f"balancing minority_classes {minority.tolist()}: need classes "
+                             f"in 0..{k - 1}.")
+        imbalanced = counts.copy()
+        imbalanced[minority] = [max(1, math.ceil(counts[c] / o.imbalance_ratio)) for c in minority]
+        return imbalanced, counts, counts, minority
+
+    def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
+        cfg = self.options.classifier
+        imbalanced, target, balanced_real, minority = self.plan(dataset)
+        steps = steps_for(cfg, int(target.sum()))
+        scores: dict[str, Score] = {
+            "imbalanced": real_subset_score(ctx, dataset, with_steps(cfg, int(imbalanced.sum()), steps),
+                                            imbalanced, "train on imbalanced real"),
+            "balanced_real": real_subset_score(ctx, dataset,
+                                               with_steps(cfg, int(balanced_real.sum()), steps),
+                                               balanced_real, "train on balanced real"),
+        }
+        idx = subset_by_counts(dataset.train_y, imbalanced, ctx.seed)
+        gx, gy = sample_counts(generator, target - imbalanced, ctx.seed)
+        scores["balanced_gen"] = fit_and_score(
+            with_steps(cfg, len(idx) + len(gy), steps), torch.cat([dataset.train_x[idx], gx]),
+            torch.cat([dataset.train_y[idx], gy]), dataset, ctx, "train on imbalanced real + generated")
+        if self.options.synthetic_only:
+            sx, sy = sample_counts(generator, target, ctx.seed + 1)
+            scores["synthetic_only"] = fit_and_score(with_steps(cfg, len(sy), steps), sx, sy, dataset,
+                                                     ctx, "train on generated only")
+        self._write(ctx, dataset, scores, {"imbalanced": imbalanced, "balanced_gen": target,
+                                           "balanced_real": balanced_real, "synthetic_only": target})
+        out: dict[str, float] = {}
+        for name, s in scores.items():
+            out.update(_values(name, s, minority))
+        out["balancing_gain"] = out["balanced_gen_bacc"] - out["imbalanced_bacc"]
+        return out
+
+    @staticmethod
+    def _write(ctx: Context, dataset: Dataset, scores: dict[str, Score],
+               counts: dict[str, np.ndarray]) -> None:
+        cols = {f"{n}_recall": per_class(s) for n, s in scores.items()}
+        cols.update({f"{n}_train_images": counts[n] for n in scores})
+        write_per_class(ctx.artifact("balancing_per_class.csv"), dataset, cols)
+        fig = figure(max(6.0, 0.6 * dataset.num_classes), 4.0)
+        ax = fig.add_subplot()
+        x = np.arange(dataset.num_classes)
+        w = 0.8 / len(scores)
+        for i, (n, s) in enumerate(scores.items()):
+            ax.bar(x + (i - (len(scores) - 1) / 2) * w, per_class(s), w,
+                   label=f"{n} (bacc {s['balanced_accuracy']:.3f})")
+        ax.set_xticks(x, dataset.class_names)
+        ax.set(xlabel="class", ylabel="val recall", ylim=(0, 1.05), title="Per-class recall")
+        ax.legend(fontsize="small", loc="lower left")
+        save_figure(fig, ctx.artifact("balancing.png"))

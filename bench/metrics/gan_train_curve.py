@@ -1,0 +1,115 @@
+"""GAN-train learning curve (Shmelkov et al. 2018, Fig. 4): what is a generated set worth
+in real images?
+
+GAN-train accuracy is measured for several generated-set sizes, beside the same classifier
+trained on class-balanced real subsets of the same sizes. The generator's best GAN-train
+accuracy, read off the real curve, gives its `effective_size`: "these generated images are
+worth N real ones". The real curve depends only on the data and is cached across models.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, field_validator, model_validator
+
+from bench.classifiers.train import ClassifierConfig
+from bench.data.base import Dataset
+from bench.metrics import METRICS
+from bench.metrics._protocol import (
+    effective_size,
+    figure,
+    fit_and_score,
+    real_subset_score,
+    sample_counts,
+    save_figure,
+)
+from bench.metrics.base import Context, Metric
+from bench.metrics.sampling import balanced_counts, subset_by_counts
+from bench.models.base import Generator
+from bench.registry import Options
+
+
+class GanTrainCurveOptions(Options):
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    fractions: list[float] = Field(
+        default_factory=lambda: [0.1, 0.25, 0.5, 1.0],
+        description="generated-set sizes as fractions of the real train size (used unless "
+        "`sizes` is given); above 1 is allowed, the real curve stops at the full real set",
+    )
+    sizes: list[int] | None = Field(None, description="absolute generated-set sizes (overrides fractions)")
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if not v or min(v) <= 0:
+            raise ValueError("fractions must be a non-empty list of positive numbers")
+        return v
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or min(v) < 1):
+            raise ValueError("sizes must be a non-empty list of positive image counts")
+        return v
+
+    @model_validator(mode="after")
+    def _one_of(self):
+        if self.sizes is not None and "fractions" in self.model_fields_set:
+            raise ValueError("give either `sizes` or `fractions`, not both")
+        return self
+
+
+@METRICS.register("gan_train_curve")
+class GanTrainCurve(Metric):
+    """GAN-train accuracy vs. generated-set size beside the real-data curve; effective size."""
+
+    Options = GanTrainCurveOptions
+    version = "1"
+    higher_is_better = {"best_gan_train_acc": True, "effective_size": True,
+                        "effective_size_bound": True, "effective_ratio": True,
+                        "real_curve_best_acc": True}
+    primary = "effective_size"
+
+    def sizes(self, n_train: int) -> list[int]:
+        o = self.options
+        raw = o.sizes if o.sizes is not None else [max(1, round(f * n_train)) for f in o.fractions]
+        return sorted(set(raw))
+
+    def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
+        cfg = self.options.classifier
+        k, n_train = dataset.num_classes, len(dataset.train_y)
+        sizes = self.sizes(n_train)
+        # one generated set at the largest size; smaller sets are nested class-balanced subsets
+        gx, gy = sample_counts(generator, balanced_counts(sizes[-1], np.full(k, sizes[-1])), ctx.seed)
+        gen = {}
+        for n in sizes:
+            idx = subset_by_counts(gy, balanced_counts(n, np.bincount(gy.numpy(), minlength=k)), ctx.seed)
+            gen[n] = fit_and_score(cfg, gx[idx], gy[idx], dataset, ctx, f"GAN-train on {n}")["accuracy"]
+        available = dataset.class_counts("train")
+        real = {n: real_subset_score(ctx, dataset, cfg, balanced_counts(n, available),
+                                     f"train on {n} real")["accuracy"]
+                for n in sorted({min(s, n_train) for s in sizes})}
+        best = max(gen.values())
+        size, bound = effective_size(np.array(list(real)), np.array(list(real.values())), best)
+        self._write(ctx, gen, real, best, size)
+        return {"best_gan_train_acc": best, "effective_size": size, "effective_size_bound": float(bound),
+                "effective_ratio": size / sizes[-1], "real_curve_best_acc": max(real.values())}
+
+    @staticmethod
+    def _write(ctx: Context, gen: dict[int, float], real: dict[int, float], best: float,
+               size: float) -> None:
+        table = pd.DataFrame({"size": sorted(set(gen) | set(real))})
+        table["gan_train_acc"] = table["size"].map(gen)
+        table["real_acc"] = table["size"].map(real)
+        table.to_csv(ctx.artifact("gan_train_curve.csv"), index=False, float_format="%.4f")
+        fig = figure()
+        ax = fig.add_subplot()
+        ax.plot(list(real), list(real.values()), "o-", label="real subsets")
+        ax.plot(list(gen), list(gen.values()), "s-", label="generated (GAN-train)")
+        ax.axhline(best, color="grey", lw=0.8, ls=":")
+        ax.axvline(size, color="grey", lw=0.8, ls="--", label=f"effective size {size:.0f}")
+        ax.set(xscale="log", xlabel="training images", ylabel="val accuracy",
+               title="GAN-train vs. real learning curve")
+        ax.legend()
+        save_figure(fig, ctx.artifact("gan_train_curve.png"))

@@ -1,0 +1,126 @@
+"""Nearest real training images of generated ones (Shmelkov et al. 2018, Fig. 3).
+
+In the penultimate feature space of the real-trained classifier (cosine similarity), a
+generator that copies its training data puts generated images closer to training images
+than held-out real images are: `nn_similarity_gap` = `gen_nn_similarity` -
+`val_nn_similarity` is then positive. The grid shows, per row, a generated image and its
+k nearest training images, for eyeballing copies and mode collapse.
+
+Similarities are computed in chunks of queries (memory O(N x chunk), never N x N). The
+training features and the val similarity depend only on the data and are cached.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from pydantic import Field
+
+from bench.classifiers.train import ClassifierConfig, TrainedClassifier, predict
+from bench.data.base import Dataset
+from bench.metrics import METRICS
+from bench.metrics._protocol import real_work
+from bench.metrics.base import Context, Metric
+from bench.metrics.sampling import balanced_counts, labels_from_counts
+from bench.models.base import Generator
+from bench.registry import Options
+
+
+class NearestNeighboursOptions(Options):
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    per_class: int = Field(2, ge=1, description="generated images per class shown in the grid")
+    k: int = Field(5, ge=1, description="nearest training images shown per generated image")
+    num_samples: int = Field(500, ge=1, description="generated images for gen_nn_similarity")
+    chunk_size: int = Field(1024, ge=1, description="queries per similarity block (memory)")
+    cell_pixels: int = Field(48, ge=8, description="upscale grid images to about this size (nearest)")
+
+
+def topk_cosine(queries: torch.Tensor, refs: torch.Tensor, k: int,
+                chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k cosine similarities (and indices) of each query among refs, chunk by chunk."""
+    q, r = F.normalize(queries.float(), dim=1), F.normalize(refs.float(), dim=1)
+    sims, idx = [], []
+    for i in range(0, q.shape[0], chunk):
+        s, j = (q[i : i + chunk] @ r.T).topk(min(k, r.shape[0]), dim=1)
+        sims.append(s)
+        idx.append(j)
+    return torch.cat(sims), torch.cat(idx)
+
+
+def image_grid(rows: list[torch.Tensor], cell_pixels: int) -> Image.Image:
+    """Rows of uint8 images (n, C, H, W) as one picture: upscaled with nearest neighbour so
+    8x8 digits stay crisp, a wider gap after each row's first (generated) image."""
+    c, h, w = rows[0].shape[1:]
+    s = max(1, math.ceil(cell_pixels / max(h, w)))
+    pad, gap = 2, 8
+    n_cols = max(len(r) for r in rows)
+    H, W = h * s + pad, w * s + pad
+    canvas = np.full((len(rows) * H + pad, n_cols * W + gap + pad, 3 if c == 3 else 1), 128, np.uint8)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            a = img[:3] if c == 3 else img[:1]
+            a = a.repeat_interleave(s, 1).repeat_interleave(s, 2).permute(1, 2, 0).numpy()
+            y0, x0 = i * H + pad, j * W + pad + (gap if j > 0 else 0)
+            canvas[y0 : y0 + h * s, x0 : x0 + w * s] = a
+    return Image.fromarray(canvas if c == 3 else canvas[..., 0])
+
+
+@METRICS.register("nearest_neighbours")
+class NearestNeighbours(Metric):
+    """Nearest real training images of generated ones in classifier features; memorization gap."""
+
+    Options = NearestNeighboursOptions
+    version = "1"
+    higher_is_better = {"gen_nn_similarity": False, "val_nn_similarity": False,
+                        "nn_similarity_gap": False}
+    primary = "nn_similarity_gap"
+
+    def train_features(self, ctx: Context, dataset: Dataset, clf: TrainedClassifier) -> torch.Tensor:
+        key = f"nn_train_features:{dataset.digest}:{clf.config.model_dump_json()}:{ctx.seed}"
+        if key not in ctx._memo:
+            ctx._memo[key] = predict(clf, dataset.train_x, ctx.device, features=True)
+        return ctx._memo[key]
+
+    def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
+        o = self.options
+        clf = ctx.real_classifier(dataset, o.classifier)
+        ref = self.train_features(ctx, dataset, clf)
+
+        def val_similarity() -> float:
+            vf = predict(clf, dataset.val_x, ctx.device, features=True)
+            return float(topk_cosine(vf, ref, 1, o.chunk_size)[0].mean())
+
+        key = {"classifier": o.classifier.model_dump(mode="json")}
+        val_sim = real_work(ctx, dataset, "nn_val_similarity", key, val_similarity)
+        k = dataset.num_classes
+        labels = labels_from_counts(balanced_counts(o.num_samples, np.full(k, o.num_samples)), ctx.seed)
+        x = generator.sample(len(labels), labels, seed=ctx.seed)
+        gen_sim = float(topk_cosine(predict(clf, x, ctx.device, features=True), ref, 1,
+                                    o.chunk_size)[0].mean())
+        self._grid(generator, dataset, ctx, clf, ref)
+        return {"gen_nn_similarity": gen_sim, "val_nn_similarity": val_sim,
+                "nn_similarity_gap": gen_sim - val_sim}
+
+    def _grid(self, generator: Generator, dataset: Dataset, ctx: Context, clf: TrainedClassifier,
+              ref: torch.Tensor) -> None:
+        o = self.options
+        labels = torch.arange(dataset.num_classes).repeat_interleave(o.per_class)
+        x = generator.sample(len(labels), labels, seed=ctx.seed + 1)
+        sims, idx = topk_cosine(predict(clf, x, ctx.device, features=True), ref, o.k, o.chunk_size)
+        rows = [torch.cat([x[i : i + 1], dataset.train_x[idx[i]]]) for i in range(len(x))]
+        image_grid(rows, o.cell_pixels).save(Path(ctx.artifact("nearest_neighbours.png")))
+        table = pd.DataFrame({
+            "row": np.arange(len(x)),
+            "class": [dataset.class_names[c] for c in labels.tolist()],
+            "neighbour_train_index": [" ".join(map(str, r)) for r in idx.tolist()],
+            "neighbour_class": [" ".join(dataset.class_names[c] for c in dataset.train_y[r].tolist())
+                                for r in idx.tolist()],
+            "similarity": [" ".join(f"{v:.4f}" for v in r) for r in sims.tolist()],
+        })
+        table.to_csv(ctx.artifact("nearest_neighbours.csv"), index=False)
