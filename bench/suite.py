@@ -7,6 +7,7 @@ once as `file:line: key: what is wrong. What to do.`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -137,8 +138,11 @@ class Spec:
 
     def resolved(self) -> dict[str, Any]:
         """Plugin name and every option with defaults filled in: what a cell key hashes."""
-        return {"plugin": self.plugin, **self.options.model_dump(mode="json"),
-                **self.instance().fingerprint()}
+        return {"plugin": self.plugin, **self.options.model_dump(mode="json"), **self._fingerprint}
+
+    @cached_property
+    def _fingerprint(self) -> dict[str, Any]:  # e.g. a samples file's hash: computed once
+        return self.instance().fingerprint()
 
 
 @dataclass(frozen=True)
