@@ -13,7 +13,9 @@ from bench.metrics.base import Metric
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
-    """Every test gets its own cache and no inherited MLflow run or store."""
+    """Every test gets its own cache, working directory (MLflow puts artifacts of a SQLite
+    store under ./mlruns) and no inherited MLflow run or store."""
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
