@@ -17,6 +17,7 @@ and mean "indistinguishable".
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -27,12 +28,53 @@ from ._stats import ArrayLike, DeviceLike, as_tensor, resolve_device
 __all__ = ["kid", "mmd2_polynomial"]
 
 
-def _poly_kernel(
-    x: torch.Tensor, y: torch.Tensor, degree: int, gamma: float, coef0: float
+def _augment(x: torch.Tensor, gamma: float, coef0: float) -> torch.Tensor | None:
+    """[sqrt(gamma) x, sqrt(coef0)], so that one matrix product gives gamma x.y + coef0.
+
+    Folding the affine map into the GEMM saves two full passes over every
+    (m, m) kernel matrix. Returns None when gamma < 0 or coef0 < 0.
+    """
+    if gamma < 0 or coef0 < 0:
+        return None
+    col = torch.full((x.shape[0], 1), math.sqrt(coef0), dtype=x.dtype, device=x.device)
+    return torch.cat([x * math.sqrt(gamma), col], dim=1)
+
+
+def _kernel_sum(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    degree: int,
+    affine: tuple[float, float] | None,
+    off_diagonal: bool,
 ) -> torch.Tensor:
+    """float64 sum of (x y^T [* gamma + coef0])^degree, optionally without the diagonal."""
     k = x @ y.T
-    k.mul_(gamma).add_(coef0)
-    return k.pow_(degree)
+    if affine is not None:
+        k.mul_(affine[0]).add_(affine[1])
+    k.pow_(degree)
+    total = k.sum(dtype=torch.float64)
+    if off_diagonal:
+        total = total - k.diagonal().sum(dtype=torch.float64)
+    return total
+
+
+def _mmd2(
+    x: torch.Tensor, y: torch.Tensor, degree: int, affine: tuple[float, float] | None
+) -> float:
+    m = x.shape[0]
+    sxx = _kernel_sum(x, x, degree, affine, True)
+    syy = _kernel_sum(y, y, degree, affine, True)
+    sxy = _kernel_sum(x, y, degree, affine, False)
+    return float((sxx + syy) / (m * (m - 1)) - 2.0 * sxy / (m * m))
+
+
+def _prepare(
+    x: torch.Tensor, y: torch.Tensor, gamma: float, coef0: float
+) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float] | None]:
+    xa, ya = _augment(x, gamma, coef0), _augment(y, gamma, coef0)
+    if xa is None or ya is None:
+        return x, y, (gamma, coef0)
+    return xa, ya, None
 
 
 def mmd2_polynomial(
@@ -46,20 +88,11 @@ def mmd2_polynomial(
 
     Kernel sums are accumulated in float64 whatever the input dtype.
     """
-    m = x.shape[0]
-    if y.shape[0] != m:
+    if y.shape[0] != x.shape[0]:
         raise ValueError("unbiased MMD^2 here needs equally sized samples")
-    if gamma is None:
-        gamma = 1.0 / x.shape[1]
-    f64 = torch.float64
-    kxx = _poly_kernel(x, x, degree, gamma, coef0)
-    sxx = kxx.sum(dtype=f64) - kxx.diagonal().sum(dtype=f64)
-    del kxx
-    kyy = _poly_kernel(y, y, degree, gamma, coef0)
-    syy = kyy.sum(dtype=f64) - kyy.diagonal().sum(dtype=f64)
-    del kyy
-    sxy = _poly_kernel(x, y, degree, gamma, coef0).sum(dtype=f64)
-    return float((sxx + syy) / (m * (m - 1)) - 2.0 * sxy / (m * m))
+    gamma = 1.0 / x.shape[1] if gamma is None else gamma
+    xa, ya, affine = _prepare(x, y, gamma, coef0)
+    return _mmd2(xa, ya, degree, affine)
 
 
 def kid(
@@ -103,10 +136,12 @@ def kid(
         )
     if m < 2:
         raise ValueError("KID needs at least 2 samples per set")
+    gamma = 1.0 / x.shape[1] if gamma is None else gamma
+    xa, ya, affine = _prepare(x, y, gamma, coef0)
     rng = np.random.RandomState(seed)
     mmds = np.empty(num_subsets, dtype=np.float64)
     for i in range(num_subsets):
         ix = torch.from_numpy(rng.choice(n_x, m, replace=False)).to(dev)
         iy = torch.from_numpy(rng.choice(n_y, m, replace=False)).to(dev)
-        mmds[i] = mmd2_polynomial(x[ix], y[iy], degree, gamma, coef0)
+        mmds[i] = _mmd2(xa[ix], ya[iy], degree, affine)
     return {"kid_mean": float(mmds.mean()), "kid_std": float(mmds.std())}
