@@ -198,6 +198,7 @@ def _run_cell(cell: Cell, tracker: Tracker, parent: str, shared: _Shared, progre
             gen = shared.generator(cell)
             ctx = context_cls(shared.device, cell.seed, shared.cache, Path(tmp), progress,
                               _memo=shared.memo)
+            ctx.tags.update(getattr(gen, "tags", None) or {})  # e.g. pseudo_labels: true
             values = cell.metric.instance().compute(gen, ds, ctx)
             values = {k: float(v) for k, v in values.items()}
             tracker.log_metrics(run_id, values)
