@@ -1,4 +1,4 @@
-"""`bench run | validate | list | leaderboard`: the command line. User mistakes print one
+"""`bench run | validate | list | leaderboard | compare | nightly`: the command line. User mistakes print one
 clear message (no traceback) and exit 2; failed cells exit 1; Ctrl-C exits 130."""
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from bench.leaderboard import build_leaderboard, render
+def _open_store(args: argparse.Namespace):
+    """(tracker, suite name) for a suite file or a suite name, in the right experiment."""
     from bench.tracking import Tracker, resolve_uri
 
     target = args.suite
@@ -69,26 +69,122 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     uri = resolve_uri(args.tracking_uri, suite_uri)
     # under `mlflow run`, read the experiment the run lives in unless told otherwise
     env_exp = os.environ.get("MLFLOW_EXPERIMENT_ID") if not args.experiment else None
-    tracker = Tracker(uri, experiment_id=env_exp or _experiment_id(uri, experiment))
+    return Tracker(uri, experiment_id=env_exp or _experiment_id(uri, experiment)), name
+
+
+def _suite_run_values(tracker, all_runs, parent: str):
+    """The finished/cached cell runs a suite run covered (from its cells.json)."""
+    cells = tracker.suite_cells(parent)
+    if cells is None:
+        raise BenchError(f"run {parent} is not a suite run of this experiment (no cells.json).")
+    ids = {c["run_id"] for c in cells.values() if c["status"] in ("finished", "cached")}
+    return all_runs[all_runs["run_id"].isin(ids)] if not all_runs.empty else all_runs
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from bench.leaderboard import build_leaderboard, render
+
+    tracker, name = _open_store(args)
     if args.run_id:
-        cells = tracker.suite_cells(args.run_id)
-        ids = [c["run_id"] for c in (cells or {}).values() if c["status"] in ("finished", "cached")]
-        runs = tracker.cell_runs(run_ids=ids) if cells else tracker.cell_runs(parent=args.run_id)
+        runs = _suite_run_values(tracker, tracker.cell_runs(suite=name), args.run_id)
     else:
         runs = tracker.cell_runs(suite=name)
     if runs.empty:
-        raise BenchError(f"no finished cell runs of suite '{name}' in experiment '{experiment}' at "
-                         f"{uri}. Run `bench run` first, or pass --tracking-uri / --experiment.")
+        raise BenchError(f"no finished cell runs of suite '{name}' at {tracker.uri}. Run `bench run` "
+                         "first, or pass --tracking-uri / --experiment.")
     text = render(build_leaderboard(runs, sort_by=args.sort), args.format)
     if os.environ.get("MLFLOW_RUN_ID"):  # the `leaderboard` entry point keeps its output
         ext = {"markdown": "md"}.get(args.format, args.format)
         tracker.log_text(os.environ["MLFLOW_RUN_ID"], text, f"leaderboard.{ext}")
-    if args.out:
-        Path(args.out).write_text(text)
-        print(f"wrote {args.out}", file=sys.stderr)
+    _emit(text, args.out)
+    return 0
+
+
+def _emit(text: str, out: str | None) -> None:
+    if out:
+        Path(out).write_text(text)
+        print(f"wrote {out}", file=sys.stderr)
     else:
         print(text)
-    return 0
+
+
+def _compare_config(args: argparse.Namespace):
+    from bench.compare import CompareConfig
+
+    per = {}
+    for item in args.threshold_for or []:
+        k, _, v = item.partition("=")
+        try:
+            per[k] = float(v)
+        except ValueError:
+            raise BenchError(f"--threshold-for expects VALUE=FRACTION (e.g. fid=0.1), got '{item}'") from None
+    return CompareConfig(threshold=args.threshold, thresholds=per, z=args.z)
+
+
+def _compare_runs(tracker, name: str, base: str, new: str, history: int, cfg) -> tuple[str, object]:
+    from bench.compare import compare
+
+    finished = tracker.suite_runs(name, limit=history + 2)
+    def pick(which: str, exclude: str | None = None) -> str:
+        pool = [r for r in finished if r != exclude]
+        if which == "latest":
+            if not pool:
+                raise BenchError(f"suite '{name}' has no finished suite run to compare.")
+            return pool[0]
+        if which == "previous":
+            if len(pool) < 2 and exclude is None:
+                raise BenchError(f"suite '{name}' has fewer than two finished runs: nothing to compare.")
+            return pool[1] if exclude is None else pool[0]
+        return which
+    new_id = pick(new)
+    base_id = pick(base, exclude=new_id if base in ("latest", "previous") else None)
+    all_runs = tracker.cell_runs(suite=name)
+    earlier = [r for r in finished if r not in (new_id, base_id)][:history]
+    hist = [_suite_run_values(tracker, all_runs, r) for r in [base_id, *earlier]] if history else None
+    table = compare(_suite_run_values(tracker, all_runs, base_id),
+                    _suite_run_values(tracker, all_runs, new_id), hist, cfg)
+    return f"base {base_id} -> new {new_id}", table
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import render
+
+    tracker, name = _open_store(args)
+    title, table = _compare_runs(tracker, name, args.base, args.new, args.history, _compare_config(args))
+    text = render(table, args.format)
+    _emit((f"{title}\n\n" if args.format == "markdown" else "") + text, args.out)
+    return 1 if (table["status"] == "regression").any() else 0
+
+
+def cmd_nightly(args: argparse.Namespace) -> int:
+    """Run the suite afresh, compare with the previous run, write the leaderboard."""
+    from bench.compare import render
+    from bench.runner import run_suite
+    from bench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    report = run_suite(suite, tracking_uri=args.tracking_uri, force=True, progress=False,
+                       cache_dir=args.cache_dir)
+    print(report.leaderboard)
+    print(report.summary())
+    from bench.tracking import Tracker
+
+    tracker = Tracker(report.tracking_uri, experiment_id=report.experiment_id)
+    regressions = False
+    if len([r for r in tracker.suite_runs(suite.name) if r != report.parent_run_id]) >= 1:
+        title, table = _compare_runs(tracker, suite.name, "latest", report.parent_run_id,
+                                     args.history, _compare_config(args))
+        text = f"{title}\n\n{render(table)}"
+        tracker.log_text(report.parent_run_id, text, "compare.md")
+        tracker.log_text(report.parent_run_id, render(table, "json"), "compare.json")
+        print(text)
+        regressions = bool((table["status"] == "regression").any())
+        tracker.set_tags(report.parent_run_id, {"bench.regressions": int((table["status"] == "regression").sum())})
+    else:
+        print("first run of this suite: nothing to compare yet")
+    if args.out:
+        Path(args.out).write_text(report.leaderboard)
+    return 1 if regressions or not report.ok else 0
 
 
 def _experiment_id(uri: str, name: str) -> str:
@@ -173,6 +269,34 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--out", help="write to this file instead of stdout")
     lb.add_argument("--tracking-uri")
     lb.set_defaults(func=cmd_leaderboard)
+
+    def compare_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--history", type=int, default=7,
+                       help="earlier suite runs whose spread is the noise band (default 7; 0: repeats only)")
+        p.add_argument("--threshold", type=float, default=0.05, help="relative change that counts (0.05)")
+        p.add_argument("--threshold-for", action="append", metavar="VALUE=FRACTION",
+                       help="per-value threshold, e.g. fid=0.1 (repeatable)")
+        p.add_argument("--z", type=float, default=4.0, help="noise band in standard deviations (4)")
+
+    cp = sub.add_parser("compare", help="per-cell changes between two suite runs; exit 1 on regression")
+    cp.add_argument("suite", help="suite YAML file or suite name")
+    cp.add_argument("base", nargs="?", default="previous", help="suite run id, `latest` or `previous`")
+    cp.add_argument("new", nargs="?", default="latest", help="suite run id, `latest` or `previous`")
+    cp.add_argument("--experiment")
+    cp.add_argument("--tracking-uri")
+    cp.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    cp.add_argument("--out")
+    compare_opts(cp)
+    cp.set_defaults(func=cmd_compare)
+
+    nt = sub.add_parser("nightly", help="run a suite afresh, compare with the previous run, "
+                        "exit 1 on a regression or a failed cell")
+    nt.add_argument("suite")
+    nt.add_argument("--tracking-uri")
+    nt.add_argument("--cache-dir")
+    nt.add_argument("--out", help="write the leaderboard (markdown) here")
+    compare_opts(nt)
+    nt.set_defaults(func=cmd_nightly)
 
     ls = sub.add_parser("list", help="registered datasets, models, metrics, classifiers")
     ls.add_argument("kind", nargs="?", choices=["datasets", "models", "metrics", "classifiers"])

@@ -182,9 +182,19 @@ class Tracker:
                 "reference": t.get(f"{TAG}reference") == "true",
                 "directions": json.loads(t.get(f"{TAG}directions", "{}")),
                 "primary": t.get(f"{TAG}primary", ""),
+                "metric_version": t.get(f"{TAG}metric_version", ""),
                 **{f"m:{k}": v for k, v in r.data.metrics.items()},
             })
         return pd.DataFrame(rows)
+
+    def suite_runs(self, suite: str, limit: int = 50) -> list[str]:
+        """Finished runs of a suite, newest first (failed suite runs still hold good cells,
+        but a comparison should rest on complete ones)."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`{TAG}kind` = 'suite' and tags.`{TAG}suite` = '{suite}' and attributes.status = 'FINISHED'",
+            max_results=limit, order_by=["attributes.start_time DESC"])
+        return [r.info.run_id for r in runs]
 
     def latest_suite_run(self, suite: str) -> str | None:
         runs = self.client.search_runs([self.experiment_id],

@@ -1,0 +1,103 @@
+"""Regression detection: a planted regression is found, noise alone is not, improvements
+and metric-version changes are not alarms; and the CLI on real suite runs."""
+
+import numpy as np
+import pandas as pd
+
+from bench.cli import main
+from bench.compare import CompareConfig, compare, render
+
+
+def suite_run(values: dict[tuple[str, str], list[float]], version: str = "1",
+              directions: dict | None = None) -> pd.DataFrame:
+    """Cell runs of one suite run: {(model, value): [one float per repeat]}."""
+    rows = []
+    for (model, value), xs in values.items():
+        for r, x in enumerate(xs):
+            rows.append({"dataset": "d", "model": model, "metric": "m", "repeat": r,
+                         "metric_version": version, "directions": directions or {"fid": False},
+                         f"m:{value}": x})
+    return pd.DataFrame(rows)
+
+
+def noisy_history(rng, n=7, center=20.0, sd=0.5):
+    return [suite_run({("g", "fid"): [center + rng.normal(0, sd)]}) for _ in range(n)]
+
+
+def status(df, model="g", value="fid"):
+    return df.set_index(["model", "value"]).loc[(model, value), "status"]
+
+
+def test_planted_regression_is_found_against_history():
+    rng = np.random.default_rng(0)
+    hist = noisy_history(rng)
+    base = hist[0]
+    new = suite_run({("g", "fid"): [25.0]})  # +25%: fid is lower-is-better
+    df = compare(base, new, hist)
+    assert status(df) == "regression" and df.iloc[0]["noise"] == "history"
+
+
+def test_noise_alone_is_not_a_regression():
+    rng = np.random.default_rng(1)
+    false_alarms = 0
+    for _ in range(50):
+        hist = noisy_history(rng, sd=2.0)  # 10% noise: beyond the 5% threshold, within the band
+        new = suite_run({("g", "fid"): [20.0 + rng.normal(0, 2.0)]})
+        false_alarms += status(compare(hist[0], new, hist)) == "regression"
+    assert false_alarms <= 1
+
+
+def test_direction_decides_regression_or_improvement():
+    base = suite_run({("g", "acc"): [0.9]}, directions={"acc": True})
+    worse = suite_run({("g", "acc"): [0.7]}, directions={"acc": True})
+    better = suite_run({("g", "acc"): [0.99]}, directions={"acc": True})
+    assert status(compare(base, worse), value="acc") == "regression"
+    assert status(compare(base, better), value="acc") == "improvement"
+
+
+def test_repeats_give_the_noise_band_without_history():
+    base = suite_run({("g", "fid"): [20, 24, 16]})
+    new = suite_run({("g", "fid"): [22, 27, 18]})  # +12% but well inside the repeat spread
+    assert status(compare(base, new)) == "unchanged"
+    tight = suite_run({("g", "fid"): [22.1, 22.0, 22.2]})
+    assert status(compare(suite_run({("g", "fid"): [20.0, 20.1, 19.9]}), tight)) == "regression"
+
+
+def test_threshold_per_value_and_version_segments():
+    base = suite_run({("g", "fid"): [20.0]})
+    new = suite_run({("g", "fid"): [21.5]})  # +7.5%
+    assert status(compare(base, new)) == "regression"
+    assert status(compare(base, new, cfg=CompareConfig(thresholds={"fid": 0.1}))) == "unchanged"
+    bumped = suite_run({("g", "fid"): [40.0]}, version="2")
+    assert status(compare(base, bumped)) == "new segment"
+    md = render(compare(base, new))
+    assert "1 regression(s)" in md and "+7.5%" in md
+
+
+def test_compare_and_nightly_cli_on_real_runs(write_suite, tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    base = """\
+name: nightly
+datasets:
+  digits: {source: digits}
+models:
+  m: {source: reference, kind: real}
+metrics:
+  gan_test: {classifier: {epochs: 4}}
+"""
+    path = write_suite(base)
+    assert main(["nightly", str(path), "--tracking-uri", uri, "--history", "0"]) == 0
+    assert "nothing to compare yet" in capsys.readouterr().out
+    assert main(["nightly", str(path), "--tracking-uri", uri, "--history", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "0 regression(s)" in out
+    # last night's change: the model now produces noisy images
+    write_suite(base.replace("kind: real", "kind: noise, sigma: 0.4"))
+    assert main(["nightly", str(path), "--tracking-uri", uri, "--history", "0"]) == 1
+    assert "1 regression(s)" in capsys.readouterr().out
+    assert main(["compare", str(path), "previous", "latest", "--tracking-uri", uri, "--history", "0",
+                 "--format", "json", "--out", str(tmp_path / "c.json")]) == 1
+    import json
+
+    rows = json.loads((tmp_path / "c.json").read_text())
+    assert {r["status"] for r in rows if r["value"] == "gan_test_acc"} == {"regression"}
