@@ -45,8 +45,15 @@ class TimmFeatures(FeatureExtractor):
             if o.weights is not None:
                 kw.update(pretrained=True, pretrained_cfg_overlay={"file": str(o.weights)})
             elif not o.random_init:
-                # the local Hugging Face hub cache only: nothing is downloaded at run time
+                # the local Hugging Face hub cache only: nothing is downloaded at run time.
+                # huggingface_hub reads the variable at import, so set its constant too.
                 os.environ["HF_HUB_OFFLINE"] = "1"
+                try:
+                    import huggingface_hub.constants as hf_constants
+
+                    hf_constants.HF_HUB_OFFLINE = True
+                except ImportError:
+                    pass
                 kw.update(pretrained=True)
             try:
                 net = timm.create_model(o.model, **kw).eval().to(env.device)
