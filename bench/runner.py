@@ -100,6 +100,7 @@ def _log(msg: str) -> None:
 
 def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False,
               progress: bool = True, cache_dir: str | None = None) -> SuiteReport:
+    from bench.html_report import default_ui_url, html_report, mlflow_access
     from bench.leaderboard import build_leaderboard, render
     from bench.metrics.base import Context
 
@@ -161,6 +162,9 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
         report.leaderboard = render(board, "markdown")
         tracker.log_text(parent, report.leaderboard, "leaderboard.md")
         tracker.log_text(parent, render(board, "csv"), "leaderboard.csv")
+        tracker.log_text(parent, html_report(board, *mlflow_access(tracker.client), title=f"Leaderboard: {suite.name}",
+                                             experiment_id=tracker.experiment_id, ui_url=default_ui_url(uri)),
+                         "leaderboard.html")
     tracker.log_text(parent, report.summary(), "summary.md")
     tracker.set_tags(parent, {f"{TAG}finished": report.count("finished"),
                               f"{TAG}cached": report.count("cached"),
@@ -199,6 +203,7 @@ def _run_cell(cell: Cell, tracker: Tracker, parent: str, shared: _Shared, progre
             ctx = context_cls(shared.device, cell.seed, shared.cache, Path(tmp), progress,
                               _memo=shared.memo)
             ctx.tags.update(getattr(gen, "tags", None) or {})  # e.g. pseudo_labels: true
+            ctx.tags.update({f"data_{k}": v for k, v in ds.notes.items()})  # e.g. imbalance
             values = cell.metric.instance().compute(gen, ds, ctx)
             values = {k: float(v) for k, v in values.items()}
             tracker.log_metrics(run_id, values)

@@ -3,6 +3,9 @@
 from bench.data.base import DataInfo, Dataset, DatasetSource, stratified_split
 from bench.registry import Registry
 
-DATASETS: Registry[type[DatasetSource]] = Registry("datasets", ["bench.data.digits"])
+DATASETS: Registry[type[DatasetSource]] = Registry(
+    "datasets", ["bench.data.digits", "bench.data.torchvision_sets", "bench.data.image_folder",
+                 "bench.data.npz"]
+)
 
 __all__ = ["DATASETS", "DataInfo", "Dataset", "DatasetSource", "stratified_split"]

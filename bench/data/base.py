@@ -35,6 +35,8 @@ class Dataset:
     val_y: torch.Tensor
     num_classes: int
     class_names: list[str] = field(default_factory=list)
+    # what loading found worth reporting (skipped files, class imbalance): logged as run tags
+    notes: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for split, x, y in (("train", self.train_x, self.train_y), ("val", self.val_x, self.val_y)):

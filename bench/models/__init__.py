@@ -4,7 +4,8 @@ from bench.models.base import BuildContext, Generator, ModelSource, check_sample
 from bench.registry import Registry
 
 MODELS: Registry[type[ModelSource]] = Registry(
-    "models", ["bench.models.reference", "bench.models.samples", "bench.models.cgan"]
+    "models", ["bench.models.reference", "bench.models.samples", "bench.models.cgan",
+               "bench.models.callable_model", "bench.models.mlflow_model"]
 )
 
 __all__ = ["MODELS", "BuildContext", "Generator", "ModelSource", "check_samples"]

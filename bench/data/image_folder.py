@@ -1,0 +1,252 @@
+"""A folder of class sub-folders (`melanoma/`, `benign/`, ...): the layout most private data
+sets (medical, industrial) already have, so they enter the suite without conversion.
+
+Images are decoded with Pillow, converted to 1 or 3 channels and resized to one square
+size. A corrupt file stops the load with its name, unless the suite opts into skipping
+(then the count is reported), because a silently shrinking dataset changes every metric.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from bench.data import DATASETS
+from bench.data._util import imbalance_note, limit_per_class
+from bench.data.base import DataInfo, Dataset, DatasetSource, stratified_split
+from bench.errors import BenchError
+from bench.registry import Options
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+MAX_LISTED = 10  # bad files named in one error message
+
+
+class ImageFolderOptions(Options):
+    root: Path = Field(description="folder with one sub-folder of images per class "
+                       "(the training split, or everything when `val` is not given)")
+    val: Path | None = Field(None, description="optional folder with the same class sub-folders, "
+                             "used as the val split; else a stratified split of `root`")
+    image_size: int | None = Field(None, ge=4, le=1024, description="resize every image to "
+                                   "this square side; default: the size of the images (all equal)")
+    channels: Literal[1, 3] = Field(3, description="1 (grayscale) or 3 (RGB)")
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="share of each class held out as "
+                                "val when `val` is not given")
+    split_seed: int = Field(0, description="seed of the train/val split and of max_per_class")
+    max_per_class: int | None = Field(None, ge=1, description="read at most this many images "
+                                      "per class from each folder (seeded, deterministic)")
+    skip_bad_files: bool = Field(False, description="skip unreadable images (counted and "
+                                 "reported) instead of stopping with their names")
+
+
+_WIDE_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}  # Pillow's >8-bit grayscale modes
+
+
+def _to_8bit(a: np.ndarray) -> np.ndarray:
+    """16-bit (or float) grayscale to uint8 by the type's range, not by clipping: medical and
+    scientific images are often stored with 16 bits per pixel."""
+    top = 1.0 if a.dtype.kind == "f" and a.max(initial=0) <= 1.0 else 65535.0
+    return np.round(a.astype(np.float64) / top * 255.0).clip(0, 255).astype(np.uint8)
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    return sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                  key=lambda p: p.name)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                  and not p.name.startswith(".") and p.is_file())
+
+
+def _first_image_size(dirs: list[Path]) -> tuple[int, int] | None:
+    """(height, width) of the first readable image: Pillow reads only the header."""
+    from PIL import Image
+
+    for d in dirs:
+        for f in _image_files(d)[:5]:
+            try:
+                with Image.open(f) as im:
+                    w, h = im.size
+                return h, w
+            except Exception:  # noqa: BLE001 - a bad file is reported by load(), not here
+                continue
+    return None
+
+
+@DATASETS.register("image_folder")
+class ImageFolder(DatasetSource):
+    """Images in class sub-folders (PNG, JPEG, ...), with an optional val folder."""
+
+    Options = ImageFolderOptions
+
+    def _folders(self) -> list[tuple[str, Path]]:
+        o = self.options
+        return [("root", o.root)] + ([("val", o.val)] if o.val is not None else [])
+
+    def check(self) -> None:
+        o = self.options
+        for field, folder in self._folders():
+            if not folder.is_dir():
+                raise BenchError(f"image_folder: `{field}` folder {folder} does not exist. Point it "
+                                 "at a folder with one sub-folder of images per class (relative "
+                                 "paths are resolved against the suite file's folder).")
+        classes = [d.name for d in _class_dirs(o.root)]
+        if len(classes) < 2:
+            raise BenchError(f"image_folder: {o.root} has {len(classes)} class sub-folder(s); a "
+                             "class-conditional benchmark needs at least two (e.g. melanoma/, benign/).")
+        for field, folder in self._folders():
+            dirs = _class_dirs(folder)
+            if field == "val" and [d.name for d in dirs] != classes:
+                got = [d.name for d in dirs]
+                raise BenchError(f"image_folder: `val` folder {folder} has classes {got}, `root` has "
+                                 f"{classes}. Both need the same class sub-folders.")
+            empty = [d.name for d in dirs if not _image_files(d)]
+            if empty:
+                raise BenchError(f"image_folder: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in "
+                                 f"class folder(s) {empty} of {folder}. Add images or remove the folders.")
+        if o.image_size is None and _first_image_size(_class_dirs(o.root)) is None:
+            raise BenchError(f"image_folder: cannot read any image in {o.root} to infer the image "
+                             "size. Set `image_size`, and check the files.")
+
+    def describe(self) -> DataInfo:
+        o = self.options
+        dirs = _class_dirs(o.root) if o.root.is_dir() else []
+        if o.image_size is not None:
+            h = w = o.image_size
+        else:
+            hw = _first_image_size(dirs)
+            if hw is None:
+                raise BenchError(f"image_folder: cannot infer the image size from {o.root}; set "
+                                 "`image_size`.")
+            h, w = hw
+        return DataInfo(o.channels, h, w, len(dirs))
+
+    # ------------------------------------------------------------------ loading
+    def _read(self, f: Path, size: tuple[int, int] | None) -> np.ndarray:
+        """One image as (H, W) or (H, W, 3) uint8; raises OSError/ValueError when unreadable."""
+        from PIL import Image
+
+        with Image.open(f) as im:
+            if im.mode in _WIDE_MODES:  # 16-bit scans: convert("L") would clip them to white
+                im = Image.fromarray(_to_8bit(np.asarray(im)), "L")
+            im = im.convert("L" if self.options.channels == 1 else "RGB")
+            if size is not None and im.size != (size[1], size[0]):
+                if self.options.image_size is None:
+                    raise _SizeMismatch(f"{f} is {im.size[1]}x{im.size[0]}, the first image "
+                                        f"is {size[0]}x{size[1]}")
+                im = im.resize((size[1], size[0]), Image.Resampling.BICUBIC)
+            return np.asarray(im, dtype=np.uint8)
+
+    def _read_all(self, files: list[Path], size: tuple[int, int] | None
+                  ) -> Iterator[tuple[Path, np.ndarray | None, str]]:
+        """(file, image or None, error) in file order; decoding runs in threads (Pillow
+        releases the GIL while decoding), so a folder of JPEGs loads several times faster."""
+        from PIL import Image
+
+        def one(f: Path) -> tuple[Path, np.ndarray | None, str]:
+            try:
+                return f, self._read(f, size), ""
+            except _SizeMismatch:
+                raise
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+                return f, None, f"{type(e).__name__}: {e}"
+
+        workers = min(8, os.cpu_count() or 1)
+        with ThreadPoolExecutor(workers) as pool:
+            yield from pool.map(one, files)
+
+    def _load_folder(self, folder: Path, size: tuple[int, int] | None
+                     ) -> tuple[np.ndarray, np.ndarray, list[tuple[Path, str]]]:
+        o = self.options
+        files: list[Path] = []
+        labels: list[int] = []
+        for c, d in enumerate(_class_dirs(folder)):
+            fs = _image_files(d)
+            files += fs
+            labels += [c] * len(fs)
+        y_all = np.asarray(labels, dtype=np.int64)
+        # subset before decoding: max_per_class exists to make huge folders cheap
+        keep = limit_per_class(y_all, o.max_per_class, o.split_seed)
+        files = [files[i] for i in keep]
+        y_all = y_all[keep]
+        xs, ys, bad = [], [], []
+        try:
+            for (f, img, err), y in zip(self._read_all(files, size), y_all, strict=True):
+                if img is None:
+                    bad.append((f, err))
+                else:
+                    xs.append(img)
+                    ys.append(y)
+        except _SizeMismatch as e:
+            raise BenchError(f"image_folder {folder}: images differ in size ({e}). Set "
+                             "`image_size` to resize them all to one square size.") from None
+        x = np.stack(xs) if xs else np.zeros((0, *(size or (1, 1))), np.uint8)
+        x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(x), np.asarray(ys, dtype=np.int64), bad
+
+    def load(self) -> Dataset:
+        self.check()
+        o = self.options
+        names = [d.name for d in _class_dirs(o.root)]
+        if o.image_size is not None:
+            size: tuple[int, int] | None = (o.image_size, o.image_size)
+        else:
+            size = _first_image_size(_class_dirs(o.root))
+        x, y, bad = self._load_folder(o.root, size)
+        if o.val is not None:
+            vx, vy, vbad = self._load_folder(o.val, size)
+            bad += vbad
+        if bad and not o.skip_bad_files:
+            listed = "\n    ".join(f"{f}: {err}" for f, err in bad[:MAX_LISTED])
+            more = f"\n    ... and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
+            raise BenchError(f"image_folder: {len(bad)} unreadable image file(s):\n    {listed}{more}\n"
+                             "Remove or replace them, or set `skip_bad_files: true` to skip them.")
+        notes: dict[str, str] = {}
+        if bad:
+            notes["skipped_files"] = str(len(bad))
+            warnings.warn(f"image_folder {o.root}: skipped {len(bad)} unreadable image file(s), "
+                          f"e.g. {bad[0][0]}", stacklevel=2)
+        if o.val is None:
+            tr, va = stratified_split(y, o.val_fraction, o.split_seed)
+            x, y, vx, vy = x[tr], y[tr], x[va], y[va]
+        k = len(names)
+        for split, labels in (("train", y), ("val", vy)):
+            empty = [names[c] for c in range(k) if not (labels == c).any()]
+            if empty:
+                raise BenchError(f"image_folder {o.root}: no readable {split} images of class(es) "
+                                 f"{empty}. Every class needs images in both splits; add images, "
+                                 "or lower `val_fraction`.")
+        note = imbalance_note(f"image_folder {o.root}", np.bincount(y, minlength=k), names)
+        if note:
+            notes["imbalance"] = note
+        ds = Dataset(name=f"image_folder:{o.root.name}", train_x=torch.from_numpy(x),
+                     train_y=torch.from_numpy(y), val_x=torch.from_numpy(vx),
+                     val_y=torch.from_numpy(vy), num_classes=k, class_names=names)
+        ds.notes = notes
+        return ds
+
+    def fingerprint(self) -> dict[str, str]:
+        """Names, sizes and modification times of the files: replacing images under the
+        same folder makes new cells (a content hash of every image would make validation slow)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for _, folder in self._folders():
+            if folder.is_dir():
+                for f in sorted(folder.rglob("*")):
+                    if f.is_file():
+                        st = f.stat()
+                        h.update(f"{f.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}".encode())
+        return {"files_sha256": h.hexdigest()[:16]}
+
+
+class _SizeMismatch(Exception):
+    """Two images of different sizes without `image_size`: a user error, reported once."""
