@@ -85,6 +85,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from bench.leaderboard import build_leaderboard, render
 
     tracker, name = _open_store(args)
+    if args.history or args.model:
+        return _leaderboard_history(args, tracker, name)
     if args.run_id:
         runs = _suite_run_values(tracker, tracker.cell_runs(suite=name), args.run_id)
     else:
@@ -92,11 +94,61 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if runs.empty:
         raise BenchError(f"no finished cell runs of suite '{name}' at {tracker.uri}. Run `bench run` "
                          "first, or pass --tracking-uri / --experiment.")
-    text = render(build_leaderboard(runs, sort_by=args.sort), args.format)
+    tables = build_leaderboard(runs, sort_by=args.sort)
+    if args.format == "html":
+        text = _leaderboard_html(args, tracker, name, tables)
+    else:
+        text = render(tables, args.format)
     if os.environ.get("MLFLOW_RUN_ID"):  # the `leaderboard` entry point keeps its output
-        ext = {"markdown": "md"}.get(args.format, args.format)
+        ext = {"markdown": "md", "latex": "tex"}.get(args.format, args.format)
         tracker.log_text(os.environ["MLFLOW_RUN_ID"], text, f"leaderboard.{ext}")
     _emit(text, args.out)
+    return 0
+
+
+def _leaderboard_html(args: argparse.Namespace, tracker, name: str, tables) -> str:
+    """The self-contained page, with the image artifacts of the runs read through the tracker."""
+    from datetime import UTC, datetime
+
+    from bench.html_report import default_ui_url, html_report, mlflow_access, safe_ui_url
+
+    if args.ui_url and not safe_ui_url(args.ui_url):
+        raise BenchError(f"--ui-url must be an http(s) address of the MLflow UI, got '{args.ui_url}'")
+    fetch, listing = mlflow_access(tracker.client)
+    return html_report(tables, fetch, listing, title=f"Leaderboard: {name}",
+                       experiment_id=tracker.experiment_id,
+                       ui_url=args.ui_url or default_ui_url(tracker.uri),
+                       generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def _leaderboard_history(args: argparse.Namespace, tracker, name: str) -> int:
+    """`--model NAME --history`: one model's values over the suite's finished runs, oldest
+    first, so that a slow drift shows that a night-to-night comparison would miss."""
+    from datetime import UTC, datetime
+
+    from bench.leaderboard import TEXT_FORMATS, history_table, render_history
+
+    if not (args.model and args.history):
+        raise BenchError("--history and --model go together: `bench leaderboard SUITE --model NAME --history`.")
+    if args.run_id or args.format not in TEXT_FORMATS:
+        raise BenchError(f"--history covers every suite run: drop --run-id, use --format "
+                         f"{'|'.join(TEXT_FORMATS)}.")
+    all_runs = tracker.cell_runs(suite=name)
+    known = sorted(set(all_runs["model"])) if not all_runs.empty else []
+    if args.model not in known:
+        raise BenchError(f"no finished cell runs of model '{args.model}' in suite '{name}' at "
+                         f"{tracker.uri}; models: {', '.join(known) or '(none)'}.")
+    points = []
+    for rid in reversed(tracker.suite_runs(name)):  # newest first -> oldest first
+        try:
+            runs = _suite_run_values(tracker, all_runs, rid)
+        except BenchError:  # a suite run without cells.json (interrupted before the end)
+            continue
+        start = tracker.client.get_run(rid).info.start_time
+        points.append((datetime.fromtimestamp(start / 1000, UTC).strftime("%Y-%m-%d %H:%M"), rid, runs))
+    if not points:
+        raise BenchError(f"suite '{name}' has no finished suite run at {tracker.uri}.")
+    _emit(render_history(history_table(points, args.model), args.model, args.format), args.out)
     return 0
 
 
@@ -265,9 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--experiment", help="MLflow experiment (default: the suite's)")
     lb.add_argument("--run-id", help="one suite run instead of the latest run of every cell")
     lb.add_argument("--sort", help="value to sort by (default: the first metric's main value)")
-    lb.add_argument("--format", choices=["markdown", "csv", "json"], default="markdown")
+    lb.add_argument("--format", choices=["markdown", "csv", "json", "latex", "html"], default="markdown",
+                    help="html: one self-contained page with the runs' plots (use with --out)")
     lb.add_argument("--out", help="write to this file instead of stdout")
     lb.add_argument("--tracking-uri")
+    lb.add_argument("--ui-url", help="MLflow UI base URL for run links in HTML (default: "
+                    "$BENCH_UI_URL, or the tracking URI when it is an http(s) server)")
+    lb.add_argument("--model", help="with --history: the model to follow")
+    lb.add_argument("--history", action="store_true",
+                    help="one model's values over the suite's finished runs, oldest first")
     lb.set_defaults(func=cmd_leaderboard)
 
     def compare_opts(p: argparse.ArgumentParser) -> None:

@@ -1,0 +1,347 @@
+"""Leaderboard tables -> one self-contained HTML page.
+
+The page is a single file (inline CSS, a small inline sorting script, images as base64 data
+URIs) so that it can be logged as an MLflow artifact, mailed or opened from disk with no
+server and no CDN. Every piece of user text (model, dataset and value names come from suite
+files) goes through html.escape, and a Content-Security-Policy that allows only the page's own
+script (by hash) backs that up: a model named `<script>...</script>` stays text.
+
+Images come through a `fetch_artifact(run_id, path) -> bytes | None` callable (and optionally
+`list_artifacts(run_id) -> list[str]`), so this module never imports mlflow; `mlflow_access`
+builds both from an MlflowClient-like object such as `Tracker.client`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pandas as pd
+
+from bench.leaderboard import REFERENCE_LABEL, Table, arrow, best_mask, summarize
+
+FetchArtifact = Callable[[str, str], "bytes | None"]
+ListArtifacts = Callable[[str], "list[str]"]
+
+# what the built-in metrics write, tried when no artifact listing is available
+KNOWN_IMAGES = ("samples.png", "sample_grid.png", "embedding.png", "gan_train_curve.png",
+                "nearest_neighbours.png", "nn_grid.png", "augmentation.png", "balancing.png")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+MAX_IMAGE_BYTES = 5 * 1024 * 1024  # a page that mails and opens quickly; larger images are linked runs
+
+
+@dataclass(frozen=True)
+class Image:
+    model: str
+    dataset: str
+    metric: str
+    run_id: str
+    name: str
+    mime: str
+    data: str  # base64
+
+    @property
+    def uri(self) -> str:
+        return f"data:{self.mime};base64,{self.data}"
+
+
+# ------------------------------------------------------------------ artifacts
+
+
+def image_mime(data: bytes) -> str | None:
+    """The image type from its magic bytes, not its name: a file that is not really an image
+    is left out rather than shown broken (SVG is left out: it can carry script)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _image_runs(tables: list[Table]) -> Iterable[tuple[str, str, str, str]]:
+    """(model, dataset, metric, run_id) of the first repeat of every cell: repeats draw the
+    same plots with another seed, one of each is enough to look at."""
+    for t in tables:
+        if t.cells.empty:
+            continue
+        first = t.cells.sort_values("repeat").drop_duplicates(["model", "metric"])
+        for r in first.itertuples(index=False):
+            if r.run_id:
+                yield str(r.model), t.dataset, str(r.metric), str(r.run_id)
+
+
+def collect_images(tables: list[Table], fetch_artifact: FetchArtifact,
+                   list_artifacts: ListArtifacts | None = None,
+                   max_bytes: int = MAX_IMAGE_BYTES) -> list[Image]:
+    """The image artifacts that really exist on the tables' runs, ready to embed.
+
+    With `list_artifacts` every image file at the top of a run's artifacts is taken; without,
+    the names the built-in metrics write are tried. A name that fetches nothing, is too big or
+    is not an image is skipped: the page shows what exists and nothing else.
+    """
+    images = []
+    for model, dataset, metric, run_id in _image_runs(tables):
+        names = ([n for n in list_artifacts(run_id) if n.lower().endswith(IMAGE_SUFFIXES)]
+                 if list_artifacts else list(KNOWN_IMAGES))
+        for name in sorted(names):
+            data = fetch_artifact(run_id, name)
+            mime = image_mime(data) if data and len(data) <= max_bytes else None
+            if mime:
+                images.append(Image(model, dataset, metric, run_id, name, mime,
+                                    base64.b64encode(data).decode("ascii")))
+    return images
+
+
+def mlflow_access(client: Any) -> tuple[FetchArtifact, ListArtifacts]:
+    """fetch_artifact and list_artifacts over an MlflowClient-like object (duck-typed: this
+    module imports no mlflow). Any error reads as 'no such artifact', so that a report never
+    fails because one run's artifact store is unreachable."""
+
+    def fetch(run_id: str, path: str) -> bytes | None:
+        try:
+            with tempfile.TemporaryDirectory(prefix="bench-html-") as tmp:
+                return Path(client.download_artifacts(run_id, path, tmp)).read_bytes()
+        except Exception:  # noqa: BLE001 - missing file, store down: both mean "not shown"
+            return None
+
+    def listing(run_id: str) -> list[str]:
+        try:
+            return [f.path for f in client.list_artifacts(run_id) if not f.is_dir]
+        except Exception:  # noqa: BLE001
+            return []
+
+    return fetch, listing
+
+
+# ------------------------------------------------------------------ links
+
+
+def safe_ui_url(url: str | None) -> str | None:
+    """The MLflow UI base URL when it is http(s), else None (no `javascript:` links)."""
+    if url and url.lower().startswith(("http://", "https://")):
+        return url.rstrip("/")
+    return None
+
+
+def default_ui_url(tracking_uri: str | None) -> str | None:
+    """BENCH_UI_URL when set (inside docker compose the runner reaches the server as
+    http://mlflow:5000, which a reader's browser cannot), else the tracking URI when it is a
+    server (MLflow serves its UI at the same address); a file or database store has no UI."""
+    return safe_ui_url(os.environ.get("BENCH_UI_URL")) or safe_ui_url(tracking_uri)
+
+
+def run_link(run_id: str, experiment_id: str | None, ui_url: str | None) -> str:
+    """An <a> to the run in the MLflow UI, or the run id as text when there is no UI."""
+    ui = safe_ui_url(ui_url)
+    text = f"<code>{escape(run_id)}</code>"
+    if not ui or not experiment_id:
+        return text
+    href = f"{ui}/#/experiments/{quote(str(experiment_id), safe='')}/runs/{quote(run_id, safe='')}"
+    return f'<a href="{escape(href)}">{text}</a>'
+
+
+# ------------------------------------------------------------------ page
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1200px;
+ padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5em 0 1em}
+th,td{padding:.3em .7em;border-bottom:1px solid #e4e4e4;text-align:right;white-space:nowrap}
+th:first-child,td:first-child{text-align:left}
+thead th{cursor:pointer;user-select:none;background:#f7f7f7;border-bottom:2px solid #bbb}
+thead th[aria-sort=ascending]::after{content:" \\25B2"}
+thead th[aria-sort=descending]::after{content:" \\25BC"}
+td.best{font-weight:700}
+tbody.reference tr{background:#f4f4f0;color:#666;font-style:italic}
+tbody.reference tr.divider th{font-size:.85em;text-transform:uppercase;letter-spacing:.05em;
+ border-top:2px dashed #bbb;text-align:left;background:#fff;cursor:default}
+.note{color:#666}.gallery{display:flex;flex-wrap:wrap;gap:1em}
+figure{margin:0;max-width:380px}figure img{max-width:100%;border:1px solid #ddd}
+figcaption{font-size:.85em;color:#555}
+.runs{font-size:.9em}.badge{font-size:.75em;background:#e8e8e0;padding:.1em .4em;border-radius:3px}
+"""
+
+# Sorts each tbody of a table on its own (reference rows stay in their group). A first click
+# puts the better values first (data-first), a second reverses; blanks always go last.
+_JS = """
+(function () {
+  function key(cell) {
+    if (!cell) return null;
+    var v = cell.getAttribute('data-v');
+    if (v === null) return cell.textContent.trim().toLowerCase();
+    return v === '' ? null : parseFloat(v);
+  }
+  function sortTable(table, col, th) {
+    var desc = th.getAttribute('aria-sort') ? th.getAttribute('aria-sort') === 'ascending'
+                                            : th.getAttribute('data-first') === 'desc';
+    table.querySelectorAll('thead th').forEach(function (h) { h.removeAttribute('aria-sort'); });
+    th.setAttribute('aria-sort', desc ? 'descending' : 'ascending');
+    table.querySelectorAll('tbody').forEach(function (body) {
+      var rows = Array.prototype.filter.call(body.rows, function (r) {
+        return !r.classList.contains('divider');
+      });
+      rows.sort(function (a, b) {
+        var x = key(a.cells[col]), y = key(b.cells[col]);
+        if (x === null || y === null) return (x === null) - (y === null);
+        var c = (typeof x === 'number' && typeof y === 'number') ? x - y : String(x).localeCompare(String(y));
+        return desc ? -c : c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  }
+  document.querySelectorAll('table.sortable').forEach(function (table) {
+    table.querySelectorAll('thead th').forEach(function (th, col) {
+      th.addEventListener('click', function () { sortTable(table, col, th); });
+    });
+  });
+})();
+"""
+
+
+def _csp() -> str:
+    digest = base64.b64encode(hashlib.sha256(_JS.encode()).digest()).decode()
+    return (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+            f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
+
+
+def _num_cell(mean: float, std: float, n: float, best: bool) -> str:
+    if pd.isna(mean):
+        return '<td data-v=""></td>'
+    text = f"{mean:.4f} ± {std:.4f}" if n > 1 and not pd.isna(std) else f"{mean:.4f}"
+    title = f' title="n={int(n)}"' if not pd.isna(n) else ""
+    cls = ' class="best"' if best else ""
+    return f'<td data-v="{float(mean)!r}"{cls}{title}>{escape(text)}</td>'
+
+
+def _model_cell(model: str, anchors: dict[str, str], reference: bool) -> str:
+    name = escape(model)
+    if model in anchors:
+        name = f'<a href="#{anchors[model]}">{name}</a>'
+    badge = ' <span class="badge">reference</span>' if reference else ""
+    return f'<th scope="row">{name}{badge}</th>'
+
+
+def _dataset_table(t: Table, anchors: dict[str, str]) -> str:
+    """One dataset: competing models in one tbody, reference rows in another under a divider."""
+    best = best_mask(t)
+    heads = ['<th data-first="asc">model</th>'] + [
+        f'<th data-first="{"desc" if t.higher_is_better.get(c, True) else "asc"}">'
+        f'{escape(c)} {arrow(t.higher_is_better.get(c, True))}</th>' for c in t.mean.columns]
+
+    def row(m: str, reference: bool) -> str:
+        cells = [_num_cell(t.mean.at[m, c], t.std.at[m, c], t.n.at[m, c],
+                           bool(best.at[m, c]) and not reference) for c in t.mean.columns]
+        return f"<tr>{_model_cell(m, anchors, reference)}{''.join(cells)}</tr>"
+
+    body = f'<tbody class="ranked">{"".join(row(m, False) for m in t.ranked)}</tbody>'
+    if t.references:
+        divider = (f'<tr class="divider"><th colspan="{len(heads)}" scope="rowgroup">'
+                   f"{escape(REFERENCE_LABEL)}</th></tr>")
+        body += f'<tbody class="reference">{divider}{"".join(row(m, True) for m in t.references)}</tbody>'
+    return (f'<table class="sortable"><thead><tr>{"".join(heads)}</tr></thead>{body}</table>'
+            f'<p class="note">sorted by {escape(str(t.sort_by))}; mean ± std over repeats; '
+            "best value of each column in bold; click a header to sort.</p>")
+
+
+def _summary_table(tables: list[Table], anchors: dict[str, str]) -> str:
+    summary = summarize(tables)
+    if summary.empty:
+        return '<p class="note">No competing (non-reference) models to rank.</p>'
+    rows = []
+    for m, r in summary.iterrows():
+        rank = "" if pd.isna(r["mean_rank"]) else f"{r['mean_rank']:.2f}"
+        rate = "" if pd.isna(r["win_rate"]) else f"{r['win_rate']:.0%}"
+        rows.append(f"<tr>{_model_cell(str(m), anchors, False)}"
+                    f'<td data-v="{"" if pd.isna(r["mean_rank"]) else repr(float(r["mean_rank"]))}">{rank}</td>'
+                    f'<td data-v="{"" if pd.isna(r["win_rate"]) else repr(float(r["win_rate"]))}">{rate}</td>'
+                    f'<td data-v="{int(r["wins"])}">{int(r["wins"])} / {int(r["columns"])}</td></tr>')
+    heads = ('<th data-first="asc">model</th><th data-first="asc">mean rank ↓</th>'
+             '<th data-first="desc">win rate ↑</th><th data-first="desc">wins / columns</th>')
+    return (f'<table class="sortable" id="summary-table"><thead><tr>{heads}</tr></thead>'
+            f'<tbody class="ranked">{"".join(rows)}</tbody></table>'
+            f'<p class="note">Mean rank over the primary value of each metric on each of '
+            f"{len(tables)} dataset(s) (1 = best, ties share the mean rank); win rate: share of "
+            "(dataset, value) columns where the model is best. Reference rows are not ranked.</p>")
+
+
+def _model_section(model: str, anchor: str, reference: bool, tables: list[Table],
+                   images: list[Image], experiment_id: str | None, ui_url: str | None) -> str:
+    runs = []
+    for t in tables:
+        for r in t.cells[t.cells["model"] == model].itertuples(index=False) if not t.cells.empty else []:
+            if r.run_id:
+                runs.append(f"<li>{escape(t.dataset)} · {escape(str(r.metric))} · repeat {int(r.repeat)}: "
+                            f"{run_link(str(r.run_id), experiment_id, ui_url)}</li>")
+    figs = [f'<figure><img src="{img.uri}" alt="{escape(img.name)} of {escape(model)}" loading="eager">'
+            f"<figcaption>{escape(img.dataset)} · {escape(img.metric)} · {escape(img.name)}</figcaption></figure>"
+            for img in images if img.model == model]
+    badge = ' <span class="badge">reference</span>' if reference else ""
+    return (f'<article id="{anchor}"><h3>{escape(model)}{badge}</h3>'
+            + (f'<ul class="runs">{"".join(runs)}</ul>' if runs else "")
+            + (f'<div class="gallery">{"".join(figs)}</div>' if figs else "")
+            + "</article>")
+
+
+def _reference_flags(tables: list[Table]) -> dict[str, bool]:
+    """Every model of the tables, those with image-only runs included, and whether it is a
+    reference."""
+    flags: dict[str, bool] = {}
+    for t in tables:
+        for m in t.mean.index:
+            flags[str(m)] = flags.get(str(m), False) or bool(t.reference.get(m, False))
+        if not t.cells.empty:
+            for m, ref in zip(t.cells["model"], t.cells["reference"], strict=True):
+                flags[str(m)] = flags.get(str(m), False) or bool(ref)
+    return flags
+
+
+def render_html(tables: list[Table], *, title: str = "Leaderboard", images: list[Image] | None = None,
+                experiment_id: str | None = None, ui_url: str | None = None,
+                generated: str | None = None) -> str:
+    """The whole page: summary, one sortable table per dataset, then each model's runs (linked
+    to the MLflow UI when `ui_url` is given) and its image artifacts."""
+    images = images or []
+    reference = _reference_flags(tables)
+    models = sorted(reference)
+    anchors = {m: f"model-{i}" for i, m in enumerate(models)}
+    parts = [f"<h1>{escape(title)}</h1>"]
+    if generated:
+        parts.append(f'<p class="note">generated {escape(generated)}</p>')
+    if not tables:
+        parts.append("<p>(no finished runs)</p>")
+    else:
+        nav = "".join(f'<li><a href="#dataset-{i}">{escape(t.dataset)}</a></li>' for i, t in enumerate(tables))
+        parts.append(f'<nav><ul><li><a href="#summary">summary</a></li>{nav}'
+                     '<li><a href="#models">runs and artifacts</a></li></ul></nav>')
+        parts.append(f'<section id="summary"><h2>Summary</h2>{_summary_table(tables, anchors)}</section>')
+        parts += [f'<section id="dataset-{i}"><h2>{escape(t.dataset)}</h2>{_dataset_table(t, anchors)}</section>'
+                  for i, t in enumerate(tables)]
+        parts.append('<section id="models"><h2>Runs and artifacts</h2>'
+                     + "".join(_model_section(m, anchors[m], reference[m], tables, images,
+                                              experiment_id, ui_url) for m in models)
+                     + "</section>")
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f'<meta http-equiv="Content-Security-Policy" content="{_csp()}">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>\n"
+            + "\n".join(parts) + f"\n<script>{_JS}</script>\n</body></html>\n")
+
+
+def html_report(tables: list[Table], fetch_artifact: FetchArtifact | None = None,
+                list_artifacts: ListArtifacts | None = None, **kwargs: Any) -> str:
+    """render_html with the images of the tables' runs fetched first (none without a fetcher)."""
+    images = collect_images(tables, fetch_artifact, list_artifacts) if fetch_artifact else []
+    return render_html(tables, images=images, **kwargs)
