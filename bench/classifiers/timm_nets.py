@@ -59,27 +59,28 @@ def _vit_patch_size(image_size: int) -> int:
 
 
 def _small_stem(net: nn.Module, keep_weights: bool) -> None:
-    """Stride-1 3x3 stem and no max-pool for ResNet-like timm models (resnet, resnetv2).
-
-    With pretrained weights the loaded stem kernel is kept and only its stride set to 1,
-    so the weights the user supplied are not thrown away.
+    """Stride-1 stem without max-pool for ResNet-like timm models (resnet, resnetv2, deep
+    stems included): a 7x7 stem conv becomes a fresh 3x3 stride-1 conv, other strided stem
+    convs get stride 1. With pretrained weights every loaded kernel is kept and only its
+    stride set to 1, so the weights the user supplied are not thrown away.
     """
-    first = net.pretrained_cfg.get("first_conv") if hasattr(net, "pretrained_cfg") else None
-    parent, attr = (net, "conv1") if hasattr(net, "conv1") else (getattr(net, "stem", None), "conv")
-    conv = getattr(parent, attr, None) if parent is not None else None
-    if not isinstance(conv, nn.Conv2d):
-        raise BenchError(f"classifier: cannot adapt the stem of this timm model (first conv "
-                         f"'{first}') to small images; pass `small_input: false` or use a larger "
-                         "image_size.")
-    if keep_weights:
-        conv.stride, conv.padding = (1, 1), (conv.kernel_size[0] // 2, conv.kernel_size[1] // 2)
-    else:
-        new = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=conv.bias is not None)
-        setattr(parent, attr, new)
-    if hasattr(net, "maxpool"):
+    root = "conv1" if isinstance(getattr(net, "conv1", None), nn.Module) else "stem"
+    stem = getattr(net, root, None)
+    strided = [(n, m) for n, m in stem.named_modules()
+               if isinstance(m, nn.Conv2d) and m.stride != (1, 1)] if stem is not None else []
+    if not strided:
+        raise BenchError("classifier: no strided stem conv (conv1 or stem) to adapt to small "
+                         "images in this timm model; pass `small_input: false`.")
+    for name, conv in strided:
+        if type(conv) is nn.Conv2d and conv.kernel_size[0] > 3 and not keep_weights:
+            new = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=conv.bias is not None)
+            net.set_submodule(f"{root}.{name}" if name else root, new)
+        else:
+            conv.stride = (1, 1)
+            conv.padding = (conv.kernel_size[0] // 2, conv.kernel_size[1] // 2)
+    if isinstance(getattr(net, "maxpool", None), nn.Module):
         net.maxpool = nn.Identity()
-    stem = getattr(net, "stem", None)
-    if isinstance(stem, nn.Module) and hasattr(stem, "pool"):
+    if stem is not None and isinstance(getattr(stem, "pool", None), nn.Module):
         stem.pool = nn.Identity()
 
 
@@ -92,8 +93,11 @@ def _timm_module(model: str) -> str:
 def build_timm(in_chans: int, num_classes: int, image_size: int, model: str = "resnet18",
                pretrained_file: str | None = None, small_input: bool | None = None,
                **kwargs: Any) -> TimmClassifier:
-    """Any timm model, adapted to the data: in_chans and classes from the dataset, ResNet
-    stems for small images, ViT img_size/patch_size; extra args go to `timm.create_model`."""
+    """Any timm model by name (`model`), adapted to the data's channels, classes and size.
+
+    in_chans and num_classes come from the dataset; ResNet stems are adapted to small
+    images, ViTs get img_size and a dividing patch size; other args go to
+    `timm.create_model`."""
     import timm
 
     if not timm.is_model(model):
@@ -141,8 +145,10 @@ class _StagedResNet(nn.Module):
 
 def cifar_resnet(in_chans: int, num_classes: int, image_size: int, depth: int = 20,
                  width: int = 16) -> nn.Module:
-    """CIFAR ResNet-(6n+2) of He et al. 2016: a 3x3 stem, three stages of n basic blocks with
-    width, 2x and 4x channels, global pooling; built from timm's ResNet and BasicBlock."""
+    """CIFAR ResNet of any depth 6n+2 (He et al. 2016), built from timm's ResNet blocks.
+
+    A 3x3 stride-1 stem, three stages of n basic blocks with width, 2x and 4x channels,
+    global pooling."""
     from timm.models.resnet import BasicBlock, ResNet
 
     if (depth - 2) % 6 or depth < 8:
@@ -164,8 +170,10 @@ CLASSIFIERS.register("cifar_resnet")(cifar_resnet)
 
 
 def _named(name: str, timm_name: str, doc: str) -> None:
-    def factory(in_chans: int, num_classes: int, image_size: int, **kwargs: Any) -> nn.Module:
-        return build_timm(in_chans, num_classes, image_size, model=timm_name, **kwargs)
+    def factory(in_chans: int, num_classes: int, image_size: int, pretrained_file: str | None = None,
+                small_input: bool | None = None, **kwargs: Any) -> nn.Module:
+        return build_timm(in_chans, num_classes, image_size, model=timm_name,
+                          pretrained_file=pretrained_file, small_input=small_input, **kwargs)
 
     factory.__doc__ = doc
     factory.__name__ = name

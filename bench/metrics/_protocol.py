@@ -146,7 +146,7 @@ def effective_size(sizes: np.ndarray, accs: np.ndarray, target: float) -> tuple[
     if target > a[-1]:
         return float(s[-1]), 1
     i = int(np.argmax(a >= target))  # first size reaching the target
-    if i == 0 or a[i] == a[i - 1]:
+    if i == 0 or a[i] == target or a[i] == a[i - 1]:
         return float(s[i]), 0
     t = (target - a[i - 1]) / (a[i] - a[i - 1])
     return float(np.exp(np.log(s[i - 1]) + t * (np.log(s[i]) - np.log(s[i - 1])))), 0
@@ -163,6 +163,8 @@ def save_figure(fig: Figure, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def fraction_key(f: float) -> str:
-    """0.1 -> '0.1', 1.0 -> '1': short, valid MLflow key suffixes."""
-    return f"{f:g}"
+def at_fraction(name: str, f: float) -> str:
+    """('aug_gain', 0.1) -> 'aug_gain_at_0.1', 1.0 -> '..._at_1'. MLflow rejects '@' in
+    metric names, and a '/' would make a directory in file stores; '_at_' is safe everywhere
+    and keeps `name` as the prefix that declares the value's direction."""
+    return f"{name}_at_{f:g}"

@@ -23,9 +23,9 @@ from bench.classifiers.train import ClassifierConfig
 from bench.data.base import Dataset
 from bench.metrics import METRICS
 from bench.metrics._protocol import (
+    at_fraction,
     figure,
     fit_and_score,
-    fraction_key,
     real_subset_score,
     sample_counts,
     save_figure,
@@ -70,7 +70,8 @@ class Augmentation(Metric):
 
     Options = AugmentationOptions
     version = "1"
-    # per-fraction values `real_acc@0.1`, `aug_acc@0.1`, `aug_gain@0.1` take their prefix's direction
+    # per-fraction values (`real_acc_at_0.1`, `aug_acc_at_0.1`, `aug_gain_at_0.1`) take their
+    # prefix's direction
     higher_is_better = {"mean_aug_gain": True, "real_acc": True, "aug_acc": True, "aug_gain": True}
     primary = "mean_aug_gain"
 
@@ -90,7 +91,7 @@ class Augmentation(Metric):
             n_gen = self.num_generated(n_real, len(dataset.train_y))
             steps = steps_for(cfg, n_real + n_gen)
             real = real_subset_score(ctx, dataset, with_steps(cfg, n_real, steps), counts,
-                                     f"train on {fraction_key(f)} real")
+                                     f"train on {f:g} of real")
             idx = subset_by_counts(dataset.train_y, counts, ctx.seed)
             if n_gen not in generated:  # a fixed num_generated is sampled once for all fractions
                 generated[n_gen] = sample_counts(generator, balanced_counts(n_gen, np.full(k, n_gen)),
@@ -98,7 +99,7 @@ class Augmentation(Metric):
             gx, gy = generated[n_gen]
             aug = fit_and_score(cfg, torch.cat([dataset.train_x[idx], gx]),
                                 torch.cat([dataset.train_y[idx], gy]), dataset, ctx,
-                                f"train on {fraction_key(f)} real + generated")
+                                f"train on {f:g} of real + generated")
             rows.append({"fraction": f, "real_images": n_real, "generated_images": n_gen,
                          "steps": steps, "real_acc": real["accuracy"], "aug_acc": aug["accuracy"],
                          "aug_gain": aug["accuracy"] - real["accuracy"]})
@@ -107,7 +108,7 @@ class Augmentation(Metric):
         out = {"mean_aug_gain": float(table["aug_gain"].mean())}
         for r in rows:
             for p in ("real_acc", "aug_acc", "aug_gain"):
-                out[f"{p}@{fraction_key(r['fraction'])}"] = float(r[p])
+                out[at_fraction(p, r["fraction"])] = float(r[p])
         return out
 
     @staticmethod

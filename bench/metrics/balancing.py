@@ -125,7 +125,8 @@ class Balancing(Metric):
             scores["synthetic_only"] = fit_and_score(with_steps(cfg, len(sy), steps), sx, sy, dataset,
                                                      ctx, "train on generated only")
         self._write(ctx, dataset, scores, {"imbalanced": imbalanced, "balanced_gen": target,
-                                           "balanced_real": balanced_real, "synthetic_only": target})
+                                           "balanced_real": balanced_real, "synthetic_only": target},
+                    minority)
         out: dict[str, float] = {}
         for name, s in scores.items():
             out.update(_values(name, s, minority))
@@ -134,18 +135,20 @@ class Balancing(Metric):
 
     @staticmethod
     def _write(ctx: Context, dataset: Dataset, scores: dict[str, Score],
-               counts: dict[str, np.ndarray]) -> None:
+               counts: dict[str, np.ndarray], minority: np.ndarray) -> None:
         cols = {f"{n}_recall": per_class(s) for n, s in scores.items()}
         cols.update({f"{n}_train_images": counts[n] for n in scores})
         write_per_class(ctx.artifact("balancing_per_class.csv"), dataset, cols)
         fig = figure(max(6.0, 0.6 * dataset.num_classes), 4.0)
         ax = fig.add_subplot()
         x = np.arange(dataset.num_classes)
+        for c in minority:
+            ax.axvspan(c - 0.5, c + 0.5, color="0.92", zorder=0)
         w = 0.8 / len(scores)
         for i, (n, s) in enumerate(scores.items()):
             ax.bar(x + (i - (len(scores) - 1) / 2) * w, per_class(s), w,
                    label=f"{n} (bacc {s['balanced_accuracy']:.3f})")
         ax.set_xticks(x, dataset.class_names)
-        ax.set(xlabel="class", ylabel="val recall", ylim=(0, 1.05), title="Per-class recall")
+        ax.set(xlabel="class", ylabel="val recall", ylim=(0, 1.05), title="Per-class recall (shaded: minority classes)")
         ax.legend(fontsize="small", loc="lower left")
         save_figure(fig, ctx.artifact("balancing.png"))

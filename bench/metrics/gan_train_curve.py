@@ -5,6 +5,11 @@ GAN-train accuracy is measured for several generated-set sizes, beside the same 
 trained on class-balanced real subsets of the same sizes. The generator's best GAN-train
 accuracy, read off the real curve, gives its `effective_size`: "these generated images are
 worth N real ones". The real curve depends only on the data and is cached across models.
+
+Every point of both curves trains for the same number of optimizer steps (those of
+`classifier.epochs` epochs over the largest size): with equal epochs a small set would
+also get less training, the real curve would understate small real sets, and the
+effective size would be inflated by compute rather than measured in data.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from bench.metrics._protocol import (
     real_subset_score,
     sample_counts,
     save_figure,
+    steps_for,
+    with_steps,
 )
 from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import balanced_counts, subset_by_counts
@@ -82,23 +89,26 @@ class GanTrainCurve(Metric):
         sizes = self.sizes(n_train)
         # one generated set at the largest size; smaller sets are nested class-balanced subsets
         gx, gy = sample_counts(generator, balanced_counts(sizes[-1], np.full(k, sizes[-1])), ctx.seed)
+        steps = steps_for(cfg, sizes[-1])
         gen = {}
         for n in sizes:
             idx = subset_by_counts(gy, balanced_counts(n, np.bincount(gy.numpy(), minlength=k)), ctx.seed)
-            gen[n] = fit_and_score(cfg, gx[idx], gy[idx], dataset, ctx, f"GAN-train on {n}")["accuracy"]
-        available = dataset.class_counts("train")
-        real = {n: real_subset_score(ctx, dataset, cfg, balanced_counts(n, available),
-                                     f"train on {n} real")["accuracy"]
-                for n in sorted({min(s, n_train) for s in sizes})}
+            gen[n] = fit_and_score(with_steps(cfg, len(idx), steps), gx[idx], gy[idx], dataset, ctx,
+                                   f"GAN-train on {n}")["accuracy"]
+        available, real = dataset.class_counts("train"), {}
+        for n in sorted({min(s, n_train) for s in sizes}):
+            counts = balanced_counts(n, available)
+            real[n] = real_subset_score(ctx, dataset, with_steps(cfg, int(counts.sum()), steps), counts,
+                                        f"train on {n} real")["accuracy"]
         best = max(gen.values())
         size, bound = effective_size(np.array(list(real)), np.array(list(real.values())), best)
-        self._write(ctx, gen, real, best, size)
+        self._write(ctx, gen, real, best, size, bound)
         return {"best_gan_train_acc": best, "effective_size": size, "effective_size_bound": float(bound),
                 "effective_ratio": size / sizes[-1], "real_curve_best_acc": max(real.values())}
 
     @staticmethod
     def _write(ctx: Context, gen: dict[int, float], real: dict[int, float], best: float,
-               size: float) -> None:
+               size: float, bound: int) -> None:
         table = pd.DataFrame({"size": sorted(set(gen) | set(real))})
         table["gan_train_acc"] = table["size"].map(gen)
         table["real_acc"] = table["size"].map(real)
@@ -108,8 +118,8 @@ class GanTrainCurve(Metric):
         ax.plot(list(real), list(real.values()), "o-", label="real subsets")
         ax.plot(list(gen), list(gen.values()), "s-", label="generated (GAN-train)")
         ax.axhline(best, color="grey", lw=0.8, ls=":")
-        ax.axvline(size, color="grey", lw=0.8, ls="--", label=f"effective size {size:.0f}")
+        ax.axvline(size, color="grey", lw=0.8, ls="--", label=f"effective size {('<= ', '', '>= ')[bound + 1]}{size:.0f}")
         ax.set(xscale="log", xlabel="training images", ylabel="val accuracy",
-               title="GAN-train vs. real learning curve")
+               title="GAN-train vs. real learning curve (equal optimizer steps)")
         ax.legend()
         save_figure(fig, ctx.artifact("gan_train_curve.png"))

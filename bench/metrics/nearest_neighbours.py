@@ -6,6 +6,8 @@ than held-out real images are: `nn_similarity_gap` = `gen_nn_similarity` -
 `val_nn_similarity` is then positive. The grid shows, per row, a generated image and its
 k nearest training images, for eyeballing copies and mode collapse.
 
+Features are centred on the training-feature mean before the cosine: penultimate features
+come after a ReLU and are all non-negative, so raw cosines crowd near 1 and hide the gap.
 Similarities are computed in chunks of queries (memory O(N x chunk), never N x N). The
 training features and the val similarity depend only on the data and are cached.
 """
@@ -13,6 +15,7 @@ training features and the val similarity depend only on the data and are cached.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -77,42 +80,50 @@ class NearestNeighbours(Metric):
 
     Options = NearestNeighboursOptions
     version = "1"
+    # lower = farther from the training images = less copying (the point of this metric);
+    # val_nn_similarity is a property of the data, listed for completeness
     higher_is_better = {"gen_nn_similarity": False, "val_nn_similarity": False,
                         "nn_similarity_gap": False}
     primary = "nn_similarity_gap"
 
-    def train_features(self, ctx: Context, dataset: Dataset, clf: TrainedClassifier) -> torch.Tensor:
+    @staticmethod
+    def train_features(ctx: Context, dataset: Dataset, clf: TrainedClassifier
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(centred training features, their mean), once per process and real classifier."""
         key = f"nn_train_features:{dataset.digest}:{clf.config.model_dump_json()}:{ctx.seed}"
         if key not in ctx._memo:
-            ctx._memo[key] = predict(clf, dataset.train_x, ctx.device, features=True)
+            f = predict(clf, dataset.train_x, ctx.device, features=True)
+            mean = f.mean(0, keepdim=True)
+            ctx._memo[key] = (f - mean, mean)
         return ctx._memo[key]
 
     def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
         o = self.options
         clf = ctx.real_classifier(dataset, o.classifier)
-        ref = self.train_features(ctx, dataset, clf)
+        ref, mean = self.train_features(ctx, dataset, clf)
+
+        def features(x: torch.Tensor) -> torch.Tensor:
+            return predict(clf, x, ctx.device, features=True) - mean
 
         def val_similarity() -> float:
-            vf = predict(clf, dataset.val_x, ctx.device, features=True)
-            return float(topk_cosine(vf, ref, 1, o.chunk_size)[0].mean())
+            return float(topk_cosine(features(dataset.val_x), ref, 1, o.chunk_size)[0].mean())
 
         key = {"classifier": o.classifier.model_dump(mode="json")}
         val_sim = real_work(ctx, dataset, "nn_val_similarity", key, val_similarity)
         k = dataset.num_classes
         labels = labels_from_counts(balanced_counts(o.num_samples, np.full(k, o.num_samples)), ctx.seed)
         x = generator.sample(len(labels), labels, seed=ctx.seed)
-        gen_sim = float(topk_cosine(predict(clf, x, ctx.device, features=True), ref, 1,
-                                    o.chunk_size)[0].mean())
-        self._grid(generator, dataset, ctx, clf, ref)
+        gen_sim = float(topk_cosine(features(x), ref, 1, o.chunk_size)[0].mean())
+        self._grid(generator, dataset, ctx, features, ref)
         return {"gen_nn_similarity": gen_sim, "val_nn_similarity": val_sim,
                 "nn_similarity_gap": gen_sim - val_sim}
 
-    def _grid(self, generator: Generator, dataset: Dataset, ctx: Context, clf: TrainedClassifier,
-              ref: torch.Tensor) -> None:
+    def _grid(self, generator: Generator, dataset: Dataset, ctx: Context,
+              features: Callable[[torch.Tensor], torch.Tensor], ref: torch.Tensor) -> None:
         o = self.options
         labels = torch.arange(dataset.num_classes).repeat_interleave(o.per_class)
         x = generator.sample(len(labels), labels, seed=ctx.seed + 1)
-        sims, idx = topk_cosine(predict(clf, x, ctx.device, features=True), ref, o.k, o.chunk_size)
+        sims, idx = topk_cosine(features(x), ref, o.k, o.chunk_size)
         rows = [torch.cat([x[i : i + 1], dataset.train_x[idx[i]]]) for i in range(len(x))]
         image_grid(rows, o.cell_pixels).save(Path(ctx.artifact("nearest_neighbours.png")))
         table = pd.DataFrame({

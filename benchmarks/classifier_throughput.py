@@ -1,0 +1,202 @@
+"""Speed of the one classifier training loop, and what cache sharing saves in a suite.
+
+    python benchmarks/classifier_throughput.py                 # everything, CPU or CUDA
+    python benchmarks/classifier_throughput.py --quick         # smaller sizes, smoke test
+    python benchmarks/classifier_throughput.py --threads 1     # pin torch intra-op threads
+
+Prints:
+1. training images/second of `train_classifier` (small_cnn on 1x8x8, the CIFAR ResNet-20
+   on 3x32x32 synthetic images); on CUDA with bf16 autocast and channels_last, as the
+   loop does there;
+2. on CUDA (or with --gan-train-size on any device): wall time of GAN-train on a
+   50,000-image 32x32 10-class synthetic set with the CIFAR ResNet (train + evaluate);
+3. time to train a real classifier on digits to its plateau (the fewest epochs whose val
+   accuracy is within --plateau-tol of the best over the epoch grid);
+4. cost sharing: a suite of K=3 reference models x (gan_train, gan_test, gan_train_curve)
+   through the real runner: wall time of the first model's cells (which pay for the real
+   classifier and the real curve) and of each further model's cells.
+
+Every figure is one timed run after a warm-up training (first-call oneDNN/CUDA
+initialisation excluded). Load from other processes distorts CPU timings: the load
+average is printed at start and end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import subprocess
+import tempfile
+import textwrap
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from bench.classifiers.train import ClassifierConfig, evaluate, train_classifier
+from bench.data.digits import Digits
+
+
+def _machine(device: torch.device) -> str:
+    cpu = platform.processor() or "?"
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name"):
+                cpu = line.split(":", 1)[1].strip()
+    gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "none"
+    return (f"nproc={os.cpu_count()}  cpu={cpu}  torch={torch.__version__} "
+            f"(threads={torch.get_num_threads()})  device={device}  gpu={gpu}")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _synthetic(n: int, shape: tuple[int, int, int], classes: int, seed: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images with a class-dependent mean, so the classifier has something to learn."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, classes, (n,), generator=g)
+    base = torch.randint(0, 256, (classes, *shape), generator=g).float()
+    noise = torch.randn((n, *shape), generator=g) * 60
+    return (base[y] * 0.5 + 64 + noise).clamp(0, 255).to(torch.uint8), y
+
+
+def _train(cfg: ClassifierConfig, x: torch.Tensor, y: torch.Tensor, classes: int,
+           device: torch.device):
+    _sync(device)
+    t0 = time.perf_counter()
+    clf = train_classifier(cfg, x, y, classes, device, seed=0, progress=False)
+    _sync(device)
+    return clf, time.perf_counter() - t0
+
+
+def throughput(device: torch.device, quick: bool) -> None:
+    print("\n## 1. training throughput (images/second, optimizer steps included)")
+    cuda = device.type == "cuda"
+    cases = [
+        ("small_cnn", (1, 8, 8), 20_000 if cuda else 5_000, 512 if cuda else 128),
+        ("resnet20", (3, 32, 32), 50_000 if cuda else (1_000 if quick else 4_000), 512 if cuda else 128),
+    ]
+    for name, shape, n, bs in cases:
+        x, y = _synthetic(n, shape, 10, 0)
+        epochs = 2 if quick else 3
+        cfg = ClassifierConfig(name=name, epochs=epochs, batch_size=bs)
+        _train(cfg.model_copy(update={"epochs": 1}), x[: bs * 4], y[: bs * 4], 10, device)  # warm-up
+        _, sec = _train(cfg, x, y, 10, device)
+        print(f"  {name:10s} {shape}  N={n} bs={bs} epochs={epochs}: {sec:7.2f}s  "
+              f"{epochs * n / sec:10,.0f} img/s")
+
+
+def gan_train_wall(device: torch.device, n: int, epochs: int) -> None:
+    print(f"\n## 2. GAN-train wall time: resnet20 on {n:,} synthetic 3x32x32 images, "
+          f"{epochs} epochs, + evaluation on 10,000")
+    x, y = _synthetic(n, (3, 32, 32), 10, 1)
+    vx, vy = _synthetic(10_000, (3, 32, 32), 10, 2)
+    cfg = ClassifierConfig(name="resnet20", epochs=epochs, batch_size=512 if device.type == "cuda" else 128)
+    _train(cfg.model_copy(update={"epochs": 1}), x[:2048], y[:2048], 10, device)  # warm-up
+    _sync(device)
+    t0 = time.perf_counter()
+    clf = train_classifier(cfg, x, y, 10, device, seed=0, progress=False)
+    acc = evaluate(clf, vx, vy, device).accuracy
+    _sync(device)
+    sec = time.perf_counter() - t0
+    print(f"  wall {sec:.1f}s  ({epochs * n / sec:,.0f} train img/s), synthetic val acc {acc:.3f}")
+
+
+def plateau(device: torch.device, quick: bool, tol: float) -> None:
+    print(f"\n## 3. real classifier on digits: epochs to plateau (within {tol} of the best)")
+    ds = Digits().load()
+    grid = [1, 2, 4, 6, 8, 10, 15, 20] if quick else [1, 2, 3, 4, 6, 8, 10, 15, 20, 30, 40]
+    rows = []
+    for ep in grid:
+        clf, sec = _train(ClassifierConfig(epochs=ep), ds.train_x, ds.train_y, 10, device)
+        rows.append((ep, sec, evaluate(clf, ds.val_x, ds.val_y, device).accuracy))
+        print(f"  epochs={ep:3d}  {sec:6.2f}s  val acc {rows[-1][2]:.4f}")
+    best = max(r[2] for r in rows)
+    ep, sec, acc = next(r for r in rows if r[2] >= best - tol)
+    print(f"  plateau: {ep} epochs, {sec:.2f}s to train, val acc {acc:.4f} (best {best:.4f})")
+
+
+SUITE = """\
+name: throughput-sharing
+seed: 0
+device: {device}
+datasets:
+  digits: {{source: digits}}
+models:
+  real: {{source: reference, kind: real}}
+  noise: {{source: reference, kind: noise}}
+  dropped: {{source: reference, kind: mode_drop}}
+metrics:
+  gan_train:
+    classifier: {{epochs: {epochs}}}
+  gan_test:
+    classifier: {{epochs: {epochs}}}
+  gan_train_curve:
+    classifier: {{epochs: {epochs}}}
+"""
+
+
+def cost_sharing(device: torch.device, epochs: int) -> None:
+    from bench.runner import run_suite
+    from bench.suite import load_suite
+
+    print(f"\n## 4. cost sharing: K=3 models x (gan_train, gan_test, gan_train_curve), "
+          f"digits, {epochs} epochs")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "suite.yaml"
+        path.write_text(textwrap.dedent(SUITE.format(device=device.type, epochs=epochs)))
+        t0 = time.perf_counter()
+        with open(os.devnull, "w") as null, contextlib.redirect_stderr(null), \
+                contextlib.redirect_stdout(null):  # the runner's own log; summarised below
+            report = run_suite(load_suite(path), tracking_uri=f"sqlite:///{tmp}/mlflow.db",
+                               progress=False, cache_dir=f"{tmp}/cache")
+        total = time.perf_counter() - t0
+    per_model: dict[str, float] = defaultdict(float)
+    for o in report.outcomes:
+        per_model[o.cell.model.key] += o.seconds
+        why = f"  {o.error.strip().splitlines()[-1]}" if o.error else ""
+        print(f"  {o.cell.model.key:8s} {o.cell.metric.key:16s} {o.seconds:6.2f}s  {o.status}{why}")
+    if not report.ok:
+        raise SystemExit("cost sharing: some cells failed (see above); the figures are not valid")
+    first, *rest = list(per_model.items())
+    print(f"  first model ({first[0]}): {first[1]:.2f}s of cells; further models: "
+          + ", ".join(f"{k} {v:.2f}s" for k, v in rest)
+          + f"; suite wall {total:.1f}s (MLflow logging included)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--gan-train-size", type=int, default=None,
+                        help="images of the GAN-train timing (default: 50,000 on CUDA, skipped on CPU)")
+    parser.add_argument("--gan-train-epochs", type=int, default=30)
+    parser.add_argument("--plateau-tol", type=float, default=0.005)
+    parser.add_argument("--suite-epochs", type=int, default=20)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    name = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    print(_machine(device))
+    print(f"loadavg at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    throughput(device, args.quick)
+    n = args.gan_train_size if args.gan_train_size is not None else (50_000 if device.type == "cuda" else 0)
+    if n:
+        gan_train_wall(device, n, args.gan_train_epochs)
+    else:
+        print("\n## 2. GAN-train on 50,000 32x32 images: skipped on CPU (pass --gan-train-size)")
+    plateau(device, args.quick, args.plateau_tol)
+    cost_sharing(device, args.suite_epochs)
+    print(f"\nloadavg at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

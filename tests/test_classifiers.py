@@ -1,0 +1,113 @@
+"""Classifier architectures (small_cnn, timm models, CIFAR ResNets) and the training loop's
+on-device augmentation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench.classifiers import CLASSIFIERS
+from bench.classifiers.train import (
+    AugmentOptions,
+    ClassifierConfig,
+    _augment,
+    evaluate,
+    train_classifier,
+)
+from bench.data.digits import Digits
+from bench.errors import BenchError
+
+TIMM_NAMED = ["resnet18", "wide_resnet50_2", "vit_tiny_patch16_224", "preact_resnet18",
+              "resnet20", "resnet32"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine two spinning threads per process
+    slow small-batch training by 10x or more; results do not depend on it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("name", TIMM_NAMED)
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32)])
+def test_named_timm_classifiers_build_for_small_images(name, shape):
+    c, h, w = shape
+    model = CLASSIFIERS.get(name)(in_chans=c, num_classes=10, image_size=h).eval()
+    x = torch.randn(3, c, h, w)
+    with torch.no_grad():
+        logits, feats = model(x), model.forward_features(x)
+    assert logits.shape == (3, 10)
+    assert feats.ndim == 2 and feats.shape[0] == 3 and feats.shape[1] == model.num_features > 0
+
+
+def test_small_image_stem_keeps_resolution():
+    model = CLASSIFIERS.get("resnet18")(in_chans=1, num_classes=10, image_size=8)
+    assert model.net.conv1.kernel_size == (3, 3) and model.net.conv1.stride == (1, 1)
+    assert isinstance(model.net.maxpool, torch.nn.Identity)
+    big = CLASSIFIERS.get("resnet18")(in_chans=3, num_classes=10, image_size=224)
+    assert big.net.conv1.stride == (2, 2)  # ImageNet-sized inputs keep the ImageNet stem
+
+
+def test_vit_patch_divides_image():
+    for size, patch in ((8, 1), (32, 4), (64, 8)):
+        vit = CLASSIFIERS.get("vit_tiny_patch16_224")(in_chans=3, num_classes=5, image_size=size)
+        assert vit.net.patch_embed.patch_size == (patch, patch)
+
+
+def test_generic_timm_factory_and_unknown_names():
+    model = CLASSIFIERS.get("timm")(in_chans=3, num_classes=4, image_size=32, model="resnet10t")
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 4)
+    with pytest.raises(BenchError, match="unknown timm model 'resnet181'.*resnet18"):
+        CLASSIFIERS.get("timm")(in_chans=3, num_classes=4, image_size=32, model="resnet181")
+    with pytest.raises(BenchError, match="unknown classifiers 'resnet19'"):
+        CLASSIFIERS.get("resnet19")
+    with pytest.raises(ValueError, match="unknown classifier 'resnet19'"):
+        ClassifierConfig(name="resnet19")
+    with pytest.raises(BenchError, match="6n\\+2"):
+        CLASSIFIERS.get("cifar_resnet")(in_chans=3, num_classes=10, image_size=32, depth=21)
+
+
+def test_pretrained_file_is_loaded(tmp_path):
+    import timm
+
+    src = timm.create_model("resnet18", pretrained=False, num_classes=10, in_chans=3)
+    path = tmp_path / "resnet18.pth"
+    torch.save(src.state_dict(), path)
+    model = CLASSIFIERS.get("resnet18")(in_chans=3, num_classes=10, image_size=32,
+                                        pretrained_file=str(path))
+    # the backbone is loaded; timm drops a head whose class count differs from its config
+    for key in ("layer1.0.conv1.weight", "layer4.1.bn2.running_var"):
+        assert torch.equal(model.net.state_dict()[key], src.state_dict()[key]), key
+    # the pretrained stem kernel is kept, only its stride changes for small images
+    assert torch.equal(model.net.conv1.weight, src.conv1.weight) and model.net.conv1.stride == (1, 1)
+    with pytest.raises(BenchError, match="pretrained_file: .*missing.pth not found"):
+        CLASSIFIERS.get("resnet18")(in_chans=3, num_classes=10, image_size=32,
+                                    pretrained_file=str(tmp_path / "missing.pth"))
+
+
+def test_small_cnn_learns_digits():
+    ds = Digits().load()
+    cfg = ClassifierConfig(epochs=8)
+    clf = train_classifier(cfg, ds.train_x, ds.train_y, 10, torch.device("cpu"), 0, progress=False)
+    assert evaluate(clf, ds.val_x, ds.val_y, torch.device("cpu")).accuracy > 0.9
+
+
+def test_cifar_resnet_trains_through_the_loop():
+    ds = Digits().load()
+    cfg = ClassifierConfig(name="resnet20", epochs=1, batch_size=256)
+    clf = train_classifier(cfg, ds.train_x[:512], ds.train_y[:512], 10, torch.device("cpu"), 0,
+                           progress=False)
+    assert evaluate(clf, ds.val_x, ds.val_y, torch.device("cpu")).predictions.shape == (len(ds.val_y),)
+
+
+@pytest.mark.parametrize("aug", [AugmentOptions(crop=2), AugmentOptions(flip=True),
+                                 AugmentOptions(crop=4, flip=True), AugmentOptions(crop=10)])
+def test_augmentation_keeps_shape_and_dtype(aug):
+    x = torch.rand(16, 3, 8, 8) * 2 - 1
+    gen = torch.Generator().manual_seed(0)
+    out = _augment(x, aug, gen)
+    assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
+    assert not torch.equal(out, x)  # something moved
