@@ -7,13 +7,13 @@ the suite at the file.
 from __future__ import annotations
 
 import hashlib
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from pydantic import Field
 
+from bench.data._util import file_sha256, npz_header
 from bench.data.base import DataInfo, Dataset
 from bench.errors import BenchError
 from bench.models import MODELS
@@ -27,20 +27,6 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 class SamplesOptions(Options):
     path: Path = Field(description="an .npz with uint8 `images` (N,H,W[,C]) and int `labels`, "
                        "or a folder with one sub-folder of PNG/JPEG files per class")
-
-
-def _npz_header(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Array shapes and dtypes of an .npz without loading the arrays."""
-    out = {}
-    with zipfile.ZipFile(path) as zf:
-        for name in zf.namelist():
-            with zf.open(name) as f:
-                major, _ = np.lib.format.read_magic(f)
-                read = (np.lib.format.read_array_header_1_0 if major == 1
-                        else np.lib.format.read_array_header_2_0)
-                shape, _, dtype = read(f)
-            out[name.removesuffix(".npy")] = (shape, dtype)
-    return out
 
 
 def _to_nchw(images: np.ndarray, where: str) -> np.ndarray:
@@ -62,10 +48,8 @@ class Samples(ModelSource):
         path = self.options.path
         h = hashlib.sha256()
         if path.is_file():
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-        elif path.is_dir():
+            return {"content_sha256": file_sha256(path)[:16]}
+        if path.is_dir():
             for f in sorted(path.rglob("*")):
                 if f.is_file():
                     st = f.stat()
@@ -88,10 +72,7 @@ class Samples(ModelSource):
             if n != info.num_classes:
                 raise BenchError(f"{path}: {n} class folders, the dataset has {info.num_classes} classes.")
             return
-        try:
-            header = _npz_header(path)
-        except (zipfile.BadZipFile, ValueError, OSError) as e:
-            raise BenchError(f"{path}: not a readable .npz file ({e}). Save with numpy.savez.") from None
+        header = npz_header(path)  # raises a BenchError for an unreadable file
         missing = {"images", "labels"} - set(header)
         if missing:
             raise BenchError(f"{path}: missing array(s) {sorted(missing)}; found {sorted(header)}. "
