@@ -142,6 +142,9 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
             outcomes.append(CellOutcome(cell, "cached", existing))
             _log(f"{prefix}: cached (run {existing})")
             continue
+        if tracker.fail_stale_runs(cell.key, "stale: its runner stopped without ending it (killed?)"):
+            _log(f"{prefix}: an earlier run of this cell was left RUNNING by a killed runner; "
+                 "marked FAILED, running it again")
         outcome = _run_cell(cell, tracker, parent, shared, progress, Context)
         outcomes.append(outcome)
         if outcome.status == "killed":

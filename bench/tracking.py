@@ -126,6 +126,16 @@ class Tracker:
         )
         return runs[0].info.run_id if runs else None
 
+    def fail_stale_runs(self, key: str, reason: str) -> int:
+        """Mark RUNNING runs of a cell FAILED before it runs again: their runner died (SIGKILL,
+        lost node) without ending them. One live runner per suite and store is assumed."""
+        stale = self.client.search_runs(
+            [self.experiment_id], f"tags.`{TAG}cell_key` = '{key}' and attributes.status = 'RUNNING'")
+        for r in stale:
+            self.set_tags(r.info.run_id, {f"{TAG}error": reason})
+            self.end(r.info.run_id, "FAILED")
+        return len(stale)
+
     def log_trained_model(self, parent: str, name: str, key: str, model: Any,
                           history: dict[str, list[float]], params: dict[str, Any]) -> str:
         """A child run holding a trained baseline: its curves, its params and the MLflow model.
