@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import TINY
 from mlflow import MlflowClient
 
 from bench.cli import main
-from conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -46,9 +46,9 @@ def test_builtin_plugins_are_registered_lazily():
 
 
 def test_options_forbid_unknown_keys_and_describe_themselves():
-    class O(Options):
+    class Opts(Options):
         epochs: int = 3
 
     with pytest.raises(Exception, match="Extra inputs"):
-        O(epoch=3)
-    assert describe_options(O) == [("epochs", "int", 3, "")]
+        Opts(epoch=3)
+    assert describe_options(Opts) == [("epochs", "int", 3, "")]

@@ -4,11 +4,11 @@ isolation; Ctrl-C; attach to an existing run as `mlflow run` does."""
 import json
 
 import pytest
+from conftest import TINY
 from mlflow import MlflowClient
 
 from bench.runner import run_suite
 from bench.suite import load_suite
-from conftest import TINY
 
 FAST = TINY.replace("{epochs: 3}", "{epochs: 6}")
 

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import TINY
 
 from bench.errors import BenchError
 from bench.suite import load_suite
-
-from conftest import TINY
 
 
 def errors_of(path) -> str:
