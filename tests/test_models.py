@@ -52,6 +52,12 @@ def test_failure_mode_references(digits):
     real = ReferenceGenerator(digits, ReferenceOptions(kind="real")).sample(200, labels, 0)
     noisy = ReferenceGenerator(digits, ReferenceOptions(kind="noise", sigma=0.2)).sample(200, labels, 0)
     assert noisy.dtype == torch.uint8 and (noisy.float() - real.float()).abs().mean() > 20
+    blur = ReferenceGenerator(digits, ReferenceOptions(kind="blur", blur_sigma=1.0)).sample(200, labels, 0)
+    assert blur.shape == real.shape and blur.dtype == torch.uint8
+    # blurring keeps the mean brightness but removes detail (smaller local differences)
+    assert abs(blur.float().mean() - real.float().mean()) < 0.1 * real.float().mean()
+    detail = lambda x: x.float().diff(dim=-1).abs().mean()  # noqa: E731
+    assert detail(blur) < 0.8 * detail(real)
     drop = ReferenceGenerator(digits, ReferenceOptions(kind="mode_drop", keep_classes=[0, 1]))
     x = drop.sample(200, labels, 0)
     pool = {bytes(r) for r in digits.train_x[digits.train_y <= 1].flatten(1).numpy()}

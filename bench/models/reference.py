@@ -21,8 +21,8 @@ from bench.registry import Options
 
 
 class ReferenceOptions(Options):
-    kind: Literal["real", "noise", "label_shuffle", "mode_drop", "memorize"] = Field(
-        "real", description="real | noise | label_shuffle | mode_drop | memorize"
+    kind: Literal["real", "noise", "blur", "label_shuffle", "mode_drop", "memorize"] = Field(
+        "real", description="real | noise | blur | label_shuffle | mode_drop | memorize"
     )
     split: Literal["train", "val"] = Field("train", description="which real split is served")
     sigma: float = Field(0.3, gt=0, description="noise: std of added noise, as a fraction of 255")
@@ -30,12 +30,29 @@ class ReferenceOptions(Options):
         None, description="mode_drop: classes the generator covers (default: the first half)"
     )
     num_images: int = Field(100, ge=1, description="memorize: how many training images it replays")
+    blur_sigma: float = Field(1.0, gt=0, description="blur: Gaussian blur std in pixels")
 
     @model_validator(mode="after")
     def _kind_options(self):
         if self.keep_classes is not None and self.kind != "mode_drop":
             raise ValueError("keep_classes only applies to kind: mode_drop")
         return self
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of uint8 images (reflect padding): realistic layout, lost detail."""
+    r = max(1, int(3 * sigma))
+    t = torch.arange(-r, r + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    y = x.float()
+    pad = min(r, x.shape[-1] - 1, x.shape[-2] - 1)
+    k = k[r - pad : r + pad + 1] / k[r - pad : r + pad + 1].sum()
+    y = torch.nn.functional.pad(y, (pad, pad, pad, pad), mode="reflect")
+    y = torch.nn.functional.conv2d(y, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    y = torch.nn.functional.conv2d(y, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    return y.round().clamp(0, 255).to(torch.uint8)
 
 
 class ReferenceGenerator(PoolGenerator):
@@ -66,6 +83,8 @@ class ReferenceGenerator(PoolGenerator):
             missing = ~torch.from_numpy(np.isin(lab.numpy(), self.keep))
             lab[missing] = torch.from_numpy(rng.choice(self.keep, int(missing.sum())))
         out = super().sample(n, lab, seed)
+        if kind == "blur":
+            out = _gaussian_blur(out, self.opts.blur_sigma)
         if kind == "noise":
             g = torch.Generator().manual_seed(seed)
             noise = torch.randn(out.shape, generator=g) * (self.opts.sigma * 255.0)
