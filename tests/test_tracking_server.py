@@ -1,0 +1,83 @@
+"""A real MLflow tracking server on loopback, two runners logging to it at once: the
+shared-leaderboard setup that docker/compose.yaml stands up, minus the containers."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from mlflow import MlflowClient
+
+BIN = Path(sys.executable).parent
+SUITE = """\
+name: {name}
+datasets:
+  digits: {{source: digits}}
+models:
+  real: {{source: reference}}
+  noisy: {{source: reference, kind: noise, sigma: 0.3}}
+metrics:
+  gan_test: {{classifier: {{epochs: 3}}}}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("mlflow server did not start on loopback")
+    yield url
+    os.killpg(proc.pid, 15)
+    proc.wait(30)
+
+
+@pytest.mark.slow
+def test_two_runners_log_to_one_server(server, tmp_path):
+    procs = []
+    for name in ("team_a", "team_b"):
+        suite = tmp_path / f"{name}.yaml"
+        suite.write_text(SUITE.format(name=name))
+        env = {**os.environ, "BENCH_CACHE_DIR": str(tmp_path / f"cache_{name}")}
+        procs.append(subprocess.Popen(
+            [str(BIN / "bench"), "run", str(suite), "--tracking-uri", server, "--no-progress"],
+            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+    client = MlflowClient(server)
+    for name in ("team_a", "team_b"):
+        exp = client.get_experiment_by_name(name)
+        cells = client.search_runs([exp.experiment_id], "tags.`bench.kind` = 'cell'")
+        assert len(cells) == 2 and {r.info.status for r in cells} == {"FINISHED"}
+        parent = client.search_runs([exp.experiment_id], "tags.`bench.kind` = 'suite'")[0]
+        arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+        assert {"leaderboard.md", "cells.json"} <= arts  # artifacts went through the server
+    # and the leaderboard reads back over HTTP
+    r = subprocess.run([str(BIN / "bench"), "leaderboard", "team_a", "--tracking-uri", server],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0 and "real (reference)" in r.stdout
