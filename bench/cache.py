@@ -11,6 +11,8 @@ import json
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,16 @@ class Cache:
 
     def miss(self, kind: str) -> None:
         self.misses[kind] += 1
+
+    @contextmanager
+    def lock(self, path: Path) -> Iterator[None]:
+        """Hold while checking for and computing an entry: a second process (worker, Ray
+        task, Slurm job) needing the same entry waits, then reads it, instead of racing."""
+        from filelock import FileLock
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{path}.lock"):
+            yield
 
     def save_torch(self, path: Path, obj: Any) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)  # validates everything before any run exists
     report = run_suite(suite, tracking_uri=args.tracking_uri, force=args.force,
-                       progress=not args.no_progress, cache_dir=args.cache_dir)
+                       progress=not args.no_progress, cache_dir=args.cache_dir,
+                       executor=_executor(args, suite))
     print()
     if report.leaderboard:
         print(report.leaderboard)
@@ -239,6 +240,18 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     return 1 if regressions or not report.ok else 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one baseline model of a suite, log it to MLflow, optionally register it."""
+    from bench.train import train_model
+
+    res = train_model(args.suite, args.model, dataset=args.dataset, tracking_uri=args.tracking_uri,
+                      register=args.register or None, cache_dir=args.cache_dir,
+                      progress=not args.no_progress)
+    print(f"training run {res.run_id}")
+    print(res.model_uri)
+    return 0
+
+
 def _experiment_id(uri: str, name: str) -> str:
     from mlflow import MlflowClient
 
@@ -283,6 +296,28 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _executor(args: argparse.Namespace, suite):
+    """The suite's `executor:` block, overridden by the command line."""
+    from pydantic import ValidationError
+
+    from bench.executors import EXECUTORS
+
+    spec = dict(suite.executor or {})
+    name = spec.pop("name", "local")
+    if args.executor and args.executor != name:
+        name, spec = args.executor, {}
+    cli = {"local": {"workers": args.workers},
+           "ray": {"address": args.ray_address, "num_gpus": args.gpus_per_task},
+           "slurm": {"partition": args.slurm_partition, "time_min": args.slurm_time,
+                     "gpus_per_task": args.gpus_per_task}}
+    spec.update({k: v for k, v in cli.get(name, {}).items() if v is not None})
+    cls = EXECUTORS.get(name)
+    try:
+        return cls(cls.Options(**spec))
+    except ValidationError as e:
+        raise BenchError(f"executor '{name}': {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from None
+
+
 def _bool(v: str | bool) -> bool:
     if isinstance(v, bool):
         return v
@@ -306,6 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cache-dir", help="cache of trained classifiers/baselines (default .bench_cache)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--out", help="also write the leaderboard (markdown) here")
+    r.add_argument("--executor", choices=["local", "ray", "slurm"],
+                   help="where cells run (default: the suite's `executor:`, else local)")
+    r.add_argument("--workers", type=int, help="local: worker processes, one per GPU")
+    r.add_argument("--ray-address", help="ray: cluster address (default: a local Ray)")
+    r.add_argument("--slurm-partition")
+    r.add_argument("--slurm-time", type=int, help="slurm: minutes per cell")
+    r.add_argument("--gpus-per-task", type=float, help="ray/slurm: GPUs per cell")
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="check a suite without running anything")
@@ -355,6 +397,17 @@ def build_parser() -> argparse.ArgumentParser:
     nt.add_argument("--out", help="write the leaderboard (markdown) here")
     compare_opts(nt)
     nt.set_defaults(func=cmd_nightly)
+
+    tr = sub.add_parser("train", help="train a baseline model of a suite, log it to MLflow and "
+                        "print its model URI (register it with --register NAME)")
+    tr.add_argument("suite", help="suite YAML file")
+    tr.add_argument("--model", required=True, help="the suite's model (source baseline or cgan)")
+    tr.add_argument("--dataset", help="the suite's dataset to train on (default: its first)")
+    tr.add_argument("--register", help="register the model under this name (models:/NAME/VERSION)")
+    tr.add_argument("--tracking-uri")
+    tr.add_argument("--cache-dir")
+    tr.add_argument("--no-progress", action="store_true")
+    tr.set_defaults(func=cmd_train)
 
     ls = sub.add_parser("list", help="registered datasets, models, metrics, classifiers")
     ls.add_argument("kind", nargs="?", choices=["datasets", "models", "metrics", "classifiers"])

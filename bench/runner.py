@@ -9,29 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-import time
-import traceback
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
 from bench.cache import Cache
-from bench.errors import BenchError
-from bench.suite import Cell, Suite, resolve_device
-from bench.tracking import TAG, Tracker, flatten, git_commit, package_version, resolve_uri
-
-
-@dataclass
-class CellOutcome:
-    cell: Cell
-    status: str  # finished | cached | failed | killed
-    run_id: str | None = None
-    values: dict[str, float] = field(default_factory=dict)
-    error: str = ""
-    seconds: float = 0.0
+from bench.executors import EXECUTORS, Executor, check_store
+from bench.executors.worker import PROCESS_SHARED, CellOutcome, WorkerEnv
+from bench.suite import Cell, Suite
+from bench.tracking import TAG, Tracker, git_commit, package_version, resolve_uri
 
 
 @dataclass
@@ -63,48 +49,21 @@ class SuiteReport:
         return head + "\n\n" + pd.DataFrame(rows).to_markdown(index=False) if rows else head
 
 
-class _Shared:
-    """Datasets and generators built once per process, keyed by their spec names."""
-
-    def __init__(self, suite: str, tracker: Tracker, parent: str, cache: Cache, device, seed: int,
-                 progress: bool):
-        self.suite = suite
-        self.tracker, self.parent, self.cache = tracker, parent, cache
-        self.device, self.seed, self.progress = device, seed, progress
-        self.datasets: dict[str, Any] = {}
-        self.generators: dict[tuple[str, str], Any] = {}
-        self.memo: dict[str, Any] = {}
-
-    def dataset(self, cell: Cell):
-        if cell.dataset.key not in self.datasets:
-            self.datasets[cell.dataset.key] = cell.dataset.instance().load()
-        return self.datasets[cell.dataset.key]
-
-    def generator(self, cell: Cell):
-        from bench.models import BuildContext, check_samples
-
-        k = (cell.model.key, cell.dataset.key)
-        if k not in self.generators:
-            ds = self.dataset(cell)
-            ctx = BuildContext(self.device, self.seed, self.cache, self.progress,
-                               log_trained=lambda *a: self.tracker.log_trained_model(self.parent, *a))
-            gen = cell.model.instance().build(ds, ctx)
-            check_samples(cell.model.key, gen, ds)
-            self.generators[k] = gen
-        return self.generators[k]
-
-
 def _log(msg: str) -> None:
     tqdm.write(msg)
 
 
+
 def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False,
-              progress: bool = True, cache_dir: str | None = None) -> SuiteReport:
+              progress: bool = True, cache_dir: str | None = None,
+              executor: Executor | None = None) -> SuiteReport:
     from bench.html_report import default_ui_url, html_report, mlflow_access
     from bench.leaderboard import build_leaderboard, render
-    from bench.metrics.base import Context
 
     uri = resolve_uri(tracking_uri, suite.tracking_uri)
+    executor = executor or EXECUTORS.get("local")()
+    if executor.distributed():
+        check_store(uri, executor.name)  # before any run exists
     attach = os.environ.get("MLFLOW_RUN_ID")
     if attach:
         from mlflow import MlflowClient
@@ -127,33 +86,43 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
                                     "device": suite.device, "suite_file": str(suite.path),
                                     "num_cells": str(len(suite.cells))})
     tracker.log_text(parent, suite.text, "suite.yaml")
-    device = resolve_device(suite.device)
     cache = Cache(cache_dir or suite.cache_dir)
-    shared = _Shared(suite.name, tracker, parent, cache, device, suite.seed, progress)
-    _log(f"suite '{suite.name}': {len(suite.cells)} cells on {device}; tracking {uri} "
+    env = WorkerEnv(uri, tracker.experiment_id, parent, suite.name, suite.seed, suite.device,
+                    str(cache.root), progress)
+    _log(f"suite '{suite.name}': {len(suite.cells)} cells, executor {executor.name}; tracking {uri} "
          f"(experiment id {tracker.experiment_id}, parent run {parent})")
 
-    outcomes: list[CellOutcome] = []
-    interrupted = False
-    for i, cell in enumerate(suite.cells, 1):
-        prefix = f"[{i}/{len(suite.cells)}] {cell.label}"
+    done: dict[str, CellOutcome] = {}
+    pending: list[Cell] = []
+    for cell in suite.cells:
         existing = None if force else tracker.finished_cell_run(cell.key)
         if existing:
-            outcomes.append(CellOutcome(cell, "cached", existing))
-            _log(f"{prefix}: cached (run {existing})")
+            done[cell.key] = CellOutcome(cell, "cached", existing)
+            _log(f"{cell.label}: cached (run {existing})")
             continue
         if tracker.fail_stale_runs(cell.key, "stale: its runner stopped without ending it (killed?)"):
-            _log(f"{prefix}: an earlier run of this cell was left RUNNING by a killed runner; "
+            _log(f"{cell.label}: an earlier run of this cell was left RUNNING by a killed runner; "
                  "marked FAILED, running it again")
-        outcome = _run_cell(cell, tracker, parent, shared, progress, Context)
-        outcomes.append(outcome)
-        if outcome.status == "killed":
-            interrupted = True
-            _log(f"{prefix}: interrupted; run the suite again to finish the remaining cells")
-            break
-        vals = "  ".join(f"{k}={v:.4g}" for k, v in outcome.values.items())
-        _log(f"{prefix}: {outcome.status} in {outcome.seconds:.1f}s  {vals}"
-             + (f"\n    {outcome.error.strip().splitlines()[-1]}" if outcome.error else ""))
+        pending.append(cell)
+
+    def on_result(cell: Cell, result: CellOutcome | BaseException) -> None:
+        if isinstance(result, BaseException):  # the worker itself was lost, not the metric
+            msg = f"worker lost: {type(result).__name__}: {result}"
+            tracker.fail_stale_runs(cell.key, msg[:500])
+            result = CellOutcome(cell, "failed", error=msg)
+        done[cell.key] = result
+        n = sum(o.status != "cached" for o in done.values())
+        vals = "  ".join(f"{k}={v:.4g}" for k, v in result.values.items())
+        _log(f"[{n}/{len(pending)}] {cell.label}: {result.status} in {result.seconds:.1f}s  {vals}"
+             + (f"\n    {result.error.strip().splitlines()[-1]}" if result.error else ""))
+
+    interrupted = executor.run(pending, env, on_result) if pending else False
+    if interrupted:
+        _log("interrupted; run the suite again to finish the remaining cells")
+        for cell in pending:  # runs a worker left RUNNING are ended, not orphaned
+            if cell.key not in done:
+                tracker.fail_stale_runs(cell.key, "interrupted (Ctrl-C)", status="KILLED")
+    outcomes = [done[c.key] for c in suite.cells if c.key in done]
 
     report = SuiteReport(suite, parent, uri, tracker.experiment_id, outcomes, interrupted=interrupted)
     cells_map = {o.cell.key: {"run_id": o.run_id, "status": o.status, "label": o.cell.label}
@@ -172,58 +141,8 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
     tracker.set_tags(parent, {f"{TAG}finished": report.count("finished"),
                               f"{TAG}cached": report.count("cached"),
                               f"{TAG}failed": report.count("failed")})
-    _log(cache.report())
+    local = PROCESS_SHARED.get(env)  # workers in other processes keep their own counts
+    _log(local.cache.report() if local else f"cache: {cache.root} (hits counted in the workers)")
     if not attach:
         tracker.end(parent, "KILLED" if interrupted else ("FINISHED" if report.ok else "FAILED"))
     return report
-
-
-def _run_cell(cell: Cell, tracker: Tracker, parent: str, shared: _Shared, progress: bool,
-              context_cls) -> CellOutcome:
-    metric_cls = cell.metric.cls
-    tags = {
-        f"{TAG}kind": "cell", f"{TAG}suite": shared.suite,
-        f"{TAG}model": cell.model.key, f"{TAG}dataset": cell.dataset.key,
-        f"{TAG}metric": cell.metric.key, f"{TAG}metric_plugin": cell.metric.plugin,
-        f"{TAG}metric_version": metric_cls.version, f"{TAG}cell_key": cell.key,
-        f"{TAG}repeat": str(cell.repeat), f"{TAG}seed": str(cell.seed),
-        f"{TAG}version": package_version(),
-        f"{TAG}reference": "true" if cell.model.plugin == "reference" else "false",
-        f"{TAG}primary": metric_cls.primary,
-    }
-    run_id = tracker.create_run(cell.label, tags, parent)
-    t0 = time.perf_counter()
-    try:
-        tracker.log_params(run_id, {"seed": str(cell.seed), **flatten(cell.model.resolved(), "model."),
-                                    **flatten(cell.dataset.resolved(), "dataset."),
-                                    **flatten(cell.metric.resolved(), "metric.")})
-        with tempfile.TemporaryDirectory(prefix="bench-cell-") as tmp:
-            ds = shared.dataset(cell)
-            tracker.log_dataset(run_id, cell.dataset.key, ds.digest,
-                                {"train": len(ds.train_y), "val": len(ds.val_y)},
-                                cell.dataset.resolved())
-            gen = shared.generator(cell)
-            ctx = context_cls(shared.device, cell.seed, shared.cache, Path(tmp), progress,
-                              _memo=shared.memo)
-            ctx.tags.update(getattr(gen, "tags", None) or {})  # e.g. pseudo_labels: true
-            ctx.tags.update({f"data_{k}": v for k, v in ds.notes.items()})  # e.g. imbalance
-            values = cell.metric.instance().compute(gen, ds, ctx)
-            values = {k: float(v) for k, v in values.items()}
-            tracker.log_metrics(run_id, values)
-            ctx.tags["directions"] = json.dumps({k: metric_cls.is_higher_better(k) for k in values})
-            if ctx.tags:
-                tracker.set_tags(run_id, {f"{TAG}{k}": v for k, v in ctx.tags.items()})
-            tracker.log_artifacts(run_id, Path(tmp))
-        tracker.end(run_id, "FINISHED")
-        return CellOutcome(cell, "finished", run_id, values, seconds=time.perf_counter() - t0)
-    except KeyboardInterrupt:
-        tracker.end(run_id, "KILLED")
-        return CellOutcome(cell, "killed", run_id, seconds=time.perf_counter() - t0)
-    except Exception as e:  # noqa: BLE001 - any failure of one cell must not stop the others
-        tb = str(e) if isinstance(e, BenchError) else traceback.format_exc()
-        try:
-            tracker.log_text(run_id, traceback.format_exc(), "error.txt")
-            tracker.set_tags(run_id, {f"{TAG}error": str(e)[:500]})
-        finally:
-            tracker.end(run_id, "FAILED")
-        return CellOutcome(cell, "failed", run_id, error=tb, seconds=time.perf_counter() - t0)

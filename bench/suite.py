@@ -116,6 +116,7 @@ class SuiteFile(BaseModel):
     repeats: int = Field(1, ge=1)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     cache_dir: str | None = None
+    executor: dict[str, Any] | None = None  # {name: local|ray|slurm, ...its options}
     datasets: dict[str, dict[str, Any] | None]
     models: dict[str, dict[str, Any] | None]
     metrics: dict[str, dict[str, Any] | None]
@@ -170,6 +171,7 @@ class Suite:
     repeats: int
     device: str
     cache_dir: str | None
+    executor: dict[str, Any] | None
     datasets: dict[str, Spec]
     models: dict[str, Spec]
     metrics: dict[str, Spec]
@@ -278,6 +280,20 @@ def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
             spec = _parse_spec(section, key, raw, regs[section], base, problems)
             if spec is not None:
                 specs[section][key] = spec
+    if sf.executor is not None:
+        from bench.executors import EXECUTORS
+
+        ex = dict(sf.executor)
+        name = ex.pop("name", "local")
+        if name not in EXECUTORS:
+            problems.add(("executor", "name"), f"unknown executor '{name}'."
+                         f"{did_you_mean(str(name), EXECUTORS.names())} Known: {', '.join(EXECUTORS.names())}.")
+        else:
+            try:
+                EXECUTORS.get(name).Options(**ex)
+            except ValidationError as e:
+                _report_validation(problems, ("executor",), e, EXECUTORS.get(name).Options,
+                                   f"executor '{name}'")
     if sf.device.startswith("cuda") and check_resources:
         import torch
 
@@ -323,7 +339,8 @@ def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
     return Suite(
         path=path, text=text, name=sf.name, experiment=sf.experiment or sf.name,
         tracking_uri=sf.tracking_uri, seed=sf.seed, repeats=sf.repeats, device=sf.device,
-        cache_dir=str((base / sf.cache_dir).resolve()) if sf.cache_dir else None, datasets=specs["datasets"], models=specs["models"],
+        cache_dir=str((base / sf.cache_dir).resolve()) if sf.cache_dir else None,
+        executor=sf.executor, datasets=specs["datasets"], models=specs["models"],
         metrics=specs["metrics"], cells=cells,
     )
 

@@ -126,14 +126,14 @@ class Tracker:
         )
         return runs[0].info.run_id if runs else None
 
-    def fail_stale_runs(self, key: str, reason: str) -> int:
+    def fail_stale_runs(self, key: str, reason: str, status: str = "FAILED") -> int:
         """Mark RUNNING runs of a cell FAILED before it runs again: their runner died (SIGKILL,
         lost node) without ending them. One live runner per suite and store is assumed."""
         stale = self.client.search_runs(
             [self.experiment_id], f"tags.`{TAG}cell_key` = '{key}' and attributes.status = 'RUNNING'")
         for r in stale:
             self.set_tags(r.info.run_id, {f"{TAG}error": reason})
-            self.end(r.info.run_id, "FAILED")
+            self.end(r.info.run_id, status)
         return len(stale)
 
     def log_trained_model(self, parent: str, name: str, key: str, model: Any,
@@ -159,6 +159,19 @@ class Tracker:
                                      pip_requirements=[f"torch=={_torch_version()}", "gan-bench"])
         self.end(rid, "FINISHED")
         return rid
+
+    def log_image(self, run_id: str, image: Any, name: str) -> None:
+        """An image artifact (numpy HxW[xC] uint8 or PIL image), e.g. a sample grid."""
+        self.client.log_image(run_id, image, artifact_file=name)
+
+    def register_model(self, run_id: str, artifact_path: str, name: str) -> str:
+        """Register the model a run logged under `artifact_path` as a new version of `name`
+        in the store's model registry; returns the version."""
+        import mlflow
+
+        mv = mlflow.register_model(f"runs:/{run_id}/{artifact_path}", name,
+                                   await_registration_for=0)
+        return str(mv.version)
 
     # ---------------------------------------------------------------- reading back
     def cell_runs(self, suite: str | None = None, parent: str | None = None,

@@ -20,17 +20,19 @@ def real_classifier(dataset: Dataset, cfg: ClassifierConfig, device: torch.devic
     if str(path) in memo:
         cache.hit("real_classifier")
         return memo[str(path)]
-    if path.exists():
-        c, h, _ = dataset.image_shape
-        model = CLASSIFIERS.get(cfg.name)(in_chans=c, num_classes=dataset.num_classes,
-                                          image_size=h, **cfg.args)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        clf = TrainedClassifier(model.to(device).eval(), cfg, dataset.image_shape, dataset.num_classes)
-        cache.hit("real_classifier")
-    else:
-        cache.miss("real_classifier")
-        clf = train_classifier(cfg, dataset.train_x, dataset.train_y, dataset.num_classes, device,
-                               seed, desc="train real classifier", progress=progress)
-        cache.save_torch(path, clf.model.state_dict())
+    with cache.lock(path):
+        if path.exists():
+            c, h, _ = dataset.image_shape
+            model = CLASSIFIERS.get(cfg.name)(in_chans=c, num_classes=dataset.num_classes,
+                                              image_size=h, **cfg.args)
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            clf = TrainedClassifier(model.to(device).eval(), cfg, dataset.image_shape,
+                                    dataset.num_classes)
+            cache.hit("real_classifier")
+        else:
+            cache.miss("real_classifier")
+            clf = train_classifier(cfg, dataset.train_x, dataset.train_y, dataset.num_classes,
+                                   device, seed, desc="train real classifier", progress=progress)
+            cache.save_torch(path, clf.model.state_dict())
     memo[str(path)] = clf
     return clf

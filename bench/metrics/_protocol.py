@@ -100,16 +100,17 @@ def real_work(ctx: Context, dataset: Dataset, kind: str, key: dict[str, Any],
         ctx.cache.hit(kind)
         return ctx._memo[mem]
     value = None
-    if path.exists():
-        try:
-            value = json.loads(path.read_text())
-            ctx.cache.hit(kind)
-        except (OSError, ValueError):
-            value = None  # a damaged entry is recomputed, never trusted
-    if value is None:
-        ctx.cache.miss(kind)
-        value = compute()
-        _write_json(path, value)
+    with ctx.cache.lock(path):  # another worker computing the same entry: wait, then read
+        if path.exists():
+            try:
+                value = json.loads(path.read_text())
+                ctx.cache.hit(kind)
+            except (OSError, ValueError):
+                value = None  # a damaged entry is recomputed, never trusted
+        if value is None:
+            ctx.cache.miss(kind)
+            value = compute()
+            _write_json(path, value)
     ctx._memo[mem] = value
     return value
 

@@ -62,15 +62,16 @@ class Context:
         if str(path) in self._memo:
             self.cache.hit("real_features")
             return self._memo[str(path)]
-        if path.exists():
-            self.cache.hit("real_features")
-            out = torch.load(path, map_location="cpu", weights_only=True)
-        else:
-            self.cache.miss("real_features")
-            x = dataset.train_x if split == "train" else dataset.val_x
-            out = ex.extract(x, self.device, spec.batch_size, logits=logits, progress=self.progress,
-                             desc=f"real {split} features")
-            self.cache.save_torch(path, out)
+        with self.cache.lock(path):
+            if path.exists():
+                self.cache.hit("real_features")
+                out = torch.load(path, map_location="cpu", weights_only=True)
+            else:
+                self.cache.miss("real_features")
+                x = dataset.train_x if split == "train" else dataset.val_x
+                out = ex.extract(x, self.device, spec.batch_size, logits=logits,
+                                 progress=self.progress, desc=f"real {split} features")
+                self.cache.save_torch(path, out)
         self._memo[str(path)] = out
         return out
 

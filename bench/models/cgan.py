@@ -8,19 +8,16 @@ trained generator beside the reference rows without anything to download.
 from __future__ import annotations
 
 import math
-import time
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 from torch.nn.utils import spectral_norm
 
 from bench.data.base import DataInfo, Dataset
-from bench.errors import BenchError
 from bench.models import MODELS
 from bench.models.base import BuildContext, Generator, ModelSource
-from bench.progress import bar as progress_bar
 from bench.registry import Options
 
 
@@ -31,6 +28,8 @@ class CGANOptions(Options):
     width: int = Field(32, ge=8, description="channels of the widest layer / 2")
     lr: float = Field(2e-4, gt=0)
     n_critic: int = Field(1, ge=1, description="discriminator updates per generator update")
+    checkpoint_every: int = Field(200, ge=0, description="write a resumable training checkpoint "
+                                  "every this many steps (0: never); not part of the cache key")
 
 
 class CondGenerator(nn.Module):
@@ -103,45 +102,11 @@ class CGANGenerator(Generator):
 
 
 def train_cgan(opts: CGANOptions, dataset: Dataset, device: torch.device, seed: int,
-               progress: bool = True) -> tuple[CondGenerator, dict[str, list[float]]]:
-    torch.manual_seed(seed)
-    c, h, _ = dataset.image_shape
-    k = dataset.num_classes
-    G = CondGenerator(c, h, k, opts.latent_dim, opts.width).to(device)
-    D = ProjectionDiscriminator(c, h, k, opts.width).to(device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=opts.lr, betas=(0.0, 0.9))
-    opt_d = torch.optim.Adam(D.parameters(), lr=opts.lr * 2, betas=(0.0, 0.9))
-    x_all = dataset.train_x.to(device)
-    y_all = dataset.train_y.to(device)
-    n = x_all.shape[0]
-    gen = torch.Generator(device=device).manual_seed(seed)
-    hist: dict[str, list[float]] = {"step": [], "loss_d": [], "loss_g": []}
-    bs = opts.batch_size
-    bar = progress_bar(range(opts.steps), "train cgan", progress, unit="step")
-    for step in bar:
-        for _ in range(opts.n_critic):
-            idx = torch.randint(0, n, (bs,), device=device, generator=gen)
-            real = x_all[idx].float().div(127.5).sub(1)
-            y = y_all[idx]
-            z = torch.randn(bs, opts.latent_dim, device=device, generator=gen)
-            with torch.no_grad():
-                fake = G(z, y)
-            loss_d = F.relu(1 - D(real, y)).mean() + F.relu(1 + D(fake, y)).mean()
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-        y = y_all[torch.randint(0, n, (bs,), device=device, generator=gen)]
-        z = torch.randn(bs, opts.latent_dim, device=device, generator=gen)
-        loss_g = -D(G(z, y), y).mean()
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        if step % 50 == 0 or step == opts.steps - 1:
-            hist["step"].append(step)
-            hist["loss_d"].append(loss_d.item())
-            hist["loss_g"].append(loss_g.item())
-            bar.set_postfix(d=f"{loss_d.item():.2f}", g=f"{loss_g.item():.2f}")
-    return G.eval(), hist
+               progress: bool = True, **kw: Any) -> tuple[CondGenerator, dict[str, list[float]]]:
+    """SNGAN training (the shared baseline loop, bench.models.baselines.train_baseline)."""
+    from bench.models.baselines import train_baseline
+
+    return train_baseline(opts, dataset, device, seed, progress, "sngan", **kw)
 
 
 @MODELS.register("cgan")
@@ -150,33 +115,15 @@ class CGAN(ModelSource):
 
     Options = CGANOptions
     has_latent = True
+    trainable = True  # `bench train` accepts it
 
     def check(self, info: DataInfo) -> None:
-        s = info.height
-        if info.height != info.width or s < 4 or s & (s - 1):
-            raise BenchError(f"the built-in cgan needs square images with a power-of-two side "
-                             f"(got {info.height}x{info.width}); set the dataset's image_size.")
+        from bench.models.baselines import check_square_pow2
 
-    def build(self, dataset: Dataset, ctx: BuildContext) -> Generator:
-        o = self.options
-        key = {"dataset": dataset.digest, "options": o.model_dump(mode="json"), "seed": ctx.seed}
-        c, h, _ = dataset.image_shape
-        net = CondGenerator(c, h, dataset.num_classes, o.latent_dim, o.width)
-        path = ctx.cache.path("cgan", key, suffix=".pt")
-        if path.exists():
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            ctx.cache.hit("cgan")
-        else:
-            ctx.cache.miss("cgan")
-            t0 = time.perf_counter()
-            trained, hist = train_cgan(o, dataset, ctx.device, ctx.seed, ctx.progress)
-            saved = {"state_dict": trained.state_dict(), "history": hist,
-                     "train_seconds": time.perf_counter() - t0}
-            ctx.cache.save_torch(path, saved)
-        net.load_state_dict(saved["state_dict"])
-        if ctx.log_trained is not None:
-            # logged once per tracking store, also when the weights came from the disk cache
-            ctx.log_trained("cgan", path.stem, net, saved["history"],
-                            {**o.model_dump(mode="json"), "dataset_digest": dataset.digest,
-                             "seed": ctx.seed, "train_seconds": round(saved["train_seconds"], 1)})
-        return CGANGenerator(net, dataset.image_shape, dataset.num_classes, o.latent_dim, ctx.device)
+        check_square_pow2(info, "cgan")
+
+    def build(self, dataset: Dataset, ctx: BuildContext, **kw: Any) -> Generator:
+        from bench.models.baselines import build_baseline
+
+        return build_baseline("cgan", self.options, "sngan", dataset, ctx,
+                              self.options.checkpoint_every, **kw)

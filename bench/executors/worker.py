@@ -1,0 +1,153 @@
+"""What runs one cell, wherever it runs: in the runner's process, a worker process pinned
+to a GPU, a Ray task or a Slurm job. Everything a worker needs travels in a picklable
+`WorkerEnv`; it logs to MLflow itself with explicit run ids (never through a shared
+"active run"), and keeps datasets and generators built once per process.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.cache import Cache
+from bench.errors import BenchError
+from bench.suite import Cell, resolve_device
+from bench.tracking import TAG, Tracker, flatten, package_version
+
+
+@dataclass
+class CellOutcome:
+    cell: Cell
+    status: str  # finished | cached | failed | killed
+    run_id: str | None = None
+    values: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+    seconds: float = 0.0
+
+
+
+@dataclass(frozen=True)
+class WorkerEnv:
+    """The run context of a cell, as plain data (it crosses process and machine borders)."""
+
+    uri: str
+    experiment_id: str
+    parent: str
+    suite: str
+    seed: int
+    device: str = "auto"
+    cache_dir: str | None = None
+    progress: bool = False
+
+
+class Shared:
+    """Datasets and generators built once per process, keyed by their spec names."""
+
+    def __init__(self, suite: str, tracker: Tracker, parent: str, cache: Cache, device, seed: int,
+                 progress: bool):
+        self.suite = suite
+        self.tracker, self.parent, self.cache = tracker, parent, cache
+        self.device, self.seed, self.progress = device, seed, progress
+        self.datasets: dict[str, Any] = {}
+        self.generators: dict[tuple[str, str], Any] = {}
+        self.memo: dict[str, Any] = {}
+
+    def dataset(self, cell: Cell):
+        if cell.dataset.key not in self.datasets:
+            self.datasets[cell.dataset.key] = cell.dataset.instance().load()
+        return self.datasets[cell.dataset.key]
+
+    def generator(self, cell: Cell):
+        from bench.models import BuildContext, check_samples
+
+        k = (cell.model.key, cell.dataset.key)
+        if k not in self.generators:
+            ds = self.dataset(cell)
+            ctx = BuildContext(self.device, self.seed, self.cache, self.progress,
+                               log_trained=lambda *a: self.tracker.log_trained_model(self.parent, *a))
+            gen = cell.model.instance().build(ds, ctx)
+            check_samples(cell.model.key, gen, ds)
+            self.generators[k] = gen
+        return self.generators[k]
+
+
+
+_PINNED_DEVICE: str | None = None  # set by a local worker pool's initializer (one GPU each)
+PROCESS_SHARED: dict[WorkerEnv, Shared] = {}
+
+
+def pin_device(device: str) -> None:
+    global _PINNED_DEVICE
+    _PINNED_DEVICE = device
+
+
+def shared_for(env: WorkerEnv, tracker: Tracker | None = None) -> Shared:
+    if env not in PROCESS_SHARED:
+        tracker = tracker or Tracker(env.uri, experiment_id=env.experiment_id)
+        device = resolve_device(_PINNED_DEVICE or env.device)
+        PROCESS_SHARED[env] = Shared(env.suite, tracker, env.parent, Cache(env.cache_dir), device,
+                                      env.seed, env.progress)
+    return PROCESS_SHARED[env]
+
+
+def execute(cell: Cell, env: WorkerEnv) -> CellOutcome:
+    """Entry point of every executor: run one cell and log it under env.parent."""
+    shared = shared_for(env)
+    return run_cell(cell, shared.tracker, env.parent, shared, env.progress)
+
+
+def run_cell(cell: Cell, tracker: Tracker, parent: str, shared: Shared, progress: bool) -> CellOutcome:
+    from bench.metrics.base import Context
+
+    metric_cls = cell.metric.cls
+    tags = {
+        f"{TAG}kind": "cell", f"{TAG}suite": shared.suite,
+        f"{TAG}model": cell.model.key, f"{TAG}dataset": cell.dataset.key,
+        f"{TAG}metric": cell.metric.key, f"{TAG}metric_plugin": cell.metric.plugin,
+        f"{TAG}metric_version": metric_cls.version, f"{TAG}cell_key": cell.key,
+        f"{TAG}repeat": str(cell.repeat), f"{TAG}seed": str(cell.seed),
+        f"{TAG}version": package_version(),
+        f"{TAG}reference": "true" if cell.model.plugin == "reference" else "false",
+        f"{TAG}primary": metric_cls.primary,
+    }
+    run_id = tracker.create_run(cell.label, tags, parent)
+    t0 = time.perf_counter()
+    try:
+        tracker.log_params(run_id, {"seed": str(cell.seed), **flatten(cell.model.resolved(), "model."),
+                                    **flatten(cell.dataset.resolved(), "dataset."),
+                                    **flatten(cell.metric.resolved(), "metric.")})
+        with tempfile.TemporaryDirectory(prefix="bench-cell-") as tmp:
+            ds = shared.dataset(cell)
+            tracker.log_dataset(run_id, cell.dataset.key, ds.digest,
+                                {"train": len(ds.train_y), "val": len(ds.val_y)},
+                                cell.dataset.resolved())
+            gen = shared.generator(cell)
+            ctx = Context(shared.device, cell.seed, shared.cache, Path(tmp), progress,
+                              _memo=shared.memo)
+            ctx.tags.update(getattr(gen, "tags", None) or {})  # e.g. pseudo_labels: true
+            ctx.tags.update({f"data_{k}": v for k, v in ds.notes.items()})  # e.g. imbalance
+            values = cell.metric.instance().compute(gen, ds, ctx)
+            values = {k: float(v) for k, v in values.items()}
+            tracker.log_metrics(run_id, values)
+            ctx.tags["directions"] = json.dumps({k: metric_cls.is_higher_better(k) for k in values})
+            if ctx.tags:
+                tracker.set_tags(run_id, {f"{TAG}{k}": v for k, v in ctx.tags.items()})
+            tracker.log_artifacts(run_id, Path(tmp))
+        tracker.end(run_id, "FINISHED")
+        return CellOutcome(cell, "finished", run_id, values, seconds=time.perf_counter() - t0)
+    except KeyboardInterrupt:
+        tracker.end(run_id, "KILLED")
+        return CellOutcome(cell, "killed", run_id, seconds=time.perf_counter() - t0)
+    except Exception as e:  # noqa: BLE001 - any failure of one cell must not stop the others
+        tb = str(e) if isinstance(e, BenchError) else traceback.format_exc()
+        try:
+            tracker.log_text(run_id, traceback.format_exc(), "error.txt")
+            tracker.set_tags(run_id, {f"{TAG}error": str(e)[:500]})
+        finally:
+            tracker.end(run_id, "FAILED")
+        return CellOutcome(cell, "failed", run_id, error=tb, seconds=time.perf_counter() - t0)

@@ -1,0 +1,97 @@
+"""`bench train SUITE --model NAME`: train one baseline model of a suite on one of its
+datasets, log the training run (params, loss curves, a sample grid, the MLflow model) and
+optionally register the model, so a suite can use it via `source: mlflow, uri: models:/...`.
+
+Training goes through the model's own build (disk cache, resumable checkpoints), so a
+second `bench train` of the same model reuses the weights, and an interrupted one resumes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from bench.errors import BenchError
+from bench.models.base import Generator
+
+GRID_FILE = "samples_grid.png"
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    artifact: str
+    model_uri: str  # models:/NAME/VERSION when registered, else runs:/RUN/ARTIFACT
+    version: str | None = None
+
+
+def sample_grid(gen: Generator, num_classes: int, per_class: int = 8, seed: int = 0,
+                max_classes: int = 20, min_tile: int = 32) -> np.ndarray:
+    """One row per class (at most `max_classes`), `per_class` samples each, as an
+    (H, W, 3) uint8 image; tiles are upscaled (nearest) to at least `min_tile` pixels."""
+    k = min(num_classes, max_classes)
+    labels = torch.arange(k).repeat_interleave(per_class)
+    x = gen.sample(len(labels), labels, seed)  # (n, C, h, w) uint8
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    x = x[:, :3]
+    scale = max(1, -(-min_tile // x.shape[-1]))
+    x = x.repeat_interleave(scale, 2).repeat_interleave(scale, 3)
+    x = torch.nn.functional.pad(x, (1, 1, 1, 1), value=255)
+    _, c, h, w = x.shape
+    grid = x.view(k, per_class, c, h, w).permute(0, 3, 1, 4, 2).reshape(k * h, per_class * w, c)
+    return grid.contiguous().numpy()
+
+
+def train_model(suite_path: str, model: str, dataset: str | None = None,
+                tracking_uri: str | None = None, register: str | None = None,
+                cache_dir: str | None = None, progress: bool = True) -> TrainResult:
+    from bench.cache import Cache
+    from bench.models.base import BuildContext
+    from bench.suite import load_suite, resolve_device
+    from bench.tracking import TAG, Tracker, resolve_uri
+
+    suite = load_suite(suite_path, check_resources=False)
+    if model not in suite.models:
+        raise BenchError(f"suite '{suite.name}' has no model '{model}'; models: "
+                         f"{', '.join(suite.models)}.")
+    spec = suite.models[model]
+    if not getattr(spec.cls, "trainable", False):
+        raise BenchError(f"model '{model}' ({spec.plugin}) is not a trainable baseline; "
+                         "`bench train` trains `source: baseline` or `source: cgan` models.")
+    ds_name = dataset or next(iter(suite.datasets), None)
+    if ds_name not in suite.datasets:
+        raise BenchError(f"suite '{suite.name}' has no dataset '{ds_name}'; datasets: "
+                         f"{', '.join(suite.datasets) or '(none)'}.")
+    source = spec.instance()
+    ds = suite.datasets[ds_name].instance().load()
+    source.check(ds.info)
+
+    uri = resolve_uri(tracking_uri, suite.tracking_uri)
+    parent = os.environ.get("MLFLOW_RUN_ID")  # under `mlflow run train`: a child of its run
+    if parent:
+        from mlflow import MlflowClient
+
+        tracker = Tracker(uri, experiment_id=MlflowClient(uri).get_run(parent).info.experiment_id)
+    else:
+        tracker = Tracker(uri, suite.experiment)
+    logged: dict[str, str] = {}
+
+    def log_trained(name, key, net, history, params):
+        logged["run_id"] = tracker.log_trained_model(parent, name, key, net, history, params)
+        logged["artifact"] = name
+
+    cache = Cache(cache_dir or suite.cache_dir)
+    ctx = BuildContext(resolve_device(suite.device), suite.seed, cache, progress, log_trained)
+    gen = source.build(ds, ctx)
+    rid, artifact = logged["run_id"], logged["artifact"]
+    tracker.set_tags(rid, {f"{TAG}suite": suite.name, f"{TAG}model_key": model,
+                           f"{TAG}dataset": ds_name})
+    tracker.log_image(rid, sample_grid(gen, ds.num_classes, seed=suite.seed), GRID_FILE)
+    if register:
+        version = tracker.register_model(rid, artifact, register)
+        return TrainResult(rid, artifact, f"models:/{register}/{version}", version)
+    return TrainResult(rid, artifact, f"runs:/{rid}/{artifact}")
