@@ -115,8 +115,13 @@ def run_cell(cell: Cell, tracker: Tracker, parent: str, shared: Shared, progress
         f"{TAG}reference": "true" if cell.model.plugin == "reference" else "false",
         f"{TAG}primary": metric_cls.primary,
     }
-    run_id = tracker.create_run(cell.label, tags, parent)
     t0 = time.perf_counter()
+    try:
+        run_id = tracker.create_run(cell.label, tags, parent)
+    except Exception as e:  # noqa: BLE001 - MLflow's client already retried with backoff
+        return CellOutcome(cell, "failed", None, error=f"tracking store unreachable after retries "
+                           f"({type(e).__name__}: {str(e)[:300]}); the cell did not run. Check the "
+                           "tracking server, then run the suite again.")
     try:
         tracker.log_params(run_id, {"seed": str(cell.seed), **flatten(cell.model.resolved(), "model."),
                                     **flatten(cell.dataset.resolved(), "dataset."),
@@ -148,6 +153,8 @@ def run_cell(cell: Cell, tracker: Tracker, parent: str, shared: Shared, progress
         try:
             tracker.log_text(run_id, traceback.format_exc(), "error.txt")
             tracker.set_tags(run_id, {f"{TAG}error": str(e)[:500]})
-        finally:
             tracker.end(run_id, "FAILED")
+        except Exception as log_err:  # noqa: BLE001 - e.g. the tracking server went away
+            tb += (f"\n(the failure could not be recorded in MLflow either: {type(log_err).__name__}: "
+                   f"{str(log_err)[:300]}; the next run marks this run FAILED and retries the cell)")
         return CellOutcome(cell, "failed", run_id, error=tb, seconds=time.perf_counter() - t0)
