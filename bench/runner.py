@@ -1,4 +1,5 @@
-"""Cell -> MLflow run: resume from finished runs, isolate failures, survive Ctrl-C.
+"""Suite -> MLflow: resume from finished runs, recover stale ones, isolate failures,
+survive Ctrl-C; the cells themselves run through an executor (bench/executors/).
 
 One parent run per suite invocation (or the run `mlflow run` created, which we attach to),
 one child run per cell and repeat. Work shared between cells (datasets, generators, the
@@ -51,7 +52,6 @@ class SuiteReport:
 
 def _log(msg: str) -> None:
     tqdm.write(msg)
-
 
 
 def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False,
