@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +89,6 @@ class Tracker:
             self.client.log_batch(run_id, params=ps[i : i + 100])
 
     def log_metrics(self, run_id: str, values: dict[str, float], step: int = 0) -> None:
-        import time
-
         ts = int(time.time() * 1000)
         ms = [Metric(k, float(v), ts, step) for k, v in values.items()]
         for i in range(0, len(ms), 500):
@@ -113,7 +112,16 @@ class Tracker:
                                profile=json.dumps({"num_rows": n, "split": split,
                                                    "dataset_digest": digest}))
             inputs.append(DatasetInput(ds, tags=[InputTag("mlflow.data.context", split)]))
-        self.client.log_inputs(run_id, datasets=inputs)
+        for attempt in range(5):
+            try:
+                self.client.log_inputs(run_id, datasets=inputs)
+                return
+            except Exception:  # noqa: BLE001
+                # MLflow inserts a dataset get-or-create style: two workers logging the same
+                # dataset at once collide on its unique key; the retry finds it existing
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def end(self, run_id: str, status: str) -> None:
         self.client.set_terminated(run_id, status)
