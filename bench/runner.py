@@ -130,7 +130,7 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
     tracker.log_text(parent, json.dumps(cells_map, indent=1), "cells.json")
     run_ids = [o.run_id for o in outcomes if o.status in ("finished", "cached") and o.run_id]
     if run_ids:
-        board = build_leaderboard(tracker.cell_runs(run_ids=run_ids))
+        board = build_leaderboard(tracker.cell_runs(suite=suite.name, run_ids=run_ids))
         report.leaderboard = render(board, "markdown")
         tracker.log_text(parent, report.leaderboard, "leaderboard.md")
         tracker.log_text(parent, render(board, "csv"), "leaderboard.csv")

@@ -227,12 +227,6 @@ class Tracker:
             max_results=limit, order_by=["attributes.start_time DESC"])
         return [r.info.run_id for r in runs]
 
-    def latest_suite_run(self, suite: str) -> str | None:
-        runs = self.client.search_runs([self.experiment_id],
-                                       f"tags.`{TAG}kind` = 'suite' and tags.`{TAG}suite` = '{suite}'",
-                                       max_results=1, order_by=["attributes.start_time DESC"])
-        return runs[0].info.run_id if runs else None
-
     def suite_cells(self, parent: str) -> dict[str, Any] | None:
         """The cell -> run map a suite run recorded (covers cells it found cached)."""
         try:

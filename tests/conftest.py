@@ -22,6 +22,18 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine two spinning threads per process slow
+    small-batch training by 10x or more; results do not depend on it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def tracking_uri(tmp_path) -> str:
     return f"sqlite:///{tmp_path}/mlflow.db"

@@ -21,14 +21,7 @@ TIMM_NAMED = ["resnet18", "wide_resnet50_2", "vit_tiny_patch16_224", "preact_res
               "resnet20", "resnet32"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two spinning threads per process
-    slow small-batch training by 10x or more; results do not depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name", TIMM_NAMED)

@@ -26,14 +26,7 @@ from bench.models.reference import ReferenceGenerator, ReferenceOptions
 CLF = {"epochs": 10}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two spinning threads per process
-    slow small-batch training by 10x or more; results do not depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

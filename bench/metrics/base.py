@@ -10,7 +10,7 @@ import torch
 
 from bench.cache import Cache
 from bench.classifiers.real import real_classifier
-from bench.classifiers.train import ClassifierConfig, TrainedClassifier, evaluate
+from bench.classifiers.train import ClassifierConfig, Evaluation, TrainedClassifier, evaluate
 from bench.data.base import Dataset
 from bench.features.base import FeatureExtractor, FeatureSpec
 from bench.models.base import Generator
@@ -38,12 +38,17 @@ class Context:
         return real_classifier(dataset, cfg, self.device, self.seed, self.cache, self._memo,
                                self.progress)
 
-    def real_val_accuracy(self, dataset: Dataset, cfg: ClassifierConfig) -> float:
-        key = f"real_val_acc:{dataset.digest}:{cfg.model_dump_json()}:{self.seed}"
+    def real_val_evaluation(self, dataset: Dataset, cfg: ClassifierConfig) -> Evaluation:
+        """The real-trained classifier on real validation images: the reference beside every
+        classifier-based number, evaluated once per (dataset, config, seed)."""
+        key = f"real_val_eval:{dataset.digest}:{cfg.model_dump_json()}:{self.seed}"
         if key not in self._memo:
             clf = self.real_classifier(dataset, cfg)
-            self._memo[key] = evaluate(clf, dataset.val_x, dataset.val_y, self.device).accuracy
+            self._memo[key] = evaluate(clf, dataset.val_x, dataset.val_y, self.device)
         return self._memo[key]
+
+    def real_val_accuracy(self, dataset: Dataset, cfg: ClassifierConfig) -> float:
+        return self.real_val_evaluation(dataset, cfg).accuracy
 
     # ------------------------------------------------------------ features
     def extractor(self, spec: FeatureSpec, dataset: Dataset) -> FeatureExtractor:

@@ -41,7 +41,7 @@ class GanTest(Metric):
         labels = balanced_labels(dataset, o.num_samples, ctx.seed, split="val")
         x = generator.sample(len(labels), labels, seed=ctx.seed)
         ev = evaluate(clf, x, labels, ctx.device)
-        real = evaluate(clf, dataset.val_x, dataset.val_y, ctx.device)
+        real = ctx.real_val_evaluation(dataset, o.classifier)
         write_per_class(ctx.artifact("gan_test_per_class.csv"), dataset,
                         {"gan_test_acc": ev.per_class, "real_val_acc": real.per_class})
         return {"gan_test_acc": ev.accuracy, "real_val_acc": real.accuracy}

@@ -45,12 +45,9 @@ class GanTrain(Metric):
         tl = balanced_labels(dataset, None, ctx.seed, split="val")
         tx = generator.sample(len(tl), tl, seed=ctx.seed + 1_000_003)
         on_fake = evaluate(clf, tx, tl, ctx.device)
-        real_clf_cfg = o.classifier
-        real_acc = ctx.real_val_accuracy(dataset, real_clf_cfg)
-        real_per_class = evaluate(ctx.real_classifier(dataset, real_clf_cfg), dataset.val_x,
-                                  dataset.val_y, ctx.device).per_class
+        real = ctx.real_val_evaluation(dataset, o.classifier)
         write_per_class(ctx.artifact("gan_train_per_class.csv"), dataset,
                         {"gan_train_acc": on_real.per_class, "tsts_acc": on_fake.per_class,
-                         "real_val_acc": real_per_class})
+                         "real_val_acc": real.per_class})
         return {"gan_train_acc": on_real.accuracy, "tsts_acc": on_fake.accuracy,
-                "real_val_acc": real_acc}
+                "real_val_acc": real.accuracy}

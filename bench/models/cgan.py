@@ -101,14 +101,6 @@ class CGANGenerator(Generator):
         return torch.cat(outs)
 
 
-def train_cgan(opts: CGANOptions, dataset: Dataset, device: torch.device, seed: int,
-               progress: bool = True, **kw: Any) -> tuple[CondGenerator, dict[str, list[float]]]:
-    """SNGAN training (the shared baseline loop, bench.models.baselines.train_baseline)."""
-    from bench.models.baselines import train_baseline
-
-    return train_baseline(opts, dataset, device, seed, progress, "sngan", **kw)
-
-
 @MODELS.register("cgan")
 class CGAN(ModelSource):
     """Built-in conditional GAN (SNGAN-style), trained on the dataset on first use and cached."""
