@@ -24,6 +24,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 import bench
 from bench.errors import BenchError
+from bench.values import loads as load_values
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 TAG = "bench."  # prefix of every tag this package writes
@@ -211,7 +212,8 @@ class Tracker:
                 "dataset": t.get(f"{TAG}dataset"), "metric": t.get(f"{TAG}metric"),
                 "repeat": int(t.get(f"{TAG}repeat", 0)), "cell_key": t.get(f"{TAG}cell_key"),
                 "reference": t.get(f"{TAG}reference") == "true",
-                "directions": json.loads(t.get(f"{TAG}directions", "{}")),
+                "values": load_values(t.get(f"{TAG}values"), t.get(f"{TAG}directions")),
+                "held_out": t.get(f"{TAG}held_out") == "true",
                 "primary": t.get(f"{TAG}primary", ""),
                 "metric_version": t.get(f"{TAG}metric_version", ""),
                 **{f"m:{k}": v for k, v in r.data.metrics.items()},

@@ -6,7 +6,6 @@ to a GPU, a Ray task or a Slurm job. Everything a worker needs travels in a pick
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 import traceback
@@ -18,6 +17,7 @@ from bench.cache import Cache
 from bench.errors import BenchError
 from bench.suite import Cell, resolve_device
 from bench.tracking import TAG, Tracker, flatten, package_version
+from bench.values import dumps as dump_values
 
 
 @dataclass
@@ -139,7 +139,7 @@ def run_cell(cell: Cell, tracker: Tracker, parent: str, shared: Shared, progress
             values = cell.metric.instance().compute(gen, ds, ctx)
             values = {k: float(v) for k, v in values.items()}
             tracker.log_metrics(run_id, values)
-            ctx.tags["directions"] = json.dumps({k: metric_cls.is_higher_better(k) for k in values})
+            ctx.tags["values"] = dump_values(metric_cls.values, list(values))
             if ctx.tags:
                 tracker.set_tags(run_id, {f"{TAG}{k}": v for k, v in ctx.tags.items()})
             tracker.log_artifacts(run_id, Path(tmp))

@@ -36,6 +36,7 @@ from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import balanced_counts, subset_by_counts
 from bench.models.base import Generator
 from bench.registry import Options
+from bench.values import score, diagnostic, reference
 
 DEFAULT_FRACTIONS = [0.1, 0.2, 0.5, 1.0]
 
@@ -70,9 +71,9 @@ class Augmentation(Metric):
 
     Options = AugmentationOptions
     version = "1"
-    # per-fraction values (`real_acc_at_0.1`, `aug_acc_at_0.1`, `aug_gain_at_0.1`) take their
-    # prefix's direction
-    higher_is_better = {"mean_aug_gain": True, "real_acc": True, "aug_acc": True, "aug_gain": True}
+    values = {"mean_aug_gain": score("higher", "utility"),
+              "aug_gain": diagnostic("higher"), "aug_acc": diagnostic("higher"),
+              "real_acc": reference("higher")}  # the real-only arm: no generator involved
     primary = "mean_aug_gain"
 
     def num_generated(self, n_real: int, n_train: int) -> int:

@@ -46,6 +46,7 @@ from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import balanced_counts, subset_by_counts, write_per_class
 from bench.models.base import Generator
 from bench.registry import Options
+from bench.values import score, diagnostic, reference
 
 SETTINGS = ("imbalanced", "balanced_gen", "balanced_real", "synthetic_only")
 
@@ -81,8 +82,11 @@ class Balancing(Metric):
 
     Options = BalancingOptions
     version = "1"
-    higher_is_better = {f"{s}_{v}": True for s in SETTINGS for v in ("acc", "bacc", "minority_recall")}
-    higher_is_better["balancing_gain"] = True
+    values = {"balanced_gen_bacc": score("higher", "utility"),
+              "balanced_gen": diagnostic("higher"), "synthetic_only": diagnostic("higher"),
+              "balancing_gain": diagnostic("higher"),  # balanced_gen_bacc - imbalanced_bacc
+              # real-only arms: properties of the data
+              "imbalanced": reference("higher"), "balanced_real": reference("higher")}
     primary = "balanced_gen_bacc"
 
     def plan(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

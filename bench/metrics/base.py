@@ -15,6 +15,7 @@ from bench.data.base import Dataset
 from bench.features.base import FeatureExtractor, FeatureSpec
 from bench.models.base import Generator
 from bench.registry import Plugin
+from bench.values import Value, lookup
 
 
 @dataclass
@@ -100,23 +101,21 @@ class Metric(Plugin):
     """A registered metric: (Generator, Dataset, Context) -> {name: float} (+ artifacts).
 
     Subclasses set `version` (bump it when results change, so caches and history segments
-    follow), `higher_is_better` for each value they return (the leaderboard's arrows and
-    the regression check's direction), and `primary`, the value a leaderboard sorts by.
+    follow), `values`: the declaration (bench.values.Value: role, ideal, aspect) of every
+    value they return, by exact name or prefix (`swd` covers `swd_8`), and `primary`, the
+    one score the summary ranks and a leaderboard sorts by. A value may come with its 95%
+    interval as `<value>.lo` / `<value>.hi` (bench.values.with_interval).
     """
 
     version: ClassVar[str] = "1"
     needs_latent: ClassVar[bool] = False  # only for generators that expose their latent input
-    higher_is_better: ClassVar[dict[str, bool]] = {}
+    values: ClassVar[dict[str, Value]] = {}
     primary: ClassVar[str] = ""
 
     @classmethod
-    def is_higher_better(cls, value: str) -> bool:
-        """Direction of a value: declared exactly, or by its longest declared prefix
-        (`swd` covers `swd_mean` and per-level values), else higher."""
-        if value in cls.higher_is_better:
-            return cls.higher_is_better[value]
-        prefixes = [k for k in cls.higher_is_better if value.startswith(k)]
-        return cls.higher_is_better[max(prefixes, key=len)] if prefixes else True
+    def value(cls, name: str) -> Value:
+        """Declaration of a returned value (undeclared values are diagnostics)."""
+        return lookup(cls.values, name)
 
     def check(self) -> None:
         """Raise BenchError for what `bench validate` can catch (missing weights files...)."""

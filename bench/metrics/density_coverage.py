@@ -8,6 +8,7 @@ from pydantic import Field
 from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
 from bench.metrics.functional import density_coverage
+from bench.values import score
 
 
 class DCOptions(FeatureMetricOptions):
@@ -20,7 +21,10 @@ class DensityCoverage(FeatureMetric):
 
     Options = DCOptions
     version = "1"
-    higher_is_better = {"density": True, "coverage": True}
+    # density is 1 in expectation for samples from the real distribution; above 1 means
+    # samples crowd where real samples are dense, not better quality
+    values = {"density": score("target", "quality", ref=True, target=1.0),
+              "coverage": score("higher", "diversity")}
     primary = "coverage"
 
     def score(self, real, fake, dataset, ctx):

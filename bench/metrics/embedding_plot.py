@@ -29,7 +29,7 @@ class EmbeddingPlot(Metric):
 
     Options = EmbeddingOptions
     version = "1"
-    higher_is_better = {}
+    values: dict = {}
 
     def compute(self, generator, dataset, ctx):
         import matplotlib

@@ -6,6 +6,7 @@ from __future__ import annotations
 from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric
 from bench.metrics.functional import FrechetReference
+from bench.values import score
 
 
 @METRICS.register("fid")
@@ -13,7 +14,7 @@ class FID(FeatureMetric):
     """Fréchet Inception Distance (any extractor; eigh-based, float64, N-1 covariance)."""
 
     version = "1"
-    higher_is_better = {"fid": False}
+    values = {"fid": score("lower", "quality")}
     primary = "fid"
 
     def score(self, real, fake, dataset, ctx):

@@ -16,6 +16,7 @@ from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import balanced_labels, write_per_class
 from bench.models.base import Generator
 from bench.registry import Options
+from bench.values import score, diagnostic, reference
 
 
 class GanTrainOptions(Options):
@@ -31,7 +32,11 @@ class GanTrain(Metric):
 
     Options = GanTrainOptions
     version = "1"
-    higher_is_better = {"gan_train_acc": True, "real_val_acc": True, "tsts_acc": True}
+    values = {"gan_train_acc": score("higher", "utility"),
+              # train-synthetic-test-synthetic: how separable the generated classes are; a
+              # memoriser or a collapsed model scores ~1, so it is shown, never ranked
+              "tsts_acc": diagnostic("higher"),
+              "real_val_acc": reference("higher")}
     primary = "gan_train_acc"
 
     def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:

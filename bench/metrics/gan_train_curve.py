@@ -35,6 +35,7 @@ from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import balanced_counts, subset_by_counts
 from bench.models.base import Generator
 from bench.registry import Options
+from bench.values import score, diagnostic, reference
 
 
 class GanTrainCurveOptions(Options):
@@ -73,9 +74,11 @@ class GanTrainCurve(Metric):
 
     Options = GanTrainCurveOptions
     version = "1"
-    higher_is_better = {"best_gan_train_acc": True, "effective_size": True,
-                        "effective_size_bound": True, "effective_ratio": True,
-                        "real_curve_best_acc": True}
+    values = {"effective_size": score("higher", "utility"),
+              "best_gan_train_acc": diagnostic("higher"),
+              "effective_size_bound": diagnostic("target", target=0),
+              "effective_ratio": diagnostic("higher"),  # effective_size / largest size
+              "real_curve_best_acc": reference("higher")}
     primary = "effective_size"
 
     def sizes(self, n_train: int) -> list[int]:

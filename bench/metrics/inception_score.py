@@ -13,6 +13,7 @@ from bench.features.base import FeatureSpec
 from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
 from bench.metrics.functional import inception_score
+from bench.values import score, diagnostic
 
 
 class ISOptions(FeatureMetricOptions):
@@ -27,8 +28,9 @@ class InceptionScore(FeatureMetric):
 
     Options = ISOptions
     version = "1"
-    higher_is_better = {"is_mean": True, "is_std": False, "classifier_is_mean": True,
-                        "classifier_is_std": False}
+    values = {"is_mean": score("higher", "quality"), "is_std": diagnostic("lower"),
+              "classifier_is_mean": score("higher", "quality"),
+              "classifier_is_std": diagnostic("lower")}
     primary = "is_mean"
 
     def compute(self, generator, dataset, ctx):

@@ -8,6 +8,7 @@ from pydantic import Field
 from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
 from bench.metrics.functional import kid
+from bench.values import score, diagnostic
 
 
 class KIDOptions(FeatureMetricOptions):
@@ -21,7 +22,7 @@ class KID(FeatureMetric):
 
     Options = KIDOptions
     version = "1"
-    higher_is_better = {"kid_mean": False, "kid_std": False}
+    values = {"kid_mean": score("lower", "quality"), "kid_std": diagnostic("lower")}
     primary = "kid_mean"
 
     def score(self, real, fake, dataset, ctx):

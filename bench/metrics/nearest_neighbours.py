@@ -33,6 +33,7 @@ from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import balanced_counts, labels_from_counts
 from bench.models.base import Generator
 from bench.registry import Options
+from bench.values import score, diagnostic, reference
 
 
 class NearestNeighboursOptions(Options):
@@ -80,10 +81,11 @@ class NearestNeighbours(Metric):
 
     Options = NearestNeighboursOptions
     version = "1"
-    # lower = farther from the training images = less copying (the point of this metric);
-    # val_nn_similarity is a property of the data, listed for completeness
-    higher_is_better = {"gen_nn_similarity": False, "val_nn_similarity": False,
-                        "nn_similarity_gap": False}
+    # a gap above the held-out data's (about 0) means generated images sit closer to training
+    # images than held-out real images do: copying. Far below means unrelated images.
+    values = {"nn_similarity_gap": score("target", "memorisation", ref=True, target=0.0),
+              "gen_nn_similarity": diagnostic("target", fallback="val_nn_similarity"),
+              "val_nn_similarity": reference("higher")}
     primary = "nn_similarity_gap"
 
     @staticmethod

@@ -18,6 +18,7 @@ from bench.features.base import FeatureSpec
 from bench.metrics import METRICS
 from bench.metrics.base import Metric
 from bench.registry import Options
+from bench.values import score
 
 
 class PPLOptions(Options):
@@ -44,7 +45,7 @@ class PPL(Metric):
     Options = PPLOptions
     version = "1"
     needs_latent = True
-    higher_is_better = {"ppl": False}
+    values = {"ppl": score("lower", "quality")}
     primary = "ppl"
 
     def compute(self, generator, dataset, ctx):

@@ -9,6 +9,7 @@ from pydantic import Field
 from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
 from bench.metrics.functional import precision_recall
+from bench.values import score
 
 
 class PROptions(FeatureMetricOptions):
@@ -21,7 +22,7 @@ class PrecisionRecall(FeatureMetric):
 
     Options = PROptions
     version = "1"
-    higher_is_better = {"precision": True, "recall": True}
+    values = {"precision": score("higher", "quality"), "recall": score("higher", "diversity")}
     primary = "precision"
 
     def score(self, real, fake, dataset, ctx):

@@ -10,6 +10,7 @@ from bench.metrics.base import Metric
 from bench.metrics.functional import sliced_wasserstein
 from bench.metrics.sampling import balanced_labels
 from bench.registry import Options
+from bench.values import score, diagnostic
 
 
 class SWDOptions(Options):
@@ -24,7 +25,8 @@ class SWD(Metric):
 
     Options = SWDOptions
     version = "1"
-    higher_is_better = {"swd": False}  # swd_mean and every per-level value
+    values = {"swd_mean": score("lower", "quality"),
+              "swd": diagnostic("lower")}  # per-level values: details of swd_mean
     primary = "swd_mean"
 
     def compute(self, generator, dataset, ctx):

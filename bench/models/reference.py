@@ -69,6 +69,9 @@ class ReferenceGenerator(PoolGenerator):
             )
             x, y = x[keep], y[keep]
         super().__init__(x, y, k)
+        # real images the suite's classifiers and generators never trained on: the row whose
+        # values are the targets of `ref` ideals (bench.values)
+        self.tags = {"held_out": "true"} if opts.kind == "real" and opts.split == "val" else {}
         keep = opts.keep_classes if opts.keep_classes is not None else list(range(max(1, k // 2)))
         self.keep = np.array(sorted(set(keep)))
 

@@ -1,0 +1,149 @@
+"""What a logged value means: its role, its ideal and the aspect of a model it measures.
+
+Every value a metric logs is declared with a `Value`. The leaderboard and `bench compare`
+read these declarations (logged on each cell run as the `bench.values` tag) and nothing
+else, so what wins, what is only shown and what describes the data is decided in one place:
+
+- role `score`: a property of the model; ranked, bolded, counted in the summary.
+- role `diagnostic`: shown beside the scores (a spread, a per-level detail, a secondary
+  arm), never bolded or ranked.
+- role `reference`: a property of the data (the real classifier's accuracy), shown once per
+  dataset, not per model.
+
+The ideal is `higher`, `lower` or `target`. A target is a fixed number (`target=0`), or
+`ref=True`: "the value the held-out real data gets in the same suite", falling back to
+`target` (a number) or `fallback` (another value of the same run, e.g. `real_val_acc`)
+when the suite has no held-out row. Target values rank by their distance to the target.
+
+Intervals: a metric logs a value's 95% interval as two more values named `<value>.lo` and
+`<value>.hi` (see `interval_names`); tables fold them into their value's cell.
+
+Pure Python (no torch): the leaderboard imports it without loading any model code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+Role = Literal["score", "diagnostic", "reference"]
+Ideal = Literal["higher", "lower", "target"]
+
+# The aspects a summary groups scores by, in display order.
+ASPECTS: tuple[str, ...] = ("quality", "diversity", "conditioning", "memorisation", "utility")
+LO, HI = ".lo", ".hi"
+
+
+@dataclass(frozen=True)
+class Value:
+    """The declaration of one logged value (see the module docstring)."""
+
+    role: Role = "score"
+    ideal: Ideal = "higher"
+    aspect: str | None = None
+    target: float | None = None  # fixed target, or the fallback when ref=True
+    ref: bool = False  # target = the held-out real data's value in the same suite
+    fallback: str | None = None  # target = this value of the same run when there is no ref
+    note: str = ""  # shown in docs/`bench list`: why this ideal
+
+    def __post_init__(self) -> None:
+        if self.role not in ("score", "diagnostic", "reference"):
+            raise ValueError(f"role {self.role!r}: use score, diagnostic or reference")
+        if self.ideal not in ("higher", "lower", "target"):
+            raise ValueError(f"ideal {self.ideal!r}: use higher, lower or target")
+        if self.ideal == "target" and self.target is None and not self.ref and self.fallback is None:
+            raise ValueError("ideal 'target' needs target=<number>, ref=True or fallback=<value>")
+        if self.aspect is not None and self.aspect not in ASPECTS:
+            raise ValueError(f"aspect {self.aspect!r}: use one of {ASPECTS}")
+
+    # ------------------------------------------------------------ (de)serialisation
+    def to_json(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v not in (None, False, "")}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Value:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    @property
+    def symbol(self) -> str:
+        """Header mark: ↑, ↓, →0, →ref."""
+        if self.ideal == "higher":
+            return "↑"
+        if self.ideal == "lower":
+            return "↓"
+        if self.ref:
+            return "→ref"
+        if self.fallback:
+            return f"→{self.fallback}"
+        return f"→{self.target:g}"
+
+
+def score(ideal: Ideal = "higher", aspect: str | None = None, **kw) -> Value:
+    return Value("score", ideal, aspect, **kw)
+
+
+def diagnostic(ideal: Ideal = "higher", **kw) -> Value:
+    return Value("diagnostic", ideal, **kw)
+
+
+def reference(ideal: Ideal = "higher", **kw) -> Value:
+    return Value("reference", ideal, **kw)
+
+
+def lookup(declared: dict[str, Value], name: str) -> Value:
+    """A value's declaration: exact, else its longest declared prefix (`swd` covers
+    `swd_8`), else a diagnostic (an undeclared value is shown, never ranked)."""
+    if name in declared:
+        return declared[name]
+    prefixes = [k for k in declared if name.startswith(k)]
+    return declared[max(prefixes, key=len)] if prefixes else Value("diagnostic")
+
+
+def interval_names(name: str) -> tuple[str, str]:
+    return name + LO, name + HI
+
+
+def is_interval(name: str) -> bool:
+    return name.endswith(LO) or name.endswith(HI)
+
+
+def with_interval(name: str, value: float, lo: float, hi: float) -> dict[str, float]:
+    """{name: value, name.lo: lo, name.hi: hi}: what a metric returns for a value with a CI."""
+    a, b = interval_names(name)
+    return {name: float(value), a: float(lo), b: float(hi)}
+
+
+def wilson(correct: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (scipy.stats.binomtest): the accuracy of a
+    classifier on `total` test images is a binomial proportion."""
+    from scipy.stats import binomtest
+
+    if total <= 0:
+        return math.nan, math.nan
+    ci = binomtest(int(correct), int(total)).proportion_ci(confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def accuracy_with_interval(name: str, accuracy: float, total: int) -> dict[str, float]:
+    lo, hi = wilson(round(accuracy * total), total)
+    return with_interval(name, accuracy, lo, hi)
+
+
+def dumps(declared: dict[str, Value], names: list[str]) -> str:
+    """The `bench.values` tag of a run: the declaration of each value it logged."""
+    return json.dumps({n: lookup(declared, n).to_json() for n in names if not is_interval(n)},
+                      sort_keys=True)
+
+
+def loads(tag: str | None, legacy_directions: str | None = None) -> dict[str, Value]:
+    """Read `bench.values`; runs logged before it existed carry `bench.directions`
+    ({value: higher_is_better}): those become diagnostics (shown, never ranked), since
+    their role was never declared."""
+    if tag:
+        return {k: Value.from_json(v) for k, v in json.loads(tag).items()}
+    if legacy_directions:
+        return {k: Value("diagnostic", "higher" if h else "lower")
+                for k, h in json.loads(legacy_directions).items()}
+    return {}
