@@ -1,7 +1,8 @@
 """Two suite runs (or a history of them) -> per-cell changes, judged by direction and noise.
 
-A change is a regression only when it goes the wrong way (per the metric's
-`higher_is_better`) by more than a relative threshold (default 5%, per value overridable)
+A change is a regression only when it goes the wrong way (per the value's declared ideal,
+bench.values: lower for `higher`, higher for `lower`, and farther from the target for a
+`target` ideal) by more than a relative threshold (default 5%, per value overridable)
 AND beyond the noise band: the spread over repeats of both runs, or, when a history of
 earlier runs exists, a z-score against it (as conbench does). A metric version change
 starts a new history segment: it is reported, never flagged.
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.values import Value, is_interval
 
 
 @dataclass
@@ -28,22 +30,61 @@ class CompareConfig:
 
 
 def long_values(runs: pd.DataFrame) -> pd.DataFrame:
-    """Cell runs -> one row per (dataset, model, metric, value, repeat)."""
+    """Cell runs -> one row per (dataset, model, metric, value, repeat), with the value's
+    declaration and its target (for target ideals: the held-out row's value in the same runs,
+    else the fallback value of the same run, else the fixed number; NaN if none). Interval
+    bounds (`<value>.lo/.hi`) are not compared on their own."""
+    cols = ["dataset", "model", "metric", "value", "repeat", "x", "decl", "target", "metric_version"]
     if runs.empty:
-        return pd.DataFrame(columns=["dataset", "model", "metric", "value", "repeat", "x",
-                                     "higher", "metric_version"])
-    cols = [c for c in runs.columns if c.startswith("m:")]
-    long = runs.melt(id_vars=["dataset", "model", "metric", "repeat", "directions", "metric_version"],
-                     value_vars=cols, var_name="value", value_name="x").dropna(subset=["x"])
+        return pd.DataFrame(columns=cols)
+    runs = runs.copy()
+    if "values" not in runs.columns:
+        runs["values"] = [{} for _ in range(len(runs))]
+    if "held_out" not in runs.columns:
+        runs["held_out"] = False
+    mcols = [c for c in runs.columns if c.startswith("m:")]
+    long = runs.melt(id_vars=["dataset", "model", "metric", "repeat", "values", "held_out",
+                              "metric_version"],
+                     value_vars=mcols, var_name="value", value_name="x").dropna(subset=["x"])
     long["value"] = long["value"].str[2:]
-    long["higher"] = [bool(d.get(v, True)) for d, v in zip(long["directions"], long["value"], strict=True)]
-    return long.drop(columns=["directions"])
+    long = long[~long["value"].map(is_interval)].copy()
+    long["decl"] = [(vals or {}).get(v) or Value("diagnostic")
+                    for vals, v in zip(long["values"], long["value"], strict=True)]
+    held = long[long["held_out"].astype(bool)].groupby(["dataset", "metric", "value"])["x"].mean()
+    same_run = long.set_index(["dataset", "model", "metric", "repeat", "value"])["x"]
+    targets = []
+    for r in long.itertuples(index=False):
+        d: Value = r.decl
+        t = math.nan
+        if d.ideal == "target":
+            if d.ref and (r.dataset, r.metric, r.value) in held.index:
+                t = float(held[(r.dataset, r.metric, r.value)])
+            elif d.fallback is not None and (r.dataset, r.model, r.metric, r.repeat, d.fallback) in same_run.index:
+                t = float(same_run[(r.dataset, r.model, r.metric, r.repeat, d.fallback)])
+            elif d.target is not None:
+                t = float(d.target)
+        targets.append(t)
+    long["target"] = targets
+    return long[cols]
 
 
 def _agg(long: pd.DataFrame) -> pd.DataFrame:
     keys = ["dataset", "model", "metric", "value"]
     return long.groupby(keys).agg(mean=("x", "mean"), std=("x", "std"), n=("x", "count"),
-                                  higher=("higher", "first"), version=("metric_version", "first"))
+                                  decl=("decl", "first"), target=("target", "mean"),
+                                  version=("metric_version", "first"))
+
+
+def is_worse(decl: Value, base: float, new: float, target: float) -> bool:
+    """Did the value move away from its ideal? For a target: farther from it (a target that
+    cannot be resolved falls back to "any change is suspicious": never worse, reported)."""
+    if decl.ideal == "higher":
+        return new < base
+    if decl.ideal == "lower":
+        return new > base
+    if math.isnan(target):
+        return False
+    return abs(new - target) > abs(base - target)
 
 
 def compare(base: pd.DataFrame, new: pd.DataFrame, history: list[pd.DataFrame] | None = None,
@@ -57,7 +98,9 @@ def compare(base: pd.DataFrame, new: pd.DataFrame, history: list[pd.DataFrame] |
     rows = []
     for key, nr in n.iterrows():
         row = dict(zip(["dataset", "model", "metric", "value"], key, strict=True))
-        row.update(new=nr["mean"], new_std=nr["std"], n_new=int(nr["n"]), higher_is_better=bool(nr["higher"]))
+        decl: Value = nr["decl"]
+        row.update(new=nr["mean"], new_std=nr["std"], n_new=int(nr["n"]), role=decl.role,
+                   ideal=decl.symbol, target=nr["target"])
         if key not in b.index:
             rows.append({**row, "status": "new"})
             continue
@@ -69,7 +112,7 @@ def compare(base: pd.DataFrame, new: pd.DataFrame, history: list[pd.DataFrame] |
             continue
         change = nr["mean"] - br["mean"]
         rel = change / abs(br["mean"]) if br["mean"] != 0 else (math.inf if change else 0.0)
-        worse = change < 0 if nr["higher"] else change > 0
+        worse = is_worse(decl, br["mean"], nr["mean"], nr["target"])
         # noise: the history's spread when there is enough of it, else the repeats' spread
         past = [h.loc[key, "mean"] for h in hist if key in h.index and h.loc[key, "version"] == nr["version"]]
         if len(past) >= cfg.min_history:
@@ -95,7 +138,7 @@ def render(df: pd.DataFrame, fmt: str = "markdown") -> str:
         return json.dumps(json.loads(df.to_json(orient="records")), indent=1)
     if df.empty:
         return "(nothing to compare)\n"
-    cols = ["status", "dataset", "model", "metric", "value", "base", "new", "rel_change", "z", "noise"]
+    cols = ["status", "dataset", "model", "metric", "value", "ideal", "base", "new", "rel_change", "z", "noise"]
     show = df.reindex(columns=cols).copy()
     show["rel_change"] = show["rel_change"].map(lambda v: "" if pd.isna(v) else f"{v:+.1%}")
     show["z"] = show["z"].map(lambda v: "" if pd.isna(v) else f"{v:+.1f}")

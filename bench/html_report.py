@@ -26,7 +26,17 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from bench.leaderboard import REFERENCE_LABEL, Table, arrow, best_mask, summarize
+from bench.leaderboard import (
+    REFERENCE_LABEL,
+    SUMMARY_NOTE,
+    Table,
+    _cell_text,
+    _data_text,
+    best_mask,
+    legend,
+    summarize,
+    summary_frame,
+)
 
 FetchArtifact = Callable[[str, str], "bytes | None"]
 ListArtifacts = Callable[[str], "list[str]"]
@@ -217,13 +227,15 @@ def _csp() -> str:
             f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
 
 
-def _num_cell(mean: float, std: float, n: float, best: bool) -> str:
-    if pd.isna(mean):
+def _num_cell(text: str, good: float, best: bool, title: str = "") -> str:
+    """A value cell; `data-v` is its goodness (higher = better, -|x - target| for targets), so
+    a click on the header sorts best first whatever the column's ideal."""
+    if not text:
         return '<td data-v=""></td>'
-    text = f"{mean:.4f} ± {std:.4f}" if n > 1 and not pd.isna(std) else f"{mean:.4f}"
-    title = f' title="n={int(n)}"' if not pd.isna(n) else ""
     cls = ' class="best"' if best else ""
-    return f'<td data-v="{float(mean)!r}"{cls}{title}>{escape(text)}</td>'
+    tip = f' title="{escape(title)}"' if title else ""
+    v = "" if pd.isna(good) else repr(float(good))
+    return f'<td data-v="{v}"{cls}{tip}>{escape(text)}</td>'
 
 
 def _model_cell(model: str, anchors: dict[str, str], reference: bool) -> str:
@@ -234,47 +246,67 @@ def _model_cell(model: str, anchors: dict[str, str], reference: bool) -> str:
     return f'<th scope="row">{name}{badge}</th>'
 
 
-def _dataset_table(t: Table, anchors: dict[str, str]) -> str:
-    """One dataset: competing models in one tbody, reference rows in another under a divider."""
-    best = best_mask(t)
+def _value_table(t: Table, cols: list[str], anchors: dict[str, str], bold: bool) -> str:
+    best, unc, good = best_mask(t), t.uncertainty(), t.goodness()
     heads = ['<th data-first="asc">model</th>'] + [
-        f'<th data-first="{"desc" if t.higher_is_better.get(c, True) else "asc"}">'
-        f'{escape(c)} {arrow(t.higher_is_better.get(c, True))}</th>' for c in t.mean.columns]
+        f'<th data-first="desc" title="{escape(t.values[c].role)}; aspect: {escape(str(t.values[c].aspect))}">'
+        f"{escape(t.header(c))}</th>" for c in cols]
+    has = t.mean[cols].notna().any(axis=1)
 
     def row(m: str, reference: bool) -> str:
-        cells = [_num_cell(t.mean.at[m, c], t.std.at[m, c], t.n.at[m, c],
-                           bool(best.at[m, c]) and not reference) for c in t.mean.columns]
+        cells = [_num_cell(_cell_text(t, unc, m, c), good.at[m, c],
+                           bold and not reference and bool(best.at[m, c]),
+                           f"n={int(t.n.at[m, c])}" if not pd.isna(t.n.at[m, c]) else "")
+                 for c in cols]
         return f"<tr>{_model_cell(m, anchors, reference)}{''.join(cells)}</tr>"
 
-    body = f'<tbody class="ranked">{"".join(row(m, False) for m in t.ranked)}</tbody>'
-    if t.references:
+    body = f'<tbody class="ranked">{"".join(row(m, False) for m in t.ranked if has[m])}</tbody>'
+    refs = [m for m in t.references if has[m]]
+    if refs:
         divider = (f'<tr class="divider"><th colspan="{len(heads)}" scope="rowgroup">'
                    f"{escape(REFERENCE_LABEL)}</th></tr>")
-        body += f'<tbody class="reference">{divider}{"".join(row(m, True) for m in t.references)}</tbody>'
-    return (f'<table class="sortable"><thead><tr>{"".join(heads)}</tr></thead>{body}</table>'
-            f'<p class="note">sorted by {escape(str(t.sort_by))}; mean ± std over repeats; '
-            "best value of each column in bold; click a header to sort.</p>")
+        body += f'<tbody class="reference">{divider}{"".join(row(m, True) for m in refs)}</tbody>'
+    return f'<table class="sortable"><thead><tr>{"".join(heads)}</tr></thead>{body}</table>'
+
+
+def _dataset_table(t: Table, anchors: dict[str, str]) -> str:
+    """One dataset: the scores (competing models, then reference rows under a divider), the
+    diagnostics (never bold), the data's own reference values, and the legend."""
+    parts = []
+    if t.scores:
+        parts.append(_value_table(t, t.scores, anchors, True))
+    diag = [c for c in t.diagnostics if t.mean[c].notna().any()]
+    if diag:
+        parts.append("<h3>Diagnostics (shown, not ranked)</h3>" + _value_table(t, diag, anchors, False))
+    if not t.data.empty:
+        items = "".join(f"<li><code>{escape(str(r['value']))}</code> {escape(_data_text(r))}</li>"
+                        for _, r in t.data.iterrows())
+        parts.append(f"<h3>Data reference (the same for every model)</h3><ul>{items}</ul>")
+    parts.append(f'<p class="note">sorted by {escape(str(t.sort_by))}; {escape(legend(t))} '
+                 "Click a header to sort best first.</p>")
+    return "".join(parts)
 
 
 def _summary_table(tables: list[Table], anchors: dict[str, str]) -> str:
     summary = summarize(tables)
     if summary.empty:
         return '<p class="note">No competing (non-reference) models to rank.</p>'
+    shown = summary_frame(summary)
     rows = []
-    for m, r in summary.iterrows():
-        rank = "" if pd.isna(r["mean_rank"]) else f"{r['mean_rank']:.2f}"
-        rate = "" if pd.isna(r["win_rate"]) else f"{r['win_rate']:.0%}"
-        rows.append(f"<tr>{_model_cell(str(m), anchors, False)}"
-                    f'<td data-v="{"" if pd.isna(r["mean_rank"]) else repr(float(r["mean_rank"]))}">{rank}</td>'
-                    f'<td data-v="{"" if pd.isna(r["win_rate"]) else repr(float(r["win_rate"]))}">{rate}</td>'
-                    f'<td data-v="{int(r["wins"])}">{int(r["wins"])} / {int(r["columns"])}</td></tr>')
-    heads = ('<th data-first="asc">model</th><th data-first="asc">mean rank ↓</th>'
-             '<th data-first="desc">win rate ↑</th><th data-first="desc">wins / columns</th>')
+    for m, r in shown.iterrows():
+        raw = summary.loc[m]
+        cells = []
+        for col, text in r.items():
+            key = "wins" if col.startswith("clear wins") else col.rsplit(" ", 1)[0]
+            x = raw[key]
+            v = "" if pd.isna(x) else repr(float(-x if key != "wins" else x))
+            cells.append(f'<td data-v="{v}">{escape(str(text))}</td>')
+        rows.append(f"<tr>{_model_cell(str(m), anchors, False)}{''.join(cells)}</tr>")
+    heads = '<th data-first="asc">model</th>' + "".join(
+        f'<th data-first="desc">{escape(c)}</th>' for c in shown.columns)
     return (f'<table class="sortable" id="summary-table"><thead><tr>{heads}</tr></thead>'
             f'<tbody class="ranked">{"".join(rows)}</tbody></table>'
-            f'<p class="note">Mean rank over the primary value of each metric on each of '
-            f"{len(tables)} dataset(s) (1 = best, ties share the mean rank); win rate: share of "
-            "(dataset, value) columns where the model is best. Reference rows are not ranked.</p>")
+            f'<p class="note">{escape(SUMMARY_NOTE)}</p>')
 
 
 def _model_section(model: str, anchor: str, reference: bool, tables: list[Table],

@@ -6,17 +6,21 @@ import pandas as pd
 
 from bench.cli import main
 from bench.compare import CompareConfig, compare, render
+from bench.values import Value, score
+
+DECL = {"fid": score("lower", "quality"), "acc": score("higher", "utility"),
+        "auth": score("target", "memorisation", ref=True), "ct": score("target", target=0.0)}
 
 
 def suite_run(values: dict[tuple[str, str], list[float]], version: str = "1",
-              directions: dict | None = None) -> pd.DataFrame:
+              decl: dict[str, Value] | None = None, held_out: str | None = None) -> pd.DataFrame:
     """Cell runs of one suite run: {(model, value): [one float per repeat]}."""
     rows = []
     for (model, value), xs in values.items():
         for r, x in enumerate(xs):
             rows.append({"dataset": "d", "model": model, "metric": "m", "repeat": r,
-                         "metric_version": version, "directions": directions or {"fid": False},
-                         f"m:{value}": x})
+                         "metric_version": version, "values": decl or DECL,
+                         "held_out": model == held_out, f"m:{value}": x})
     return pd.DataFrame(rows)
 
 
@@ -48,11 +52,28 @@ def test_noise_alone_is_not_a_regression():
 
 
 def test_direction_decides_regression_or_improvement():
-    base = suite_run({("g", "acc"): [0.9]}, directions={"acc": True})
-    worse = suite_run({("g", "acc"): [0.7]}, directions={"acc": True})
-    better = suite_run({("g", "acc"): [0.99]}, directions={"acc": True})
+    base = suite_run({("g", "acc"): [0.9]})
+    worse = suite_run({("g", "acc"): [0.7]})
+    better = suite_run({("g", "acc"): [0.99]})
     assert status(compare(base, worse), value="acc") == "regression"
     assert status(compare(base, better), value="acc") == "improvement"
+
+
+def test_a_target_value_regresses_when_it_moves_away_from_its_target_either_way():
+    """authenticity's ideal is the held-out row's value (0.5 here): 0.55 -> 0.9 (towards a
+    constant image) and 0.55 -> 0.1 (towards copying) are both regressions; 0.7 -> 0.52 is an
+    improvement although the value fell."""
+    def night(x):
+        return suite_run({("g", "auth"): [x], ("held", "auth"): [0.5]}, held_out="held")
+
+    assert status(compare(night(0.55), night(0.9)), value="auth") == "regression"
+    assert status(compare(night(0.55), night(0.1)), value="auth") == "regression"
+    assert status(compare(night(0.7), night(0.52)), value="auth") == "improvement"
+    # a fixed target (0): -3 -> -1 is better, 1 -> 3 is worse
+    assert status(compare(suite_run({("g", "ct"): [-3.0]}), suite_run({("g", "ct"): [-1.0]})), value="ct") == "improvement"
+    assert status(compare(suite_run({("g", "ct"): [1.0]}), suite_run({("g", "ct"): [3.0]})), value="ct") == "regression"
+    row = compare(night(0.55), night(0.9)).set_index("model").loc["g"]
+    assert row["ideal"] == "→ref" and row["target"] == 0.5
 
 
 def test_repeats_give_the_noise_band_without_history():

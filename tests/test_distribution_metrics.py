@@ -49,10 +49,11 @@ def values(tmp_path_factory):
     return out, run
 
 
-def test_logged_with_the_extractor_and_directions(values):
+def test_logged_with_the_extractor_and_declarations(values):
     _, run = values
     assert run.data.tags["bench.features"].startswith("classifier:small_cnn-")
-    assert json.loads(run.data.tags["bench.directions"]) == {"fid": False}
+    assert json.loads(run.data.tags["bench.values"])["fid"] == {"role": "score", "ideal": "lower",
+                                                                "aspect": "quality"}
 
 
 def test_fid_kid_swd_rank_noise_worse_than_heldout_real(values):

@@ -24,12 +24,13 @@ from bench.html_report import (
     safe_ui_url,
 )
 from bench.leaderboard import build_leaderboard
+from bench.values import score
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 EVIL = "<script>window.__pwned=1</script>"
-UP = {"acc": True}
-DOWN = {"fid": False}
+UP = {"acc": score("higher", "quality")}
+DOWN = {"fid": score("lower", "quality")}
 
 
 def png(w: int = 40, h: int = 30) -> bytes:
@@ -46,9 +47,9 @@ def synthetic_runs() -> pd.DataFrame:
     for i, (m, (acc, fid)) in enumerate(vals.items()):
         base = {"suite": "s", "dataset": "digits", "model": m, "repeat": 0, "reference": m == "real",
                 "cell_key": f"k{i}", "start_time": i}
-        rows.append({**base, "run_id": f"run{i}acc", "metric": "gan_test", "directions": UP,
+        rows.append({**base, "run_id": f"run{i}acc", "metric": "gan_test", "values": UP,
                      "primary": "acc", "m:acc": acc})
-        rows.append({**base, "run_id": f"run{i}fid", "metric": "fid", "directions": DOWN,
+        rows.append({**base, "run_id": f"run{i}fid", "metric": "fid", "values": DOWN,
                      "primary": "fid", "m:fid": fid})
     return pd.DataFrame(rows)
 
@@ -176,9 +177,9 @@ def test_page_in_a_real_browser(browser, tmp_path):
     assert _names(browser, "dataset-0") == ["good", EVIL, "bad"]
     heads = browser.find_elements(By.CSS_SELECTOR, "#dataset-0 thead th")
     fid = next(h for h in heads if h.text.startswith("fid"))
-    fid.click()  # lower is better: the first click puts the lowest first
+    fid.click()  # lower is better: the first click puts the best (lowest) first
     assert _names(browser, "dataset-0") == ["good", EVIL, "bad"]
-    assert fid.get_attribute("aria-sort") == "ascending"
+    assert fid.get_attribute("aria-sort") == "descending"  # of goodness
     fid.click()
     assert _names(browser, "dataset-0") == ["bad", EVIL, "good"]
     model = heads[0]
@@ -207,11 +208,11 @@ def test_summary_sorts_in_a_real_browser(browser, tmp_path):
     path.write_text(page())
     browser.get(path.as_uri())
     assert _names(browser, "summary") == ["good", EVIL, "bad"]
-    win = next(h for h in browser.find_elements(By.CSS_SELECTOR, "#summary thead th")
-               if h.text.startswith("win rate"))
-    win.click()  # highest first
+    overall = next(h for h in browser.find_elements(By.CSS_SELECTOR, "#summary thead th")
+                   if h.text.startswith("overall"))
+    overall.click()  # best (lowest mean rank) first
     assert _names(browser, "summary")[0] == "good"
-    win.click()  # then lowest first
+    overall.click()  # then worst first
     assert _names(browser, "summary")[-1] == "good"
-    assert re.search(r"\d+%", browser.find_element(By.ID, "summary").text)
+    assert re.search(r"clear wins", browser.find_element(By.ID, "summary").text)
 

@@ -1,6 +1,7 @@
-"""Leaderboard tables from run records: mean +/- std over repeats, direction-aware sort,
-merged shared values, reference rows set apart, the cross-dataset summary (mean rank, win
-rate), the history of one model, and every text format (LaTeX escaping included)."""
+"""Leaderboard tables from run records: roles (score / diagnostic / data reference), ideals
+(higher, lower, target: fixed, held-out row, fallback value), uncertainty (repeats or a logged
+interval) in ranks, bolding and printed digits, the per-aspect summary, reference rows set
+apart, the history of one model, and every text format (escaping included)."""
 
 import json
 
@@ -9,159 +10,247 @@ import pandas as pd
 import pytest
 
 from bench.leaderboard import (
+    best_mask,
     build_leaderboard,
     column_ranks,
+    decimals_for,
+    fmt_value,
     history_table,
     latex_escape,
     render,
     render_history,
     summarize,
 )
+from bench.values import Value, diagnostic, reference, score
+
+ACC = {"acc": score("higher", "utility"), "real_val_acc": reference("higher"),
+       "tsts": diagnostic("higher")}
+FID = {"fid": score("lower", "quality")}
+AUTH = {"auth": score("target", "memorisation", ref=True)}
+GTEST = {"gtest": score("target", "quality", ref=True, fallback="real_val_acc"),
+         "real_val_acc": reference("higher")}
+COPY = {"ct": score("target", "memorisation", ref=True, target=0.0)}
 
 
 def runs(rows):
-    base = {"suite": "s", "cell_key": "k", "primary": "", "reference": False, "directions": {}}
+    base = {"suite": "s", "cell_key": "k", "primary": "", "reference": False, "held_out": False,
+            "values": {}}
     return pd.DataFrame([{**base, "start_time": i, **r} for i, r in enumerate(rows)])
 
 
-UP = {"acc": True, "real_val_acc": True}
-DOWN = {"fid": False}
+def cell(model, metric, values, primary, ds="d", repeat=0, **m):
+    """One run; m holds value=x or value=(x, lo, hi)."""
+    row = {"dataset": ds, "model": model, "metric": metric, "repeat": repeat, "values": values,
+           "primary": primary}
+    for k, v in m.items():
+        if k in ("reference", "held_out"):
+            row[k] = v
+        elif isinstance(v, tuple):
+            row[f"m:{k}"], row[f"m:{k}.lo"], row[f"m:{k}.hi"] = v
+        else:
+            row[f"m:{k}"] = v
+    return row
 
 
-def test_mean_std_over_repeats_and_sort_by_direction():
-    df = runs(
-        [{"dataset": "d", "model": "a", "metric": "m", "repeat": r, "directions": UP, "primary": "acc",
-          "m:acc": v, "m:real_val_acc": 0.9} for r, v in enumerate([0.5, 0.7])]
-        + [{"dataset": "d", "model": "b", "metric": "m", "repeat": 0, "directions": UP, "primary": "acc",
-            "m:acc": 0.8, "m:real_val_acc": 0.9, "reference": True}]
-    )
+def section(md, dataset):
+    start = md.index(f"### {dataset}")
+    nxt = md.find("### ", start + 4)
+    return md[start:] if nxt < 0 else md[start:nxt]
+
+
+def test_mean_std_over_repeats_digits_from_uncertainty_and_sort():
+    df = runs([cell("a", "m", ACC, "acc", repeat=r, acc=v, real_val_acc=0.9) for r, v in enumerate([0.5, 0.7])]
+              + [cell("b", "m", ACC, "acc", acc=0.8, real_val_acc=0.9, reference=True)])
     (t,) = build_leaderboard(df)
     assert list(t.mean.index) == ["b", "a"] and t.sort_by == "acc"
     assert np.isclose(t.mean.at["a", "acc"], 0.6) and np.isclose(t.std.at["a", "acc"], np.std([0.5, 0.7], ddof=1))
     md = render([t])
-    assert "acc ↑" in md and "0.6000 ± 0.1414" in md and "b (reference)" in md
+    # t(0.975, 1) * 0.1414 / sqrt(2) = 1.27: one significant digit -> no decimals beyond it
+    assert "acc ↑" in md and "0.6 ± 0.1" in md and "b (reference)" in md
+    assert "mean ± std over 2 repeats" in md
+
+
+def test_printed_digits_follow_the_interval():
+    assert decimals_for(0.024) == 2 and decimals_for(0.012) == 3 and decimals_for(3.0) == 0
+    assert decimals_for(float("nan")) is None
+    assert fmt_value(0.91034, lo=0.886, hi=0.934, u=0.024) == "0.91 [0.89, 0.93]"
+    assert fmt_value(0.91034) == "0.9103"
 
 
 def test_lower_is_better_sorts_ascending_and_shows_down_arrow():
-    df = runs([{"dataset": "d", "model": m, "metric": "fid", "repeat": 0, "directions": DOWN,
-                "primary": "fid", "m:fid": v} for m, v in (("x", 30.0), ("y", 10.0))])
+    df = runs([cell(m, "fid", FID, "fid", fid=v) for m, v in (("x", 30.0), ("y", 10.0))])
     (t,) = build_leaderboard(df)
     assert list(t.mean.index) == ["y", "x"]
     assert "fid ↓" in render([t])
 
 
 def test_latest_run_of_a_cell_wins():
-    df = runs([{"dataset": "d", "model": "a", "metric": "m", "repeat": 0, "directions": UP, "m:acc": v}
-               for v in (0.1, 0.9)])  # second has the later start_time
+    df = runs([cell("a", "m", ACC, "acc", acc=v) for v in (0.1, 0.9)])
     (t,) = build_leaderboard(df)
     assert t.mean.at["a", "acc"] == 0.9 and t.n.at["a", "acc"] == 1
 
 
 def test_shared_values_merge_when_equal_and_split_when_not():
-    same = runs([{"dataset": "d", "model": "a", "metric": m, "repeat": 0, "directions": UP,
-                  "m:real_val_acc": 0.95} for m in ("gan_train", "gan_test")])
+    same = runs([cell("a", m, ACC, "acc", acc=0.5, real_val_acc=0.95) for m in ("gan_train", "gan_test")])
     (t,) = build_leaderboard(same)
-    assert list(t.mean.columns) == ["real_val_acc"]
-    diff = runs([{"dataset": "d", "model": "a", "metric": m, "repeat": 0, "directions": UP,
-                  "m:real_val_acc": v} for m, v in (("cnn", 0.95), ("resnet", 0.97))])
+    assert list(t.data["value"]) == ["real_val_acc"]
+    diff = runs([cell("a", m, ACC, "acc", acc=0.5, real_val_acc=v) for m, v in (("cnn", 0.95), ("resnet", 0.97))])
     (t,) = build_leaderboard(diff)
-    assert sorted(t.mean.columns) == ["cnn.real_val_acc", "resnet.real_val_acc"]
+    assert sorted(t.data["value"]) == ["cnn.real_val_acc", "resnet.real_val_acc"]
+
+
+def test_data_values_are_shown_once_never_ranked_and_diagnostics_never_bold():
+    df = runs([cell(m, "gan_train", ACC, "acc", acc=(a, a - 0.01, a + 0.01), tsts=ts,
+                    real_val_acc=(0.99, 0.98, 0.995))
+               for m, a, ts in (("cgan", 0.9, 0.5), ("noise", 0.5, 1.0))])
+    (t,) = build_leaderboard(df)
+    assert "real_val_acc" not in t.mean.columns and t.scores == ["acc"] and t.diagnostics == ["tsts"]
+    ranks = column_ranks(t)
+    assert ranks["tsts"].isna().all() and ranks.at["cgan", "acc"] == 1
+    md = render([t])
+    assert "**0.900 [0.890, 0.910]**" in md  # separated from the runner-up: bold
+    assert "**1" not in md  # the diagnostic tsts of noise is the highest, never bold
+    assert "Data reference" in md and "`real_val_acc` 0.990 [0.980, 0.995]" in md
+    assert md.count("real_val_acc") == 1
+
+
+def test_ties_within_uncertainty_share_a_rank_and_nobody_is_bold():
+    df = runs([cell(m, "q", ACC, "acc", acc=(a, a - 0.03, a + 0.03)) for m, a in
+               (("a", 0.90), ("b", 0.89), ("c", 0.50))])
+    (t,) = build_leaderboard(df)
+    ranks = column_ranks(t)
+    assert ranks.at["a", "acc"] == 1 and ranks.at["b", "acc"] == 1 and ranks.at["c", "acc"] == 3
+    assert not best_mask(t)["acc"].any()
+    s = summarize([t])
+    assert s.at["a", "wins"] == 0 and s.at["b", "wins"] == 0  # a tie is not a win for everyone
+    assert s.at["a", "overall"] == s.at["b", "overall"] == 1
+
+
+def test_target_ideal_ranks_by_distance_to_the_held_out_row():
+    """A constant grey image is 'perfectly authentic' (1.0): far from what held-out real images
+    get, so it must rank last, not first; copying (0.0) is just as wrong."""
+    vals = {"good": 0.52, "grey": 1.0, "copy": 0.0, "noisy": 0.7, "held": 0.5}
+    df = runs([cell(m, "authenticity", AUTH, "auth", auth=(v, v - 0.02, v + 0.02),
+                    reference=m == "held", held_out=m == "held") for m, v in vals.items()])
+    (t,) = build_leaderboard(df)
+    assert t.held_out == "held" and np.allclose(t.targets["auth"], 0.5)
+    assert list(t.ranked) == ["good", "noisy", "grey", "copy"] or list(t.ranked)[:2] == ["good", "noisy"]
+    ranks = column_ranks(t)
+    assert ranks.at["good", "auth"] == 1 and ranks.at["grey", "auth"] == 3 and ranks.at["copy", "auth"] == 3
+    assert best_mask(t).at["good", "auth"]
+    md = render([t])
+    assert "auth →ref" in md and "held (held-out reference)" in md and "`held`" in md
+
+
+def test_target_falls_back_to_a_value_of_the_run_or_a_number_or_is_not_ranked():
+    gt = runs([cell(m, "gan_test", GTEST, "gtest", gtest=(v, v - 0.01, v + 0.01), real_val_acc=0.95)
+               for m, v in (("memoriser", 1.0), ("good", 0.94), ("bad", 0.5))])
+    (t,) = build_leaderboard(gt)
+    assert t.target_source["gtest"] == "real_val_acc"
+    assert column_ranks(t).at["good", "gtest"] == 1 and "gtest →real_val_acc" in render([t])
+    ct = runs([cell(m, "copy", COPY, "ct", ct=v) for m, v in (("copier", -5.0), ("fine", 0.3), ("far", 9.0))])
+    (t,) = build_leaderboard(ct)
+    assert list(t.ranked) == ["fine", "copier", "far"] and "ct →0" in render([t])
+    no_ref = runs([cell(m, "a", AUTH, "auth", auth=v) for m, v in (("x", 0.2), ("y", 1.0))])
+    (t,) = build_leaderboard(no_ref)
+    assert column_ranks(t)["auth"].isna().all() and summarize([t]).empty
+    assert "Not ranked" in render([t]) and "split: val" in render([t])
 
 
 def test_one_table_per_dataset_and_csv_json():
-    df = runs([{"dataset": d, "model": "a", "metric": "m", "repeat": 0, "directions": UP, "m:acc": 0.5}
-               for d in ("d1", "d2")])
+    df = runs([cell("a", "m", ACC, "acc", ds=d, acc=(0.5, 0.4, 0.6), real_val_acc=0.9) for d in ("d1", "d2")])
     tables = build_leaderboard(df)
     assert [t.dataset for t in tables] == ["d1", "d2"]
     csv = render(tables, "csv").splitlines()
-    assert csv[0] == "dataset,model,reference,value,mean,std,n,higher_is_better,primary,rank,best"
-    assert len(csv) == 3
+    assert csv[0].startswith("dataset,model,reference,value,role,ideal,aspect,target,primary,mean")
+    assert len(csv) == 5 and any(",(data),True,real_val_acc,reference" in ln for ln in csv)
     js = json.loads(render(tables, "json"))
-    assert js["tables"][0]["rows"][0]["acc"]["mean"] == 0.5
-    assert js["summary"] == [{"model": "a", "mean_rank": 1.0, "ranked": 2, "win_rate": 1.0,
-                              "wins": 2, "columns": 2}]
+    cellv = js["tables"][0]["rows"][0]["acc"]
+    assert cellv["mean"] == 0.5 and cellv["ci_low"] == 0.4 and cellv["rank"] == 1
+    assert js["tables"][0]["values"]["acc"]["role"] == "score"
+    assert js["summary"][0]["model"] == "a" and js["summary"][0]["utility"] == 1.0
     assert render([], "markdown") == "(no finished runs)\n"
 
 
 def cross_dataset_runs(ref_name="ref"):
-    """Two datasets, two metrics (q: acc primary + prec; f: fid primary, lower is better),
-    three competing models and one reference that beats them all."""
-    q = {"acc": True, "prec": True}
-    f = {"fid": False}
-    table = {  # dataset -> model -> (acc, prec, fid); None: no run
-        "d1": {"a": (0.9, 0.1, 10.0), "b": (0.8, 0.2, 5.0), "c": (0.7, 0.9, 20.0), ref_name: (0.99, 1.0, 1.0)},
-        "d2": {"a": (0.6, None, 3.0), "b": (0.7, None, 4.0), "c": (0.7, None, None), ref_name: (0.95, None, 0.5)},
+    """Two datasets, a utility metric (acc) and a quality metric (fid), three competing models
+    (exact values: no uncertainty) and one reference that beats them all."""
+    table = {  # dataset -> model -> (acc, fid); None: no run
+        "d1": {"a": (0.9, 10.0), "b": (0.8, 5.0), "c": (0.7, 20.0), ref_name: (0.99, 1.0)},
+        "d2": {"a": (0.6, 3.0), "b": (0.7, 4.0), "c": (0.7, None), ref_name: (0.95, 0.5)},
     }
     rows = []
     for ds, models in table.items():
-        for m, (acc, prec, fid) in models.items():
-            ref = m == ref_name
-            rows.append({"dataset": ds, "model": m, "metric": "q", "repeat": 0, "directions": q,
-                         "primary": "acc", "reference": ref, "m:acc": acc,
-                         **({"m:prec": prec} if prec is not None else {})})
+        for m, (acc, fid) in models.items():
+            rows.append(cell(m, "q", ACC, "acc", ds=ds, acc=acc, reference=m == ref_name))
             if fid is not None:
-                rows.append({"dataset": ds, "model": m, "metric": "f", "repeat": 0, "directions": f,
-                             "primary": "fid", "reference": ref, "m:fid": fid})
+                rows.append(cell(m, "f", FID, "fid", ds=ds, fid=fid, reference=m == ref_name))
     return runs(rows)
 
 
-def test_summary_mean_rank_over_primaries_and_win_rate_over_all_values():
-    tables = build_leaderboard(cross_dataset_runs())
-    s = summarize(tables)
-    # ranks on (d1 acc, d1 fid, d2 acc, d2 fid): a 1,2,3,1  b 2,1,1.5,2  c 3,3,1.5,-
+def test_summary_ranks_primaries_by_aspect():
+    s = summarize(build_leaderboard(cross_dataset_runs()))
+    # utility (acc): d1 a1 b2 c3; d2 b1 c1 a3 -> a 2, b 1.5, c 2
+    # quality (fid): d1 b1 a2 c3; d2 a1 b2 -> a 1.5, b 1.5, c 3
+    assert list(s.columns) == ["quality", "utility", "overall", "ranked", "wins"]
+    assert np.isclose(s.at["b", "overall"], 1.5) and np.isclose(s.at["a", "overall"], 1.75)
+    assert np.isclose(s.at["c", "overall"], 2.5) and s.at["c", "ranked"] == 3
     assert list(s.index) == ["b", "a", "c"]  # the reference is never ranked
-    assert np.isclose(s.at["b", "mean_rank"], 1.625) and np.isclose(s.at["a", "mean_rank"], 1.75)
-    assert np.isclose(s.at["c", "mean_rank"], 2.5) and s.at["c", "ranked"] == 3
-    # wins over every column incl. the non-primary prec: a d1.acc d2.fid; b d1.fid d2.acc (tie);
-    # c d1.prec d2.acc (tie); columns: a and b 5, c 4 (no fid on d2)
-    assert (s.at["a", "wins"], s.at["a", "columns"]) == (2, 5)
-    assert (s.at["c", "wins"], s.at["c", "columns"]) == (2, 4)
-    assert np.isclose(s.at["c", "win_rate"], 0.5) and np.isclose(s.at["b", "win_rate"], 0.4)
+    # wins: only where a model alone is first (d2 acc is a b/c tie: nobody wins it)
+    assert (s.at["a", "wins"], s.at["b", "wins"], s.at["c", "wins"]) == (2, 1, 0)
 
 
 def test_reference_rows_are_not_ranked_and_are_set_apart_in_markdown():
     tables = build_leaderboard(cross_dataset_runs())
     d1 = tables[0]
-    assert list(d1.mean.index)[0] == "ref"  # the table's sort order still includes it
     assert d1.ranked == ["a", "b", "c"] and d1.references == ["ref"]
     ranks = column_ranks(d1)
     assert np.isnan(ranks.at["ref", "acc"]) and ranks.at["a", "acc"] == 1
     md = render(tables)
-    section = md[md.index("### d1"):md.index("### d2")]
-    lines = [ln for ln in section.splitlines() if ln.startswith("|")]
+    lines = [ln for ln in section(md, "d1").splitlines() if ln.startswith("|")]
     names = [ln.split("|")[1].strip() for ln in lines[2:]]
     assert names == ["a", "b", "c", "*reference (not ranked)*", "ref (reference)"]
-    assert "**0.9000**" in section and "**0.9900**" not in section  # best among competitors only
+    assert "**0.9**" in section(md, "d1") and "**0.99**" not in md  # best among competitors only
     summary = md[:md.index("### d1")]
-    assert "### Summary over 2 dataset(s)" in summary and "ref" not in summary.split("\n\n", 2)[2]
-    assert "40% (2/5)" in summary
+    assert "### Summary over 2 dataset(s)" in summary and "| ref" not in summary
 
 
 def test_all_reference_tables_have_no_summary():
-    df = runs([{"dataset": "d", "model": m, "metric": "m", "repeat": 0, "directions": UP,
-                "primary": "acc", "reference": True, "m:acc": v} for m, v in (("r1", 0.9), ("r2", 0.5))])
+    df = runs([cell(m, "m", ACC, "acc", acc=v, reference=True) for m, v in (("r1", 0.9), ("r2", 0.5))])
     tables = build_leaderboard(df)
     assert summarize(tables).empty
     md = render(tables)
     assert "Summary" not in md and md.index("r1 (reference)") < md.index("r2 (reference)")
 
 
+def test_legacy_runs_without_declarations_are_shown_not_ranked():
+    df = runs([{**cell(m, "q", {}, "acc", acc=v), "values": {"acc": Value("diagnostic", "higher")}}
+               for m, v in (("a", 0.9), ("b", 0.1))])
+    (t,) = build_leaderboard(df)
+    assert t.scores == [] and summarize([t]).empty and "0.9" in render([t])
+
+
+def test_markdown_escapes_pipes_in_names():
+    md = render(build_leaderboard(runs([cell("my|model", "q", ACC, "acc", acc=0.5)])))
+    assert "my\\|model" in md and "| my|model" not in md
+
+
 def test_latex_escapes_user_text_and_uses_booktabs():
     assert latex_escape("a_b&c%d$e#f{g}h~i^j\\k") == (
         r"a\_b\&c\%d\$e\#f\{g\}h\textasciitilde{}i\textasciicircum{}j\textbackslash{}k")
     nasty = "my_model & co 100% #1"
-    df = cross_dataset_runs(ref_name=nasty)
-    tex = render(build_leaderboard(df), "latex")
+    tex = render(build_leaderboard(cross_dataset_runs(ref_name=nasty)), "latex")
     assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
     assert r"my\_model \& co 100\% \#1" in tex and nasty not in tex
     assert r"acc $\uparrow$" in tex and r"fid $\downarrow$" in tex
-    # the reference comes after its own \midrule, under a label, never in bold
     d1 = tex[tex.index(r"\caption{d1"):]
     d1 = d1[:d1.index(r"\end{table}")]
     assert d1.index(r"\textit{reference (not ranked)}") < d1.index(r"my\_model")
-    assert r"$\mathbf{0.9000}$" in d1 and r"\mathbf{0.9900}" not in d1
+    assert r"$\mathbf{0.9}$" in d1 and r"\mathbf{0.99}" not in d1
     assert tex.count(r"\begin{tabular}") == 3  # summary + two datasets
     assert render([], "latex").startswith("%")
+    only_refs = render(build_leaderboard(runs([cell("r", "q", ACC, "acc", acc=0.5, reference=True)])), "latex")
+    assert r"\midrule" + "\n" + r"\midrule" not in only_refs
 
 
 def test_html_is_not_a_text_format():
@@ -171,34 +260,27 @@ def test_html_is_not_a_text_format():
 
 def test_history_of_one_model_over_suite_runs():
     def night(acc, fid):
-        return runs([{"dataset": "d", "model": "a", "metric": "q", "repeat": r, "directions": UP,
-                      "primary": "acc", "m:acc": acc + 0.01 * r} for r in range(2)]
-                    + [{"dataset": "d", "model": "a", "metric": "f", "repeat": 0, "directions": DOWN,
-                        "primary": "fid", "m:fid": fid},
-                       {"dataset": "d", "model": "other", "metric": "q", "repeat": 0, "directions": UP,
-                        "primary": "acc", "m:acc": 0.1}])
+        return runs([cell("a", "q", ACC, "acc", repeat=r, acc=acc + 0.01 * r) for r in range(2)]
+                    + [cell("a", "f", FID, "fid", fid=fid), cell("other", "q", ACC, "acc", acc=0.1)])
 
     empty = night(0, 0).iloc[0:0]
     points = [("2026-01-01 03:00", "r1", night(0.5, 30.0)), ("2026-01-02 03:00", "r2", empty),
               ("2026-01-03 03:00", "r3", night(0.7, 20.0))]
     h = history_table(points, "a")
-    assert list(h.columns) == ["date", "run_id", "d/acc ↑", "d/fid ↓"]
+    assert list(h.columns) == ["date", "run_id", "d/fid ↓", "d/acc ↑"]
     assert list(h["run_id"]) == ["r1", "r2", "r3"]
     assert np.isclose(h.at[0, "d/acc ↑"], 0.505) and np.isnan(h.at[1, "d/acc ↑"])
     md = render_history(h, "a")
-    assert "0.5050" in md and "0.7050" in md and "20.0000" in md and md.index("r1") < md.index("r3")
+    assert "0.505" in md and "0.705" in md and md.index("r1") < md.index("r3")
     assert json.loads(render_history(h, "a", "json"))["runs"][2]["d/fid ↓"] == 20.0
-    assert render_history(h, "a", "csv").splitlines()[0] == "date,run_id,d/acc ↑,d/fid ↓"
+    assert render_history(h, "a", "csv").splitlines()[0] == "date,run_id,d/fid ↓,d/acc ↑"
     assert r"d/acc $\uparrow$" in render_history(h, "a", "latex")
 
 
 def test_default_sort_is_the_primary_of_the_metric_that_ran_first():
-    first = [{"dataset": "d", "model": m, "metric": "q", "repeat": 0, "directions": UP,
-              "primary": "acc", "m:acc": v} for m, v in (("x", 0.2), ("y", 0.8))]
-    later = [{"dataset": "d", "model": m, "metric": "f", "repeat": 0, "directions": DOWN,
-              "primary": "fid", "m:fid": v} for m, v in (("x", 1.0), ("y", 9.0))]
+    first = [cell(m, "q", ACC, "acc", acc=v) for m, v in (("x", 0.2), ("y", 0.8))]
+    later = [cell(m, "f", FID, "fid", fid=v) for m, v in (("x", 1.0), ("y", 9.0))]
     (t,) = build_leaderboard(runs(first + later))
-    assert t.sort_by == "acc" and list(t.mean.columns[:2]) == ["acc", "fid"]
-    assert list(t.mean.index) == ["y", "x"]
+    assert t.sort_by == "acc" and list(t.mean.index) == ["y", "x"]
     (t,) = build_leaderboard(runs(first + later), sort_by="fid")
     assert list(t.mean.index) == ["x", "y"]
