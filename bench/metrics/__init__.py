@@ -17,6 +17,9 @@ METRICS: Registry[type[Metric]] = Registry(
         "bench.metrics.inception_score",
         "bench.metrics.precision_recall",
         "bench.metrics.density_coverage",
+        "bench.metrics.intra_fid",
+        "bench.metrics.conditional_prdc",
+        "bench.metrics.conditional_kid",
         "bench.metrics.swd",
         "bench.metrics.authenticity",
         "bench.metrics.data_copying",
@@ -27,6 +30,7 @@ METRICS: Registry[type[Metric]] = Registry(
         "bench.metrics.balancing",
         "bench.metrics.nearest_neighbours",
     ],
+    base=Metric,
 )
 
 __all__ = ["METRICS", "Context", "Metric"]
