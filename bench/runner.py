@@ -64,27 +64,30 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
     executor = executor or EXECUTORS.get("local")()
     if executor.distributed():
         check_store(uri, executor.name)  # before any run exists
-    attach = os.environ.get("MLFLOW_RUN_ID")
-    if attach:
-        from mlflow import MlflowClient
-
-        exp_id = MlflowClient(uri).get_run(attach).info.experiment_id
-        tracker = Tracker(uri, experiment_id=exp_id)
-    else:
-        tracker = Tracker(uri, suite.experiment)
+    tracker = Tracker(uri, suite.experiment)
+    outer = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run` for its entry point
+    # attach to the run `mlflow run` created only when it is in the suite's experiment;
+    # otherwise (MLflow's "Default") the suite gets its own parent run there, linked both
+    # ways, so `bench leaderboard|compare SUITE` and resume see every run
+    attach = outer if outer and tracker.run_experiment(outer) == tracker.experiment_id else None
     suite_tags = {f"{TAG}kind": "suite", f"{TAG}suite": suite.name, f"{TAG}version": package_version(),
                   f"{TAG}suite_file": str(suite.path)}
     commit = git_commit(suite.path.resolve().parent)
     if commit:
         suite_tags[f"{TAG}git_commit"] = commit
+    tracker.close_dead_suite_runs(suite.name)  # refuses while another live runner holds the suite
     if attach:
         parent = attach
-        tracker.set_tags(parent, suite_tags)  # never re-log the params `mlflow run` logged
+        # never re-log the params `mlflow run` logged; give the run the suite's name
+        tracker.set_tags(parent, {**suite_tags, "mlflow.runName": suite.name})
     else:
         parent = tracker.create_run(suite.name, suite_tags)
         tracker.log_params(parent, {"seed": str(suite.seed), "repeats": str(suite.repeats),
                                     "device": suite.device, "suite_file": str(suite.path),
                                     "num_cells": str(len(suite.cells))})
+        if outer:
+            tracker.link_outer_run(outer, parent, suite.experiment)
+    heartbeat = tracker.heartbeat(parent)
     tracker.log_text(parent, suite.text, "suite.yaml")
     cache = Cache(cache_dir or suite.cache_dir)
     env = WorkerEnv(uri, tracker.experiment_id, parent, suite.name, suite.seed, suite.device,
@@ -143,6 +146,9 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
                               f"{TAG}failed": report.count("failed")})
     local = PROCESS_SHARED.get(env)  # workers in other processes keep their own counts
     _log(local.cache.report() if local else f"cache: {cache.root} (hits counted in the workers)")
+    heartbeat.stop()
+    if outer and not attach:
+        tracker.log_text(outer, report.leaderboard or "(no finished runs)\n", "leaderboard.md")
     if not attach:
         tracker.end(parent, "KILLED" if interrupted else ("FINISHED" if report.ok else "FAILED"))
     return report

@@ -27,6 +27,8 @@ from bench.errors import BenchError
 from bench.values import loads as load_values
 
 DEFAULT_URI = "sqlite:///mlflow.db"
+HEARTBEAT_S = float(os.environ.get("BENCH_HEARTBEAT_S", 20))  # a live runner's lease renewal
+STALE_S = float(os.environ.get("BENCH_STALE_S", 90))  # no heartbeat this long: the runner is dead
 TAG = "bench."  # prefix of every tag this package writes
 MAX_PARAM = 6000
 
@@ -145,6 +147,51 @@ class Tracker:
             self.end(r.info.run_id, status)
         return len(stale)
 
+    # ---------------------------------------------------------------- suite leases
+    def run_experiment(self, run_id: str) -> str | None:
+        try:
+            return self.client.get_run(run_id).info.experiment_id
+        except Exception:  # noqa: BLE001 - a run id from another store: not ours to attach to
+            return None
+
+    def link_outer_run(self, outer: str, parent: str, experiment: str) -> None:
+        """`mlflow run` created `outer` outside the suite's experiment: point it at the suite
+        run, so a user who opens it in the UI finds the cells."""
+        try:
+            self.client.set_tag(outer, f"{TAG}suite_run_id", parent)
+            self.client.set_tag(outer, f"{TAG}suite_experiment", experiment)
+        except Exception:  # noqa: BLE001 - the outer run lives in another store
+            pass
+
+    def heartbeat(self, run_id: str, every: float = HEARTBEAT_S) -> Heartbeat:
+        """Keep `bench.heartbeat` on a live suite run fresh: the lease that tells a second
+        runner this suite is being worked on (and a dead runner's run from a live one)."""
+        return Heartbeat(self, run_id, every)
+
+    def close_dead_suite_runs(self, suite: str, stale_after: float = STALE_S) -> int:
+        """End the RUNNING suite runs of `suite` whose runner is gone (no heartbeat for
+        `stale_after` s: kill -9, lost node, store fault): KILLED, with a reason. A RUNNING
+        suite run with a fresh heartbeat is a live runner: refuse rather than run the same
+        cells twice."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`{TAG}kind` = 'suite' and tags.`{TAG}suite` = '{suite}' and attributes.status = 'RUNNING'")
+        closed = 0
+        now = time.time()
+        for r in runs:
+            beat = float(r.data.tags.get(f"{TAG}heartbeat", r.info.start_time / 1000))
+            if now - beat < stale_after:
+                host = r.data.tags.get(f"{TAG}runner", "another process")
+                raise BenchError(
+                    f"suite '{suite}' is being run by {host} (suite run {r.info.run_id}, last "
+                    f"heartbeat {now - beat:.0f}s ago). Wait for it to finish, or stop it; a "
+                    f"runner that died is taken over {stale_after:.0f}s after its last heartbeat.")
+            self.set_tags(r.info.run_id, {f"{TAG}error": "its runner stopped without ending it "
+                                          "(killed?); closed by the next run of the suite"})
+            self.end(r.info.run_id, "KILLED")
+            closed += 1
+        return closed
+
     def log_trained_model(self, parent: str, name: str, key: str, model: Any,
                           history: dict[str, list[float]], params: dict[str, Any]) -> str:
         """A child run holding a trained baseline: its curves, its params and the MLflow model.
@@ -236,6 +283,37 @@ class Tracker:
         except Exception:
             return None
         return json.loads(Path(path).read_text())
+
+
+class Heartbeat:
+    """A daemon thread that stamps `bench.heartbeat` (and who runs) on a suite run until
+    stopped. A failed stamp is ignored: a store fault is reported by the cells themselves."""
+
+    def __init__(self, tracker: Tracker, run_id: str, every: float):
+        import socket
+        import threading
+
+        self.tracker, self.run_id, self.every = tracker, run_id, every
+        self.runner = f"pid {os.getpid()} on {socket.gethostname()}"
+        self._stop = threading.Event()
+        self._beat()
+        self._thread = threading.Thread(target=self._loop, name="bench-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        try:
+            self.tracker.set_tags(self.run_id, {f"{TAG}heartbeat": f"{time.time():.1f}",
+                                                f"{TAG}runner": self.runner})
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            self._beat()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def _torch_version() -> str:

@@ -84,15 +84,24 @@ def test_mlflow_run_on_the_mlproject(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("proj")
-    runs = client.search_runs([exp.experiment_id])
+    (outer,) = client.search_runs([exp.experiment_id])
+    assert outer.info.status == "FINISHED" and outer.data.params["suite"] == str(suite)
+    # the cells land in the suite's own experiment, where `bench leaderboard|compare` look
+    suite_exp = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([suite_exp.experiment_id])
     parents = [x for x in runs if "mlflow.parentRunId" not in x.data.tags]
     kids = [x for x in runs if "mlflow.parentRunId" in x.data.tags]
     assert len(parents) == 1 and len(kids) == 1
     parent = parents[0]
-    assert parent.info.status == "FINISHED"
-    assert parent.data.params["suite"] == str(suite)  # logged by mlflow run, not re-logged
+    assert parent.info.status == "FINISHED" and parent.info.run_name == "tiny"
+    assert outer.data.tags["bench.suite_run_id"] == parent.info.run_id
     assert parent.data.tags["bench.suite"] == "tiny"
     assert kids[0].data.metrics["gan_test_acc"] > 0.5
+    # bench sees what mlflow run did: the leaderboard reads it, a re-run is all cached
+    assert main(["leaderboard", str(suite), "--tracking-uri", uri]) == 0
+    r = subprocess.run([str(BIN / "bench"), "run", str(suite), "--no-progress"], capture_output=True,
+                       text=True, env=env, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0 and "1 cached" in r.stdout + r.stderr, r.stdout[-2000:] + r.stderr[-2000:]
     # the validate and leaderboard entry points
     r = subprocess.run([str(BIN / "mlflow"), "run", str(ROOT), "-e", "leaderboard", "-P", f"suite={suite}",
                         "-P", f"out={tmp_path / 'lb.md'}", "--env-manager", "local",

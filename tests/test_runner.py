@@ -112,9 +112,11 @@ def test_interrupt_marks_killed_and_resume_finishes(write_suite, tracking_uri):
 
 
 def test_attaches_to_an_existing_run_without_relogging_params(write_suite, tracking_uri, monkeypatch):
+    """`mlflow run --experiment-name <suite's experiment>`: the suite attaches to MLflow's run
+    and gives it the suite's name."""
     client = MlflowClient(tracking_uri)
-    exp = client.create_experiment("outer")
-    outer = client.create_run(exp)
+    exp = client.create_experiment("tiny")
+    outer = client.create_run(exp, run_name="unruly-mouse-977")
     client.log_param(outer.info.run_id, "suite", "something")
     monkeypatch.setenv("MLFLOW_RUN_ID", outer.info.run_id)
     text = TINY.replace("{epochs: 3}", "{epochs: 1}") + "cells:\n  - models: [real]\n    metrics: [gan_test]\n"
@@ -122,8 +124,55 @@ def test_attaches_to_an_existing_run_without_relogging_params(write_suite, track
     assert report.parent_run_id == outer.info.run_id
     run = client.get_run(outer.info.run_id)
     assert run.data.params == {"suite": "something"}
-    assert run.data.tags["bench.suite"] == "tiny"
+    assert run.data.tags["bench.suite"] == "tiny" and run.info.run_name == "tiny"
     kids = children(client, exp, outer.info.run_id)
     assert len(kids) == 1 and kids[0].info.status == "FINISHED"
     cells = json.loads(open(client.download_artifacts(outer.info.run_id, "cells.json")).read())
     assert [c["status"] for c in cells.values()] == ["finished"]
+
+
+def test_an_outer_run_in_another_experiment_links_to_the_suite_run(write_suite, tracking_uri, monkeypatch):
+    """`mlflow run` without --experiment-name logs into "Default": the cells still land in
+    the suite's experiment (so `bench leaderboard SUITE` and resume see them), and the outer
+    run points at the suite run and holds the leaderboard."""
+    client = MlflowClient(tracking_uri)
+    other = client.create_experiment("Default-ish")
+    outer = client.create_run(other)
+    monkeypatch.setenv("MLFLOW_RUN_ID", outer.info.run_id)
+    text = TINY.replace("{epochs: 3}", "{epochs: 1}") + "cells:\n  - models: [real]\n    metrics: [gan_test]\n"
+    report = run_suite(load_suite(write_suite(text)), tracking_uri=tracking_uri, progress=False)
+    exp = client.get_experiment_by_name("tiny")
+    assert report.parent_run_id != outer.info.run_id and report.experiment_id == exp.experiment_id
+    assert client.get_run(report.parent_run_id).info.status == "FINISHED"
+    tags = client.get_run(outer.info.run_id).data.tags
+    assert tags["bench.suite_run_id"] == report.parent_run_id and tags["bench.suite_experiment"] == "tiny"
+    assert "leaderboard.md" in {a.path for a in client.list_artifacts(outer.info.run_id)}
+    monkeypatch.delenv("MLFLOW_RUN_ID")
+    again = run_suite(load_suite(write_suite(text)), tracking_uri=tracking_uri, progress=False)
+    assert [o.status for o in again.outcomes] == ["cached"]
+
+
+def test_a_live_runner_holds_the_suite_and_a_dead_ones_run_is_closed(write_suite, tracking_uri):
+    """Two runners on one suite and store: the second refuses while the first's heartbeat is
+    fresh; a suite run whose runner died (stale heartbeat) is closed KILLED by the next run."""
+    import time
+
+    from bench.errors import BenchError
+    from bench.tracking import Tracker
+
+    text = TINY.replace("{epochs: 3}", "{epochs: 1}") + "cells:\n  - models: [real]\n    metrics: [gan_test]\n"
+    suite = load_suite(write_suite(text))
+    tracker = Tracker(tracking_uri, "tiny")
+    live = tracker.create_run("tiny", {"bench.kind": "suite", "bench.suite": "tiny",
+                                       "bench.heartbeat": f"{time.time():.1f}", "bench.runner": "pid 1 on elsewhere"})
+    with pytest.raises(BenchError, match="being run by pid 1 on elsewhere"):
+        run_suite(suite, tracking_uri=tracking_uri, progress=False)
+    client = MlflowClient(tracking_uri)
+    assert not client.search_runs([tracker.experiment_id], "tags.`bench.kind` = 'cell'")  # no work done
+    # the same runner, dead for 10 minutes (kill -9 leaves its run RUNNING)
+    tracker.set_tags(live, {"bench.heartbeat": f"{time.time() - 600:.1f}"})
+    report = run_suite(suite, tracking_uri=tracking_uri, progress=False)
+    assert report.ok
+    dead = client.get_run(live)
+    assert dead.info.status == "KILLED" and "closed by the next run" in dead.data.tags["bench.error"]
+    assert client.get_run(report.parent_run_id).data.tags["bench.heartbeat"]
