@@ -8,8 +8,11 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import get_args
 
+from bench.compare import FORMATS as COMPARE_FORMATS
 from bench.errors import BenchError
+from bench.leaderboard import FORMATS as LEADERBOARD_FORMATS
 
 
 def _quiet_libraries() -> None:
@@ -68,9 +71,9 @@ def _open_store(args: argparse.Namespace):
     else:
         name, experiment = target, args.experiment or target
     uri = resolve_uri(args.tracking_uri, suite_uri)
-    # under `mlflow run`, read the experiment the run lives in unless told otherwise
-    env_exp = os.environ.get("MLFLOW_EXPERIMENT_ID") if not args.experiment else None
-    return Tracker(uri, experiment_id=env_exp or _experiment_id(uri, experiment)), name
+    # the suite's own experiment, also under `mlflow run` (whose run may live in "Default"):
+    # the runner always logs cells there (bench.runner)
+    return Tracker(uri, experiment_id=_experiment_id(uri, experiment)), name
 
 
 def _suite_run_values(tracker, all_runs, parent: str):
@@ -262,60 +265,83 @@ def _experiment_id(uri: str, name: str) -> str:
     return exp.experiment_id
 
 
+# `bench list KIND`: where each kind's registry lives, imported only when listed
+LISTS = {"datasets": "bench.data:DATASETS", "models": "bench.models:MODELS",
+         "metrics": "bench.metrics:METRICS", "classifiers": "bench.classifiers:CLASSIFIERS",
+         "features": "bench.features:FEATURES", "executors": "bench.executors:EXECUTORS"}
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    import inspect
+    import importlib
 
-    from bench.classifiers import CLASSIFIERS
-    from bench.data import DATASETS
-    from bench.metrics import METRICS
-    from bench.models import MODELS
-    from bench.registry import describe_options
+    from bench.registry import Registry, describe_options
 
-    kinds = [("datasets", DATASETS), ("models", MODELS), ("metrics", METRICS)]
-    for title, reg in kinds:
-        if args.kind and args.kind != title:
+    for kind, where in LISTS.items():
+        if args.kind and args.kind != kind:
             continue
-        print(f"\n{title}:")
-        for name, cls in reg.items():
-            print(f"  {name:<18} {cls.summary()}")
-            for opt, typ, default, desc in describe_options(cls.Options):
-                d = f" — {desc}" if desc else ""
-                print(f"      {opt}: {typ} = {default if isinstance(default, str) and default.startswith(('(', '{')) else repr(default)}{d}")
-    if not args.kind or args.kind == "classifiers":
-        print("\nclassifiers (metric option `classifier: {name: ..., epochs: ..., ...}`):")
-        for name, fn in CLASSIFIERS.items():
-            doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-            params = [p for p in inspect.signature(fn).parameters
-                      if p not in ("in_chans", "num_classes", "image_size")]
-            print(f"  {name:<18} {doc}" + (f"  (args: {', '.join(params)})" if params else ""))
-        from bench.classifiers.train import ClassifierConfig
-
-        print("  training options of every classifier:")
-        for opt, typ, default, desc in describe_options(ClassifierConfig):
-            print(f"      {opt}: {typ} = {default!r}" + (f" — {desc}" if desc else ""))
+        module, _, attr = where.partition(":")
+        reg: Registry = getattr(importlib.import_module(module), attr)
+        if kind == "classifiers":
+            _list_classifiers(reg)
+        else:
+            print(f"\n{kind}:")
+            for name, cls in reg.items():
+                print(f"  {name:<18} {cls.summary()}")
+                for opt, typ, default, desc in describe_options(cls.Options):
+                    flag = (cls.Options.model_fields[opt].json_schema_extra or {}).get("cli")
+                    d = (f" — {desc}" if desc else "") + (f" (`bench run {flag}`)" if flag else "")
+                    print(f"      {opt}: {typ} = {default if isinstance(default, str) and default.startswith(('(', '{')) else repr(default)}{d}")
+        for name, why in reg.failures().items():
+            print(f"  {name:<18} unavailable: {why}")
     return 0
 
 
+def _list_classifiers(reg) -> None:
+    import inspect
+
+    from bench.classifiers.train import ClassifierConfig
+    from bench.registry import describe_options
+
+    print("\nclassifiers (metric option `classifier: {name: ..., epochs: ..., ...}`):")
+    for name, fn in reg.items():
+        doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        params = [p for p in inspect.signature(fn).parameters
+                  if p not in ("in_chans", "num_classes", "image_size")]
+        print(f"  {name:<18} {doc}" + (f"  (args: {', '.join(params)})" if params else ""))
+    print("  training options of every classifier:")
+    for opt, typ, default, desc in describe_options(ClassifierConfig):
+        print(f"      {opt}: {typ} = {default!r}" + (f" — {desc}" if desc else ""))
+
+
 def _executor(args: argparse.Namespace, suite):
-    """The suite's `executor:` block, overridden by the command line."""
+    """The suite's executor (validated with the suite), overridden by the command line."""
     from pydantic import ValidationError
 
-    from bench.executors import EXECUTORS
+    from bench.executors import executor_flags
 
-    spec = dict(suite.executor or {})
-    name = spec.pop("name", "local")
-    if args.executor and args.executor != name:
-        name, spec = args.executor, {}
-    cli = {"local": {"workers": args.workers},
-           "ray": {"address": args.ray_address, "num_gpus": args.gpus_per_task},
-           "slurm": {"partition": args.slurm_partition, "time_min": args.slurm_time,
-                     "gpus_per_task": args.gpus_per_task}}
-    spec.update({k: v for k, v in cli.get(name, {}).items() if v is not None})
-    cls = EXECUTORS.get(name)
+    flags = {flag: getattr(args, _dest(flag)) for flag in executor_flags()}
     try:
-        return cls(cls.Options(**spec))
+        return suite.executor.override(args.executor, flags).build()
     except ValidationError as e:
+        name = args.executor or suite.executor.name
         raise BenchError(f"executor '{name}': {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from None
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def _executor_arguments(p: argparse.ArgumentParser) -> None:
+    """`--executor` and the flags the executors' options declare (`cli_flag`), from the registry."""
+    from bench.executors import EXECUTORS, executor_flags
+
+    p.add_argument("--executor", choices=EXECUTORS.names(),
+                   help="where cells run (default: the suite's `executor:`, else local)")
+    for flag, uses in executor_flags().items():
+        kinds = {t for _, _, f in uses for t in get_args(f.annotation) or (f.annotation,)} - {type(None)}
+        typ = int if kinds == {int} else float if kinds <= {int, float} else str
+        p.add_argument(flag, dest=_dest(flag), type=typ, metavar=_dest(flag).upper(),
+                       help="; ".join(f"{ex}: {f.description or opt}" for ex, opt, f in uses))
 
 
 def _bool(v: str | bool) -> bool:
@@ -341,13 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cache-dir", help="cache of trained classifiers/baselines (default .bench_cache)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--out", help="also write the leaderboard (markdown) here")
-    r.add_argument("--executor", choices=["local", "ray", "slurm"],
-                   help="where cells run (default: the suite's `executor:`, else local)")
-    r.add_argument("--workers", type=int, help="local: worker processes, one per GPU")
-    r.add_argument("--ray-address", help="ray: cluster address (default: a local Ray)")
-    r.add_argument("--slurm-partition")
-    r.add_argument("--slurm-time", type=int, help="slurm: minutes per cell")
-    r.add_argument("--gpus-per-task", type=float, help="ray/slurm: GPUs per cell")
+    _executor_arguments(r)
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="check a suite without running anything")
@@ -359,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--experiment", help="MLflow experiment (default: the suite's)")
     lb.add_argument("--run-id", help="one suite run instead of the latest run of every cell")
     lb.add_argument("--sort", help="value to sort by (default: the first metric's main value)")
-    lb.add_argument("--format", choices=["markdown", "csv", "json", "latex", "html"], default="markdown",
+    lb.add_argument("--format", choices=LEADERBOARD_FORMATS, default="markdown",
                     help="html: one self-contained page with the runs' plots (use with --out)")
     lb.add_argument("--out", help="write to this file instead of stdout")
     lb.add_argument("--tracking-uri")
@@ -384,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("new", nargs="?", default="latest", help="suite run id, `latest` or `previous`")
     cp.add_argument("--experiment")
     cp.add_argument("--tracking-uri")
-    cp.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    cp.add_argument("--format", choices=COMPARE_FORMATS, default="markdown")
     cp.add_argument("--out")
     compare_opts(cp)
     cp.set_defaults(func=cmd_compare)
@@ -409,8 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(func=cmd_train)
 
-    ls = sub.add_parser("list", help="registered datasets, models, metrics, classifiers")
-    ls.add_argument("kind", nargs="?", choices=["datasets", "models", "metrics", "classifiers"])
+    ls = sub.add_parser("list", help=f"registered {', '.join(LISTS)}, with their options")
+    ls.add_argument("kind", nargs="?", choices=list(LISTS))
     ls.set_defaults(func=cmd_list)
     return p
 

@@ -133,6 +133,9 @@ def compare(base: pd.DataFrame, new: pd.DataFrame, history: list[pd.DataFrame] |
     return pd.DataFrame(rows)
 
 
+FORMATS = ("markdown", "json")  # what render() writes
+
+
 def render(df: pd.DataFrame, fmt: str = "markdown") -> str:
     if fmt == "json":
         return json.dumps(json.loads(df.to_json(orient="records")), indent=1)

@@ -4,13 +4,22 @@ Modelled on lm-evaluation-harness's `lm_eval/api/registry.py`: the modules that 
 kind's plugins are imported on first lookup (so `import bench` stays cheap and there are
 no import cycles), and third-party packages can add plugins through the entry-point
 group `bench.<kind>` without touching this package.
+
+Loading is per entry: each plugin module (and each entry point) is imported on its own. One
+that fails to import makes only its own names fail, with its import error in the message
+(`bench list` shows it too); every other plugin keeps working. A registry knows the base
+class its entries must subclass and refuses anything else at registration.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
-from collections.abc import Callable, Iterator
+import importlib.util
+from abc import ABC
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args, get_origin
 
@@ -29,11 +38,12 @@ class NoOptions(Options):
     pass
 
 
-class Plugin:
-    """Base of datasets, model sources, metrics, classifiers and feature extractors.
+class Plugin(ABC):  # noqa: B024 - the kinds declare the abstract methods (ModelSource.build)
+    """Base of datasets, model sources, metrics, feature extractors and executors.
 
     A plugin declares its options as a pydantic model so the suite validator can check
-    types and unknown keys before anything runs, and `bench list` can document them.
+    types and unknown keys before anything runs, and `bench list` can document them. It is
+    an ABC: a subclass that leaves an @abstractmethod unimplemented cannot be instantiated.
     """
 
     name: ClassVar[str] = ""
@@ -53,7 +63,7 @@ class Plugin:
         return doc.splitlines()[0] if doc else ""
 
 
-T = TypeVar("T", bound=type)
+T = TypeVar("T")
 
 
 def did_you_mean(name: str, choices: list[str]) -> str:
@@ -61,54 +71,151 @@ def did_you_mean(name: str, choices: list[str]) -> str:
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
+def _why(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
+def declared_names(module: str) -> list[str]:
+    """The names a plugin module registers with a literal `@X.register("name")`, read from its
+    source without importing it: whom to blame when the module fails to import."""
+    try:
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            return []
+        with open(spec.origin, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), spec.origin)
+    except Exception:  # noqa: BLE001 - a syntax error or missing parent: nobody to blame
+        return []
+    return [node.args[0].value for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "register" and node.args
+            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)]
+
+
 class Registry(Generic[T]):
-    def __init__(self, kind: str, modules: list[str]):
+    """name -> plugin. `modules` register their plugins when imported (on first lookup);
+    `base` is the class every entry must subclass (None: any callable, e.g. a factory
+    function); `what` is the singular noun used in messages (default: `kind` minus its s)."""
+
+    def __init__(self, kind: str, modules: list[str], base: type | None = None,
+                 what: str | None = None):
         self.kind = kind
+        self.base = base
+        self.what = what or kind.removesuffix("s")
         self._modules = modules
         self._entries: dict[str, T] = {}
+        self._failed: dict[str, str] = {}  # name -> why it could not be loaded
+        self._unattributed: dict[str, str] = {}  # module or entry point -> why, names unknown
         self._loaded = False
+
+    def _check(self, name: str, obj: Any) -> None:
+        if self.base is not None:
+            if not (isinstance(obj, type) and issubclass(obj, self.base)):
+                got = obj.__qualname__ if isinstance(obj, type) else repr(obj)
+                raise TypeError(f"{self.what} '{name}': {got} is not a subclass of "
+                                f"{self.base.__module__}.{self.base.__qualname__}; a registered "
+                                f"{self.what} must be one.")
+        elif not callable(obj):
+            raise TypeError(f"{self.what} '{name}': {obj!r} is not callable.")
+        if name in self._entries and self._entries[name] is not obj:
+            raise ValueError(f"{self.what} '{name}' is registered twice")
 
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
-            if name in self._entries and self._entries[name] is not obj:
-                raise ValueError(f"{self.kind} '{name}' is registered twice")
+            self._check(name, obj)
             self._entries[name] = obj
+            self._failed.pop(name, None)
             if isinstance(obj, type) and issubclass(obj, Plugin):
                 obj.name = name
             return obj
 
         return deco
 
+    @contextmanager
+    def scoped(self, entries: Mapping[str, T]) -> Iterator[None]:
+        """Register `entries` for the duration of a `with` block, then remove them (tests)."""
+        self._load()
+        for name, obj in entries.items():
+            if name in self._entries:
+                raise ValueError(f"{self.what} '{name}' is registered twice")
+            self._check(name, obj)
+        try:
+            for name, obj in entries.items():
+                self.register(name)(obj)
+            yield
+        finally:
+            for name in entries:
+                self._entries.pop(name, None)
+
+    def _import(self, module: str) -> None:
+        before = set(self._entries)
+        try:
+            importlib.import_module(module)
+        except Exception as e:  # noqa: BLE001 - one broken plugin must not hide the others
+            why = f"module {module} failed to import: {_why(e)}"
+            # what the half-imported module itself registered points into a broken module
+            added = {n for n in set(self._entries) - before
+                     if getattr(self._entries[n], "__module__", None) == module}
+            for name in added:
+                del self._entries[name]
+            names = (added | set(declared_names(module))) - set(self._entries)
+            for name in names:
+                self._failed[name] = why
+            if not names:
+                self._unattributed[module] = why
+
     def _load(self) -> None:
         if self._loaded:
             return
         self._loaded = True
-        for mod in self._modules:
-            importlib.import_module(mod)
+        for module in self._modules:
+            self._import(module)
         for ep in entry_points(group=f"bench.{self.kind}"):
-            self.register(ep.name)(ep.load())
+            try:
+                self.register(ep.name)(ep.load())
+            except Exception as e:  # noqa: BLE001
+                why = f"entry point {ep.name} = {ep.value} failed to load: {_why(e)}"
+                if ep.name in self._entries:
+                    self._unattributed[f"entry point {ep.name}"] = why
+                else:
+                    self._failed[ep.name] = why
+
+    def explain(self, name: str) -> str:
+        """Why `name` cannot be looked up: its load error, or unknown with the known names."""
+        self._load()
+        if name in self._failed:
+            return (f"{self.what} '{name}' is unavailable: {self._failed[name]}. Install what "
+                    f"it needs or fix the module; the other {self.kind} work.")
+        msg = (f"unknown {self.what} '{name}'.{did_you_mean(name, self.names())} "
+               f"Known: {', '.join(self.names()) or '(none)'} (see `bench list`).")
+        if self._unattributed:
+            msg += " Not loaded: " + "; ".join(self._unattributed.values()) + "."
+        return msg
 
     def get(self, name: str) -> T:
         self._load()
         try:
             return self._entries[name]
         except KeyError:
-            raise BenchError(
-                f"unknown {self.kind} '{name}'.{did_you_mean(name, self.names())} "
-                f"Known: {', '.join(self.names())} (see `bench list`)."
-            ) from None
+            raise BenchError(self.explain(name)) from None
 
     def __contains__(self, name: str) -> bool:
         self._load()
         return name in self._entries
 
     def names(self) -> list[str]:
+        """The names that can be looked up (not the ones that failed to load)."""
         self._load()
         return sorted(self._entries)
 
     def items(self) -> Iterator[tuple[str, T]]:
         self._load()
         yield from sorted(self._entries.items())
+
+    def failures(self) -> dict[str, str]:
+        """name (or module, when its names are unknown) -> why it could not be loaded."""
+        self._load()
+        return {**self._failed, **self._unattributed}
 
 
 def describe_options(options: type[BaseModel]) -> list[tuple[str, str, Any, str]]:

@@ -6,8 +6,7 @@ once as `file:line: key: what is wrong. What to do.`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,8 +14,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.cache import stable_hash
+from bench.cells import Cell, Spec, resolve_device
 from bench.errors import BenchError
-from bench.registry import Options, Plugin, Registry, did_you_mean
+from bench.executors import EXECUTORS, ExecutorConfig
+from bench.leakage import leaking_cells
+from bench.registry import Options, Registry, did_you_mean
+
+# Cell, Spec and resolve_device live in bench/cells.py (the executors import them from there,
+# not from here); they stay importable from bench.suite.
+__all__ = ["Cell", "Problems", "Spec", "Suite", "cell_key", "load_suite", "resolve_device"]
 
 SECTIONS = ("datasets", "models", "metrics")
 KIND_OF = {"datasets": "dataset", "models": "model", "metrics": "metric"}
@@ -124,42 +130,6 @@ class SuiteFile(BaseModel):
 
 
 # ---------------------------------------------------------------- the validated result
-@dataclass(frozen=True)
-class Spec:
-    """One named entry of `datasets`, `models` or `metrics`, with validated options."""
-
-    section: str
-    key: str
-    plugin: str
-    options: Options
-    cls: type[Plugin] = field(compare=False, repr=False)
-
-    def instance(self) -> Any:
-        return self.cls(self.options)
-
-    def resolved(self) -> dict[str, Any]:
-        """Plugin name and every option with defaults filled in: what a cell key hashes."""
-        return {"plugin": self.plugin, **self.options.model_dump(mode="json"), **self._fingerprint}
-
-    @cached_property
-    def _fingerprint(self) -> dict[str, Any]:  # e.g. a samples file's hash: computed once
-        return self.instance().fingerprint()
-
-
-@dataclass(frozen=True)
-class Cell:
-    model: Spec
-    dataset: Spec
-    metric: Spec
-    repeat: int
-    seed: int
-    key: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.model.key} x {self.dataset.key} x {self.metric.key} [seed {self.seed}]"
-
-
 @dataclass
 class Suite:
     path: Path
@@ -171,7 +141,7 @@ class Suite:
     repeats: int
     device: str
     cache_dir: str | None
-    executor: dict[str, Any] | None
+    executor: ExecutorConfig  # the `executor:` block, validated (default: local)
     datasets: dict[str, Spec]
     models: dict[str, Spec]
     metrics: dict[str, Spec]
@@ -213,6 +183,9 @@ def _parse_spec(section: str, key: str, raw: dict | None, reg: Registry, base: P
         return None
     explicit = "source" in raw or "name" in raw
     plugin = raw.pop("source", None) or raw.pop("name", None) or key
+    if isinstance(plugin, str) and plugin not in reg and plugin in reg.failures():
+        problems.add((*path, "source"), reg.explain(plugin))  # its module failed to import
+        return None
     if not isinstance(plugin, str) or plugin not in reg:
         hint = did_you_mean(str(plugin), reg.names())
         how = "" if explicit else " Set `source:` to one of them."
@@ -227,6 +200,18 @@ def _parse_spec(section: str, key: str, raw: dict | None, reg: Registry, base: P
         _report_validation(problems, path, e, cls.Options, f"{KIND_OF[section]} '{plugin}'")
         return None
     return Spec(section, key, plugin, opts, cls)
+
+
+def _parse_executor(raw: dict[str, Any] | None, problems: Problems) -> ExecutorConfig | None:
+    try:
+        return ExecutorConfig.parse(raw)
+    except BenchError as e:  # unknown executor
+        problems.add(("executor", "name"), str(e))
+    except ValidationError as e:
+        name = (raw or {}).get("name", "local")
+        _report_validation(problems, ("executor",), e, EXECUTORS.get(name).Options,
+                           f"executor '{name}'")
+    return None
 
 
 def _select(names: Any, pool: dict[str, Any], path: tuple, problems: Problems) -> list[str]:
@@ -280,20 +265,7 @@ def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
             spec = _parse_spec(section, key, raw, regs[section], base, problems)
             if spec is not None:
                 specs[section][key] = spec
-    if sf.executor is not None:
-        from bench.executors import EXECUTORS
-
-        ex = dict(sf.executor)
-        name = ex.pop("name", "local")
-        if name not in EXECUTORS:
-            problems.add(("executor", "name"), f"unknown executor '{name}'."
-                         f"{did_you_mean(str(name), EXECUTORS.names())} Known: {', '.join(EXECUTORS.names())}.")
-        else:
-            try:
-                EXECUTORS.get(name).Options(**ex)
-            except ValidationError as e:
-                _report_validation(problems, ("executor",), e, EXECUTORS.get(name).Options,
-                                   f"executor '{name}'")
+    executor = _parse_executor(sf.executor, problems)
     if sf.device.startswith("cuda") and check_resources:
         import torch
 
@@ -303,6 +275,7 @@ def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
 
     # cells: blocks of models x datasets x metrics, minus exclusions, without duplicates
     triples: list[tuple[str, str, str]] = []
+    block_of: dict[tuple[str, str, str], int] = {}  # the first `cells` block selecting each
     for i, block in enumerate(sf.cells):
         ms = _select(block.models, dict(sf.models), ("cells", i, "models"), problems)
         ds = _select(block.datasets, dict(sf.datasets), ("cells", i, "datasets"), problems)
@@ -321,8 +294,12 @@ def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
                         continue
                     if (m, d, t) not in triples:
                         triples.append((m, d, t))
+                        block_of[(m, d, t)] = i
     if not triples and not problems.items:
         problems.add(("cells",), "selects no cells. Check the names and `exclude` rules.")
+    for (m, d, t), msg in leaking_cells(specs["models"], specs["metrics"], triples):
+        where = ("cells", block_of[(m, d, t)])  # the block's line; the model's without `cells:`
+        problems.add(where if where in problems.lines else ("models", m), msg)
 
     if check_resources:
         _check_resources(specs, triples, problems)
@@ -340,7 +317,7 @@ def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
         path=path, text=text, name=sf.name, experiment=sf.experiment or sf.name,
         tracking_uri=sf.tracking_uri, seed=sf.seed, repeats=sf.repeats, device=sf.device,
         cache_dir=str((base / sf.cache_dir).resolve()) if sf.cache_dir else None,
-        executor=sf.executor, datasets=specs["datasets"], models=specs["models"],
+        executor=executor or ExecutorConfig.parse(None), datasets=specs["datasets"], models=specs["models"],
         metrics=specs["metrics"], cells=cells,
     )
 
@@ -376,13 +353,3 @@ def _check_resources(specs: dict[str, dict[str, Spec]], triples: list[tuple[str,
             specs["models"][m].instance().check(infos[d])
         except BenchError as e:
             problems.add(("models", m), f"cannot be used with dataset '{d}': {e}")
-
-
-def resolve_device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-

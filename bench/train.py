@@ -50,7 +50,7 @@ def train_model(suite_path: str, model: str, dataset: str | None = None,
                 tracking_uri: str | None = None, register: str | None = None,
                 cache_dir: str | None = None, progress: bool = True) -> TrainResult:
     from bench.cache import Cache
-    from bench.models.base import BuildContext
+    from bench.models.base import BuildContext, ModelSource
     from bench.suite import load_suite, resolve_device
     from bench.tracking import TAG, Tracker, resolve_uri
 
@@ -59,7 +59,7 @@ def train_model(suite_path: str, model: str, dataset: str | None = None,
         raise BenchError(f"suite '{suite.name}' has no model '{model}'; models: "
                          f"{', '.join(suite.models)}.")
     spec = suite.models[model]
-    if not getattr(spec.cls, "trainable", False):
+    if not (issubclass(spec.cls, ModelSource) and spec.cls.trainable):
         raise BenchError(f"model '{model}' ({spec.plugin}) is not a trainable baseline; "
                          "`bench train` trains `source: baseline` or `source: cgan` models.")
     ds_name = dataset or next(iter(suite.datasets), None)

@@ -60,7 +60,9 @@ class Value:
 
     # ------------------------------------------------------------ (de)serialisation
     def to_json(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v not in (None, False, "")}
+        # `is`, not `in`: 0.0 == False, and a target of 0 must survive the round trip
+        return {k: v for k, v in asdict(self).items()
+                if not (v is None or v is False or v == "")}
 
     @classmethod
     def from_json(cls, d: dict) -> Value:

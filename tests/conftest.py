@@ -9,6 +9,7 @@ import bench.metrics  # noqa: F401  (registers the built-in metrics)
 from bench.errors import BenchError
 from bench.metrics import METRICS
 from bench.metrics.base import Metric
+from bench.values import score
 
 
 @pytest.fixture(autouse=True)
@@ -49,41 +50,48 @@ def write_suite(tmp_path):
     return write
 
 
-# A metric that fails on purpose, and one that simulates Ctrl-C, for the runner's tests.
-if "test_failing" not in METRICS:
+# A metric that fails on purpose, one that simulates Ctrl-C and an instant one, for the runner's
+# tests: registered around every test (METRICS.scoped), never left in the global registry.
+class _Failing(Metric):
+    """Always raises (test only)."""
 
-    @METRICS.register("test_failing")
-    class _Failing(Metric):
-        """Always raises (test only)."""
+    values = {"x": score()}
 
-        higher_is_better = {"x": True}
+    def compute(self, generator, dataset, ctx):
+        raise RuntimeError("this metric always fails")
 
-        def compute(self, generator, dataset, ctx):
-            raise RuntimeError("this metric always fails")
 
-    @METRICS.register("test_interrupt")
-    class _Interrupt(Metric):
-        """Raises KeyboardInterrupt (test only)."""
+class _Interrupt(Metric):
+    """Raises KeyboardInterrupt (test only)."""
 
-        higher_is_better = {"x": True}
+    values = {"x": score()}
 
-        def compute(self, generator, dataset, ctx):
-            raise KeyboardInterrupt
+    def compute(self, generator, dataset, ctx):
+        raise KeyboardInterrupt
 
-    @METRICS.register("test_constant")
-    class _Constant(Metric):
-        """Returns the mean pixel of 16 samples (test only, instant)."""
 
-        higher_is_better = {"mean_pixel": True}
-        primary = "mean_pixel"
+class _Constant(Metric):
+    """Returns the mean pixel of 16 samples (test only, instant)."""
 
-        def compute(self, generator, dataset, ctx):
-            import torch
+    values = {"mean_pixel": score()}
+    primary = "mean_pixel"
 
-            x = generator.sample(16, torch.arange(16) % dataset.num_classes, ctx.seed)
-            if not x.float().mean() >= 0:
-                raise BenchError("impossible")
-            return {"mean_pixel": float(x.float().mean())}
+    def compute(self, generator, dataset, ctx):
+        import torch
+
+        x = generator.sample(16, torch.arange(16) % dataset.num_classes, ctx.seed)
+        if not x.float().mean() >= 0:
+            raise BenchError("impossible")
+        return {"mean_pixel": float(x.float().mean())}
+
+
+TEST_METRICS = {"test_failing": _Failing, "test_interrupt": _Interrupt, "test_constant": _Constant}
+
+
+@pytest.fixture(autouse=True)
+def _test_metrics():
+    with METRICS.scoped(TEST_METRICS):
+        yield
 
 
 TINY = """\

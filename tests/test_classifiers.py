@@ -55,7 +55,7 @@ def test_generic_timm_factory_and_unknown_names():
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 4)
     with pytest.raises(BenchError, match="unknown timm model 'resnet181'.*resnet18"):
         CLASSIFIERS.get("timm")(in_chans=3, num_classes=4, image_size=32, model="resnet181")
-    with pytest.raises(BenchError, match="unknown classifiers 'resnet19'"):
+    with pytest.raises(BenchError, match="unknown classifier 'resnet19'"):
         CLASSIFIERS.get("resnet19")
     with pytest.raises(ValueError, match="unknown classifier 'resnet19'"):
         ClassifierConfig(name="resnet19")
@@ -104,3 +104,23 @@ def test_augmentation_keeps_shape_and_dtype(aug):
     out = _augment(x, aug, gen)
     assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
     assert not torch.equal(out, x)  # something moved
+
+
+def test_epoch_selection_uses_a_held_out_slice_of_train_only():
+    """Epoch counts are chosen on 10% of the training split (seeded, stratified), never on
+    val: the function is not even given val."""
+    import numpy as np
+
+    from bench.classifiers.selection import epochs_to_plateau, selection_split
+
+    ds = Digits().load()
+    fit, sel = selection_split(ds.train_y, 0.1, seed=0)
+    assert not set(fit) & set(sel) and len(fit) + len(sel) == len(ds.train_y)
+    share = np.bincount(ds.train_y.numpy()[sel], minlength=10) / ds.class_counts("train")
+    assert np.allclose(share, 0.1, atol=0.03)
+    assert np.array_equal(sel, selection_split(ds.train_y, 0.1, seed=0)[1])
+    seen = []
+    ep, trials = epochs_to_plateau(ClassifierConfig(), ds.train_x[:400], ds.train_y[:400], 10,
+                                   torch.device("cpu"), grid=[1, 3], tol=1.0, on_trial=seen.append)
+    assert ep == 1 and [t.epochs for t in trials] == [1, 3] and seen == trials  # tol 1: fewest
+    assert all(0 <= t.accuracy <= 1 for t in trials)

@@ -111,3 +111,56 @@ def test_mlflow_run_on_the_mlproject(tmp_path):
     assert "gan_test_acc" in (tmp_path / "lb.md").read_text()
     lb_run = client.search_runs([exp.experiment_id], "params.format = 'markdown'")[0]
     assert "leaderboard.md" in {a.path for a in client.list_artifacts(lb_run.info.run_id)}
+
+
+def _parse(*argv):
+    from bench.cli import build_parser
+
+    return build_parser().parse_args(["run", "suite.yaml", *argv])
+
+
+def test_executor_flags_override_the_suites_executor(write_suite):
+    from bench.cli import _executor
+    from bench.errors import BenchError
+    from bench.suite import load_suite
+
+    suite = load_suite(write_suite(TINY + "executor: {name: slurm, time_min: 5, cluster: local}\n"))
+    ex = _executor(_parse("--slurm-time", "9", "--gpus-per-task", "2", "--workers", "3"), suite)
+    assert ex.name == "slurm" and ex.options.model_dump(include={"time_min", "gpus_per_task", "cluster"}) \
+        == {"time_min": 9, "gpus_per_task": 2, "cluster": "local"}  # --workers: not slurm's
+    ex = _executor(_parse("--executor", "local", "--workers", "2"), suite)  # another executor:
+    assert ex.name == "local" and ex.options.workers == 2  # its own defaults, not slurm's options
+    ex = _executor(_parse("--executor", "ray", "--gpus-per-task", "0.5"), suite)
+    assert ex.name == "ray" and ex.options.num_gpus == 0.5 and ex.options.address is None
+    with pytest.raises(BenchError, match=r"executor 'slurm': \('time_min',\): Input should be greater"):
+        _executor(_parse("--slurm-time", "0"), suite)
+
+
+def test_cli_choices_come_from_the_registries_and_format_constants():
+    import importlib
+
+    from bench import compare, leaderboard
+    from bench.cli import LISTS, build_parser
+    from bench.executors import EXECUTORS
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+
+    def choices(command, dest):
+        return next(a.choices for a in commands[command]._actions if a.dest == dest)
+
+    assert choices("run", "executor") == EXECUTORS.names()
+    assert tuple(choices("leaderboard", "format")) == leaderboard.FORMATS
+    assert tuple(choices("compare", "format")) == compare.FORMATS
+    assert list(choices("list", "kind")) == list(LISTS)
+    for kind, where in LISTS.items():
+        module, _, attr = where.partition(":")
+        assert getattr(importlib.import_module(module), attr).kind == kind
+
+
+def test_list_features_and_executors(capsys):
+    assert main(["list", "features"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("inception", "timm", "classifier")) and "digits" not in out
+    assert main(["list", "executors"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("local", "ray", "slurm", "(`bench run --workers`)"))

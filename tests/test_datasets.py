@@ -314,6 +314,66 @@ def test_image_folder_missing_and_empty(tmp_path):
         folder(tmp_path / "one").check()
 
 
+def make_patients(root: Path, patients: dict[str, dict[str, int]]) -> None:
+    """{patient: {class: images}} as <class>/<patient>_<i>.png: a patient may have both classes."""
+    for patient, counts in patients.items():
+        for cls, n in counts.items():
+            (root / cls).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                arr = RNG.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+                Image.fromarray(arr).save(root / cls / f"{patient}_{i}.png")
+
+
+def test_image_folder_group_keeps_each_patient_on_one_side(tmp_path):
+    patients = {f"p{i:02d}": {"benign": 1 + i % 3, "melanoma": (i % 2) * 3} for i in range(12)}
+    make_patients(tmp_path / "scans", patients)
+    src = folder(tmp_path / "scans", group=r"(p\d+)_", val_fraction=0.25, split_seed=3)
+    src.check()
+    ds = src.load()
+    # which patient each loaded image came from: images are random, so match pixels to files
+    owner = {bytes(np.asarray(Image.open(f)).transpose(2, 0, 1)): f.name.split("_")[0]
+             for f in (tmp_path / "scans").rglob("*.png")}
+    train = {owner[bytes(x)] for x in ds.train_x.numpy()}
+    val = {owner[bytes(x)] for x in ds.val_x.numpy()}
+    assert train and val and not train & val and train | val == set(patients)
+    assert set(ds.val_y.tolist()) == {0, 1} and set(ds.train_y.tolist()) == {0, 1}
+    n_val = len(ds.val_y) / (len(ds.val_y) + len(ds.train_y))
+    assert 0.1 < n_val < 0.4  # stratified as well as whole patients allow
+    assert ds.notes["groups"].endswith("val groups, none in both")
+    again = src.load()
+    assert torch.equal(again.val_x, ds.val_x) and again.digest == ds.digest  # seeded
+    others = {folder(tmp_path / "scans", group=r"(p\d+)_", val_fraction=0.25, split_seed=seed
+                     ).load().digest for seed in range(4, 7)}
+    assert len(others - {ds.digest}) >= 2  # another seed, (usually) another split
+    whole = folder(tmp_path / "scans", group=r"p\d+(?=_)", val_fraction=0.25, split_seed=3).load()
+    plain = folder(tmp_path / "scans", val_fraction=0.25, split_seed=3).load()
+    assert len({ds.digest, whole.digest, plain.digest}) == 3
+    assert torch.equal(whole.val_x, ds.val_x)  # whole match as id: same groups, same split
+
+
+def test_image_folder_group_errors(tmp_path):
+    make_patients(tmp_path / "scans", {"p1": {"a": 2, "b": 2}, "p2": {"a": 2, "b": 2}})
+    (tmp_path / "scans" / "b" / "anonymous.png").write_bytes(
+        (tmp_path / "scans" / "b" / "p1_0.png").read_bytes())
+    with pytest.raises(BenchError, match=r"1 of 9 image file\(s\) in .*scans do not match the "
+                       r"`group` regex `\(p\\d\)_`, e\.g\. 'b/anonymous\.png'"):
+        folder(tmp_path / "scans", group=r"(p\d)_").check()
+    with pytest.raises(ValueError, match="not a valid regular expression"):
+        ImageFolderOptions(root=tmp_path, group="(p")
+    # one patient per class: it cannot be on both sides
+    make_patients(tmp_path / "lonely", {"p1": {"a": 3}, "p2": {"b": 3}, "p3": {"b": 3}})
+    with pytest.raises(BenchError, match=r"class\(es\) \['a'\].*at least two groups"):
+        folder(tmp_path / "lonely", group=r"p\d").load()
+    # with a val folder, a patient in both folders is refused
+    make_patients(tmp_path / "tr", {"p1": {"a": 2, "b": 2}, "p2": {"a": 2, "b": 2}})
+    make_patients(tmp_path / "va", {"p2": {"a": 1, "b": 1}, "p3": {"a": 1, "b": 1}})
+    with pytest.raises(BenchError, match=r"1 group\(s\).*both `root` and `val`: \['p2'\]"):
+        folder(tmp_path / "tr", val=tmp_path / "va", group=r"p\d").check()  # at validate time
+    make_patients(tmp_path / "va2", {"p3": {"a": 1, "b": 1}, "p4": {"a": 1, "b": 1}})
+    ok = folder(tmp_path / "tr", val=tmp_path / "va2", group=r"p\d").load()
+    assert ok.notes["groups"] == "2 train groups, 2 val groups, none in both"
+
+
 # ---------------------------------------------------------------- npz
 def test_npz_pair_and_single_file(tmp_path):
     x = RNG.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8)

@@ -69,6 +69,24 @@ def test_failure_mode_references(digits):
     assert sum(bytes(r) in zeros for r in shuf.flatten(1).numpy()) < 150  # mostly other classes
 
 
+def test_constant_reference_is_one_grey_image_for_every_label(digits):
+    labels = torch.arange(30) % 10
+    x = ReferenceGenerator(digits, ReferenceOptions(kind="constant")).sample(30, labels, 0)
+    assert x.dtype == torch.uint8 and x.shape == (30, *digits.image_shape)
+    assert (x == 128).all()
+    black = ReferenceGenerator(digits, ReferenceOptions(kind="constant", value=0))
+    assert torch.equal(black.sample(5, labels[:5], 1), torch.zeros(5, *digits.image_shape, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="value only applies to kind: constant"):
+        ReferenceOptions(kind="real", value=3)
+    with pytest.raises(ValueError):
+        ReferenceOptions(kind="constant", value=256)
+    from bench.models.reference import Reference
+
+    assert Reference(ReferenceOptions(kind="constant", split="val")).serves_split() is None
+    assert Reference(ReferenceOptions(kind="noise", split="val")).serves_split() == "val"
+    assert Reference(ReferenceOptions()).serves_split() == "train"
+
+
 def test_samples_npz_hwc_and_folder(digits, tmp_path):
     imgs = digits.val_x[:100, 0].numpy()
     labs = digits.val_y[:100].numpy()

@@ -14,6 +14,7 @@ import bench.classifiers.real
 import bench.metrics._protocol
 from bench.runner import run_suite
 from bench.suite import load_suite
+from bench.values import is_interval
 
 SUITE = """\
 name: protocol-tiny
@@ -40,16 +41,23 @@ metrics:
     k: 3
 """
 
+
+def _iv(*names: str) -> set[str]:
+    """The values with their 95% intervals (`<value>.lo`, `<value>.hi`)."""
+    return {n + s for n in names for s in ("", ".lo", ".hi")}
+
+
 EXPECTED = {
-    "gan_train_curve": ({"best_gan_train_acc", "effective_size", "effective_size_bound",
-                         "effective_ratio", "real_curve_best_acc"},
+    "gan_train_curve": (_iv("best_gan_train_acc", "effective_size", "effective_ratio",
+                            "real_curve_best_acc") | {"effective_size_bound"},
                         {"gan_train_curve.csv", "gan_train_curve.png"}),
-    "augmentation": ({"mean_aug_gain", "real_acc_at_0.1", "aug_acc_at_0.1", "aug_gain_at_0.1"},
+    "augmentation": (_iv("mean_aug_gain", "real_acc_at_0.1", "aug_acc_at_0.1", "aug_gain_at_0.1"),
                      {"augmentation.csv", "augmentation.png"}),
-    "balancing": ({f"{s}_{v}" for s in ("imbalanced", "balanced_gen", "balanced_real", "synthetic_only")
-                   for v in ("acc", "bacc", "minority_recall")} | {"balancing_gain"},
+    "balancing": (_iv(*(f"{s}_{v}" for s in ("imbalanced", "balanced_gen", "balanced_real",
+                                             "synthetic_only")
+                        for v in ("acc", "bacc", "minority_recall")), "balancing_gain"),
                   {"balancing_per_class.csv", "balancing.png"}),
-    "nearest_neighbours": ({"gen_nn_similarity", "val_nn_similarity", "nn_similarity_gap"},
+    "nearest_neighbours": (_iv("gen_nn_similarity", "val_nn_similarity", "nn_similarity_gap"),
                            {"nearest_neighbours.png", "nearest_neighbours.csv"}),
 }
 
@@ -97,13 +105,14 @@ def test_protocol_metrics_through_the_runner(write_suite, tracking_uri, tmp_path
         assert run.info.status == "FINISHED"
         assert set(run.data.metrics) == keys, metric
         assert artifacts <= {a.path for a in client.list_artifacts(o.run_id)}, metric
-        directions = json.loads(run.data.tags["bench.directions"])
-        assert set(directions) == keys
+        declared = json.loads(run.data.tags["bench.values"])
+        assert set(declared) == {k for k in keys if not is_interval(k)}
     by = {(o.cell.model.key, o.cell.metric.key): o.values for o in report.outcomes}
     assert by[("dropped", "gan_train_curve")]["effective_size"] < by[("real", "gan_train_curve")]["effective_size"]
     assert by[("real", "balancing")]["balancing_gain"] > 0
-    assert json.loads(client.get_run(report.outcomes[-1].run_id).data.tags["bench.directions"])[
-        "nn_similarity_gap"] is False
+    assert json.loads(client.get_run(report.outcomes[-1].run_id).data.tags["bench.values"])[
+        "nn_similarity_gap"] == {"role": "score", "ideal": "target", "aspect": "memorisation",
+                                 "target": 0.0, "ref": True}
 
     # real-only work ran once for two models; generator work ran once per model
     real_only = _real_only(trainings)

@@ -17,10 +17,11 @@ def errors_of(path) -> str:
 def test_valid_suite_expands_to_all_cells(write_suite):
     s = load_suite(write_suite(TINY))
     assert s.name == "tiny" and s.experiment == "tiny" and s.repeats == 1
+    # dataset-major, then model, then metric, each in file order
     assert [(c.model.key, c.dataset.key, c.metric.key) for c in s.cells] == [
-        ("real", "digits", "gan_train"), ("noisy", "digits", "gan_train"),
-        ("real", "digits", "gan_test"), ("noisy", "digits", "gan_test"),
-    ] or len(s.cells) == 4
+        ("real", "digits", "gan_train"), ("real", "digits", "gan_test"),
+        ("noisy", "digits", "gan_train"), ("noisy", "digits", "gan_test"),
+    ]
     assert s.metrics["gan_train"].options.classifier.epochs == 3
     assert s.metrics["gan_train"].plugin == "gan_train"  # the key doubles as plugin name
 
@@ -169,3 +170,28 @@ def test_cuda_requested_without_cuda(write_suite):
 def test_all_problems_are_reported_at_once(write_suite):
     msg = errors_of(write_suite(TINY.replace("sigma: 0.5", "sigma: x").replace("{epochs: 3}", "{epochz: 3}")))
     assert msg.startswith("4 problems") or msg.count("\n  ") >= 3
+
+
+def test_executor_block_is_validated_once_into_a_typed_config(write_suite):
+    from bench.executors import ExecutorConfig
+    from bench.executors.local import LocalOptions
+    from bench.executors.slurm import SlurmOptions
+
+    s = load_suite(write_suite(TINY + "executor: {name: slurm, time_min: 5, cluster: local}\n"))
+    assert s.executor == ExecutorConfig("slurm", SlurmOptions(time_min=5, cluster="local"))
+    assert load_suite(write_suite(TINY)).executor == ExecutorConfig("local", LocalOptions())
+    msg = errors_of(write_suite(TINY + "executor: {name: slurmm}\n"))
+    assert "executor.name: unknown executor 'slurmm'. Did you mean 'slurm'?" in msg
+    msg = errors_of(write_suite(TINY + "executor: {name: local, wokers: 2}\n"))
+    assert "executor.wokers: unknown option 'wokers' for executor 'local'. Did you mean 'workers'?" in msg
+
+
+def test_a_plugin_whose_module_failed_to_import_is_reported_with_its_error(write_suite,
+                                                                           monkeypatch):
+    from bench.models import MODELS
+
+    monkeypatch.setitem(MODELS._failed, "broken_gan", "module x.broken_gan failed to import: "
+                        "ModuleNotFoundError: No module named 'ganlib'")
+    msg = errors_of(write_suite(TINY.replace("source: reference, kind: real", "source: broken_gan")))
+    assert ("models.real.source: model 'broken_gan' is unavailable: module x.broken_gan failed to "
+            "import: ModuleNotFoundError: No module named 'ganlib'") in msg

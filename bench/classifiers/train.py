@@ -19,7 +19,7 @@ from torch import nn
 
 from bench.classifiers import CLASSIFIERS
 from bench.progress import bar as progress_bar
-from bench.registry import Options, did_you_mean
+from bench.registry import Options
 
 
 class AugmentOptions(Options):
@@ -45,9 +45,8 @@ class ClassifierConfig(Options):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        names = CLASSIFIERS.names()
-        if v not in names:
-            raise ValueError(f"unknown classifier '{v}'.{did_you_mean(v, names)} Known: {', '.join(names)}")
+        if v not in CLASSIFIERS:  # unknown, or its module failed to import
+            raise ValueError(CLASSIFIERS.explain(v))
         return v
 
 
@@ -178,6 +177,11 @@ class Evaluation:
     @property
     def balanced_accuracy(self) -> float:
         return float(np.nanmean(self.per_class))
+
+    @property
+    def n(self) -> int:
+        """Test images the accuracy is over (what its Wilson interval needs)."""
+        return len(self.predictions)
 
 
 def evaluate(clf: TrainedClassifier, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> Evaluation:

@@ -5,7 +5,8 @@ from bench.registry import Registry
 
 DATASETS: Registry[type[DatasetSource]] = Registry(
     "datasets", ["bench.data.digits", "bench.data.torchvision_sets", "bench.data.image_folder",
-                 "bench.data.npz"]
+                 "bench.data.npz"],
+    base=DatasetSource,
 )
 
 __all__ = ["DATASETS", "DataInfo", "Dataset", "DatasetSource", "stratified_split"]

@@ -105,3 +105,49 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()[:16]
+
+
+def grouped_split(y: np.ndarray, groups: Sequence[str], val_fraction: float, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Train/val indices with every group (e.g. all images of one patient) on one side only.
+
+    Stratified as well as the groups allow: groups are visited in a seeded random order and
+    each goes to val when that brings val's per-class counts closer to `val_fraction` of
+    every class. Then single-group moves are made while one improves the split: first
+    fewer classes without images on a side, then per-class shares closer to the target.
+    Deterministic for the same labels, groups and seed; another seed, another split.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    if len(y) == 0:
+        return np.arange(0), np.arange(0)
+    names, gid = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    n_groups, k = len(names), int(y.max()) + 1
+    counts = np.bincount(gid * k + y, minlength=n_groups * k).reshape(n_groups, k).astype(float)
+    total = counts.sum(0)
+    target, scale = val_fraction * total, np.maximum(total, 1.0)
+
+    def shares(v: np.ndarray) -> np.ndarray:  # squared distance of val's class shares to target
+        return (((v - target) / scale) ** 2).sum(-1)
+
+    def score(v: np.ndarray) -> np.ndarray:
+        """Classes without images in val or in train first, then `shares` (below 1 per class,
+        so it never outweighs an empty side)."""
+        present = total > 0
+        empty = ((v <= 0) & present).sum(-1) + ((total - v <= 0) & present).sum(-1)
+        return empty * (k + 1.0) + shares(v)
+
+    in_val = np.zeros(n_groups, dtype=bool)
+    val = np.zeros(k)
+    for g in np.random.default_rng(seed).permutation(n_groups):
+        if shares(val + counts[g]) < shares(val):
+            in_val[g] = True
+            val += counts[g]
+    for _ in range(n_groups + 2 * k):  # every move lowers the score, so this ends
+        moved = val[None] + np.where(in_val, -1.0, 1.0)[:, None] * counts  # each single move
+        scores = score(moved)
+        g = int(np.argmin(scores))
+        if scores[g] >= score(val) - 1e-12:
+            break
+        in_val[g] = not in_val[g]
+        val = moved[g]
+    return np.flatnonzero(~in_val[gid]), np.flatnonzero(in_val[gid])

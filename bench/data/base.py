@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -37,6 +38,9 @@ class Dataset:
     class_names: list[str] = field(default_factory=list)
     # what loading found worth reporting (skipped files, class imbalance): logged as run tags
     notes: dict[str, str] = field(default_factory=dict)
+    # how the split was chosen where a source lets the user choose it (image_folder's `group`
+    # regex): part of the digest, so a different grouping is a different dataset
+    split_key: str = ""
 
     def __post_init__(self) -> None:
         for split, x, y in (("train", self.train_x, self.train_y), ("val", self.val_x, self.val_y)):
@@ -63,6 +67,8 @@ class Dataset:
         for t in (self.train_x, self.train_y, self.val_x, self.val_y):
             h.update(str(tuple(t.shape)).encode())
             h.update(np.ascontiguousarray(t.numpy()).tobytes())
+        if self.split_key:  # empty for every other source: their digests stay as they were
+            h.update(f"split:{self.split_key}".encode())
         return h.hexdigest()[:16]
 
     def class_counts(self, split: str = "train") -> np.ndarray:
@@ -73,15 +79,15 @@ class Dataset:
 class DatasetSource(Plugin):
     """A registered way to obtain a Dataset (bundled, torchvision, folder, npz...)."""
 
+    @abstractmethod
     def describe(self) -> DataInfo:
         """Shape and class count, cheaply, for validation before anything runs."""
-        raise NotImplementedError
 
     def check(self) -> None:
         """Raise BenchError for missing files etc. (called by `bench validate`)."""
 
-    def load(self) -> Dataset:
-        raise NotImplementedError
+    @abstractmethod
+    def load(self) -> Dataset: ...
 
 
 def stratified_split(

@@ -9,6 +9,7 @@ size. A corrupt file stops the load with its name, unless the suite opts into sk
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,10 +18,10 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from bench.data import DATASETS
-from bench.data._util import imbalance_note, limit_per_class
+from bench.data._util import grouped_split, imbalance_note, limit_per_class
 from bench.data.base import DataInfo, Dataset, DatasetSource, stratified_split
 from bench.errors import BenchError
 from bench.registry import Options
@@ -44,6 +45,20 @@ class ImageFolderOptions(Options):
                                       "per class from each folder (seeded, deterministic)")
     skip_bad_files: bool = Field(False, description="skip unreadable images (counted and "
                                  "reported) instead of stopping with their names")
+    group: str | None = Field(None, description="regex over each image's path relative to its "
+                              "folder (`benign/p07_2.png`): the first capture group, or the whole "
+                              "match, is a group id (e.g. a patient). The split of `root` keeps "
+                              "every group on one side; with `val`, no group may be in both")
+
+    @field_validator("group")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"`group` is not a valid regular expression ({e})") from None
+        return v
 
 
 _WIDE_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}  # Pillow's >8-bit grayscale modes
@@ -115,6 +130,31 @@ class ImageFolder(DatasetSource):
         if o.image_size is None and _first_image_size(_class_dirs(o.root)) is None:
             raise BenchError(f"image_folder: cannot read any image in {o.root} to infer the image "
                              "size. Set `image_size`, and check the files.")
+        if o.group is not None:
+            listed = {field: [f for d in _class_dirs(folder) for f in _image_files(d)]
+                      for field, folder in self._folders()}
+            ids = {field: self._group_ids(folder, listed[field]) for field, folder in self._folders()}
+            if o.val is not None:
+                self._check_groups_apart(listed["root"], ids["root"], listed["val"], ids["val"])
+
+    def _group_ids(self, folder: Path, files: list[Path]) -> list[str]:
+        """The `group` id of each file: the regex's first capture group, or its whole match,
+        searched in the path relative to `folder` with `/` separators."""
+        rx = re.compile(self.options.group or "")
+        ids, unmatched = [], []
+        for f in files:
+            rel = f.relative_to(folder).as_posix()
+            m = rx.search(rel)
+            if m is None:
+                unmatched.append(rel)
+            else:
+                ids.append(m.group(1) if rx.groups and m.group(1) is not None else m.group(0))
+        if unmatched:
+            raise BenchError(f"image_folder: {len(unmatched)} of {len(files)} image file(s) in "
+                             f"{folder} do not match the `group` regex `{rx.pattern}`, e.g. "
+                             f"'{unmatched[0]}' (paths are relative to the folder, with `/`). Change "
+                             "the regex so that every file gets a group id, or move those files.")
+        return ids
 
     def describe(self) -> DataInfo:
         o = self.options
@@ -164,7 +204,8 @@ class ImageFolder(DatasetSource):
             yield from pool.map(one, files)
 
     def _load_folder(self, folder: Path, size: tuple[int, int] | None
-                     ) -> tuple[np.ndarray, np.ndarray, list[tuple[Path, str]]]:
+                     ) -> tuple[np.ndarray, np.ndarray, list[tuple[Path, str]], list[Path]]:
+        """Images, labels, unreadable (file, error) and the files of the images, in order."""
         o = self.options
         files: list[Path] = []
         labels: list[int] = []
@@ -177,7 +218,7 @@ class ImageFolder(DatasetSource):
         keep = limit_per_class(y_all, o.max_per_class, o.split_seed)
         files = [files[i] for i in keep]
         y_all = y_all[keep]
-        xs, ys, bad = [], [], []
+        xs, ys, bad, kept = [], [], [], []
         try:
             for (f, img, err), y in zip(self._read_all(files, size), y_all, strict=True):
                 if img is None:
@@ -185,12 +226,13 @@ class ImageFolder(DatasetSource):
                 else:
                     xs.append(img)
                     ys.append(y)
+                    kept.append(f)
         except _SizeMismatch as e:
             raise BenchError(f"image_folder {folder}: images differ in size ({e}). Set "
                              "`image_size` to resize them all to one square size.") from None
         x = np.stack(xs) if xs else np.zeros((0, *(size or (1, 1))), np.uint8)
         x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(x), np.asarray(ys, dtype=np.int64), bad
+        return np.ascontiguousarray(x), np.asarray(ys, dtype=np.int64), bad, kept
 
     def load(self) -> Dataset:
         self.check()
@@ -200,9 +242,9 @@ class ImageFolder(DatasetSource):
             size: tuple[int, int] | None = (o.image_size, o.image_size)
         else:
             size = _first_image_size(_class_dirs(o.root))
-        x, y, bad = self._load_folder(o.root, size)
+        x, y, bad, files = self._load_folder(o.root, size)
         if o.val is not None:
-            vx, vy, vbad = self._load_folder(o.val, size)
+            vx, vy, vbad, vfiles = self._load_folder(o.val, size)
             bad += vbad
         if bad and not o.skip_bad_files:
             listed = "\n    ".join(f"{f}: {err}" for f, err in bad[:MAX_LISTED])
@@ -214,24 +256,50 @@ class ImageFolder(DatasetSource):
             notes["skipped_files"] = str(len(bad))
             warnings.warn(f"image_folder {o.root}: skipped {len(bad)} unreadable image file(s), "
                           f"e.g. {bad[0][0]}", stacklevel=2)
-        if o.val is None:
+        if o.val is None and o.group is None:
             tr, va = stratified_split(y, o.val_fraction, o.split_seed)
             x, y, vx, vy = x[tr], y[tr], x[va], y[va]
+        elif o.val is None:  # every group (e.g. patient) wholly in train or wholly in val
+            ids = np.asarray(self._group_ids(o.root, files))
+            tr, va = grouped_split(y, ids, o.val_fraction, o.split_seed)
+            x, y, vx, vy = x[tr], y[tr], x[va], y[va]
+            notes["groups"] = (f"{len(set(ids[tr]))} train groups, {len(set(ids[va]))} val "
+                               "groups, none in both")
+        elif o.group is not None:
+            notes["groups"] = (f"{len(set(self._group_ids(o.root, files)))} train groups, "
+                               f"{len(set(self._group_ids(o.val, vfiles)))} val groups, none in both")
         k = len(names)
         for split, labels in (("train", y), ("val", vy)):
             empty = [names[c] for c in range(k) if not (labels == c).any()]
             if empty:
+                why = (" With `group`, a class needs images of at least two groups, one for "
+                       "each side." if o.group is not None else "")
                 raise BenchError(f"image_folder {o.root}: no readable {split} images of class(es) "
                                  f"{empty}. Every class needs images in both splits; add images, "
-                                 "or lower `val_fraction`.")
+                                 f"or lower `val_fraction`.{why}")
         note = imbalance_note(f"image_folder {o.root}", np.bincount(y, minlength=k), names)
         if note:
             notes["imbalance"] = note
         ds = Dataset(name=f"image_folder:{o.root.name}", train_x=torch.from_numpy(x),
                      train_y=torch.from_numpy(y), val_x=torch.from_numpy(vx),
-                     val_y=torch.from_numpy(vy), num_classes=k, class_names=names)
+                     val_y=torch.from_numpy(vy), num_classes=k, class_names=names,
+                     split_key=f"group={o.group}" if o.group is not None else "")
         ds.notes = notes
         return ds
+
+    def _check_groups_apart(self, files: list[Path], ids: list[str], vfiles: list[Path],
+                            vids: list[str]) -> None:
+        """With a `val` folder: no group (patient) may have images in both folders."""
+        o = self.options
+        assert o.val is not None
+        shared = sorted(set(ids) & set(vids))
+        if shared:
+            ex = (files[ids.index(shared[0])].relative_to(o.root).as_posix(),
+                  vfiles[vids.index(shared[0])].relative_to(o.val).as_posix())
+            raise BenchError(f"image_folder: {len(shared)} group(s) of the `group` regex have "
+                             f"images in both `root` and `val`: {shared[:MAX_LISTED]}, e.g. "
+                             f"'{ex[0]}' in {o.root} and '{ex[1]}' in {o.val}. Keep each group's "
+                             "images in one folder, or drop `val` and let `group` split `root`.")
 
     def fingerprint(self) -> dict[str, str]:
         """Names, sizes and modification times of the files: replacing images under the

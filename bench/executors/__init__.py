@@ -7,16 +7,19 @@ seeds from the cell and logs with explicit run ids.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from abc import abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from pydantic.fields import FieldInfo
+
+from bench.cells import Cell
 from bench.errors import BenchError
-from bench.executors.worker import CellOutcome, WorkerEnv
-from bench.registry import Plugin, Registry
-from bench.suite import Cell
+from bench.registry import Options, Plugin, Registry
 
-EXECUTORS: Registry = Registry(
-    "executors", ["bench.executors.local", "bench.executors.ray_executor", "bench.executors.slurm"]
-)
+if TYPE_CHECKING:  # the worker imports MLflow: only the executors themselves need it
+    from bench.executors.worker import CellOutcome, WorkerEnv
 
 OnResult = Callable[[Cell, "CellOutcome | BaseException"], None]
 
@@ -28,9 +31,66 @@ class Executor(Plugin):
         """Whether other processes log to the tracking store (then SQLite files are refused)."""
         return True
 
+    @abstractmethod
     def run(self, cells: list[Cell], env: WorkerEnv, on_result: OnResult) -> bool:
         """Run all cells; return True when interrupted (Ctrl-C) before finishing."""
-        raise NotImplementedError
+
+
+EXECUTORS: Registry[type[Executor]] = Registry(
+    "executors", ["bench.executors.local", "bench.executors.ray_executor", "bench.executors.slurm"],
+    base=Executor,
+)
+
+
+def cli_flag(flag: str) -> dict[str, Any]:
+    """`Field(..., json_schema_extra=cli_flag("--workers"))`: the `bench run` flag that sets an
+    executor option. Several executors may share a flag (--gpus-per-task)."""
+    return {"cli": flag}
+
+
+def executor_flags() -> dict[str, list[tuple[str, str, FieldInfo]]]:
+    """`bench run` flag -> [(executor, option, field)] for every option that declares one."""
+    out: dict[str, list[tuple[str, str, FieldInfo]]] = {}
+    for name, cls in EXECUTORS.items():
+        for opt, f in cls.Options.model_fields.items():
+            extra = f.json_schema_extra
+            if isinstance(extra, dict) and isinstance(extra.get("cli"), str):
+                out.setdefault(str(extra["cli"]), []).append((name, opt, f))
+    return out
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Which executor runs a suite's cells, with its validated options. Parsed once, from the
+    suite's `executor:` block (bench.suite); `bench run` flags override it (bench.cli)."""
+
+    name: str
+    options: Options
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any] | None) -> ExecutorConfig:
+        """`{name: local|ray|slurm, ...its options}`; None: local with its defaults. Raises
+        BenchError for an unknown executor and pydantic's ValidationError for bad options."""
+        spec = dict(raw or {})
+        name = spec.pop("name", "local")
+        if not isinstance(name, str) or name not in EXECUTORS:
+            raise BenchError(EXECUTORS.explain(str(name)))
+        return cls(name, EXECUTORS.get(name).Options(**spec))
+
+    def override(self, name: str | None = None, flags: Mapping[str, Any] | None = None,
+                 ) -> ExecutorConfig:
+        """Command-line overrides: another executor (`name`) starts from its own defaults (the
+        suite's options were for this one); each flag (`--workers` -> value, None: not given)
+        sets the option of the chosen executor that declares it, and is ignored by the others."""
+        name = name or self.name
+        values: dict[str, Any] = self.options.model_dump() if name == self.name else {}
+        for flag, uses in executor_flags().items():
+            given = (flags or {}).get(flag)
+            values.update({opt: given for ex, opt, _ in uses if ex == name and given is not None})
+        return ExecutorConfig.parse({"name": name, **values})
+
+    def build(self) -> Executor:
+        return EXECUTORS.get(self.name)(self.options)
 
 
 def check_store(uri: str, executor: str) -> None:
@@ -43,4 +103,5 @@ def check_store(uri: str, executor: str) -> None:
             "--tracking-uri http://127.0.0.1:5000 (docker/compose.yaml runs one on PostgreSQL).")
 
 
-__all__ = ["EXECUTORS", "CellOutcome", "Executor", "OnResult", "WorkerEnv", "check_store"]
+__all__ = ["EXECUTORS", "Executor", "ExecutorConfig", "OnResult", "check_store", "cli_flag",
+           "executor_flags"]

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from bench.executors import EXECUTORS, Executor, OnResult
-from bench.executors.worker import WorkerEnv, execute, pin_device
+from bench.cells import Cell
+from bench.executors import EXECUTORS, Executor, OnResult, cli_flag
 from bench.registry import Options
-from bench.suite import Cell
+
+if TYPE_CHECKING:  # the worker imports MLflow: imported when cells run, not when listed
+    from bench.executors.worker import WorkerEnv
 
 
 class LocalOptions(Options):
     workers: int = Field(1, ge=1, description="worker processes (default 1: this process); with "
-                         "GPUs, one per GPU, each pinned to its device")
+                         "GPUs, one per GPU, each pinned to its device", json_schema_extra=cli_flag("--workers"))
 
 
 def _init_worker(devices) -> None:
+    from bench.executors.worker import pin_device
+
     pin_device(devices.get())
 
 
@@ -32,6 +37,8 @@ class LocalExecutor(Executor):
         return self.options.workers > 1
 
     def run(self, cells: list[Cell], env: WorkerEnv, on_result: OnResult) -> bool:
+        from bench.executors.worker import execute
+
         if self.options.workers == 1:
             for cell in cells:
                 outcome = execute(cell, env)
@@ -50,6 +57,8 @@ class LocalExecutor(Executor):
         return ["cpu" if env.device == "auto" else env.device] * n
 
     def _pool(self, cells: list[Cell], env: WorkerEnv, on_result: OnResult) -> bool:
+        from bench.executors.worker import execute
+
         ctx = mp.get_context("spawn")  # CUDA cannot be forked
         devices = ctx.Manager().Queue()
         for d in self._devices(env):

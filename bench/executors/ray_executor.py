@@ -7,18 +7,24 @@ so a second task needing the same real classifier waits and then reads it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
+from bench.cells import Cell
 from bench.errors import BenchError
-from bench.executors import EXECUTORS, Executor, OnResult
-from bench.executors.worker import WorkerEnv, execute
+from bench.executors import EXECUTORS, Executor, OnResult, cli_flag
 from bench.registry import Options
-from bench.suite import Cell
+
+if TYPE_CHECKING:  # the worker imports MLflow: imported when cells run, not when listed
+    from bench.executors.worker import WorkerEnv
 
 
 class RayOptions(Options):
-    address: str | None = Field(None, description="Ray cluster address (default: start a local Ray)")
-    num_gpus: float = Field(0, ge=0, description="GPUs per cell (default: 1 when the cluster has any)")
+    address: str | None = Field(None, description="Ray cluster address (default: start a local Ray)",
+                                json_schema_extra=cli_flag("--ray-address"))
+    num_gpus: float = Field(0, ge=0, description="GPUs per cell (default: 1 when the cluster has any)",
+                            json_schema_extra=cli_flag("--gpus-per-task"))
     num_cpus: float = Field(1, gt=0, description="CPUs per cell")
     local_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray started for the run")
 
@@ -34,6 +40,8 @@ class RayExecutor(Executor):
             import ray
         except ImportError:
             raise BenchError("--executor ray needs Ray: `pip install 'ray[default]'`.") from None
+        from bench.executors.worker import execute
+
         o = self.options
         started = not ray.is_initialized()
         if started:

@@ -4,21 +4,26 @@ cluster runs the same jobs as local processes, which is how the tests exercise i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
+from bench.cells import Cell
 from bench.errors import BenchError
-from bench.executors import EXECUTORS, Executor, OnResult
-from bench.executors.worker import WorkerEnv, execute
+from bench.executors import EXECUTORS, Executor, OnResult, cli_flag
 from bench.registry import Options
-from bench.suite import Cell
+
+if TYPE_CHECKING:  # the worker imports MLflow: imported when cells run, not when listed
+    from bench.executors.worker import WorkerEnv
 
 
 class SlurmOptions(Options):
-    partition: str | None = Field(None, description="Slurm partition")
-    time_min: int = Field(60, ge=1, description="time limit per cell, minutes")
-    gpus_per_task: int = Field(1, ge=0)
+    partition: str | None = Field(None, description="Slurm partition",
+                                  json_schema_extra=cli_flag("--slurm-partition"))
+    time_min: int = Field(60, ge=1, description="time limit per cell, minutes",
+                          json_schema_extra=cli_flag("--slurm-time"))
+    gpus_per_task: int = Field(1, ge=0, description="GPUs per cell",
+                               json_schema_extra=cli_flag("--gpus-per-task"))
     cpus_per_task: int = Field(4, ge=1)
     folder: Path = Field(Path(".bench_slurm"), description="submitit logs and pickles")
     cluster: Literal["slurm", "local", "debug"] = Field("slurm", description="submitit backend")
@@ -26,6 +31,8 @@ class SlurmOptions(Options):
 
 
 def _run(cell: Cell, env: WorkerEnv):
+    from bench.executors.worker import execute
+
     return execute(cell, env)
 
 

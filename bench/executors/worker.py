@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.cache import Cache
+from bench.cells import Cell, resolve_device
 from bench.errors import BenchError
-from bench.suite import Cell, resolve_device
 from bench.tracking import TAG, Tracker, flatten, package_version
 from bench.values import dumps as dump_values
 
@@ -54,7 +54,7 @@ class Shared:
         self.tracker, self.parent, self.cache = tracker, parent, cache
         self.device, self.seed, self.progress = device, seed, progress
         self.datasets: dict[str, Any] = {}
-        self.generators: dict[tuple[str, str], Any] = {}
+        self.generators: dict[tuple[str, str, int], Any] = {}
         self.memo: dict[str, Any] = {}
 
     def dataset(self, cell: Cell):
@@ -62,13 +62,21 @@ class Shared:
             self.datasets[cell.dataset.key] = cell.dataset.instance().load()
         return self.datasets[cell.dataset.key]
 
+    def generator_seed(self, cell: Cell) -> int:
+        """The seed a cell's generator is built with. A trainable source (trained on first use)
+        is trained once per repeat with the repeat's seed, so the spread over repeats includes
+        training variance; repeat 0 has the suite's seed, hence the same training cache entry
+        as `bench train` and as `repeats: 1`. Other sources are built once, with the suite's."""
+        return cell.seed if getattr(cell.model.cls, "trainable", False) else self.seed
+
     def generator(self, cell: Cell):
         from bench.models import BuildContext, check_samples
 
-        k = (cell.model.key, cell.dataset.key)
+        seed = self.generator_seed(cell)
+        k = (cell.model.key, cell.dataset.key, seed)
         if k not in self.generators:
             ds = self.dataset(cell)
-            ctx = BuildContext(self.device, self.seed, self.cache, self.progress,
+            ctx = BuildContext(self.device, seed, self.cache, self.progress,
                                log_trained=lambda *a: self.tracker.log_trained_model(self.parent, *a))
             gen = cell.model.instance().build(ds, ctx)
             check_samples(cell.model.key, gen, ds)
@@ -134,12 +142,15 @@ def run_cell(cell: Cell, tracker: Tracker, parent: str, shared: Shared, progress
             gen = shared.generator(cell)
             ctx = Context(shared.device, cell.seed, shared.cache, Path(tmp), progress,
                               _memo=shared.memo)
+            ctx.tags["generator_seed"] = str(shared.generator_seed(cell))
             ctx.tags.update(getattr(gen, "tags", None) or {})  # e.g. pseudo_labels: true
             ctx.tags.update({f"data_{k}": v for k, v in ds.notes.items()})  # e.g. imbalance
             values = cell.metric.instance().compute(gen, ds, ctx)
             values = {k: float(v) for k, v in values.items()}
             tracker.log_metrics(run_id, values)
             ctx.tags["values"] = dump_values(metric_cls.values, list(values))
+            if metric_cls.primary not in values:  # e.g. classifier_is_mean for is_mean
+                ctx.tags["primary"] = next((k for k in values if metric_cls.value(k).role == "score"), "")
             if ctx.tags:
                 tracker.set_tags(run_id, {f"{TAG}{k}": v for k, v in ctx.tags.items()})
             tracker.log_artifacts(run_id, Path(tmp))

@@ -1,10 +1,5 @@
 """Feature extractors (one registry) and the cache of real-data features."""
 
-from bench.features.base import FeatureExtractor, FeatureSpec
-from bench.registry import Registry
-
-FEATURES: Registry = Registry(
-    "features", ["bench.features.inception", "bench.features.timm_features", "bench.features.classifier"]
-)
+from bench.features.base import FEATURES, FeatureExtractor, FeatureSpec
 
 __all__ = ["FEATURES", "FeatureExtractor", "FeatureSpec"]

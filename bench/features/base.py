@@ -7,6 +7,7 @@ the cache key of real-data features and is logged beside every value computed fr
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 import torch
@@ -14,7 +15,7 @@ from pydantic import Field, model_validator
 
 from bench.errors import BenchError
 from bench.progress import bar
-from bench.registry import Options, Plugin, did_you_mean
+from bench.registry import Options, Plugin, Registry, did_you_mean
 
 
 class FeatureExtractor(Plugin):
@@ -23,12 +24,12 @@ class FeatureExtractor(Plugin):
     def prepare(self, dataset: Any, env: Any) -> None:
         """Load weights / train what is needed. `env` has device, seed, cache, _memo, progress."""
 
-    def tag(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def tag(self) -> str: ...
 
+    @abstractmethod
     def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """uint8 batch on the device -> (features, logits or None)."""
-        raise NotImplementedError
 
     @torch.no_grad()
     def extract(self, x: torch.Tensor, device: torch.device, batch_size: int = 128,
@@ -47,6 +48,14 @@ class FeatureExtractor(Plugin):
         return (f, torch.cat(logs)) if logits else f
 
 
+# The registry lives beside the base class (bench.features re-exports it) so that FeatureSpec
+# below can check names without importing the package back.
+FEATURES: Registry[type[FeatureExtractor]] = Registry(
+    "features", ["bench.features.inception", "bench.features.timm_features", "bench.features.classifier"],
+    base=FeatureExtractor, what="feature extractor",
+)
+
+
 class FeatureSpec(Options):
     """`features: {name: inception | classifier | timm, ...its options}` in a metric's options."""
 
@@ -56,11 +65,8 @@ class FeatureSpec(Options):
 
     @model_validator(mode="after")
     def _check(self):
-        from bench.features import FEATURES
-
-        if self.name not in FEATURES:
-            raise ValueError(f"unknown feature extractor '{self.name}'."
-                             f"{did_you_mean(self.name, FEATURES.names())} Known: {', '.join(FEATURES.names())}")
+        if self.name not in FEATURES:  # unknown, or its module failed to import
+            raise ValueError(FEATURES.explain(self.name))
         cls = FEATURES.get(self.name)
         extra = dict(self.model_extra or {})
         unknown = set(extra) - set(cls.Options.model_fields)
@@ -73,8 +79,6 @@ class FeatureSpec(Options):
         return self
 
     def build(self) -> FeatureExtractor:
-        from bench.features import FEATURES
-
         cls = FEATURES.get(self.name)
         return cls(cls.Options(**dict(self.model_extra or {})))
 

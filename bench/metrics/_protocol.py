@@ -30,14 +30,21 @@ from bench.metrics.base import Context
 from bench.metrics.sampling import labels_from_counts, subset_by_counts
 from bench.models.base import Generator
 
-Score = dict[str, Any]  # {"accuracy", "balanced_accuracy", "per_class": [recall or None]}
+Score = dict[str, Any]  # {"accuracy", "balanced_accuracy", "per_class": [recall or None], "n"}
 
 
 # ---------------------------------------------------------------- scores and training
 def to_score(ev: Evaluation) -> Score:
     """An Evaluation as JSON-able numbers (nan recalls of absent classes become None)."""
     return {"accuracy": ev.accuracy, "balanced_accuracy": ev.balanced_accuracy,
-            "per_class": [None if np.isnan(v) else float(v) for v in ev.per_class]}
+            "per_class": [None if np.isnan(v) else float(v) for v in ev.per_class],
+            "n": ev.n}
+
+
+def n_test(score: Score, dataset: Dataset) -> int:
+    """Test images a score's accuracy is over (for its interval). Scores are on real val;
+    cache entries written before scores carried `n` fall back to its size."""
+    return int(score.get("n", len(dataset.val_y)))
 
 
 def per_class(score: Score) -> np.ndarray:

@@ -14,6 +14,8 @@ runs depend only on the data and are cached across models.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import torch
@@ -22,10 +24,12 @@ from pydantic import Field, field_validator, model_validator
 from bench.classifiers.train import ClassifierConfig
 from bench.data.base import Dataset
 from bench.metrics import METRICS
+from bench.metrics._intervals import difference_with_interval, normal_with_interval, wilson_se
 from bench.metrics._protocol import (
     at_fraction,
     figure,
     fit_and_score,
+    n_test,
     real_subset_score,
     sample_counts,
     save_figure,
@@ -36,7 +40,7 @@ from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import balanced_counts, subset_by_counts
 from bench.models.base import Generator
 from bench.registry import Options
-from bench.values import score, diagnostic, reference
+from bench.values import accuracy_with_interval, diagnostic, reference, score
 
 DEFAULT_FRACTIONS = [0.1, 0.2, 0.5, 1.0]
 
@@ -70,7 +74,8 @@ class Augmentation(Metric):
     """Accuracy on real subsets with and without added generated images (equal optimizer steps)."""
 
     Options = AugmentationOptions
-    version = "1"
+    version = "2"  # 2: 95% intervals (Wilson accuracies, Newcombe gains)
+    trains_on_model_images = True  # tested on real val: never fed the val split (bench.leakage)
     values = {"mean_aug_gain": score("higher", "utility"),
               "aug_gain": diagnostic("higher"), "aug_acc": diagnostic("higher"),
               "real_acc": reference("higher")}  # the real-only arm: no generator involved
@@ -85,7 +90,7 @@ class Augmentation(Metric):
     def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
         cfg = self.options.classifier
         k, available = dataset.num_classes, dataset.class_counts("train")
-        rows, generated = [], {}
+        rows, generated, tested = [], {}, []
         for f in self.options.fractions:
             counts = balanced_counts(max(k, round(f * len(dataset.train_y))), available)
             n_real = int(counts.sum())
@@ -101,15 +106,29 @@ class Augmentation(Metric):
             aug = fit_and_score(cfg, torch.cat([dataset.train_x[idx], gx]),
                                 torch.cat([dataset.train_y[idx], gy]), dataset, ctx,
                                 f"train on {f:g} of real + generated")
+            tested.append((n_test(real, dataset), n_test(aug, dataset)))
             rows.append({"fraction": f, "real_images": n_real, "generated_images": n_gen,
                          "steps": steps, "real_acc": real["accuracy"], "aug_acc": aug["accuracy"],
                          "aug_gain": aug["accuracy"] - real["accuracy"]})
         table = pd.DataFrame(rows)
         self._write(ctx, table)
-        out = {"mean_aug_gain": float(table["aug_gain"].mean())}
-        for r in rows:
-            for p in ("real_acc", "aug_acc", "aug_gain"):
-                out[at_fraction(p, r["fraction"])] = float(r[p])
+        # intervals (test-set noise over real val): Wilson for each accuracy, Newcombe's
+        # square-and-add of the two Wilson intervals for each gain (bench.metrics._intervals).
+        # mean_aug_gain: normal, with the *mean* of the per-fraction variances (each the sum of
+        # its two accuracies' Wilson variances). The fractions share the val set and nested real
+        # subsets, so they are not independent; the mean variance bounds the variance of the
+        # mean under any correlation (Var(mean) <= (mean sd)^2 <= mean var), where sum / F^2
+        # would assume independence.
+        var = [wilson_se(r["aug_acc"], na) ** 2 + wilson_se(r["real_acc"], nr) ** 2
+               for r, (nr, na) in zip(rows, tested, strict=True)]
+        out = normal_with_interval("mean_aug_gain", float(table["aug_gain"].mean()),
+                                   math.sqrt(float(np.mean(var))), lower=-1.0, upper=1.0)
+        for r, (nr, na) in zip(rows, tested, strict=True):
+            f = r["fraction"]
+            out.update(accuracy_with_interval(at_fraction("real_acc", f), float(r["real_acc"]), nr))
+            out.update(accuracy_with_interval(at_fraction("aug_acc", f), float(r["aug_acc"]), na))
+            out.update(difference_with_interval(at_fraction("aug_gain", f), float(r["aug_acc"]), na,
+                                                float(r["real_acc"]), nr))
         return out
 
     @staticmethod

@@ -1,10 +1,13 @@
 """Authenticity (Alaa et al. 2022), with the corrected rule: generated sample j with nearest
-training sample i is authentic iff d(j, i) > d(i, nearest other training sample)."""
+training sample i is authentic iff d(j, i) > d(i, nearest other training sample).
+
+Interval: a share of generated samples, so a Wilson interval on the authentic count."""
 
 from __future__ import annotations
 
 from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric
+from bench.metrics._intervals import share_with_interval
 from bench.metrics.functional import authenticity
 from bench.values import score
 
@@ -13,7 +16,7 @@ from bench.values import score
 class Authenticity(FeatureMetric):
     """Share of generated samples that are not closer to a training sample than its neighbours."""
 
-    version = "1"
+    version = "2"  # 2: Wilson 95% interval
     # the share of generated samples farther from the training data than the data is from
     # itself: 0 = copies, 1 = unrelated images (a constant grey image); the ideal is what
     # held-out real images get, so without a held-out row the value is shown, not ranked
@@ -21,4 +24,5 @@ class Authenticity(FeatureMetric):
     primary = "authenticity"
 
     def score(self, real, fake, dataset, ctx):
-        return {"authenticity": authenticity(real, fake, device=ctx.device)}
+        _, authentic = authenticity(real, fake, device=ctx.device, per_sample=True)
+        return share_with_interval("authenticity", authentic)

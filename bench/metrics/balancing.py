@@ -31,10 +31,12 @@ from bench.classifiers.train import ClassifierConfig
 from bench.data.base import Dataset
 from bench.errors import BenchError
 from bench.metrics import METRICS
+from bench.metrics._intervals import mean_recall_se, normal_with_interval
 from bench.metrics._protocol import (
     Score,
     figure,
     fit_and_score,
+    n_test,
     per_class,
     real_subset_score,
     sample_counts,
@@ -46,7 +48,7 @@ from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import balanced_counts, subset_by_counts, write_per_class
 from bench.models.base import Generator
 from bench.registry import Options
-from bench.values import score, diagnostic, reference
+from bench.values import accuracy_with_interval, diagnostic, reference, score
 
 SETTINGS = ("imbalanced", "balanced_gen", "balanced_real", "synthetic_only")
 
@@ -70,10 +72,16 @@ class BalancingOptions(Options):
         return self
 
 
-def _values(name: str, s: Score, minority: np.ndarray) -> dict[str, float]:
-    rec = per_class(s)
-    return {f"{name}_acc": s["accuracy"], f"{name}_bacc": s["balanced_accuracy"],
-            f"{name}_minority_recall": float(np.nanmean(rec[minority]))}
+def _values(name: str, s: Score, minority: np.ndarray, dataset: Dataset) -> dict[str, float]:
+    """A setting's values with 95% intervals over real val (test-set noise): Wilson for the
+    accuracy; for the means of per-class recalls (balanced accuracy, minority recall) a normal
+    interval whose variance adds the classes' Wilson variances (disjoint test images)."""
+    rec, val_counts = per_class(s), dataset.class_counts("val")
+    return {**accuracy_with_interval(f"{name}_acc", s["accuracy"], n_test(s, dataset)),
+            **normal_with_interval(f"{name}_bacc", s["balanced_accuracy"],
+                                   mean_recall_se(rec, val_counts), 0.0, 1.0),
+            **normal_with_interval(f"{name}_minority_recall", float(np.nanmean(rec[minority])),
+                                   mean_recall_se(rec[minority], val_counts[minority]), 0.0, 1.0)}
 
 
 @METRICS.register("balancing")
@@ -81,7 +89,8 @@ class Balancing(Metric):
     """Top up rare classes with generated images: balanced accuracy vs. imbalanced and balanced real."""
 
     Options = BalancingOptions
-    version = "1"
+    version = "2"  # 2: 95% intervals (Wilson accuracies, normal balanced accuracies)
+    trains_on_model_images = True  # tested on real val: never fed the val split (bench.leakage)
     values = {"balanced_gen_bacc": score("higher", "utility"),
               "balanced_gen": diagnostic("higher"), "synthetic_only": diagnostic("higher"),
               "balancing_gain": diagnostic("higher"),  # balanced_gen_bacc - imbalanced_bacc
@@ -133,8 +142,15 @@ class Balancing(Metric):
                     minority)
         out: dict[str, float] = {}
         for name, s in scores.items():
-            out.update(_values(name, s, minority))
-        out["balancing_gain"] = out["balanced_gen_bacc"] - out["imbalanced_bacc"]
+            out.update(_values(name, s, minority, dataset))
+        # the gain's interval: normal, the two balanced accuracies' variances added as if
+        # independent (they share the val set, which correlates them positively: conservative)
+        val_counts = dataset.class_counts("val")
+        se = math.hypot(*(mean_recall_se(per_class(scores[n]), val_counts)
+                          for n in ("balanced_gen", "imbalanced")))
+        out.update(normal_with_interval("balancing_gain",
+                                        out["balanced_gen_bacc"] - out["imbalanced_bacc"], se,
+                                        -1.0, 1.0))
         return out
 
     @staticmethod

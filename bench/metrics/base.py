@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -84,13 +85,20 @@ class Context:
     def fake_features(self, generator: Generator, dataset: Dataset, spec: FeatureSpec,
                       n: int | None = None, logits: bool = False) -> Any:
         """Features of n generated images with the real training split's class balance."""
+        return self.fake_features_and_labels(generator, dataset, spec, n, logits)[0]
+
+    def fake_features_and_labels(self, generator: Generator, dataset: Dataset, spec: FeatureSpec,
+                                 n: int | None = None, logits: bool = False) -> tuple[Any, torch.Tensor]:
+        """`fake_features` and the labels the images were generated for (int64, CPU): what
+        the class-conditional metrics split generated features by."""
         from bench.metrics.sampling import balanced_labels
 
         ex = self.extractor(spec, dataset)
         labels = balanced_labels(dataset, n, self.seed)
         x = generator.sample(len(labels), labels, seed=self.seed)
-        return ex.extract(x, self.device, spec.batch_size, logits=logits, progress=self.progress,
-                          desc="generated features")
+        feats = ex.extract(x, self.device, spec.batch_size, logits=logits, progress=self.progress,
+                           desc="generated features")
+        return feats, labels
 
     def artifact(self, name: str) -> Path:
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
@@ -109,6 +117,7 @@ class Metric(Plugin):
 
     version: ClassVar[str] = "1"
     needs_latent: ClassVar[bool] = False  # only for generators that expose their latent input
+    trains_on_model_images: ClassVar[bool] = False  # trains on generated, tests on real val
     values: ClassVar[dict[str, Value]] = {}
     primary: ClassVar[str] = ""
 
@@ -120,5 +129,5 @@ class Metric(Plugin):
     def check(self) -> None:
         """Raise BenchError for what `bench validate` can catch (missing weights files...)."""
 
-    def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
-        raise NotImplementedError
+    @abstractmethod
+    def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]: ...

@@ -17,7 +17,7 @@ from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import balanced_labels, write_per_class
 from bench.models.base import Generator
 from bench.registry import Options
-from bench.values import score, reference
+from bench.values import accuracy_with_interval, reference, score
 
 
 class GanTestOptions(Options):
@@ -32,7 +32,7 @@ class GanTest(Metric):
     """Train on real, test on generated (quality/precision); far above real_val_acc hints memorization."""
 
     Options = GanTestOptions
-    version = "1"
+    version = "2"  # 2: Wilson 95% intervals of the accuracies
     # far above real_val_acc means memorisation: the ideal is the held-out real data's
     # GAN-test (which is real_val_acc when the suite has no held-out row)
     values = {"gan_test_acc": score("target", "quality", ref=True, fallback="real_val_acc"),
@@ -48,4 +48,5 @@ class GanTest(Metric):
         real = ctx.real_val_evaluation(dataset, o.classifier)
         write_per_class(ctx.artifact("gan_test_per_class.csv"), dataset,
                         {"gan_test_acc": ev.per_class, "real_val_acc": real.per_class})
-        return {"gan_test_acc": ev.accuracy, "real_val_acc": real.accuracy}
+        return {**accuracy_with_interval("gan_test_acc", ev.accuracy, ev.n),
+                **accuracy_with_interval("real_val_acc", real.accuracy, real.n)}

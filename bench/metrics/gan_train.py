@@ -16,7 +16,7 @@ from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import balanced_labels, write_per_class
 from bench.models.base import Generator
 from bench.registry import Options
-from bench.values import score, diagnostic, reference
+from bench.values import accuracy_with_interval, diagnostic, reference, score
 
 
 class GanTrainOptions(Options):
@@ -31,7 +31,8 @@ class GanTrain(Metric):
     """Train on generated, test on real val (diversity/recall); also train-on-synthetic-test-on-synthetic."""
 
     Options = GanTrainOptions
-    version = "1"
+    version = "2"  # 2: Wilson 95% intervals of the accuracies
+    trains_on_model_images = True  # tested on real val: never fed the val split (bench.leakage)
     values = {"gan_train_acc": score("higher", "utility"),
               # train-synthetic-test-synthetic: how separable the generated classes are; a
               # memoriser or a collapsed model scores ~1, so it is shown, never ranked
@@ -54,5 +55,7 @@ class GanTrain(Metric):
         write_per_class(ctx.artifact("gan_train_per_class.csv"), dataset,
                         {"gan_train_acc": on_real.per_class, "tsts_acc": on_fake.per_class,
                          "real_val_acc": real.per_class})
-        return {"gan_train_acc": on_real.accuracy, "tsts_acc": on_fake.accuracy,
-                "real_val_acc": real.accuracy}
+        # each accuracy with its Wilson interval over its test set (test-set noise only)
+        return {**accuracy_with_interval("gan_train_acc", on_real.accuracy, on_real.n),
+                **accuracy_with_interval("tsts_acc", on_fake.accuracy, on_fake.n),
+                **accuracy_with_interval("real_val_acc", real.accuracy, real.n)}

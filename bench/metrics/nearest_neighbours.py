@@ -28,12 +28,13 @@ from pydantic import Field
 from bench.classifiers.train import ClassifierConfig, TrainedClassifier, predict
 from bench.data.base import Dataset
 from bench.metrics import METRICS
+from bench.metrics._intervals import mean_with_interval, normal_with_interval
 from bench.metrics._protocol import real_work
 from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import balanced_counts, labels_from_counts
 from bench.models.base import Generator
 from bench.registry import Options
-from bench.values import score, diagnostic, reference
+from bench.values import diagnostic, reference, score
 
 
 class NearestNeighboursOptions(Options):
@@ -80,7 +81,7 @@ class NearestNeighbours(Metric):
     """Nearest real training images of generated ones in classifier features; memorization gap."""
 
     Options = NearestNeighboursOptions
-    version = "1"
+    version = "2"  # 2: 95% intervals (normal, over the per-image similarities)
     # a gap above the held-out data's (about 0) means generated images sit closer to training
     # images than held-out real images do: copying. Far below means unrelated images.
     values = {"nn_similarity_gap": score("target", "memorisation", ref=True, target=0.0),
@@ -107,18 +108,27 @@ class NearestNeighbours(Metric):
         def features(x: torch.Tensor) -> torch.Tensor:
             return predict(clf, x, ctx.device, features=True) - mean
 
-        def val_similarity() -> float:
-            return float(topk_cosine(features(dataset.val_x), ref, 1, o.chunk_size)[0].mean())
+        def val_similarity() -> dict[str, float]:
+            s = topk_cosine(features(dataset.val_x), ref, 1, o.chunk_size)[0][:, 0]
+            return {"mean": float(s.mean()), "sd": float(s.double().std()), "n": int(s.numel())}
 
         key = {"classifier": o.classifier.model_dump(mode="json")}
-        val_sim = real_work(ctx, dataset, "nn_val_similarity", key, val_similarity)
+        val = real_work(ctx, dataset, "nn_val_similarity_stats", key, val_similarity)
         k = dataset.num_classes
         labels = labels_from_counts(balanced_counts(o.num_samples, np.full(k, o.num_samples)), ctx.seed)
         x = generator.sample(len(labels), labels, seed=ctx.seed)
-        gen_sim = float(topk_cosine(features(x), ref, 1, o.chunk_size)[0].mean())
+        gen = topk_cosine(features(x), ref, 1, o.chunk_size)[0][:, 0]
+        gen_sim = float(gen.mean())
         self._grid(generator, dataset, ctx, features, ref)
-        return {"gen_nn_similarity": gen_sim, "val_nn_similarity": val_sim,
-                "nn_similarity_gap": gen_sim - val_sim}
+        # 95% intervals, normal approximation over the per-image nearest-neighbour similarities
+        # (the training features are the fixed reference); the gap's variance adds the two
+        # means' variances (generated and val images are independent samples)
+        gen_var = float(gen.double().var()) / len(gen) if len(gen) > 1 else float("nan")
+        val_var = val["sd"] ** 2 / val["n"] if val["n"] > 1 else float("nan")
+        return {**mean_with_interval("gen_nn_similarity", gen.double().numpy(), gen_sim),
+                **normal_with_interval("val_nn_similarity", val["mean"], val["sd"] / val["n"] ** 0.5),
+                **normal_with_interval("nn_similarity_gap", gen_sim - val["mean"],
+                                       (gen_var + val_var) ** 0.5)}
 
     def _grid(self, generator: Generator, dataset: Dataset, ctx: Context,
               features: Callable[[torch.Tensor], torch.Tensor], ref: torch.Tensor) -> None:

@@ -4,7 +4,9 @@ short steps in latent space. Pairs z0, z1 ~ N(0, I); points at t and t + eps on 
 the mean after dropping values outside the 1st-99th percentile, as StyleGAN does.
 
 LPIPS weights cannot be downloaded here, so the feature space is configurable and defaults
-to the suite's real-trained classifier (unit-normalised penultimate features)."""
+to the suite's real-trained classifier (unit-normalised penultimate features).
+
+Interval: normal approximation of the mean of the kept per-pair distances."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pydantic import Field
 
 from bench.features.base import FeatureSpec
 from bench.metrics import METRICS
+from bench.metrics._intervals import mean_with_interval
 from bench.metrics.base import Metric
 from bench.registry import Options
 from bench.values import score
@@ -43,7 +46,7 @@ class PPL(Metric):
     """Perceptual path length in latent space (lower = smoother); needs latent access."""
 
     Options = PPLOptions
-    version = "1"
+    version = "2"  # 2: normal 95% interval
     needs_latent = True
     values = {"ppl": score("lower", "quality")}
     primary = "ppl"
@@ -71,4 +74,4 @@ class PPL(Metric):
         d = torch.cat(dists).double().numpy()
         lo, hi = np.percentile(d, [1, 99], method="lower"), np.percentile(d, [1, 99], method="higher")
         kept = d[(d >= lo[0]) & (d <= hi[1])]
-        return {"ppl": float(kept.mean())}
+        return mean_with_interval("ppl", kept, float(kept.mean()), lower=0.0)

@@ -1,6 +1,10 @@
 """Improved precision and recall (Kynkäänniemi et al. 2019, k=3): precision is the share of
 generated samples inside the real k-NN manifold, recall the share of real samples inside the
-generated one. Radii use `<=` (as torch-fidelity and StyleGAN2-ADA)."""
+generated one. Radii use `<=` (as torch-fidelity and StyleGAN2-ADA).
+
+Intervals: both are shares of samples (generated ones in the real manifold, real ones in the
+generated manifold), so Wilson intervals on those counts. They hold the noise of the samples
+counted, with the k-NN radii taken as fixed."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pydantic import Field
 
 from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
+from bench.metrics._intervals import share_with_interval
 from bench.metrics.functional import precision_recall
 from bench.values import score
 
@@ -21,9 +26,11 @@ class PrecisionRecall(FeatureMetric):
     """Improved precision (quality) and recall (coverage of the real data), k-NN manifolds."""
 
     Options = PROptions
-    version = "1"
+    version = "2"  # 2: Wilson 95% intervals
     values = {"precision": score("higher", "quality"), "recall": score("higher", "diversity")}
     primary = "precision"
 
     def score(self, real, fake, dataset, ctx):
-        return precision_recall(real, fake, k=self.options.k, device=ctx.device)
+        _, samples = precision_recall(real, fake, k=self.options.k, device=ctx.device, per_sample=True)
+        return {**share_with_interval("precision", samples["precision"]),
+                **share_with_interval("recall", samples["recall"])}

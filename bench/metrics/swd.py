@@ -10,7 +10,7 @@ from bench.metrics.base import Metric
 from bench.metrics.functional import sliced_wasserstein
 from bench.metrics.sampling import balanced_labels
 from bench.registry import Options
-from bench.values import score, diagnostic
+from bench.values import diagnostic, score
 
 
 class SWDOptions(Options):

@@ -5,7 +5,8 @@ from bench.registry import Registry
 
 MODELS: Registry[type[ModelSource]] = Registry(
     "models", ["bench.models.reference", "bench.models.samples", "bench.models.cgan",
-               "bench.models.baselines", "bench.models.callable_model", "bench.models.mlflow_model"]
+               "bench.models.baselines", "bench.models.callable_model", "bench.models.mlflow_model"],
+    base=ModelSource,
 )
 
 __all__ = ["MODELS", "BuildContext", "Generator", "ModelSource", "check_samples"]

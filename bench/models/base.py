@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -56,10 +56,18 @@ class BuildContext:
 class ModelSource(Plugin):
     """A registered way to obtain a Generator (reference, samples file, trained baseline...)."""
 
-    has_latent = False  # whether its generators expose latent_dim / sample_latent (PPL)
+    has_latent: ClassVar[bool] = False  # whether its generators expose latent_dim / sample_latent (PPL)
+    trainable: ClassVar[bool] = False  # whether `bench train` trains it (the GAN baselines)
 
     def check(self, info: DataInfo) -> None:
         """Raise BenchError when this model cannot match the dataset (shape, classes, files)."""
+
+    def serves_split(self) -> str | None:
+        """The real split ("train" or "val") whose images this source hands out, or None.
+
+        Suite validation refuses a source serving "val" in a metric that trains a classifier
+        on the model's images and tests it on val (bench.leakage)."""
+        return None
 
     @abstractmethod
     def build(self, dataset: Dataset, ctx: BuildContext) -> Generator: ...

@@ -29,9 +29,10 @@ from bench.data.base import DataInfo, Dataset
 from bench.errors import BenchError
 from bench.models import MODELS
 from bench.models.base import BuildContext, Generator, ModelSource
-from bench.models.cgan import (
+from bench.models.gan_nets import (  # noqa: F401  (ConcatDiscriminator: importable from here)
     CGANGenerator,
     CGANOptions,
+    ConcatDiscriminator,
     CondGenerator,
     ProjectionDiscriminator,
 )
@@ -46,31 +47,6 @@ class BaselineOptions(CGANOptions):
     n_critic: int | None = Field(None, ge=1, description="discriminator updates per generator "
                                  "update (default: 1, wgan_gp 5)")
     gp_weight: float = Field(10.0, ge=0, description="wgan_gp: gradient penalty weight")
-
-
-class ConcatDiscriminator(nn.Module):
-    """Label as an embedded extra channel; stride-2 convolutions; optional BatchNorm."""
-
-    def __init__(self, in_chans: int, image_size: int, num_classes: int, width: int,
-                 batchnorm: bool):
-        super().__init__()
-        self.size = image_size
-        self.embed = nn.Embedding(num_classes, image_size * image_size)
-        layers: list[nn.Module] = [nn.Conv2d(in_chans + 1, width, 3, padding=1),
-                                   nn.LeakyReLU(0.2, True)]
-        ch, s = width, image_size
-        while s > 2:
-            layers.append(nn.Conv2d(ch, ch * 2, 4, stride=2, padding=1))
-            if batchnorm:
-                layers.append(nn.BatchNorm2d(ch * 2))
-            layers.append(nn.LeakyReLU(0.2, True))
-            ch, s = ch * 2, s // 2
-        self.body = nn.Sequential(*layers)
-        self.out = nn.Linear(ch * s * s, 1)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        lab = self.embed(y).view(-1, 1, self.size, self.size)
-        return self.out(self.body(torch.cat([x, lab], 1)).flatten(1)).squeeze(1)
 
 
 # ---------------------------------------------------------------- per-arch loss steps

@@ -1,7 +1,8 @@
 """Reference generators with known quality: real data and controlled failure modes.
 
 They calibrate every metric on the user's own data: a leaderboard shows how far a model
-is from `real` and from known failures (noise, wrong labels, missing classes, copying).
+is from `real` and from known failures (noise, wrong labels, missing classes, copying,
+and `constant`: one flat grey image for every request, the floor of every metric).
 """
 
 from __future__ import annotations
@@ -21,21 +22,27 @@ from bench.registry import Options
 
 
 class ReferenceOptions(Options):
-    kind: Literal["real", "noise", "blur", "label_shuffle", "mode_drop", "memorize"] = Field(
-        "real", description="real | noise | blur | label_shuffle | mode_drop | memorize"
+    kind: Literal["real", "noise", "blur", "label_shuffle", "mode_drop", "memorize",
+                  "constant"] = Field(
+        "real", description="real | noise | blur | label_shuffle | mode_drop | memorize | constant"
     )
-    split: Literal["train", "val"] = Field("train", description="which real split is served")
+    split: Literal["train", "val"] = Field("train", description="which real split is served "
+                                           "(val: refused in metrics that train on the model's "
+                                           "images, see bench.leakage)")
     sigma: float = Field(0.3, gt=0, description="noise: std of added noise, as a fraction of 255")
     keep_classes: list[int] | None = Field(
         None, description="mode_drop: classes the generator covers (default: the first half)"
     )
     num_images: int = Field(100, ge=1, description="memorize: how many training images it replays")
     blur_sigma: float = Field(1.0, gt=0, description="blur: Gaussian blur std in pixels")
+    value: int = Field(128, ge=0, le=255, description="constant: the grey level of every pixel")
 
     @model_validator(mode="after")
     def _kind_options(self):
         if self.keep_classes is not None and self.kind != "mode_drop":
             raise ValueError("keep_classes only applies to kind: mode_drop")
+        if self.value != 128 and self.kind != "constant":  # not fields_set: dumps round-trip
+            raise ValueError("value only applies to kind: constant")
         return self
 
 
@@ -85,6 +92,8 @@ class ReferenceGenerator(PoolGenerator):
         elif kind == "mode_drop":
             missing = ~torch.from_numpy(np.isin(lab.numpy(), self.keep))
             lab[missing] = torch.from_numpy(rng.choice(self.keep, int(missing.sum())))
+        if kind == "constant":  # the requested labels, and no information about them
+            return torch.full((n, *self.image_shape), self.opts.value, dtype=torch.uint8)
         out = super().sample(n, lab, seed)
         if kind == "blur":
             out = _gaussian_blur(out, self.opts.blur_sigma)
@@ -107,6 +116,10 @@ class Reference(ModelSource):
             raise BenchError(
                 f"keep_classes {bad} out of range: the dataset has classes 0..{info.num_classes - 1}"
             )
+
+    def serves_split(self) -> str | None:
+        """Every kind but `constant` hands out (altered) images of its `split`."""
+        return None if self.options.kind == "constant" else self.options.split
 
     def build(self, dataset: Dataset, ctx: BuildContext) -> Generator:
         return ReferenceGenerator(dataset, self.options)

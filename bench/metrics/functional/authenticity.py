@@ -18,6 +18,7 @@ real-to-real distances with a *synthetic* index; we do not reproduce that.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ._knn import knn_sq_radii, nearest_neighbour
@@ -32,11 +33,14 @@ def authenticity(
     *,
     chunk_size: int | None = None,
     device: DeviceLike = None,
-) -> float:
+    per_sample: bool = False,
+) -> float | tuple[float, np.ndarray]:
     """Fraction of synthetic samples judged authentic (not copies).
 
     For independent samples from the training distribution the fraction is
     typically around or above 0.5; exact copies of training samples score 0.
+    ``per_sample=True`` returns ``(fraction, authentic)`` with the boolean
+    verdict of each synthetic sample (numpy), e.g. for a confidence interval.
     """
     dev = resolve_device(real_train, device)
     x = as_tensor(real_train, device=dev, name="real_train")
@@ -47,4 +51,6 @@ def authenticity(
         raise ValueError(f"feature dims differ: {x.shape[1]} vs {y.shape[1]}")
     r_sq = knn_sq_radii(x, 1, chunk_size)  # nearest other training sample
     d_sq, idx = nearest_neighbour(y, x, chunk_size)
-    return float((d_sq > r_sq[idx]).double().mean())
+    authentic = d_sq > r_sq[idx]
+    value = float(authentic.double().mean())
+    return (value, authentic.cpu().numpy()) if per_sample else value

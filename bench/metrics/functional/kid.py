@@ -106,7 +106,8 @@ def kid(
     seed: int = 0,
     *,
     device: DeviceLike = None,
-) -> dict[str, float]:
+    per_subset: bool = False,
+) -> dict[str, float] | tuple[dict[str, float], np.ndarray]:
     """KID between (N, d) feature arrays: ``{"kid_mean", "kid_std"}``.
 
     ``kid_std`` is the population std (ddof=0) over subsets, as in
@@ -115,7 +116,8 @@ def kid(
     are then permutations of the smaller set, so subsets no longer vary on
     that side). The kernel matrices are computed in the input precision
     (float32 or float64) with float64 sums; pass float64 features to compare
-    with another implementation at tight tolerances.
+    with another implementation at tight tolerances. ``per_subset=True``
+    returns ``(values, mmds)`` with the MMD^2 estimate of each subset.
     """
     dev = resolve_device(real, device)
     x = as_tensor(real, device=dev, name="real")
@@ -144,4 +146,5 @@ def kid(
         ix = torch.from_numpy(rng.choice(n_x, m, replace=False)).to(dev)
         iy = torch.from_numpy(rng.choice(n_y, m, replace=False)).to(dev)
         mmds[i] = _mmd2(xa[ix], ya[iy], degree, affine)
-    return {"kid_mean": float(mmds.mean()), "kid_std": float(mmds.std())}
+    out = {"kid_mean": float(mmds.mean()), "kid_std": float(mmds.std())}
+    return (out, mmds) if per_subset else out

@@ -21,6 +21,7 @@ blocks, so memory is O(chunk x N_real), never N x N.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ._knn import default_chunk_size, knn_sq_radii, pairwise_sq_dists, sq_norms
@@ -47,7 +48,10 @@ def _prdc(
     k: int,
     chunk_size: int | None,
     need_fake_radii: bool,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """The values and, per value, the per-sample quantities they are the means of (numpy,
+    on the CPU): over fakes for precision (in a real ball) and density (real balls
+    containing it / k), over reals for coverage and recall."""
     n_x, n_y = x.shape[0], y.shape[0]
     r_real = knn_sq_radii(x, k, chunk_size)
     r_fake = knn_sq_radii(y, k, chunk_size) if need_fake_radii else None
@@ -72,9 +76,15 @@ def _prdc(
         "density": float(ball_counts.double().sum() / (k * n_y)),
         "coverage": float((min_to_fake <= r_real).double().mean()),
     }
+    samples = {
+        "precision": in_real_ball.cpu().numpy(),
+        "density": ball_counts.double().div(k).cpu().numpy(),
+        "coverage": (min_to_fake <= r_real).cpu().numpy(),
+    }
     if r_fake is not None:
         out["recall"] = float(real_in_fake_ball.double().mean())
-    return out
+        samples["recall"] = real_in_fake_ball.cpu().numpy()
+    return out, samples
 
 
 def prdc(
@@ -84,16 +94,23 @@ def prdc(
     *,
     chunk_size: int | None = None,
     device: DeviceLike = None,
-) -> dict[str, float]:
+    per_sample: bool = False,
+) -> dict[str, float] | tuple[dict[str, float], dict[str, np.ndarray]]:
     """All four of precision, recall, density, coverage with one k.
 
     ``k=5`` follows Naeem et al.; Kynkäänniemi et al. use k=3 for
     precision/recall (see :func:`precision_recall`). Distances are computed
     in the input precision (float32/float64).
+
+    ``per_sample=True`` returns ``(values, samples)``: ``samples[name]`` holds
+    the per-sample quantities (numpy) whose mean is ``values[name]``, e.g. for
+    a confidence interval (fakes for precision/density, reals for recall/coverage).
     """
     x, y = _prepare(real, fake, device)
-    out = _prdc(x, y, k, chunk_size, need_fake_radii=True)
-    return {key: out[key] for key in ("precision", "recall", "density", "coverage")}
+    out, samples = _prdc(x, y, k, chunk_size, need_fake_radii=True)
+    names = ("precision", "recall", "density", "coverage")
+    values = {key: out[key] for key in names}
+    return (values, {key: samples[key] for key in names}) if per_sample else values
 
 
 def precision_recall(
@@ -103,10 +120,15 @@ def precision_recall(
     *,
     chunk_size: int | None = None,
     device: DeviceLike = None,
-) -> dict[str, float]:
-    """Improved precision and recall (Kynkäänniemi et al., 2019), k=3 by default."""
-    out = prdc(real, fake, k, chunk_size=chunk_size, device=device)
-    return {"precision": out["precision"], "recall": out["recall"]}
+    per_sample: bool = False,
+) -> dict[str, float] | tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Improved precision and recall (Kynkäänniemi et al., 2019), k=3 by default.
+
+    ``per_sample=True`` returns ``(values, samples)`` as :func:`prdc` does."""
+    out, samples = prdc(real, fake, k, chunk_size=chunk_size, device=device, per_sample=True)
+    names = ("precision", "recall")
+    values = {key: out[key] for key in names}
+    return (values, {key: samples[key] for key in names}) if per_sample else values
 
 
 def density_coverage(
@@ -116,12 +138,16 @@ def density_coverage(
     *,
     chunk_size: int | None = None,
     device: DeviceLike = None,
-) -> dict[str, float]:
+    per_sample: bool = False,
+) -> dict[str, float] | tuple[dict[str, float], dict[str, np.ndarray]]:
     """Density and coverage (Naeem et al., 2020), k=5 by default.
 
     Skips the fake-side k-NN radii (only recall needs them), so it costs
-    about two thirds of :func:`prdc`.
+    about two thirds of :func:`prdc`. ``per_sample=True`` returns
+    ``(values, samples)`` as :func:`prdc` does.
     """
     x, y = _prepare(real, fake, device)
-    out = _prdc(x, y, k, chunk_size, need_fake_radii=False)
-    return {"density": out["density"], "coverage": out["coverage"]}
+    out, samples = _prdc(x, y, k, chunk_size, need_fake_radii=False)
+    names = ("density", "coverage")
+    values = {key: out[key] for key in names}
+    return (values, {key: samples[key] for key in names}) if per_sample else values

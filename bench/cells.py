@@ -1,0 +1,61 @@
+"""What a suite expands to: a `Spec` per named dataset, model and metric, and a `Cell` per
+(model, dataset, metric, repeat). Pure data: this module imports no plugin, executor,
+tracking or torch code, so that the suite (which builds cells) and the executors (which run
+them) can both import it without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from bench.registry import Options, Plugin
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One named entry of `datasets`, `models` or `metrics`, with validated options."""
+
+    section: str
+    key: str
+    plugin: str
+    options: Options
+    cls: type[Plugin] = field(compare=False, repr=False)
+
+    def instance(self) -> Any:
+        return self.cls(self.options)
+
+    def resolved(self) -> dict[str, Any]:
+        """Plugin name and every option with defaults filled in: what a cell key hashes."""
+        return {"plugin": self.plugin, **self.options.model_dump(mode="json"), **self._fingerprint}
+
+    @cached_property
+    def _fingerprint(self) -> dict[str, Any]:  # e.g. a samples file's hash: computed once
+        return self.instance().fingerprint()
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: Spec
+    dataset: Spec
+    metric: Spec
+    repeat: int
+    seed: int
+    key: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.key} x {self.dataset.key} x {self.metric.key} [seed {self.seed}]"
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a suite's `device:` value (`auto`: CUDA when present)."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
