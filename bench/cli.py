@@ -8,11 +8,14 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 from bench.compare import FORMATS as COMPARE_FORMATS
 from bench.errors import BenchError
 from bench.leaderboard import FORMATS as LEADERBOARD_FORMATS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _quiet_libraries() -> None:
@@ -177,7 +180,7 @@ def _compare_config(args: argparse.Namespace):
     return CompareConfig(threshold=args.threshold, thresholds=per, z=args.z)
 
 
-def _compare_runs(tracker, name: str, base: str, new: str, history: int, cfg) -> tuple[str, object]:
+def _compare_runs(tracker, name: str, base: str, new: str, history: int, cfg) -> tuple[str, pd.DataFrame]:
     from bench.compare import compare
 
     finished = tracker.suite_runs(name, limit=history + 2)

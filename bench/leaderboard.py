@@ -237,7 +237,8 @@ def build_leaderboard(runs: pd.DataFrame, sort_by: str | None = None) -> list[Ta
         if key is not None:
             good = t.goodness()[key]
             order = good.sort_values(ascending=False, na_position="last").index
-            t = Table(t.dataset, *(f.loc[order] for f in (t.mean, t.std, t.n, t.lo, t.hi)), t.values,
+            mean, std, n, lo, hi = (f.loc[order] for f in (t.mean, t.std, t.n, t.lo, t.hi))
+            t = Table(t.dataset, mean, std, n, lo, hi, t.values,
                       ref, key, primaries, t.targets.loc[order], source, held_out, data)
         ds_cells = cells[cells["dataset"] == ds].drop(columns="dataset").sort_values(
             ["model", "metric", "repeat"]).reset_index(drop=True)
@@ -355,6 +356,7 @@ def fmt_value(m: float, s: float = np.nan, n: float = 1, lo: float = np.nan, hi:
     d = decimals_for(u)
     if d is None:
         return f"{m:.4g}"
+    m, s, lo, hi = (x if pd.isna(x) or round(x, d) != 0 else 0.0 for x in (m, s, lo, hi))  # no "-0.00"
     if n > 1 and not pd.isna(s):
         return f"{m:.{d}f} ± {s:.{d}f}"
     if not pd.isna(lo) and not pd.isna(hi):

@@ -19,6 +19,7 @@ from bench.executors import EXECUTORS, Executor, check_store
 from bench.executors.worker import PROCESS_SHARED, CellOutcome, WorkerEnv
 from bench.suite import Cell, Suite
 from bench.tracking import TAG, Tracker, git_commit, package_version, resolve_uri
+from bench.values import is_interval
 
 
 @dataclass
@@ -115,7 +116,7 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
             result = CellOutcome(cell, "failed", error=msg)
         done[cell.key] = result
         n = sum(o.status != "cached" for o in done.values())
-        vals = "  ".join(f"{k}={v:.4g}" for k, v in result.values.items())
+        vals = "  ".join(f"{k}={v:.4g}" for k, v in result.values.items() if not is_interval(k))
         _log(f"[{n}/{len(pending)}] {cell.label}: {result.status} in {result.seconds:.1f}s  {vals}"
              + (f"\n    {result.error.strip().splitlines()[-1]}" if result.error else ""))
 

@@ -48,7 +48,8 @@ class Problems:
     """Collects every validation error with its file, line and key."""
 
     def __init__(self, file: str, lines: dict[tuple, int]):
-        self.file, self.lines, self.items = file, lines, []
+        self.file, self.lines = file, lines
+        self.items: list[str] = []
 
     def add(self, path: tuple, msg: str) -> None:
         line = None
@@ -149,7 +150,11 @@ class Suite:
 
 
 def cell_key(model: Spec, dataset: Spec, metric: Spec, seed: int) -> str:
+    # the model's name is part of its identity: two names with the same options are two rows
+    # (their generator work is still shared through the content-keyed caches), and a rename
+    # shows the new name instead of resuming under the old one
     return stable_hash({
+        "model_name": model.key,
         "model": model.resolved(), "dataset": dataset.resolved(), "metric": metric.resolved(),
         "metric_version": getattr(metric.cls, "version", "1"), "seed": seed,
     })
@@ -298,8 +303,8 @@ def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
     if not triples and not problems.items:
         problems.add(("cells",), "selects no cells. Check the names and `exclude` rules.")
     for (m, d, t), msg in leaking_cells(specs["models"], specs["metrics"], triples):
-        where = ("cells", block_of[(m, d, t)])  # the block's line; the model's without `cells:`
-        problems.add(where if where in problems.lines else ("models", m), msg)
+        at = ("cells", block_of[(m, d, t)])  # the block's line; the model's without `cells:`
+        problems.add(at if at in problems.lines else ("models", m), msg)
 
     if check_resources:
         _check_resources(specs, triples, problems)
@@ -311,8 +316,8 @@ def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
             continue
         for r in range(sf.repeats):
             seed = sf.seed + r
-            ms, ds_, ts = specs["models"][m], specs["datasets"][d], specs["metrics"][t]
-            cells.append(Cell(ms, ds_, ts, r, seed, cell_key(ms, ds_, ts, seed)))
+            mod, dat, met = specs["models"][m], specs["datasets"][d], specs["metrics"][t]
+            cells.append(Cell(mod, dat, met, r, seed, cell_key(mod, dat, met, seed)))
     return Suite(
         path=path, text=text, name=sf.name, experiment=sf.experiment or sf.name,
         tracking_uri=sf.tracking_uri, seed=sf.seed, repeats=sf.repeats, device=sf.device,

@@ -120,7 +120,8 @@ def run_cell(cell: Cell, tracker: Tracker, parent: str, shared: Shared, progress
         f"{TAG}metric_version": metric_cls.version, f"{TAG}cell_key": cell.key,
         f"{TAG}repeat": str(cell.repeat), f"{TAG}seed": str(cell.seed),
         f"{TAG}version": package_version(),
-        f"{TAG}reference": "true" if cell.model.plugin == "reference" else "false",
+        f"{TAG}reference": "true" if cell.model.plugin == "reference"
+        and not getattr(cell.model.options, "ranked", False) else "false",
         f"{TAG}primary": metric_cls.primary,
     }
     t0 = time.perf_counter()

@@ -36,6 +36,8 @@ class ReferenceOptions(Options):
     num_images: int = Field(100, ge=1, description="memorize: how many training images it replays")
     blur_sigma: float = Field(1.0, gt=0, description="blur: Gaussian blur std in pixels")
     value: int = Field(128, ge=0, le=255, description="constant: the grey level of every pixel")
+    ranked: bool = Field(False, description="rank this calibration row among the models "
+                         "(guard-rail suites); by default reference rows are shown apart, unranked")
 
     @model_validator(mode="after")
     def _kind_options(self):
@@ -79,8 +81,8 @@ class ReferenceGenerator(PoolGenerator):
         # real images the suite's classifiers and generators never trained on: the row whose
         # values are the targets of `ref` ideals (bench.values)
         self.tags = {"held_out": "true"} if opts.kind == "real" and opts.split == "val" else {}
-        keep = opts.keep_classes if opts.keep_classes is not None else list(range(max(1, k // 2)))
-        self.keep = np.array(sorted(set(keep)))
+        classes = opts.keep_classes if opts.keep_classes is not None else list(range(max(1, k // 2)))
+        self.keep = np.array(sorted(set(classes)))
 
     def sample(self, n: int, labels: torch.Tensor, seed: int) -> torch.Tensor:
         rng = np.random.default_rng(seed + 7919)
@@ -109,6 +111,7 @@ class Reference(ModelSource):
     """Real images (upper bound) or a controlled failure mode of them (noise, wrong labels...)."""
 
     Options = ReferenceOptions
+    options: ReferenceOptions
 
     def check(self, info: DataInfo) -> None:
         bad = [c for c in (self.options.keep_classes or []) if not 0 <= c < info.num_classes]
