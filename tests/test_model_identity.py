@@ -1,0 +1,37 @@
+"""A model's name in the suite is how people know it: two names with the same options are two
+rows, and a rename shows the new name instead of resuming under the old one."""
+
+from bench.leaderboard import build_leaderboard
+from bench.runner import run_suite
+from bench.suite import load_suite
+from bench.tracking import Tracker
+
+SUITE = """\
+name: ident
+datasets:
+  digits: {source: digits}
+models:
+  a_noise: {source: reference, kind: noise}
+  b_noise: {source: reference, kind: noise}
+metrics:
+  test_constant: {}
+"""
+
+
+def test_two_names_with_the_same_options_are_two_rows(write_suite, tracking_uri):
+    suite = load_suite(write_suite(SUITE))
+    assert len({c.key for c in suite.cells}) == 2
+    report = run_suite(suite, tracking_uri=tracking_uri, progress=False)
+    assert [o.status for o in report.outcomes] == ["finished", "finished"]
+    (t,) = build_leaderboard(Tracker(tracking_uri, "ident").cell_runs(suite="ident"))
+    assert sorted(t.mean.index) == ["a_noise", "b_noise"]
+
+
+def test_a_rename_shows_the_new_name(write_suite, tracking_uri):
+    run_suite(load_suite(write_suite(SUITE)), tracking_uri=tracking_uri, progress=False)
+    renamed = load_suite(write_suite(SUITE.replace("b_noise", "c_noise")))
+    report = run_suite(renamed, tracking_uri=tracking_uri, progress=False)
+    assert [o.status for o in report.outcomes] == ["cached", "finished"]
+    runs = Tracker(tracking_uri, "ident").cell_runs(suite="ident", run_ids=[o.run_id for o in report.outcomes])
+    (t,) = build_leaderboard(runs)
+    assert sorted(t.mean.index) == ["a_noise", "c_noise"]
