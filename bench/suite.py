@@ -44,6 +44,25 @@ def _line_map(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dic
     return out
 
 
+def _duplicate_keys(node: yaml.Node, path: str = "") -> list[tuple[str, int, int]]:
+    """(dotted key, first line, repeated line) for every key defined twice in one mapping."""
+    out: list[tuple[str, int, int]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for k, v in node.value:
+            key = f"{path}.{k.value}" if path else str(k.value)
+            line = k.start_mark.line + 1
+            if k.value in seen:
+                out.append((key, seen[k.value], line))
+            else:
+                seen[k.value] = line
+            out.extend(_duplicate_keys(v, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            out.extend(_duplicate_keys(v, f"{path}[{i}]"))
+    return out
+
+
 class Problems:
     """Collects every validation error with its file, line and key."""
 
@@ -238,14 +257,23 @@ def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
     if not path.is_file():
         raise BenchError(f"suite file {path} not found. Pass the path of a YAML suite, "
                          "e.g. suites/quickstart.yaml.")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise BenchError(f"{path}: not a text file (not UTF-8). A suite is a YAML file, e.g. "
+                         "suites/quickstart.yaml.") from None
     try:
         node = yaml.compose(text)
+        duplicates = _duplicate_keys(node) if node is not None else []
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise BenchError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}. Fix the syntax.") from None
+    if duplicates:
+        raise BenchError("\n".join(
+            f"{path}:{second}: {key}: defined twice (first at line {first}); YAML keeps only the "
+            "last one silently. Rename or remove one." for key, first, second in duplicates))
     if not isinstance(data, dict):
         raise BenchError(f"{path}: a suite is a YAML mapping with name, datasets, models, metrics, cells.")
     problems = Problems(str(path), _line_map(node) if node is not None else {})

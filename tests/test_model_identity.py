@@ -35,3 +35,25 @@ def test_a_rename_shows_the_new_name(write_suite, tracking_uri):
     runs = Tracker(tracking_uri, "ident").cell_runs(suite="ident", run_ids=[o.run_id for o in report.outcomes])
     (t,) = build_leaderboard(runs)
     assert sorted(t.mean.index) == ["a_noise", "c_noise"]
+
+
+def test_duplicate_keys_are_refused_with_both_lines(write_suite):
+    import pytest
+
+    from bench.errors import BenchError
+
+    text = SUITE.replace("  b_noise: {source: reference, kind: noise}\n",
+                         "  a_noise: {source: reference, kind: blur}\n")
+    with pytest.raises(BenchError, match=r"suite.yaml:6: models.a_noise: defined twice \(first at line 5\)"):
+        load_suite(write_suite(text))
+
+
+def test_a_binary_file_is_refused_clearly(tmp_path):
+    import pytest
+
+    from bench.errors import BenchError
+
+    p = tmp_path / "suite.yaml"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    with pytest.raises(BenchError, match="not a text file"):
+        load_suite(p)
