@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 
 from tqdm.auto import tqdm
@@ -43,12 +44,25 @@ class SuiteReport:
         import pandas as pd
 
         rows = [{"cell": o.cell.label, "status": o.status, "seconds": round(o.seconds, 1),
-                 "run_id": o.run_id or "", "error": o.error.splitlines()[-1][:80] if o.error else ""}
+                 "run_id": o.run_id or "", "error": user_message(o.error).splitlines()[0][:80] if o.error else ""}
                 for o in self.outcomes]
         head = (f"{self.count('finished')} finished, {self.count('cached')} cached, "
                 f"{self.count('failed')} failed, {self.count('killed')} killed"
                 f"{' (interrupted)' if self.interrupted else ''}")
         return head + "\n\n" + pd.DataFrame(rows).to_markdown(index=False) if rows else head
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def user_message(error: str) -> str:
+    """What the console shows for a failed cell: a user mistake (BenchError) in full, with its
+    model and file; a crash as its last traceback line (the whole traceback is the run's
+    error.txt). Terminal colour codes from third-party messages are removed."""
+    text = _ANSI.sub("", error).strip()
+    if text.startswith("Traceback"):
+        return text.splitlines()[-1] + "  (traceback: error.txt of the cell's run)"
+    return text.replace("\n", "\n    ")
 
 
 def _log(msg: str) -> None:
@@ -118,7 +132,7 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
         n = sum(o.status != "cached" for o in done.values())
         vals = "  ".join(f"{k}={v:.4g}" for k, v in result.values.items() if not is_interval(k))
         _log(f"[{n}/{len(pending)}] {cell.label}: {result.status} in {result.seconds:.1f}s  {vals}"
-             + (f"\n    {result.error.strip().splitlines()[-1]}" if result.error else ""))
+             + (f"\n    {user_message(result.error)}" if result.error else ""))
 
     interrupted = executor.run(pending, env, on_result) if pending else False
     if interrupted:
