@@ -52,11 +52,11 @@ def test_run_then_leaderboard(write_suite, tmp_path, capsys):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     assert main(["run", str(suite), "--tracking-uri", uri, "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "gan_test_acc ↑" in out and "2 finished" in out
+    assert "gan_test_acc →real_val_acc" in out and "2 finished" in out
     csv = tmp_path / "board.csv"
     assert main(["leaderboard", str(suite), "--tracking-uri", uri, "--format", "csv", "--out", str(csv)]) == 0
     lines = csv.read_text().splitlines()
-    assert lines[0].startswith("dataset,model,reference,value,mean,std,n")
+    assert lines[0].startswith("dataset,model,reference,value,role,ideal,aspect,target,primary,mean")
     assert any(line.startswith("digits,real,True,gan_test_acc") for line in lines)
     assert main(["leaderboard", "tiny", "--tracking-uri", uri]) == 0
     md = capsys.readouterr().out
