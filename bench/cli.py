@@ -191,8 +191,9 @@ def _compare_runs(tracker, name: str, base: str, new: str, history: int, cfg) ->
                 raise BenchError(f"suite '{name}' has no finished suite run to compare.")
             return pool[0]
         if which == "previous":
-            if len(pool) < 2 and exclude is None:
-                raise BenchError(f"suite '{name}' has fewer than two finished runs: nothing to compare.")
+            if len(pool) < (2 if exclude is None else 1):
+                raise BenchError(f"suite '{name}' has fewer than two finished runs: nothing to "
+                                 "compare yet. Run the suite again (or `bench nightly`) first.")
             return pool[1] if exclude is None else pool[0]
         return which
     new_id = pick(new)
@@ -222,8 +223,8 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     from bench.suite import load_suite
 
     suite = load_suite(args.suite)
-    report = run_suite(suite, tracking_uri=args.tracking_uri, force=True, progress=False,
-                       cache_dir=args.cache_dir)
+    report = run_suite(suite, tracking_uri=args.tracking_uri, force=True,
+                       progress=not args.no_progress, cache_dir=args.cache_dir)
     print(report.leaderboard)
     print(report.summary())
     from bench.tracking import Tracker
@@ -418,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     nt.add_argument("--tracking-uri")
     nt.add_argument("--cache-dir")
     nt.add_argument("--out", help="write the leaderboard (markdown) here")
+    nt.add_argument("--no-progress", action="store_true", help="no progress bars (as in `bench run`)")
     compare_opts(nt)
     nt.set_defaults(func=cmd_nightly)
 

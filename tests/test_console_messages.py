@@ -10,3 +10,23 @@ def test_user_mistakes_are_shown_whole_and_crashes_by_their_last_line():
     crash = 'Traceback (most recent call last):\n  File "x.py", line 1\nKeyError: 101\n'
     assert user_message(crash) == "KeyError: 101  (traceback: error.txt of the cell's run)"
     assert user_message("\x1b[31mRuntimeError\x1b[0m: boom") == "RuntimeError: boom"
+
+
+def test_compare_with_a_single_suite_run_says_so(write_suite, tmp_path, capsys):
+    from bench.cli import main
+
+    suite = write_suite("""\
+name: once
+datasets:
+  digits: {source: digits}
+models:
+  r: {source: reference, kind: real}
+metrics:
+  test_constant: {}
+""")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert main(["run", str(suite), "--tracking-uri", uri, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(suite), "--tracking-uri", uri]) == 2
+    assert "fewer than two finished runs" in capsys.readouterr().err
+    assert main(["nightly", str(suite), "--tracking-uri", uri, "--no-progress", "--history", "0"]) == 0
