@@ -12,6 +12,8 @@ import json
 import os
 import subprocess
 import time
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Dataset as MlflowDataset
-from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, Run, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 import bench
@@ -68,6 +70,8 @@ class Tracker:
         mlflow.set_tracking_uri(uri)
         self.client = MlflowClient(uri)
         if experiment_id is None:
+            if experiment is None:
+                raise ValueError("Tracker needs an experiment name or an experiment id")
             try:
                 exp = self.client.get_experiment_by_name(experiment)
             except Exception as e:  # a wrong URI surfaces here first
@@ -83,7 +87,7 @@ class Tracker:
             tags[MLFLOW_PARENT_RUN_ID] = parent
         return self.client.create_run(self.experiment_id, tags=tags, run_name=name).info.run_id
 
-    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+    def set_tags(self, run_id: str, tags: Mapping[str, object]) -> None:
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_params(self, run_id: str, params: dict[str, str]) -> None:
@@ -208,9 +212,11 @@ class Tracker:
         self.log_params(rid, flatten(params))
         for i, step in enumerate(history.get("step", [])):
             self.log_metrics(rid, {k: v[i] for k, v in history.items() if k != "step"}, step=int(step))
-        with mlflow.start_run(run_id=rid, nested=True):
+        with mlflow.start_run(run_id=rid, nested=True), warnings.catch_warnings():
             # pickle format: the module class is importable wherever `bench` is installed, and
-            # the traced pt2 format would need an example input per generator signature
+            # the traced pt2 format would need an example input per generator signature; MLflow
+            # warns about that choice on every call, which only clutters a suite's output
+            warnings.simplefilter("ignore")
             mlflow.pytorch.log_model(model, name=name, serialization_format="pickle",
                                      pip_requirements=[f"torch=={_torch_version()}", "gan-bench"])
         self.end(rid, "FINISHED")
@@ -236,7 +242,7 @@ class Tracker:
         filt = [f"tags.`{TAG}kind` = 'cell'", "attributes.status = 'FINISHED'"]
         if suite:
             filt.append(f"tags.`{TAG}suite` = '{suite}'")
-        runs = []
+        runs: list[Run] = []
         token = None
         while True:
             page = self.client.search_runs([self.experiment_id], " and ".join(filt),
