@@ -30,3 +30,16 @@ metrics:
     assert main(["compare", str(suite), "--tracking-uri", uri]) == 2
     assert "fewer than two finished runs" in capsys.readouterr().err
     assert main(["nightly", str(suite), "--tracking-uri", uri, "--no-progress", "--history", "0"]) == 0
+
+
+def test_callable_targets_can_be_restricted_for_shared_runners(monkeypatch):
+    import pytest
+
+    from bench.errors import BenchError
+    from bench.models.callable_model import resolve_target
+
+    assert resolve_target("os:getcwd")  # no allow-list: a suite is code, like a Makefile
+    monkeypatch.setenv("BENCH_ALLOWED_MODULES", "bench.models, torchvision.models")
+    with pytest.raises(BenchError, match="'os' is not in BENCH_ALLOWED_MODULES"):
+        resolve_target("os:system")
+    assert resolve_target("bench.models.cgan:CGAN")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import os
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -46,8 +47,24 @@ class CallableOptions(TorchModelOptions):
                                      "(runs code from the file: only for files you trust)")
 
 
+def check_allowed(target: str) -> None:
+    """A suite is code, like a Makefile: `target` imports and calls any function (`os:system`
+    too). Shared runners that execute other people's suites set BENCH_ALLOWED_MODULES to a
+    comma-separated list of module prefixes (e.g. `mylab.models,torchvision.models`); any other
+    target is refused before it is imported."""
+    allowed = [m.strip() for m in os.environ.get("BENCH_ALLOWED_MODULES", "").split(",") if m.strip()]
+    if not allowed:
+        return
+    mod_name = target.partition(":")[0]
+    if not any(mod_name == m or mod_name.startswith(m + ".") for m in allowed):
+        raise BenchError(f"model target '{target}': module '{mod_name}' is not in "
+                         f"BENCH_ALLOWED_MODULES ({', '.join(allowed)}). Add it there if you trust "
+                         "it, or use a model from an allowed module.")
+
+
 def resolve_target(target: str) -> Callable[..., Any]:
     """Import 'module:attr' (attr may be dotted), with errors that say what to fix."""
+    check_allowed(target)
     mod_name, _, attr = target.partition(":")
     try:
         obj: Any = importlib.import_module(mod_name)
@@ -126,6 +143,7 @@ class CallableModel(ModelSource):
     """A torch generator from your own code ('module:attr'), with an optional checkpoint."""
 
     Options = CallableOptions
+    options: CallableOptions
     has_latent = True
 
     def check(self, info: DataInfo) -> None:
