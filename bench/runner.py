@@ -72,9 +72,6 @@ def _log(msg: str) -> None:
 def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False,
               progress: bool = True, cache_dir: str | None = None,
               executor: Executor | None = None) -> SuiteReport:
-    from bench.html_report import default_ui_url, html_report, mlflow_access
-    from bench.leaderboard import build_leaderboard, render
-
     uri = resolve_uri(tracking_uri, suite.tracking_uri)
     executor = executor or EXECUTORS.get("local")()
     if executor.distributed():
@@ -96,7 +93,7 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
         # never re-log the params `mlflow run` logged; give the run the suite's name
         tracker.set_tags(parent, {**suite_tags, "mlflow.runName": suite.name})
     else:
-        parent = tracker.create_run(suite.name, suite_tags)
+        parent = tracker.create_parent(suite.name, suite_tags)
         tracker.log_params(parent, {"seed": str(suite.seed), "repeats": str(suite.repeats),
                                     "device": suite.device, "suite_file": str(suite.path),
                                     "num_cells": str(len(suite.cells))})
@@ -145,8 +142,37 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
     report = SuiteReport(suite, parent, uri, tracker.experiment_id, outcomes, interrupted=interrupted)
     cells_map = {o.cell.key: {"run_id": o.run_id, "status": o.status, "label": o.cell.label}
                  for o in outcomes}
-    tracker.log_text(parent, json.dumps(cells_map, indent=1), "cells.json")
+    try:
+        tracker.log_text(parent, json.dumps(cells_map, indent=1), "cells.json")
+    except Exception as e:  # noqa: BLE001 - the store went away after the cells ran
+        _log(f"cells.json could not be logged ({type(e).__name__}: {str(e)[:200]})")
     run_ids = [o.run_id for o in outcomes if o.status in ("finished", "cached") and o.run_id]
+    try:
+        _log_boards(report, tracker, parent, suite, run_ids, uri)
+    except Exception as e:  # noqa: BLE001 - the cells are logged; a board can be rebuilt later
+        _log(f"the leaderboard could not be written ({type(e).__name__}: {str(e)[:300]}); the "
+             f"cell runs are kept: rebuild it with `bench leaderboard {suite.path}`")
+    try:
+        _close(report, tracker, parent, env)
+    except Exception as e:  # noqa: BLE001 - e.g. the store turned read-only mid-run
+        _log(f"the suite run could not be closed in MLflow ({type(e).__name__}: {str(e)[:300]}); "
+             "the next run of the suite closes it")
+    heartbeat.stop()
+    if not attach:
+        try:
+            if outer:
+                tracker.log_text(outer, report.leaderboard or "(no finished runs)\n", "leaderboard.md")
+            tracker.end(parent, "KILLED" if interrupted else ("FINISHED" if report.ok else "FAILED"))
+        except Exception:  # noqa: BLE001 - reported above; the lease expires and is taken over
+            pass
+    return report
+
+
+def _log_boards(report: SuiteReport, tracker: Tracker, parent: str, suite: Suite,
+                run_ids: list[str], uri: str) -> None:
+    from bench.html_report import default_ui_url, html_report, mlflow_access
+    from bench.leaderboard import build_leaderboard, render
+
     if run_ids:
         board = build_leaderboard(tracker.cell_runs(suite=suite.name, run_ids=run_ids))
         report.leaderboard = render(board, "markdown")
@@ -155,15 +181,12 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
         tracker.log_text(parent, html_report(board, *mlflow_access(tracker.client), title=f"Leaderboard: {suite.name}",
                                              experiment_id=tracker.experiment_id, ui_url=default_ui_url(uri)),
                          "leaderboard.html")
+
+
+def _close(report: SuiteReport, tracker: Tracker, parent: str, env: WorkerEnv) -> None:
     tracker.log_text(parent, report.summary(), "summary.md")
     tracker.set_tags(parent, {f"{TAG}finished": report.count("finished"),
                               f"{TAG}cached": report.count("cached"),
                               f"{TAG}failed": report.count("failed")})
     local = PROCESS_SHARED.get(env)  # workers in other processes keep their own counts
-    _log(local.cache.report() if local else f"cache: {cache.root} (hits counted in the workers)")
-    heartbeat.stop()
-    if outer and not attach:
-        tracker.log_text(outer, report.leaderboard or "(no finished runs)\n", "leaderboard.md")
-    if not attach:
-        tracker.end(parent, "KILLED" if interrupted else ("FINISHED" if report.ok else "FAILED"))
-    return report
+    _log(local.cache.report() if local else f"cache: {env.cache_dir} (hits counted in the workers)")

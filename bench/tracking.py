@@ -64,8 +64,32 @@ def git_commit(path: Path) -> str | None:
     return r.stdout.strip() or None if r.returncode == 0 else None
 
 
+def probe(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast on a tracking server that does not answer: MLflow's client retries with
+    backoff for minutes before it says anything. One GET of the server's /health."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
+            if r.status < 500:
+                return
+            reason = f"HTTP {r.status}"
+    except urllib.error.HTTPError as e:
+        if e.code < 500:  # an answer (e.g. an auth proxy): reachable; MLflow reports the rest
+            return
+        reason = f"HTTP {e.code}"
+    except (urllib.error.URLError, OSError) as e:
+        reason = str(getattr(e, "reason", e))
+    raise BenchError(f"the MLflow tracking server {uri} does not answer ({reason}) within "
+                     f"{timeout:.0f}s. Start it, or check --tracking-uri / MLFLOW_TRACKING_URI.")
+
+
 class Tracker:
     def __init__(self, uri: str, experiment: str | None = None, experiment_id: str | None = None):
+        probe(uri)
         self.uri = uri
         mlflow.set_tracking_uri(uri)
         self.client = MlflowClient(uri)
@@ -86,6 +110,26 @@ class Tracker:
         if parent:
             tags[MLFLOW_PARENT_RUN_ID] = parent
         return self.client.create_run(self.experiment_id, tags=tags, run_name=name).info.run_id
+
+    def create_parent(self, name: str, tags: dict[str, str]) -> str:
+        """The suite's run, the first write of a suite: a store that refuses writes (a
+        read-only SQLite file, a read-only server) is reported here, before any work."""
+        import logging
+
+        logging.disable(logging.CRITICAL)  # MLflow logs the SQL, parameters and a traceback first
+        try:
+            return self.create_run(name, tags)
+        except Exception as e:  # noqa: BLE001
+            text = str(e)
+            hint = ("the database file or its folder is read-only: fix its permissions or pass "
+                    "another --tracking-uri" if "readonly" in text.replace("-", "").lower()
+                    else "check the tracking store and your permissions")
+            lines = [ln for ln in text.strip().splitlines() if "Error" in ln] or text.strip().splitlines()
+            first = lines[0][:300] if lines else type(e).__name__
+            raise BenchError(f"the MLflow tracking store {self.uri} refused to create the suite "
+                             f"run ({first}): {hint}.") from None
+        finally:
+            logging.disable(logging.NOTSET)
 
     def set_tags(self, run_id: str, tags: Mapping[str, object]) -> None:
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
