@@ -32,8 +32,10 @@ from bench.leaderboard import (
     Table,
     _cell_text,
     _data_text,
+    _score_groups,
     best_mask,
     legend,
+    ranking_agreement,
     summarize,
     summary_frame,
 )
@@ -108,7 +110,7 @@ def collect_images(tables: list[Table], fetch_artifact: FetchArtifact,
         for name in sorted(names):
             data = fetch_artifact(run_id, name)
             mime = image_mime(data) if data and len(data) <= max_bytes else None
-            if mime:
+            if mime and data:  # (mime is only set for data)
                 images.append(Image(model, dataset, metric, run_id, name, mime,
                                     base64.b64encode(data).decode("ascii")))
     return images
@@ -273,8 +275,8 @@ def _dataset_table(t: Table, anchors: dict[str, str]) -> str:
     """One dataset: the scores (competing models, then reference rows under a divider), the
     diagnostics (never bold), the data's own reference values, and the legend."""
     parts = []
-    if t.scores:
-        parts.append(_value_table(t, t.scores, anchors, True))
+    for title, cols, _ in _score_groups(t) if t.scores else []:
+        parts.append((f"<h3>{escape(title)}</h3>" if title else "") + _value_table(t, cols, anchors, True))
     diag = [c for c in t.diagnostics if t.mean[c].notna().any()]
     if diag:
         parts.append("<h3>Diagnostics (shown, not ranked)</h3>" + _value_table(t, diag, anchors, False))
@@ -282,6 +284,12 @@ def _dataset_table(t: Table, anchors: dict[str, str]) -> str:
         items = "".join(f"<li><code>{escape(str(r['value']))}</code> {escape(_data_text(r))}</li>"
                         for _, r in t.data.iterrows())
         parts.append(f"<h3>Data reference (the same for every model)</h3><ul>{items}</ul>")
+    ag = ranking_agreement(t)
+    if not ag.empty:
+        items = "".join(f"<li><code>{escape(r.a)}</code> vs <code>{escape(r.b)}</code>: ρ = {r.rho:+.2f} "
+                        f"(p = {r.p:.2g}, {r.models} models)</li>" for r in ag.itertuples())
+        parts.append("<h3>Ranking agreement</h3><p class=\"note\">Spearman's ρ of the two rankings, "
+                     f"each oriented best-first (1 = same order).</p><ul>{items}</ul>")
     parts.append(f'<p class="note">sorted by {escape(str(t.sort_by))}; {escape(legend(t))} '
                  "Click a header to sort best first.</p>")
     return "".join(parts)

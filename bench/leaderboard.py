@@ -334,6 +334,44 @@ def summarize(tables: list[Table]) -> pd.DataFrame:
     return out.set_index("model")[columns]
 
 
+# ------------------------------------------------------------------ ranking agreement
+
+# Pairs whose agreement the paper's argument rests on: TSTR (GAN-train) vs TSTS (does a
+# ranking on synthetic test data carry over? the skin-lesion study's use of TSTS), and
+# GAN-train vs FID (Shmelkov et al.: they disagree, which is why GAN-train exists).
+AGREEMENT_PAIRS = (("gan_train_acc", "tsts_acc"), ("gan_train_acc", "fid"),
+                   ("gan_train_acc", "gan_test_acc"), ("fid", "intra_fid"))
+
+
+def ranking_agreement(t: Table, min_models: int = 3) -> pd.DataFrame:
+    """Spearman's rho between the rankings two values give the competing models, each
+    oriented by its ideal (rho = 1: the same order of better to worse), with its p-value
+    (scipy.stats.spearmanr). Pairs with fewer than `min_models` common models are left out."""
+    from scipy.stats import spearmanr
+
+    good = t.goodness().loc[t.ranked]
+    rows = []
+    for a, b in AGREEMENT_PAIRS:
+        if a not in good.columns or b not in good.columns:
+            continue
+        both = good[[a, b]].dropna()
+        if len(both) < min_models or both[a].nunique() < 2 or both[b].nunique() < 2:
+            continue
+        rho, p = spearmanr(both[a], both[b])
+        rows.append({"a": a, "b": b, "rho": float(rho), "p": float(p), "models": len(both)})
+    return pd.DataFrame(rows, columns=["a", "b", "rho", "p", "models"])
+
+
+def _agreement_text(t: Table) -> str:
+    ag = ranking_agreement(t)
+    if ag.empty:
+        return ""
+    items = [f"`{r.a}` vs `{r.b}` ρ = {r.rho:+.2f} (p = {r.p:.2g}, {r.models} models)"
+             for r in ag.itertuples()]
+    return ("**Ranking agreement** (Spearman's ρ of the two rankings, each oriented best-first; "
+            "1 = same order): " + "; ".join(items) + "\n")
+
+
 # ------------------------------------------------------------------ numbers as text
 
 
@@ -355,7 +393,7 @@ def fmt_value(m: float, s: float = np.nan, n: float = 1, lo: float = np.nan, hi:
         return ""
     d = decimals_for(u)
     if d is None:
-        return f"{m:.4g}"
+        return f"{0.0 if abs(m) < 1e-9 else m:.4g}"  # float noise of an exact 0 reads as 0
     m, s, lo, hi = (x if pd.isna(x) or round(x, d) != 0 else 0.0 for x in (m, s, lo, hi))  # no "-0.00"
     if n > 1 and not pd.isna(s):
         return f"{m:.{d}f} ± {s:.{d}f}"
@@ -457,6 +495,7 @@ def _json(tables: list[Table]) -> str:
             "dataset": t.dataset, "sort_by": t.sort_by, "primaries": t.rank_columns,
             "held_out": t.held_out,
             "values": {c: _value_meta(t, c) for c in t.mean.columns},
+            "agreement": ranking_agreement(t).to_dict("records"),
             "data": [{"value": r["value"], "mean": _num(r["mean"]), "ci_low": _num(r["lo"]),
                       "ci_high": _num(r["hi"])} for _, r in t.data.iterrows()],
             "rows": [{"model": m, "reference": bool(t.reference.get(m, False)),
@@ -522,12 +561,25 @@ def _rows(t: Table, cols: list[str], bold: bool) -> tuple[list[str], list[list[s
     return labels, rows
 
 
+WIDE = 8  # score columns beyond which a table is split by aspect
+
+
+def _score_groups(t: Table) -> list[tuple[str, list[str], bool]]:
+    """The score columns as one table, or one per aspect when there are more than WIDE."""
+    if len(t.scores) <= WIDE:
+        return [("", t.scores, True)]
+    groups: dict[str, list[str]] = {}
+    for c in t.scores:
+        groups.setdefault(t.values[c].aspect or "other", []).append(c)
+    return [(f"Scores: {a}", cols, True) for a, cols in groups.items()]
+
+
 def _markdown_table(t: Table) -> str:
     """Scores (bold: a separated winner), then diagnostics (never bold), each with the
     competing models first and the reference rows under a divider; then the data's own
     reference values, once."""
     parts = [f"### {md_escape(t.dataset)} (sorted by {t.sort_by})\n"]
-    for title, cols, bold in (("", t.scores, True), ("Diagnostics (shown, not ranked)", t.diagnostics, False)):
+    for title, cols, bold in (*_score_groups(t), ("Diagnostics (shown, not ranked)", t.diagnostics, False)):
         cols = [c for c in cols if t.mean.loc[t.mean.index, c].notna().any()]
         if not cols:
             continue
@@ -538,6 +590,9 @@ def _markdown_table(t: Table) -> str:
     if not t.data.empty:
         parts.append("**Data reference (a property of the data, the same for every model)**: "
                      + "; ".join(f"`{r['value']}` {_data_text(r)}" for _, r in t.data.iterrows()) + "\n")
+    agreement = _agreement_text(t)
+    if agreement:
+        parts.append(agreement)
     unranked = [c for c in t.scores if not t.rankable(c)]
     if unranked:
         parts.append("Not ranked (target needs a held-out real row, e.g. "

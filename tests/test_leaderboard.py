@@ -284,3 +284,23 @@ def test_default_sort_is_the_primary_of_the_metric_that_ran_first():
     assert t.sort_by == "acc" and list(t.mean.index) == ["y", "x"]
     (t,) = build_leaderboard(runs(first + later), sort_by="fid")
     assert list(t.mean.index) == ["x", "y"]
+
+
+def test_ranking_agreement_is_oriented_by_ideal_and_wide_tables_split_by_aspect():
+    from bench.leaderboard import ranking_agreement
+
+    rows = []
+    for i, m in enumerate("abcdefghij"):
+        rows.append(cell(m, "gan_train", {"gan_train_acc": score("higher", "utility"),
+                                          "tsts_acc": diagnostic("higher")},
+                         "gan_train_acc", gan_train_acc=0.5 + 0.04 * i, tsts_acc=0.9 - 0.01 * i))
+        rows.append(cell(m, "fid", {"fid": score("lower", "quality")}, "fid", fid=10.0 - i))
+    (t,) = build_leaderboard(runs(rows))
+    ag = ranking_agreement(t).set_index("b")
+    assert np.isclose(ag.at["fid", "rho"], 1.0)  # lower fid = better: same order as gan_train
+    assert np.isclose(ag.at["tsts_acc", "rho"], -1.0)
+    assert "Ranking agreement" in render([t])
+    wide = {f"v{i}": score("higher", ("quality", "diversity")[i % 2]) for i in range(10)}
+    (t,) = build_leaderboard(runs([cell("a", "w", wide, "v0", **{f"v{i}": 0.5 for i in range(10)})]))
+    md = render([t])
+    assert "**Scores: quality**" in md and "**Scores: diversity**" in md
