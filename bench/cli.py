@@ -103,7 +103,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                          "first, or pass --tracking-uri / --experiment.")
     tables = build_leaderboard(runs, sort_by=args.sort)
     if args.format == "html":
-        text = _leaderboard_html(args, tracker, name, tables)
+        text = _leaderboard_html(args, tracker, name, tables, runs)
     else:
         text = render(tables, args.format)
     if os.environ.get("MLFLOW_RUN_ID"):  # the `leaderboard` entry point keeps its output
@@ -113,7 +113,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _leaderboard_html(args: argparse.Namespace, tracker, name: str, tables) -> str:
+def _leaderboard_html(args: argparse.Namespace, tracker, name: str, tables, runs=None) -> str:
     """The self-contained page, with the image artifacts of the runs read through the tracker."""
     from datetime import UTC, datetime
 
@@ -121,8 +121,11 @@ def _leaderboard_html(args: argparse.Namespace, tracker, name: str, tables) -> s
 
     if args.ui_url and not safe_ui_url(args.ui_url):
         raise BenchError(f"--ui-url must be an http(s) address of the MLflow UI, got '{args.ui_url}'")
+    from bench.figures import suite_figures
+
     fetch, listing = mlflow_access(tracker.client)
-    return html_report(tables, fetch, listing, title=f"Leaderboard: {name}",
+    figures = suite_figures(runs, fetch) if runs is not None else {}
+    return html_report(tables, fetch, listing, title=f"Leaderboard: {name}", figures=figures,
                        experiment_id=tracker.experiment_id,
                        ui_url=args.ui_url or default_ui_url(tracker.uri),
                        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))

@@ -348,7 +348,21 @@ def _reference_flags(tables: list[Table]) -> dict[str, bool]:
     return flags
 
 
+def _figures_section(figures: dict[str, bytes]) -> str:
+    figs = []
+    for name, data in figures.items():
+        mime = image_mime(data)
+        if not mime:
+            continue
+        uri = f"data:{mime};base64,{base64.b64encode(data).decode()}"
+        figs.append(f'<figure><img src="{uri}" alt="{escape(name)}" loading="eager">'
+                    f"<figcaption>{escape(name)}</figcaption></figure>")
+    return (f'<section id="figures"><h2>Comparisons</h2><div class="gallery">{"".join(figs)}</div></section>'
+            if figs else "")
+
+
 def render_html(tables: list[Table], *, title: str = "Leaderboard", images: list[Image] | None = None,
+                figures: dict[str, bytes] | None = None,
                 experiment_id: str | None = None, ui_url: str | None = None,
                 generated: str | None = None) -> str:
     """The whole page: summary, one sortable table per dataset, then each model's runs (linked
@@ -367,6 +381,7 @@ def render_html(tables: list[Table], *, title: str = "Leaderboard", images: list
         parts.append(f'<nav><ul><li><a href="#summary">summary</a></li>{nav}'
                      '<li><a href="#models">runs and artifacts</a></li></ul></nav>')
         parts.append(f'<section id="summary"><h2>Summary</h2>{_summary_table(tables, anchors)}</section>')
+        parts.append(_figures_section(figures or {}))
         parts += [f'<section id="dataset-{i}"><h2>{escape(t.dataset)}</h2>{_dataset_table(t, anchors)}</section>'
                   for i, t in enumerate(tables)]
         parts.append('<section id="models"><h2>Runs and artifacts</h2>'

@@ -170,16 +170,22 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
 
 def _log_boards(report: SuiteReport, tracker: Tracker, parent: str, suite: Suite,
                 run_ids: list[str], uri: str) -> None:
+    from bench.figures import suite_figures
     from bench.html_report import default_ui_url, html_report, mlflow_access
     from bench.leaderboard import build_leaderboard, render
 
     if run_ids:
-        board = build_leaderboard(tracker.cell_runs(suite=suite.name, run_ids=run_ids))
+        runs = tracker.cell_runs(suite=suite.name, run_ids=run_ids)
+        board = build_leaderboard(runs)
         report.leaderboard = render(board, "markdown")
         tracker.log_text(parent, report.leaderboard, "leaderboard.md")
         tracker.log_text(parent, render(board, "csv"), "leaderboard.csv")
-        tracker.log_text(parent, html_report(board, *mlflow_access(tracker.client), title=f"Leaderboard: {suite.name}",
-                                             experiment_id=tracker.experiment_id, ui_url=default_ui_url(uri)),
+        fetch, listing = mlflow_access(tracker.client)
+        figures = suite_figures(runs, fetch)
+        tracker.log_files(parent, figures, "figures")
+        tracker.log_text(parent, html_report(board, fetch, listing, title=f"Leaderboard: {suite.name}",
+                                             experiment_id=tracker.experiment_id, ui_url=default_ui_url(uri),
+                                             figures=figures),
                          "leaderboard.html")
 
 

@@ -149,6 +149,17 @@ class Tracker:
         if path.is_dir() and any(path.iterdir()):
             self.client.log_artifacts(run_id, str(path), artifact_path)
 
+    def log_files(self, run_id: str, files: dict[str, bytes], artifact_path: str | None = None) -> None:
+        """Bytes (e.g. PNG figures) as artifacts named by their keys."""
+        if not files:
+            return
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="bench-files-") as tmp:
+            for name, data in files.items():
+                (Path(tmp) / name).write_bytes(data)
+            self.client.log_artifacts(run_id, tmp, artifact_path)
+
     def log_text(self, run_id: str, text: str, name: str) -> None:
         self.client.log_text(run_id, text, name)
 

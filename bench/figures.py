@@ -1,0 +1,146 @@
+"""Figures that compare models, drawn as the paper draws them, from a suite's cell runs:
+
+- GAN-train vs. the number of training images for every model, over the real-data curve
+  (Shmelkov et al. 2018, Fig. 4): from each `gan_train_curve` run's `gan_train_curve.csv`;
+- augmentation gain vs. the real fraction for every model (Fig. 5): from `aug_gain_at_*`;
+- GAN-train vs. GAN-test with the real reference (Table 1 at a glance);
+- GAN-train vs. FID (where they disagree, the paper's point).
+
+They are PNG bytes (matplotlib Figure on the Agg canvas, no pyplot state), logged on the
+suite run under `figures/` and shown at the top of the HTML board. Like html_report, this
+module never imports mlflow: artifacts come through a `fetch(run_id, path)` callable.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+Fetch = Callable[[str, str], "bytes | None"]
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return buf.getvalue()
+
+
+def _means(runs: pd.DataFrame, metric: str, value: str) -> pd.DataFrame:
+    """(dataset, model, reference) -> mean of `value` over repeats, for runs of `metric`."""
+    col = f"m:{value}"
+    if runs.empty or col not in runs.columns:
+        return pd.DataFrame(columns=["dataset", "model", "reference", value])
+    sel = runs[(runs["metric"] == metric) & runs[col].notna()]
+    return sel.groupby(["dataset", "model"]).agg(**{value: (col, "mean"), "reference": ("reference", "first")}
+                                                 ).reset_index()
+
+
+def _label(ax, x: float, y: float, text: str, reference: bool) -> None:
+    ax.annotate(text, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7,
+                color="0.45" if reference else "black", style="italic" if reference else "normal")
+
+
+def scatter(runs: pd.DataFrame, dataset: str, x: tuple[str, str], y: tuple[str, str], title: str,
+            log_x: bool = False) -> bytes | None:
+    """One point per model of (metric, value) x against y; reference rows hollow and grey."""
+    a = _means(runs, *x)
+    b = _means(runs, *y)
+    both = a[a["dataset"] == dataset].merge(b[b["dataset"] == dataset], on=["dataset", "model"],
+                                            suffixes=("", "_y"))
+    if len(both) < 2:
+        return None
+    fig = Figure(figsize=(6.0, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    for r in both.itertuples(index=False):
+        ref = bool(r.reference)
+        vx, vy = getattr(r, x[1]), getattr(r, y[1])
+        ax.scatter([vx], [vy], s=30, facecolors="none" if ref else "C0", edgecolors="0.5" if ref else "C0")
+        _label(ax, vx, vy, str(r.model), ref)
+    if "real_val_acc" in runs.columns or "m:real_val_acc" in runs.columns:
+        real = _means(runs, y[0], "real_val_acc")
+        real = real[real["dataset"] == dataset]
+        if not real.empty:
+            ax.axhline(float(real["real_val_acc"].median()), color="0.6", ls="--", lw=0.8,
+                       label="real_val_acc (real training data)")
+            ax.legend(fontsize=7, loc="lower right")
+    ax.set(xlabel=f"{x[1]}", ylabel=f"{y[1]}", title=f"{title} ({dataset})")
+    if log_x:
+        ax.set_xscale("symlog", linthresh=1.0)
+    return _png(fig)
+
+
+def curves(runs: pd.DataFrame, dataset: str, fetch: Fetch) -> bytes | None:
+    """Every model's GAN-train curve on one chart over the real-data curve (Fig. 4)."""
+    sel = runs[(runs["metric"] == "gan_train_curve") & (runs["dataset"] == dataset)] if not runs.empty else runs
+    if sel.empty:
+        return None
+    first = sel.sort_values("repeat").drop_duplicates("model")
+    fig = Figure(figsize=(6.5, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    real_drawn, drawn = False, 0
+    for r in first.itertuples(index=False):
+        raw = fetch(str(r.run_id), "gan_train_curve.csv")
+        if not raw:
+            continue
+        table = pd.read_csv(io.BytesIO(raw))
+        if not real_drawn and "real_acc" in table:
+            real = table.dropna(subset=["real_acc"])
+            ax.plot(real["size"], real["real_acc"], "k-o", lw=2, ms=4, label="real data")
+            real_drawn = True
+        gen = table.dropna(subset=["gan_train_acc"])
+        ax.plot(gen["size"], gen["gan_train_acc"], "--" if r.reference else "-", marker="s", ms=3,
+                label=f"{r.model}{' (reference)' if r.reference else ''}")
+        drawn += 1
+    if not drawn:
+        return None
+    ax.set(xscale="log", xlabel="training images", ylabel="real val accuracy",
+           title=f"GAN-train vs. training-set size ({dataset})")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def augmentation(runs: pd.DataFrame, dataset: str) -> bytes | None:
+    """Every model's augmentation gain per real fraction on one chart (Fig. 5)."""
+    if runs.empty:
+        return None
+    sel = runs[(runs["metric"] == "augmentation") & (runs["dataset"] == dataset)]
+    cols = sorted((c for c in sel.columns if c.startswith("m:aug_gain_at_") and not c.endswith((".lo", ".hi"))),
+                  key=lambda c: float(c.rsplit("_at_", 1)[1]))
+    if sel.empty or not cols:
+        return None
+    fig = Figure(figsize=(6.0, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    fractions = [float(c.rsplit("_at_", 1)[1]) for c in cols]
+    for model, g in sel.groupby("model"):
+        ys = g[cols].mean().to_numpy(dtype=float)
+        if np.isnan(ys).all():
+            continue
+        ax.plot(fractions, ys, "--" if bool(g["reference"].iloc[0]) else "-", marker="o", ms=4, label=str(model))
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.set(xscale="log", xlabel="fraction of the real training set", ylabel="accuracy gain from generated images",
+           title=f"Data augmentation gain ({dataset})")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def suite_figures(runs: pd.DataFrame, fetch: Fetch | None = None) -> dict[str, bytes]:
+    """{file name: PNG} of every comparison figure the runs support (none is an error)."""
+    out: dict[str, bytes] = {}
+    if runs.empty:
+        return out
+    for ds in sorted(runs["dataset"].dropna().unique()):
+        made = {
+            f"{ds}_gan_train_vs_gan_test.png": scatter(runs, ds, ("gan_test", "gan_test_acc"),
+                                                       ("gan_train", "gan_train_acc"),
+                                                       "GAN-train vs. GAN-test"),
+            f"{ds}_gan_train_vs_fid.png": scatter(runs, ds, ("fid", "fid"), ("gan_train", "gan_train_acc"),
+                                                  "GAN-train vs. FID", log_x=True),
+            f"{ds}_augmentation.png": augmentation(runs, ds),
+            f"{ds}_gan_train_curves.png": curves(runs, ds, fetch) if fetch else None,
+        }
+        out.update({k: v for k, v in made.items() if v})
+    return out
