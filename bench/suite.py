@@ -169,11 +169,11 @@ class Suite:
 
 
 def cell_key(model: Spec, dataset: Spec, metric: Spec, seed: int) -> str:
-    # the model's name is part of its identity: two names with the same options are two rows
+    # names are part of the identity: two model names with the same options are two rows
     # (their generator work is still shared through the content-keyed caches), and a rename
     # shows the new name instead of resuming under the old one
     return stable_hash({
-        "model_name": model.key,
+        "model_name": model.key, "dataset_name": dataset.key, "metric_name": metric.key,
         "model": model.resolved(), "dataset": dataset.resolved(), "metric": metric.resolved(),
         "metric_version": getattr(metric.cls, "version", "1"), "seed": seed,
     })

@@ -51,3 +51,34 @@ def test_figures_are_skipped_when_the_runs_do_not_support_them():
     one = one[one["model"] == "a"]
     assert suite_figures(one, None) == {"d_augmentation.png": suite_figures(one, None)["d_augmentation.png"]}
     assert suite_figures(pd.DataFrame(), fetch) == {}
+
+
+def test_every_model_logs_one_labelled_sample_grid(write_suite, tracking_uri):
+    import io
+
+    from mlflow import MlflowClient
+    from PIL import Image
+
+    from bench.runner import run_suite
+    from bench.suite import load_suite
+
+    suite = load_suite(write_suite("""\
+name: grids
+datasets:
+  digits: {source: digits}
+models:
+  real: {source: reference, kind: real}
+  noisy: {source: reference, kind: noise}
+metrics:
+  test_constant: {}
+  other: {source: test_constant}
+"""))
+    report = run_suite(suite, tracking_uri=tracking_uri, progress=False)
+    client = MlflowClient(tracking_uri)
+    grids = {o.cell.model.key: [a.path for a in client.list_artifacts(o.run_id)].count("samples.png")
+             for o in report.outcomes if "samples.png" in [a.path for a in client.list_artifacts(o.run_id)]}
+    assert len({o.run_id for o in report.outcomes}) == 4  # two metric names: two cells each
+    assert grids == {"real": 1, "noisy": 1}  # once per model, not per cell
+    run = next(o.run_id for o in report.outcomes if o.cell.model.key == "real")
+    img = Image.open(io.BytesIO(open(client.download_artifacts(run, "samples.png"), "rb").read()))
+    assert 10 * 32 <= img.height <= 10 * 40 and img.width < 1200  # ten labelled rows of 8x8 digits at 32 px

@@ -16,6 +16,8 @@ from typing import Any
 from bench.cache import Cache
 from bench.cells import Cell, resolve_device
 from bench.errors import BenchError
+from bench.grids import sample_grid
+from bench.store import Store, generator_fingerprint, sharing_tags
 from bench.tracking import TAG, Tracker, flatten, package_version
 from bench.values import dumps as dump_values
 
@@ -46,7 +48,9 @@ class WorkerEnv:
 
 
 class Shared:
-    """Datasets and generators built once per process, keyed by their spec names."""
+    """Datasets and generators built once per process, keyed by their spec names, and the
+    process's store (bench.store) of work shared between cells: a generator is named there
+    by its fingerprint, so two model names with the same options share their samples."""
 
     def __init__(self, suite: str, tracker: Tracker, parent: str, cache: Cache, device, seed: int,
                  progress: bool):
@@ -55,12 +59,22 @@ class Shared:
         self.device, self.seed, self.progress = device, seed, progress
         self.datasets: dict[str, Any] = {}
         self.generators: dict[tuple[str, str, int], Any] = {}
-        self.memo: dict[str, Any] = {}
+        self.grids: set[tuple[str, str, int]] = set()  # (model, dataset, seed) with a sample grid logged
+        self.store = Store(cache)
 
     def dataset(self, cell: Cell):
         if cell.dataset.key not in self.datasets:
             self.datasets[cell.dataset.key] = cell.dataset.instance().load()
         return self.datasets[cell.dataset.key]
+
+    def first_grid(self, cell: Cell) -> bool:
+        """True once per (model, dataset, generator seed) in this process: the cell that logs
+        the model's sample grid."""
+        k = (cell.model.key, cell.dataset.key, self.generator_seed(cell))
+        if k in self.grids:
+            return False
+        self.grids.add(k)
+        return True
 
     def generator_seed(self, cell: Cell) -> int:
         """The seed a cell's generator is built with. A trainable source (trained on first use)
@@ -80,6 +94,7 @@ class Shared:
                                log_trained=lambda *a: self.tracker.log_trained_model(self.parent, *a))
             gen = cell.model.instance().build(ds, ctx)
             check_samples(cell.model.key, gen, ds)
+            self.store.identify(gen, generator_fingerprint(cell.model.resolved(), seed, ds.digest))
             self.generators[k] = gen
         return self.generators[k]
 
@@ -142,12 +157,16 @@ def run_cell(cell: Cell, tracker: Tracker, parent: str, shared: Shared, progress
                                 cell.dataset.resolved())
             gen = shared.generator(cell)
             ctx = Context(shared.device, cell.seed, shared.cache, Path(tmp), progress,
-                              _memo=shared.memo)
+                          store=shared.store)
             ctx.tags["generator_seed"] = str(shared.generator_seed(cell))
+            if shared.first_grid(cell):  # every model's samples, one row per class, once
+                sample_grid(gen, ds.class_names, seed=0).save(ctx.artifact("samples.png"))
             ctx.tags.update(getattr(gen, "tags", None) or {})  # e.g. pseudo_labels: true
             ctx.tags.update({f"data_{k}": v for k, v in ds.notes.items()})  # e.g. imbalance
+            before = shared.store.counts()
             values = cell.metric.instance().compute(gen, ds, ctx)
             values = {k: float(v) for k, v in values.items()}
+            ctx.tags.update(sharing_tags(before, shared.store.counts()))  # samples: computed|reused
             tracker.log_metrics(run_id, values)
             ctx.tags["values"] = dump_values(metric_cls.values, list(values))
             if metric_cls.primary not in values:  # e.g. classifier_is_mean for is_mean
