@@ -23,6 +23,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check bench tests benchmarks
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .bench_cache mlflow.db mlartifacts

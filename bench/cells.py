@@ -8,25 +8,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from bench.registry import Options, Plugin
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: importing them would make this module heavy
     import torch
+
+    from bench.data.base import DatasetSource
+    from bench.metrics.base import Metric
+    from bench.models.base import ModelSource
+
+P = TypeVar("P", bound=Plugin)
 
 
 @dataclass(frozen=True)
-class Spec:
+class Spec(Generic[P]):
     """One named entry of `datasets`, `models` or `metrics`, with validated options."""
 
     section: str
     key: str
     plugin: str
     options: Options
-    cls: type[Plugin] = field(compare=False, repr=False)
+    cls: type[P] = field(compare=False, repr=False)
 
-    def instance(self) -> Any:
+    def instance(self) -> P:
         return self.cls(self.options)
 
     def resolved(self) -> dict[str, Any]:
@@ -40,9 +46,9 @@ class Spec:
 
 @dataclass(frozen=True)
 class Cell:
-    model: Spec
-    dataset: Spec
-    metric: Spec
+    model: Spec[ModelSource]
+    dataset: Spec[DatasetSource]
+    metric: Spec[Metric]
     repeat: int
     seed: int
     key: str

@@ -38,6 +38,9 @@ class NoOptions(Options):
     pass
 
 
+BaseOptions = Options  # inside Plugin, `Options` is the plugin's own options class
+
+
 class Plugin(ABC):  # noqa: B024 - the kinds declare the abstract methods (ModelSource.build)
     """Base of datasets, model sources, metrics, feature extractors and executors.
 
@@ -47,9 +50,10 @@ class Plugin(ABC):  # noqa: B024 - the kinds declare the abstract methods (Model
     """
 
     name: ClassVar[str] = ""
-    Options: ClassVar[type[Options]] = NoOptions
+    Options: ClassVar[type[BaseOptions]] = NoOptions
+    options: BaseOptions  # a plugin narrows it: `options: MyOptions` beside `Options = MyOptions`
 
-    def __init__(self, options: Options | None = None):
+    def __init__(self, options: BaseOptions | None = None):
         self.options = options if options is not None else type(self).Options()
 
     def fingerprint(self) -> dict[str, Any]:

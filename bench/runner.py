@@ -195,4 +195,5 @@ def _close(report: SuiteReport, tracker: Tracker, parent: str, env: WorkerEnv) -
                               f"{TAG}cached": report.count("cached"),
                               f"{TAG}failed": report.count("failed")})
     local = PROCESS_SHARED.get(env)  # workers in other processes keep their own counts
-    _log(local.cache.report() if local else f"cache: {env.cache_dir} (hits counted in the workers)")
+    _log(f"{local.cache.report()}\n{local.store.report()}" if local
+         else f"cache: {env.cache_dir} (hits counted in the workers)")

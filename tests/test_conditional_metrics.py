@@ -209,11 +209,10 @@ def test_label_shuffle_is_caught_only_by_the_conditional_metrics(digits_values):
 
 def test_fake_features_is_the_first_element_of_fake_features_and_labels(digits_values):
     from bench.features.base import FeatureSpec
-    from bench.metrics.sampling import balanced_labels
     from bench.models.reference import ReferenceGenerator, ReferenceOptions
 
     _, ds, ctx = digits_values
     gen, spec = ReferenceGenerator(ds, ReferenceOptions(kind="noise")), FeatureSpec(**FEAT)
     feats, labels = ctx.fake_features_and_labels(gen, ds, spec, n=200)
     assert torch.equal(ctx.fake_features(gen, ds, spec, n=200), feats)
-    assert torch.equal(labels, balanced_labels(ds, 200, ctx.seed)) and feats.shape[0] == 200
+    assert torch.equal(labels, ctx.store.labels(ds, ctx.seed, 200)) and feats.shape[0] == 200

@@ -13,6 +13,7 @@ from bench.data.digits import Digits
 from bench.errors import BenchError
 from bench.features import inception as inc
 from bench.features.base import FeatureSpec
+from bench.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,8 @@ def digits():
 
 @pytest.fixture
 def env(tmp_path):
-    return SimpleNamespace(device=torch.device("cpu"), seed=0, cache=Cache(tmp_path / "c"), _memo={},
+    cache = Cache(tmp_path / "c")
+    return SimpleNamespace(device=torch.device("cpu"), seed=0, cache=cache, store=Store(cache),
                            progress=False)
 
 

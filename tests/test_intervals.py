@@ -23,6 +23,7 @@ from bench.metrics.base import Context
 from bench.metrics.functional import FeatureStats, FrechetReference
 from bench.models import MODELS
 from bench.models.base import BuildContext
+from bench.store import Store
 from bench.values import HI, LO, accuracy_with_interval, wilson
 
 
@@ -146,11 +147,11 @@ def digits_env(tmp_path_factory, one_thread):
     cache = Cache(tmp / "cache")
     noisy = MODELS.get("reference")(MODELS.get("reference").Options(kind="noise", sigma=0.3)).build(
         ds, BuildContext(torch.device("cpu"), 0, cache, progress=False))
-    memo: dict = {}
+    store = Store(cache)  # shared by the metrics, as in a worker
 
     def compute(name, gen=noisy, **options):
         cls = METRICS.get(name)
-        ctx = Context(torch.device("cpu"), 0, cache, tmp / name, progress=False, _memo=memo)
+        ctx = Context(torch.device("cpu"), 0, cache, tmp / name, progress=False, store=store)
         return cls(cls.Options.model_validate(options)).compute(gen, ds, ctx)
 
     return ds, cache, compute

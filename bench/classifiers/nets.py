@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from bench.classifiers import CLASSIFIERS
+from bench.classifiers.base import Classifier
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -17,7 +18,7 @@ def _block(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(Classifier):
     """Two VGG-style stages and global pooling: trains in seconds on digits on a CPU."""
 
     def __init__(self, in_chans: int, num_classes: int, image_size: int, width: int = 32):

@@ -1,9 +1,9 @@
 """The real-trained classifier, trained once per (dataset digest, classifier config, seed)
-and cached in memory and on disk: a suite of K models pays for one real training."""
+and cached in memory (bench.store) and on disk: a suite of K models pays for one real training."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -12,27 +12,36 @@ from bench.classifiers import CLASSIFIERS
 from bench.classifiers.train import ClassifierConfig, TrainedClassifier, train_classifier
 from bench.data.base import Dataset
 
+if TYPE_CHECKING:
+    from bench.store import Store
+
 
 def real_classifier(dataset: Dataset, cfg: ClassifierConfig, device: torch.device, seed: int,
-                    cache: Cache, memo: dict[str, Any], progress: bool = True) -> TrainedClassifier:
+                    cache: Cache, store: Store | None = None, progress: bool = True) -> TrainedClassifier:
+    """From the store (counted as a cache hit, as before the store), else from the disk cache
+    (same entry names as ever), else trained and saved; `store=None`: no in-memory reuse."""
+    from bench.store import RealClassifierKey
+
     key = {"dataset": dataset.digest, "classifier": cfg.model_dump(mode="json"), "seed": seed}
     path = cache.path("real_classifier", key, suffix=".pt")
-    if str(path) in memo:
-        cache.hit("real_classifier")
-        return memo[str(path)]
-    with cache.lock(path):
-        if path.exists():
-            c, h, _ = dataset.image_shape
-            model = CLASSIFIERS.get(cfg.name)(in_chans=c, num_classes=dataset.num_classes,
-                                              image_size=h, **cfg.args)
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            clf = TrainedClassifier(model.to(device).eval(), cfg, dataset.image_shape,
-                                    dataset.num_classes)
-            cache.hit("real_classifier")
-        else:
+    skey = RealClassifierKey(dataset.digest, cfg.model_dump_json(), seed)
+    if store is not None and skey in store:
+        cache.hit("real_classifier")  # counted as before the store
+
+    def load_or_train() -> TrainedClassifier:
+        with cache.lock(path):
+            if path.exists():
+                c, h, _ = dataset.image_shape
+                model = CLASSIFIERS.get(cfg.name)(in_chans=c, num_classes=dataset.num_classes,
+                                                  image_size=h, **cfg.args)
+                model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+                cache.hit("real_classifier")
+                return TrainedClassifier(model.to(device).eval(), cfg, dataset.image_shape,
+                                         dataset.num_classes)
             cache.miss("real_classifier")
             clf = train_classifier(cfg, dataset.train_x, dataset.train_y, dataset.num_classes,
                                    device, seed, desc="train real classifier", progress=progress)
             cache.save_torch(path, clf.model.state_dict())
-    memo[str(path)] = clf
-    return clf
+            return clf
+
+    return load_or_train() if store is None else store.get(skey, load_or_train)

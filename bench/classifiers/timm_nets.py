@@ -17,19 +17,23 @@ timm is imported inside the factories so that listing classifiers stays cheap.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from bench.classifiers import CLASSIFIERS
+from bench.classifiers.base import Classifier
 from bench.errors import BenchError
 from bench.registry import did_you_mean
+
+if TYPE_CHECKING:  # timm is imported inside the factories
+    from timm.models.resnet import ResNet
 
 SMALL_INPUT = 64  # images at most this size get the small-image stem
 
 
-class TimmClassifier(nn.Module):
+class TimmClassifier(Classifier):
     """A timm model whose `forward_features` returns pooled (N, D) penultimate features.
 
     timm's own `forward_features` returns unpooled maps (or tokens); `predict(features=True)`
@@ -39,7 +43,9 @@ class TimmClassifier(nn.Module):
 
     def __init__(self, net: nn.Module):
         super().__init__()
-        self.net = net
+        # any timm model: forward_features / forward_head by timm's convention, not by a
+        # common base class (timm.create_model is typed nn.Module)
+        self.net: Any = net
         self.num_features = int(getattr(net, "num_features", 0))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,10 +129,10 @@ def build_timm(in_chans: int, num_classes: int, image_size: int, model: str = "r
     return TimmClassifier(net)
 
 
-class _StagedResNet(nn.Module):
+class _StagedResNet(Classifier):
     """timm's ResNet with any number of stages: its `forward_features` hard-codes four."""
 
-    def __init__(self, net: nn.Module, num_stages: int):
+    def __init__(self, net: ResNet, num_stages: int):
         super().__init__()
         self.net = net
         self.stages = [f"layer{i + 1}" for i in range(num_stages)]
@@ -158,10 +164,11 @@ def cifar_resnet(in_chans: int, num_classes: int, image_size: int, depth: int = 
     n = (depth - 2) // 6
     # a 'deep' stem makes timm size bn1 and the first stage's input to 2 * stem_width =
     # width; its three convs are then replaced by the single 3x3 stride-1 CIFAR stem conv
-    net = ResNet(BasicBlock, (n, n, n), num_classes=num_classes, in_chans=in_chans,
+    net = ResNet(BasicBlock, (n, n, n), num_classes=num_classes, in_chans=in_chans,  # type: ignore[arg-type]  # timm annotates `block` as an instance; it takes the class
                  stem_type="deep", stem_width=width // 2, channels=(width, 2 * width, 4 * width))
-    net.conv1 = nn.Conv2d(in_chans, width, 3, 1, 1, bias=False)
-    net.maxpool = nn.Identity()
+    # replace submodules whose static types timm fixed by their first assignment
+    net.add_module("conv1", nn.Conv2d(in_chans, width, 3, 1, 1, bias=False))
+    net.add_module("maxpool", nn.Identity())
     return _StagedResNet(net, 3)
 
 

@@ -3,11 +3,19 @@
 Every classifier-based metric (GAN-train, GAN-test, curves, augmentation, balancing)
 trains through `train_classifier`, so a speed-up or a fix here helps all of them.
 On CUDA it uses bf16 autocast and channels_last; on the CPU plain float32.
+
+`ClassifierConfig` leaves every training setting at None ("the recipe's default") and
+its name at "auto": `resolve(image_shape)` picks the classifier from the data (small_cnn
+for grey or smaller-than-32-pixel images, such as the 8x8 digits; `airbench` for RGB
+images of 32 pixels and more) and fills in that recipe's settings (`RECIPES`). The
+airbench recipe (Jordan 2024, arXiv 2404.00498) has its own training function
+(bench.classifiers.airbench), still reached through `train_classifier`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -15,44 +23,141 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
-from torch import nn
 
 from bench.classifiers import CLASSIFIERS
+from bench.classifiers.base import Classifier
 from bench.progress import bar as progress_bar
 from bench.registry import Options
 
+AUTO = "auto"
+Flip = bool | Literal["alternating"]
+Schedule = Literal["cosine", "onecycle", "constant", "triangle"]
+
 
 class AugmentOptions(Options):
-    crop: int = Field(0, ge=0, description="random-crop padding in pixels (0: off)")
-    flip: bool = Field(False, description="random horizontal flips (off for digits/text)")
+    crop: int | None = Field(None, ge=0, description="random translation by up to this many "
+                             "pixels, reflect padding (0: off; default: 0, airbench 2)")
+    flip: Flip | None = Field(None, description="horizontal flips: true (random), 'alternating' "
+                              "(a seeded random half in even epochs, the other half in odd "
+                              "ones), false (default; airbench: alternating). Off for digits/text")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every training setting of a classifier, none left to a default (`ClassifierConfig.settings`)."""
+
+    name: str
+    epochs: int
+    batch_size: int
+    optimizer: Literal["adamw", "sgd"]
+    lr: float
+    weight_decay: float
+    momentum: float
+    schedule: Schedule
+    label_smoothing: float
+    crop: int
+    flip: Flip
+    tta: int
+    compile: bool
+
+
+# the defaults of each recipe: `generic` for small_cnn, the ResNets and timm nets (the
+# settings every suite has used so far), `airbench` for the airbench classifier: the
+# published hyperparameters (lr and weight decay per 1,024 examples, decoupled from batch
+# size and momentum as in the paper; 10 epochs for its 9.9)
+RECIPES: dict[str, dict[str, Any]] = {
+    "generic": dict(epochs=30, batch_size=128, optimizer="adamw", lr=2e-3, weight_decay=5e-4,
+                    momentum=0.9, schedule="onecycle", label_smoothing=0.0, crop=0, flip=False,
+                    tta=0),
+    "airbench": dict(epochs=10, batch_size=1024, optimizer="sgd", lr=11.5, weight_decay=0.0153,
+                     momentum=0.85, schedule="triangle", label_smoothing=0.2, crop=2,
+                     flip="alternating", tta=2),
+}
+
+
+def auto_classifier(image_shape: Sequence[int]) -> str:
+    """What `name: auto` means for images of shape (C, H, W): airbench for RGB images of at
+    least 32x32, small_cnn otherwise (grey or small images, e.g. the 8x8 digits)."""
+    c, h, w = (int(v) for v in image_shape)
+    return "airbench" if c == 3 and min(h, w) >= 32 else "small_cnn"
 
 
 class ClassifierConfig(Options):
-    """A classifier and how to train it. Part of every cache key that involves it."""
+    """A classifier and how to train it. Part of every cache key that involves it.
 
-    name: str = Field("small_cnn", description="registered classifier (see `bench list`)")
+    Settings left at None take the default of the classifier's recipe (`RECIPES`): the
+    generic one (30 epochs, AdamW, one-cycle) or airbench's (10 epochs, Nesterov SGD at
+    batch 1,024, label smoothing 0.2, flip + translate, test-time augmentation).
+    """
+
+    name: str = Field(AUTO, description="registered classifier (see `bench list`), or auto: "
+                      "small_cnn for grey or < 32 px images, airbench for RGB >= 32 px")
     args: dict[str, Any] = Field(default_factory=dict, description="architecture arguments")
-    epochs: int = Field(30, ge=1)
-    batch_size: int = Field(128, ge=1)
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = Field(2e-3, gt=0)
-    weight_decay: float = Field(5e-4, ge=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    schedule: Literal["cosine", "onecycle", "constant"] = "onecycle"
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    epochs: int | None = Field(None, ge=1, description="default 30; airbench 10")
+    batch_size: int | None = Field(None, ge=1, description="default 128; airbench 1024")
+    optimizer: Literal["adamw", "sgd"] | None = Field(
+        None, description="default adamw; airbench sgd (Nesterov; the only one it takes)")
+    lr: float | None = Field(None, gt=0, description="default 2e-3; airbench 11.5 per 1,024 "
+                             "examples (decoupled from batch size and momentum)")
+    weight_decay: float | None = Field(None, ge=0, description="default 5e-4; airbench 0.0153 "
+                                       "per 1,024 examples (decoupled from the lr)")
+    momentum: float | None = Field(None, ge=0, lt=1, description="default 0.9; airbench 0.85")
+    schedule: Schedule | None = Field(None, description="default onecycle; airbench triangle "
+                                      "(0.2 -> 1 at 23% of the steps -> 0.07)")
+    label_smoothing: float | None = Field(None, ge=0, lt=1, description="default 0; airbench 0.2")
     augment: AugmentOptions = Field(default_factory=AugmentOptions)
+    tta: int | None = Field(None, ge=0, le=2, description="test-time augmentation of the "
+                            "logits: 0 none (default), 1 mirror, 2 mirror + 1-pixel "
+                            "translations (airbench)")
+    compile: bool = Field(False, description="torch.compile the training forward pass (worth it "
+                          "on CUDA for large sets; off by default)")
 
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v not in CLASSIFIERS:  # unknown, or its module failed to import
+        if v != AUTO and v not in CLASSIFIERS:  # unknown, or its module failed to import
             raise ValueError(CLASSIFIERS.explain(v))
         return v
+
+    def settings(self, image_shape: Sequence[int] | None = None) -> Recipe:
+        """The concrete settings for images of `image_shape` (C, H, W): `auto` becomes a
+        classifier, None the recipe's default. The shape is needed only for `auto`."""
+        name = self.name
+        if name == AUTO:
+            if image_shape is None:
+                raise ValueError("classifier 'auto' is chosen from the data: resolve the config "
+                                 "with the images' shape first (ClassifierConfig.resolve)")
+            name = auto_classifier(image_shape)
+        d = RECIPES["airbench" if name == "airbench" else "generic"]
+
+        def pick(value: Any, key: str) -> Any:
+            return d[key] if value is None else value
+
+        a = self.augment
+        return Recipe(name=name, epochs=pick(self.epochs, "epochs"),
+                      batch_size=pick(self.batch_size, "batch_size"),
+                      optimizer=pick(self.optimizer, "optimizer"), lr=pick(self.lr, "lr"),
+                      weight_decay=pick(self.weight_decay, "weight_decay"),
+                      momentum=pick(self.momentum, "momentum"),
+                      schedule=pick(self.schedule, "schedule"),
+                      label_smoothing=pick(self.label_smoothing, "label_smoothing"),
+                      crop=pick(a.crop, "crop"), flip=pick(a.flip, "flip"),
+                      tta=pick(self.tta, "tta"), compile=self.compile)
+
+    def resolve(self, image_shape: Sequence[int] | None = None) -> ClassifierConfig:
+        """This config with `auto` and every None replaced (see `settings`): what a trained
+        classifier records, and what cache keys of trained classifiers should hold."""
+        s = self.settings(image_shape)
+        return self.model_copy(update={
+            "name": s.name, "epochs": s.epochs, "batch_size": s.batch_size,
+            "optimizer": s.optimizer, "lr": s.lr, "weight_decay": s.weight_decay,
+            "momentum": s.momentum, "schedule": s.schedule, "label_smoothing": s.label_smoothing,
+            "augment": AugmentOptions(crop=s.crop, flip=s.flip), "tta": s.tta})
 
 
 @dataclass
 class TrainedClassifier:
-    model: nn.Module
+    model: Classifier
     config: ClassifierConfig
     image_shape: tuple[int, int, int]
     num_classes: int

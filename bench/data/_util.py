@@ -7,9 +7,11 @@ of reading data, not part of what a Dataset is.
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
 import zipfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +99,35 @@ def npz_header(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     return out
 
 
+def image_headers(files: Sequence[Path]) -> list[tuple[Path, tuple[int, int] | None, str]]:
+    """(file, (height, width) or None, error) for each image, in order, without decoding the
+    pixels: Pillow's `verify()` walks the file's structure (PNG chunk checksums, a truncated
+    file), so `bench validate` names corrupt files long before a run would decode them."""
+    from PIL import Image
+
+    def one(f: Path) -> tuple[Path, tuple[int, int] | None, str]:
+        try:
+            with Image.open(f) as im:
+                w, h = im.size
+                im.verify()
+            return f, (h, w), ""
+        except Exception as e:  # noqa: BLE001 - whatever an untrusted file raises, it is unreadable
+            return f, None, f"{type(e).__name__}: {e}"
+
+    if len(files) < 64:
+        return [one(f) for f in files]
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        return list(pool.map(one, files))
+
+
+def bad_files_listing(bad: Sequence[tuple[Path, str]], limit: int = 10) -> str:
+    """`file: error` lines for an error message: the first `limit`, then a count."""
+    lines = [f"\n    {f}: {err}" for f, err in bad[:limit]]
+    if len(bad) > limit:
+        lines.append(f"\n    ... and {len(bad) - limit} more")
+    return "".join(lines)
+
+
 def file_sha256(path: Path) -> str:
     """Content hash of a file, streamed: it goes into the cell key so that new data under
     the same path makes new cells instead of being skipped as already measured."""
@@ -107,7 +138,7 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def grouped_split(y: np.ndarray, groups: Sequence[str], val_fraction: float, seed: int
+def grouped_split(y: np.ndarray, groups: Sequence[str] | np.ndarray, val_fraction: float, seed: int
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Train/val indices with every group (e.g. all images of one patient) on one side only.
 

@@ -23,6 +23,7 @@ class Digits(DatasetSource):
     """Real handwritten digits bundled with scikit-learn (1,797 images, 10 classes, 8x8)."""
 
     Options = DigitsOptions
+    options: DigitsOptions
 
     def describe(self) -> DataInfo:
         s = self.options.image_size

@@ -21,7 +21,13 @@ import torch
 from pydantic import Field, field_validator
 
 from bench.data import DATASETS
-from bench.data._util import grouped_split, imbalance_note, limit_per_class
+from bench.data._util import (
+    bad_files_listing,
+    grouped_split,
+    image_headers,
+    imbalance_note,
+    limit_per_class,
+)
 from bench.data.base import DataInfo, Dataset, DatasetSource, stratified_split
 from bench.errors import BenchError
 from bench.registry import Options
@@ -101,6 +107,7 @@ class ImageFolder(DatasetSource):
     """Images in class sub-folders (PNG, JPEG, ...), with an optional val folder."""
 
     Options = ImageFolderOptions
+    options: ImageFolderOptions
 
     def _folders(self) -> list[tuple[str, Path]]:
         o = self.options
@@ -136,6 +143,57 @@ class ImageFolder(DatasetSource):
             ids = {field: self._group_ids(folder, listed[field]) for field, folder in self._folders()}
             if o.val is not None:
                 self._check_groups_apart(listed["root"], ids["root"], listed["val"], ids["val"])
+        self._check_files()
+
+    def _selected(self, folder: Path) -> tuple[list[Path], np.ndarray]:
+        """The image files a load reads from `folder` (after `max_per_class`) and their
+        class indices, in order."""
+        o = self.options
+        files: list[Path] = []
+        labels: list[int] = []
+        for c, d in enumerate(_class_dirs(folder)):
+            fs = _image_files(d)
+            files += fs
+            labels += [c] * len(fs)
+        y = np.asarray(labels, dtype=np.int64)
+        # subset before decoding: max_per_class exists to make huge folders cheap
+        keep = limit_per_class(y, o.max_per_class, o.split_seed)
+        return [files[i] for i in keep], y[keep]
+
+    def _check_files(self) -> None:
+        """The header of every image a load will read (Pillow's verify, no pixel decoding):
+        corrupt or truncated files, a class left without readable images, and differing
+        sizes without `image_size` are found by `bench validate`, not minutes into a run."""
+        o = self.options
+        first = _first_image_size(_class_dirs(o.root)) if o.image_size is None else None
+        bad: list[tuple[Path, str]] = []
+        for _, folder in self._folders():
+            files, y = self._selected(folder)
+            names = [d.name for d in _class_dirs(folder)]
+            readable = np.zeros(len(names), dtype=np.int64)
+            example: dict[int, Path] = {}  # a bad file of each class
+            for (f, hw, err), c in zip(image_headers(files), y, strict=True):
+                if hw is None:
+                    bad.append((f, err))
+                    example.setdefault(int(c), f)
+                    continue
+                readable[c] += 1
+                if first is not None and hw != first:
+                    raise BenchError(f"image_folder {folder}: images differ in size ({f} is "
+                                     f"{hw[0]}x{hw[1]}, the first image is {first[0]}x{first[1]}). "
+                                     "Set `image_size` to resize them all to one square size.")
+            unreadable = [c for c in range(len(names)) if readable[c] == 0 and c in example]
+            if unreadable and o.skip_bad_files:
+                raise BenchError(f"image_folder: no readable images in class folder(s) "
+                                 f"{[names[c] for c in unreadable]} of {folder}: every file there "
+                                 f"is corrupt, e.g. {example[unreadable[0]]}. Replace the files, "
+                                 "or remove the class folders.")
+        if bad and not o.skip_bad_files:
+            raise BenchError(f"image_folder: {len(bad)} unreadable image file(s) (corrupt or "
+                             "truncated):"
+                             f"{bad_files_listing(bad, MAX_LISTED)}\nDelete or replace them, or "
+                             "set `skip_bad_files: true` to skip them (the load then reports "
+                             "how many it skipped).")
 
     def _group_ids(self, folder: Path, files: list[Path]) -> list[str]:
         """The `group` id of each file: the regex's first capture group, or its whole match,
@@ -174,7 +232,8 @@ class ImageFolder(DatasetSource):
         """One image as (H, W) or (H, W, 3) uint8; raises OSError/ValueError when unreadable."""
         from PIL import Image
 
-        with Image.open(f) as im:
+        with Image.open(f) as opened:
+            im: Image.Image = opened
             if im.mode in _WIDE_MODES:  # 16-bit scans: convert("L") would clip them to white
                 im = Image.fromarray(_to_8bit(np.asarray(im)), "L")
             im = im.convert("L" if self.options.channels == 1 else "RGB")
@@ -206,18 +265,7 @@ class ImageFolder(DatasetSource):
     def _load_folder(self, folder: Path, size: tuple[int, int] | None
                      ) -> tuple[np.ndarray, np.ndarray, list[tuple[Path, str]], list[Path]]:
         """Images, labels, unreadable (file, error) and the files of the images, in order."""
-        o = self.options
-        files: list[Path] = []
-        labels: list[int] = []
-        for c, d in enumerate(_class_dirs(folder)):
-            fs = _image_files(d)
-            files += fs
-            labels += [c] * len(fs)
-        y_all = np.asarray(labels, dtype=np.int64)
-        # subset before decoding: max_per_class exists to make huge folders cheap
-        keep = limit_per_class(y_all, o.max_per_class, o.split_seed)
-        files = [files[i] for i in keep]
-        y_all = y_all[keep]
+        files, y_all = self._selected(folder)
         xs, ys, bad, kept = [], [], [], []
         try:
             for (f, img, err), y in zip(self._read_all(files, size), y_all, strict=True):

@@ -43,6 +43,7 @@ class Npz(DatasetSource):
     """Images and labels in .npz files (one file with both splits, or one per split)."""
 
     Options = NpzOptions
+    options: NpzOptions
 
     def _arrays(self) -> dict[str, tuple[Path, str]]:
         """split -> (file, array-name prefix): where each split's images and labels live."""

@@ -97,6 +97,7 @@ class TorchvisionSet(DatasetSource):
     """A torchvision dataset (MNIST, Fashion-MNIST, CIFAR-10/100, SVHN, STL-10) from local files."""
 
     Options = TorchvisionOptions
+    options: TorchvisionOptions
 
     @property
     def _info(self) -> _SetInfo:
@@ -191,10 +192,10 @@ class TorchvisionSet(DatasetSource):
             if train:
                 names = self._class_names(ds)
         (tx, ty), (vx, vy) = splits
-        for split, y in (("train", ty), ("test", vy)):
-            if len(y) and (int(y.min()) < 0 or int(y.max()) >= self._info.num_classes):
+        for split, labels in (("train", ty), ("test", vy)):
+            if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= self._info.num_classes):
                 raise BenchError(f"torchvision dataset '{o.dataset}': {split} labels span "
-                                 f"{int(y.min())}..{int(y.max())}, expected 0.."
+                                 f"{int(labels.min())}..{int(labels.max())}, expected 0.."
                                  f"{self._info.num_classes - 1}. Are these the right files?")
         ds_out = Dataset(name=o.dataset, train_x=tx, train_y=ty, val_x=vx, val_y=vy,
                          num_classes=self._info.num_classes, class_names=names)

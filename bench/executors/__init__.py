@@ -7,6 +7,7 @@ seeds from the cell and logs with explicit run ids.
 
 from __future__ import annotations
 
+import json
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -40,6 +41,18 @@ EXECUTORS: Registry[type[Executor]] = Registry(
     "executors", ["bench.executors.local", "bench.executors.ray_executor", "bench.executors.slurm"],
     base=Executor,
 )
+
+
+def group_cells(cells: list[Cell]) -> list[list[Cell]]:
+    """Cells grouped by (model, dataset, repeat), in order of first appearance, each group in
+    suite order. An executor sends a group to one worker, so the model's one sampling pass
+    and feature pass (bench.store) serve all its metrics; models are told apart by their
+    resolved options, not their names, so two names with the same options share a group."""
+    groups: dict[tuple[str, str, int], list[Cell]] = {}
+    for cell in cells:
+        model = json.dumps(cell.model.resolved(), sort_keys=True, default=str)
+        groups.setdefault((model, cell.dataset.key, cell.repeat), []).append(cell)
+    return list(groups.values())
 
 
 def cli_flag(flag: str) -> dict[str, Any]:
@@ -104,4 +117,4 @@ def check_store(uri: str, executor: str) -> None:
 
 
 __all__ = ["EXECUTORS", "Executor", "ExecutorConfig", "OnResult", "check_store", "cli_flag",
-           "executor_flags"]
+           "executor_flags", "group_cells"]

@@ -22,7 +22,8 @@ class FeatureExtractor(Plugin):
     has_logits = False
 
     def prepare(self, dataset: Any, env: Any) -> None:
-        """Load weights / train what is needed. `env` has device, seed, cache, _memo, progress."""
+        """Load weights / train what is needed. `env` has device, seed, cache, store
+        (bench.store.Store: loaded networks and the real classifier are kept there), progress."""
 
     @abstractmethod
     def tag(self) -> str: ...
@@ -32,20 +33,34 @@ class FeatureExtractor(Plugin):
         """uint8 batch on the device -> (features, logits or None)."""
 
     @torch.no_grad()
-    def extract(self, x: torch.Tensor, device: torch.device, batch_size: int = 128,
-                logits: bool = False, progress: bool = False, desc: str = "features"):
-        """Features (and logits when asked) for all of `x`, streamed in batches to the CPU."""
-        feats, logs = [], []
+    def extract_all(self, x: torch.Tensor, device: torch.device, batch_size: int = 128,
+                    progress: bool = False, desc: str = "features", logits: bool = True,
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Features and logits of all of `x` in one pass (logits None where the extractor
+        has none, or not kept with `logits=False`), streamed in batches to the CPU: what the
+        store keeps of generated images, so the Inception Score shares the FID's pass."""
+        feats: list[torch.Tensor] = []
+        logs: list[torch.Tensor] | None = [] if logits else None
         steps = range(0, x.shape[0], batch_size)
         for i in bar(steps, desc, progress, unit="batch"):
             f, lg = self._forward(x[i : i + batch_size].to(device, non_blocking=True))
             feats.append(f.float().cpu())
-            if logits:
-                if lg is None:
-                    raise BenchError(f"feature extractor '{self.name}' gives no class logits")
+            if lg is None:
+                logs = None
+            elif logs is not None:
                 logs.append(lg.float().cpu())
         f = torch.cat(feats) if feats else torch.empty(0)
-        return (f, torch.cat(logs)) if logits else f
+        return f, (torch.cat(logs) if logs else None)
+
+    def extract(self, x: torch.Tensor, device: torch.device, batch_size: int = 128,
+                logits: bool = False, progress: bool = False, desc: str = "features"):
+        """Features (and logits when asked) for all of `x`, streamed in batches to the CPU."""
+        f, lg = self.extract_all(x, device, batch_size, progress, desc, logits=logits)
+        if not logits:
+            return f
+        if lg is None:
+            raise BenchError(f"feature extractor '{self.name}' gives no class logits")
+        return f, lg
 
 
 # The registry lives beside the base class (bench.features re-exports it) so that FeatureSpec

@@ -27,12 +27,13 @@ class ClassifierFeatures(FeatureExtractor):
     """Penultimate features (and logits) of the suite's real-trained classifier."""
 
     Options = ClassifierFeatureOptions
+    options: ClassifierFeatureOptions
     has_logits = True
     clf: TrainedClassifier
 
     def prepare(self, dataset: Any, env: Any) -> None:
         self.clf = real_classifier(dataset, self.options.classifier, env.device, env.seed, env.cache,
-                                   env._memo, env.progress)
+                                   env.store, env.progress)
         cfg = stable_hash(self.options.classifier.model_dump(mode="json"), 8)
         self._tag = f"classifier:{self.options.classifier.name}-{cfg}:{dataset.digest}:seed{env.seed}"
 

@@ -23,6 +23,7 @@ from bench.errors import BenchError
 from bench.features import FEATURES
 from bench.features.base import FeatureExtractor, to_rgb
 from bench.registry import Options
+from bench.store import FeatureNetworkKey
 
 CACHE_DIR = Path.home() / ".cache" / "bench"
 FILENAMES = ("inception-2015-12-05.pt", "pt_inception-2015-12-05-6726825d.pth")
@@ -89,7 +90,7 @@ class _TorchvisionFID(torch.nn.Module):
 
     def __init__(self, net: torch.nn.Module):
         super().__init__()
-        self.net = net
+        self.net: Any = net  # torchvision's Inception3 (torchvision ships no type hints)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = self.net
@@ -106,21 +107,24 @@ class Inception(FeatureExtractor):
     """Standard FID Inception-v3 (2015-12-05 weights), 2048-d pool features, local weights only."""
 
     Options = InceptionOptions
+    options: InceptionOptions
     net: Any = None
 
     def prepare(self, dataset: Any, env: Any) -> None:
-        key = "inception:" + str(find_weights(self.options.path))
-        if key not in env._memo:
-            path = Path(key.split(":", 1)[1])
+        path = find_weights(self.options.path)
+
+        def load() -> tuple[Any, Path]:
+            net: Any
             if path.suffix == ".pth":
-                net, self.has_logits = _TorchvisionFID(_pytorch_fid_model(path)), True
+                net = _TorchvisionFID(_pytorch_fid_model(path))
             else:
                 try:
                     net = torch.jit.load(str(path), map_location="cpu")
                 except RuntimeError as e:
                     raise BenchError(f"{path}: not a TorchScript Inception file ({e}).") from None
-            env._memo[key] = (net.eval().to(env.device), path)
-        self.net, self.path = env._memo[key]
+            return net.eval().to(env.device), path
+
+        self.net, self.path = env.store.get(FeatureNetworkKey(f"inception:{path}"), load)
         self.has_logits = isinstance(self.net, _TorchvisionFID)
 
     def tag(self) -> str:

@@ -16,6 +16,7 @@ from bench.errors import BenchError
 from bench.features import FEATURES
 from bench.features.base import FeatureExtractor, to_rgb
 from bench.registry import Options
+from bench.store import FeatureNetworkKey
 
 
 class TimmOptions(Options):
@@ -30,13 +31,15 @@ class TimmFeatures(FeatureExtractor):
     """Any timm model's pooled features, with weights from a local file."""
 
     Options = TimmOptions
+    options: TimmOptions
 
     def prepare(self, dataset: Any, env: Any) -> None:
         import timm
 
         o = self.options
-        key = f"timm:{o.model}:{o.weights}"
-        if key not in env._memo:
+        name = f"timm:{o.model}:{o.weights}"
+
+        def load() -> tuple[Any, int, torch.Tensor, torch.Tensor, str]:
             if o.model not in timm.list_models():
                 raise BenchError(f"timm has no model '{o.model}' (timm.list_models() lists them).")
             if o.weights is not None and not o.weights.is_file():
@@ -63,13 +66,15 @@ class TimmFeatures(FeatureExtractor):
                     "weights file somewhere local and set `weights: /path/to/file` in the features "
                     "options (or fill the Hugging Face hub cache beforehand)."
                 ) from None
-            cfg = net.pretrained_cfg
+            cfg: dict[str, Any] = getattr(net, "pretrained_cfg", {})  # every timm model has one
             size = o.image_size or cfg.get("input_size", (3, 224, 224))[-1]
             mean = torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406)), device=env.device).view(1, 3, 1, 1)
             std = torch.tensor(cfg.get("std", (0.229, 0.224, 0.225)), device=env.device).view(1, 3, 1, 1)
             digest = stable_hash(str(o.weights.stat().st_mtime_ns) if o.weights else "random", 8)
-            env._memo[key] = (net, size, mean, std, digest)
-        self.net, self.size, self.mean, self.std, self.digest = env._memo[key]
+            return net, size, mean, std, digest
+
+        self.net, self.size, self.mean, self.std, self.digest = env.store.get(
+            FeatureNetworkKey(name), load)
 
     def tag(self) -> str:
         w = self.options.weights.name if self.options.weights else "random-init"

@@ -22,6 +22,7 @@ METRICS: Registry[type[Metric]] = Registry(
         "bench.metrics.conditional_kid",
         "bench.metrics.swd",
         "bench.metrics.authenticity",
+        "bench.metrics.alpha_precision",
         "bench.metrics.data_copying",
         "bench.metrics.ppl",
         "bench.metrics.embedding_plot",

@@ -124,7 +124,7 @@ class ConditionalFeatureMetric(FeatureMetric):
         if skipped:
             notes.append(f"{len(skipped)} of {k} classes have fewer than {need} real or generated "
                          f"images ({need_why}) and are left out of the mean: {_listing(skipped)}")
-        if biased:
+        if biased and advised is not None:  # only advised classes are biased
             notes.append(f"{len(biased)} of {k} classes have fewer than {advised[0]} real or "
                          f"generated images ({advised[1]}), so their values are biased: "
                          f"{_listing(biased)}")

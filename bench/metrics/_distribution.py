@@ -23,13 +23,14 @@ class FeatureMetricOptions(Options):
 
 class FeatureMetric(Metric):
     Options = FeatureMetricOptions
+    options: FeatureMetricOptions
     real_split = "train"
 
     def check(self) -> None:
         if self.options.features.name == "inception":
             from bench.features.inception import find_weights
 
-            find_weights(self.options.features.model_extra.get("path"))
+            find_weights((self.options.features.model_extra or {}).get("path"))
 
     def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
         spec = self.options.features

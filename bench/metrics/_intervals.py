@@ -27,7 +27,7 @@ never 0 at an accuracy of 0 or 1, unlike the Wald p(1-p)/n.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -83,7 +83,7 @@ def difference_with_interval(name: str, a: float, n_a: int, b: float, n_b: int) 
     return with_interval(name, d, d - math.hypot(a - la, ub - b), d + math.hypot(ua - a, b - lb))
 
 
-def mean_recall_se(recalls: Sequence[float], counts: Sequence[int]) -> float:
+def mean_recall_se(recalls: Iterable[float], counts: Iterable[int]) -> float:
     """Standard error of a mean of per-class recalls (balanced accuracy, minority recall):
     each recall is a proportion over its class's test images (Wilson standard error), the
     classes' test images are disjoint, so the variances add: se = sqrt(sum se_c^2) / K.

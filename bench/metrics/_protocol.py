@@ -3,8 +3,9 @@ balancing, nearest neighbours): train-and-score, real-only work cached across mo
 equal-compute schedules, and matplotlib figures without global pyplot state.
 
 Real-only work (a classifier trained on a real subset, real features) does not depend on
-the generator, so a suite of K models must pay for it once. It is memoized in `ctx._memo`
-(shared by every cell of a runner process) and its small results are persisted as JSON
+the generator, so a suite of K models must pay for it once. It is kept in the store under a
+`RealWorkKey` (bench.store, shared by every cell of a process) and its small results are
+persisted as JSON
 in the content-addressed cache, so other processes and later runs reuse them. Keys hold
 the dataset digest, the seed and everything that determines the result (the classifier
 config with its epochs, the per-class counts of the subset).
@@ -29,6 +30,7 @@ from bench.data.base import Dataset
 from bench.metrics.base import Context
 from bench.metrics.sampling import labels_from_counts, subset_by_counts
 from bench.models.base import Generator
+from bench.store import RealWorkKey
 
 Score = dict[str, Any]  # {"accuracy", "balanced_accuracy", "per_class": [recall or None], "n"}
 
@@ -99,27 +101,29 @@ def _write_json(path: Path, obj: Any) -> None:
 def real_work(ctx: Context, dataset: Dataset, kind: str, key: dict[str, Any],
               compute: Callable[[], Any]) -> Any:
     """Result of real-only `compute`, once per (dataset digest, seed, key): from the
-    in-process memo, else from the JSON cache, else computed and stored in both."""
+    store (bench.store), else from the JSON cache, else computed and kept in both."""
     full = {"dataset": dataset.digest, "seed": ctx.seed, **key}
     path = ctx.cache.path(kind, full, suffix=".json")
-    mem = f"{kind}:{path.name}"
-    if mem in ctx._memo:
-        ctx.cache.hit(kind)
-        return ctx._memo[mem]
-    value = None
-    with ctx.cache.lock(path):  # another worker computing the same entry: wait, then read
-        if path.exists():
-            try:
-                value = json.loads(path.read_text())
-                ctx.cache.hit(kind)
-            except (OSError, ValueError):
-                value = None  # a damaged entry is recomputed, never trusted
-        if value is None:
-            ctx.cache.miss(kind)
-            value = compute()
-            _write_json(path, value)
-    ctx._memo[mem] = value
-    return value
+    key = RealWorkKey(kind, path.name)
+    if key in ctx.store:
+        ctx.cache.hit(kind)  # counted as before the store
+
+    def load_or_compute() -> Any:
+        value = None
+        with ctx.cache.lock(path):  # another worker computing the same entry: wait, then read
+            if path.exists():
+                try:
+                    value = json.loads(path.read_text())
+                    ctx.cache.hit(kind)
+                except (OSError, ValueError):
+                    value = None  # a damaged entry is recomputed, never trusted
+            if value is None:
+                ctx.cache.miss(kind)
+                value = compute()
+                _write_json(path, value)
+        return value
+
+    return ctx.store.get(key, load_or_compute)
 
 
 def real_subset_score(ctx: Context, dataset: Dataset, cfg: ClassifierConfig,

@@ -74,6 +74,7 @@ class Augmentation(Metric):
     """Accuracy on real subsets with and without added generated images (equal optimizer steps)."""
 
     Options = AugmentationOptions
+    options: AugmentationOptions
     version = "2"  # 2: 95% intervals (Wilson accuracies, Newcombe gains)
     trains_on_model_images = True  # tested on real val: never fed the val split (bench.leakage)
     values = {"mean_aug_gain": score("higher", "utility"),

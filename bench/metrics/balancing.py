@@ -89,6 +89,7 @@ class Balancing(Metric):
     """Top up rare classes with generated images: balanced accuracy vs. imbalanced and balanced real."""
 
     Options = BalancingOptions
+    options: BalancingOptions
     version = "2"  # 2: 95% intervals (Wilson accuracies, normal balanced accuracies)
     trains_on_model_images = True  # tested on real val: never fed the val split (bench.leakage)
     values = {"balanced_gen_bacc": score("higher", "utility"),

@@ -13,9 +13,18 @@ from bench.cache import Cache
 from bench.classifiers.real import real_classifier
 from bench.classifiers.train import ClassifierConfig, Evaluation, TrainedClassifier, evaluate
 from bench.data.base import Dataset
+from bench.errors import BenchError
 from bench.features.base import FeatureExtractor, FeatureSpec
 from bench.models.base import Generator
 from bench.registry import Plugin
+from bench.store import (
+    GeneratedFeaturesKey,
+    GeneratedImages,
+    GeneratedImagesKey,
+    RealFeaturesKey,
+    RealValEvaluationKey,
+    Store,
+)
 from bench.values import Value, lookup
 
 
@@ -23,8 +32,11 @@ from bench.values import Value, lookup
 class Context:
     """Everything a metric may use besides the generator and the dataset.
 
-    The real-trained classifier is cached in memory and on disk per (dataset digest,
-    classifier config, seed), so K models in a suite pay for one real training.
+    Work shared between cells goes through `store` (bench.store.Store, the worker's, shared
+    by every cell of a process): the model's one stream of generated images and their
+    features, the real-trained classifier (also on disk per dataset digest, classifier
+    config and seed, so K models in a suite pay for one real training), real features.
+    A Context built without a store gets its own, bound to `cache`.
     """
 
     device: torch.device
@@ -32,22 +44,24 @@ class Context:
     cache: Cache
     artifact_dir: Path
     progress: bool = True
-    _memo: dict[str, Any] = field(default_factory=dict)
+    store: Store = field(default_factory=Store)
     # extra run tags a metric sets (e.g. the feature extractor and its resize method)
     tags: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.store.cache is None:
+            self.store.cache = self.cache
+
     def real_classifier(self, dataset: Dataset, cfg: ClassifierConfig) -> TrainedClassifier:
-        return real_classifier(dataset, cfg, self.device, self.seed, self.cache, self._memo,
+        return real_classifier(dataset, cfg, self.device, self.seed, self.cache, self.store,
                                self.progress)
 
     def real_val_evaluation(self, dataset: Dataset, cfg: ClassifierConfig) -> Evaluation:
         """The real-trained classifier on real validation images: the reference beside every
         classifier-based number, evaluated once per (dataset, config, seed)."""
-        key = f"real_val_eval:{dataset.digest}:{cfg.model_dump_json()}:{self.seed}"
-        if key not in self._memo:
-            clf = self.real_classifier(dataset, cfg)
-            self._memo[key] = evaluate(clf, dataset.val_x, dataset.val_y, self.device)
-        return self._memo[key]
+        key = RealValEvaluationKey(dataset.digest, cfg.model_dump_json(), self.seed)
+        return self.store.get(key, lambda: evaluate(self.real_classifier(dataset, cfg),
+                                                    dataset.val_x, dataset.val_y, self.device))
 
     def real_val_accuracy(self, dataset: Dataset, cfg: ClassifierConfig) -> float:
         return self.real_val_evaluation(dataset, cfg).accuracy
@@ -66,39 +80,70 @@ class Context:
         ex = self.extractor(spec, dataset)
         path = self.cache.path("real_features", {"dataset": dataset.digest, "split": split,
                                                  "extractor": ex.tag(), "logits": logits}, ".pt")
-        if str(path) in self._memo:
-            self.cache.hit("real_features")
-            return self._memo[str(path)]
-        with self.cache.lock(path):
-            if path.exists():
-                self.cache.hit("real_features")
-                out = torch.load(path, map_location="cpu", weights_only=True)
-            else:
+        key = RealFeaturesKey(dataset.digest, split, ex.tag(), logits)
+        if key in self.store:
+            self.cache.hit("real_features")  # counted as before the store
+
+        def load_or_extract() -> Any:
+            with self.cache.lock(path):
+                if path.exists():
+                    self.cache.hit("real_features")
+                    return torch.load(path, map_location="cpu", weights_only=True)
                 self.cache.miss("real_features")
                 x = dataset.train_x if split == "train" else dataset.val_x
                 out = ex.extract(x, self.device, spec.batch_size, logits=logits,
                                  progress=self.progress, desc=f"real {split} features")
                 self.cache.save_torch(path, out)
-        self._memo[str(path)] = out
-        return out
+                return out
+
+        return self.store.get(key, load_or_extract)
+
+    # ------------------------------------------------------------ generated images
+    def stream(self, generator: Generator, dataset: Dataset) -> tuple[GeneratedImagesKey, bool]:
+        """The key of the model's one stream of generated images for this cell's seed, and
+        whether it may persist (only for generators the worker named by fingerprint)."""
+        ident, persist = self.store.identity(generator)
+        return GeneratedImagesKey(ident, dataset.digest, self.seed), persist
+
+    def generated(self, generator: Generator, dataset: Dataset,
+                  n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first n images of the model's stream (uint8, CPU) and the labels they were
+        generated for (int64): every prefix has the training split's class balance (n
+        None: the training size, whose counts are exactly the training split's). Sampled
+        once per model and seed, shared by every metric; a longer request samples only the
+        missing chunks."""
+        n = len(dataset.train_y) if n is None else n
+        key, persist = self.stream(generator, dataset)
+        out = self.store.generated_images(key, generator, dataset, n, persist, self.progress)
+        return out.images[:n], out.labels[:n]
 
     def fake_features(self, generator: Generator, dataset: Dataset, spec: FeatureSpec,
                       n: int | None = None, logits: bool = False) -> Any:
-        """Features of n generated images with the real training split's class balance."""
+        """Features of the first n images of the model's stream (`generated`); with
+        `logits`, (features, logits)."""
         return self.fake_features_and_labels(generator, dataset, spec, n, logits)[0]
 
     def fake_features_and_labels(self, generator: Generator, dataset: Dataset, spec: FeatureSpec,
                                  n: int | None = None, logits: bool = False) -> tuple[Any, torch.Tensor]:
         """`fake_features` and the labels the images were generated for (int64, CPU): what
-        the class-conditional metrics split generated features by."""
-        from bench.metrics.sampling import balanced_labels
-
+        the class-conditional metrics split generated features by. One extraction pass per
+        (stream, extractor), with the logits where the extractor has them, shared by every
+        metric; a request for fewer images is a prefix of it."""
+        n = len(dataset.train_y) if n is None else n
         ex = self.extractor(spec, dataset)
-        labels = balanced_labels(dataset, n, self.seed)
-        x = generator.sample(len(labels), labels, seed=self.seed)
-        feats = ex.extract(x, self.device, spec.batch_size, logits=logits, progress=self.progress,
-                           desc="generated features")
-        return feats, labels
+        key, persist = self.stream(generator, dataset)
+
+        def images(m: int) -> GeneratedImages:
+            return self.store.generated_images(key, generator, dataset, m, persist, self.progress)
+
+        feats = self.store.generated_features(GeneratedFeaturesKey(key, ex.tag()), n, images, ex,
+                                              self.device, spec.batch_size, persist, self.progress)
+        labels = self.store.labels(dataset, self.seed, n)
+        if not logits:
+            return feats.features[:n], labels
+        if feats.logits is None:
+            raise BenchError(f"feature extractor '{ex.name}' gives no class logits")
+        return (feats.features[:n], feats.logits[:n]), labels
 
     def artifact(self, name: str) -> Path:
         self.artifact_dir.mkdir(parents=True, exist_ok=True)

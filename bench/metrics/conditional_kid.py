@@ -24,7 +24,8 @@ class ConditionalKID(ConditionalFeatureMetric):
     """Per-class KID against that class's real images, mean over classes."""
 
     Options = CondKIDOptions
-    version = "1"
+    options: CondKIDOptions
+    version = "2"  # 2: the model's shared sample stream (bench.store)
     values = {"cond_kid": score("lower", "conditioning")}
     primary = "cond_kid"
     logged = {"kid_mean": "cond_kid"}  # the per-class table also has kid_std

@@ -25,7 +25,8 @@ class ConditionalPRDC(ConditionalFeatureMetric):
     """Per-class precision, recall, density and coverage (k-NN), mean over classes."""
 
     Options = CondPRDCOptions
-    version = "1"
+    options: CondPRDCOptions
+    version = "2"  # 2: the model's shared sample stream (bench.store)
     # density is 1 in expectation for samples from the real class distribution (as for the
     # unconditional density): above 1 means crowding, not better quality
     # recall is shown, not ranked: a generator that ignores its label spreads every class's

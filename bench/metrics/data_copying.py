@@ -22,7 +22,8 @@ class DataCopying(FeatureMetric):
     """C_T statistic of the data-copying test (negative = copies training data)."""
 
     Options = DataCopyingOptions
-    version = "1"
+    options: DataCopyingOptions
+    version = "2"  # 2: the model's shared sample stream (bench.store)
     # negative = copying, positive = under-fitting (a constant image is far positive); the
     # ideal is what held-out real images get, about 0 in theory
     values = {"data_copying_ct": score("target", "memorisation", ref=True, target=0.0)}

@@ -25,7 +25,8 @@ class DensityCoverage(FeatureMetric):
     """Density (quality, can exceed 1) and coverage (share of real neighbourhoods hit)."""
 
     Options = DCOptions
-    version = "2"  # 2: 95% intervals (normal density, Wilson coverage)
+    options: DCOptions
+    version = "3"  # 2: 95% intervals (normal density, Wilson coverage); 3: the model's shared sample stream (bench.store)
     # density is 1 in expectation for samples from the real distribution; above 1 means
     # samples crowd where real samples are dense, not better quality
     values = {"density": score("target", "quality", ref=True, target=1.0),

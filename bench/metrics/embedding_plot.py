@@ -13,7 +13,6 @@ from pydantic import Field
 from bench.features.base import FeatureSpec
 from bench.metrics import METRICS
 from bench.metrics.base import Metric
-from bench.metrics.sampling import balanced_labels
 from bench.registry import Options
 
 
@@ -28,8 +27,9 @@ class EmbeddingPlot(Metric):
     """2-D t-SNE/UMAP map of real and generated features by class (an image artifact)."""
 
     Options = EmbeddingOptions
-    version = "1"
-    values: dict = {}
+    options: EmbeddingOptions
+    version = "2"  # 2: the model's shared sample stream and its features (bench.store)
+    values = {}  # an image artifact, no values
 
     def compute(self, generator, dataset, ctx):
         import matplotlib
@@ -42,9 +42,8 @@ class EmbeddingPlot(Metric):
         rng = np.random.default_rng(ctx.seed)
         idx = rng.permutation(len(real))[: o.num_samples]
         real, real_y = real[idx], dataset.val_y[idx]
-        labels = balanced_labels(dataset, min(o.num_samples, len(dataset.train_y)), ctx.seed)
-        x = generator.sample(len(labels), labels, seed=ctx.seed)
-        fake = ctx.extractor(o.features, dataset).extract(x, ctx.device, o.features.batch_size)
+        fake, labels = ctx.fake_features_and_labels(generator, dataset, o.features,
+                                                    min(o.num_samples, len(dataset.train_y)))
         pts = torch.cat([real, fake]).numpy()
         if o.method == "umap" and importlib.util.find_spec("umap") is not None:
             import umap

@@ -17,6 +17,7 @@ from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
 from bench.metrics._intervals import normal_with_interval
 from bench.metrics.functional import FrechetReference
+from bench.store import FrechetReferenceKey
 from bench.values import score
 
 
@@ -38,15 +39,15 @@ class FID(FeatureMetric):
     """Fréchet Inception Distance (any extractor; eigh-based, float64, N-1 covariance)."""
 
     Options = FIDOptions
-    version = "2"  # 2: bootstrap 95% interval
+    options: FIDOptions
+    version = "3"  # 2: bootstrap 95% interval; 3: the model's shared sample stream (bench.store)
     values = {"fid": score("lower", "quality")}
     primary = "fid"
 
     def score(self, real, fake, dataset, ctx):
-        key = f"fid-ref:{ctx.tags['features']}:{dataset.digest}:{self.real_split}"
-        if key not in ctx._memo:
-            ctx._memo[key] = FrechetReference.from_features(real.double(), device=ctx.device)
-        ref, fake = ctx._memo[key], fake.double()
+        key = FrechetReferenceKey(ctx.tags["features"], dataset.digest, self.real_split)
+        ref = ctx.store.get(key, lambda: FrechetReference.from_features(real.double(), device=ctx.device))
+        fake = fake.double()
         fid = ref.distance_to_features(fake)
         if not self.options.bootstrap:
             return {"fid": fid}

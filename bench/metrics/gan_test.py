@@ -14,7 +14,7 @@ from bench.classifiers.train import ClassifierConfig, evaluate
 from bench.data.base import Dataset
 from bench.metrics import METRICS
 from bench.metrics.base import Context, Metric
-from bench.metrics.sampling import balanced_labels, write_per_class
+from bench.metrics.sampling import write_per_class
 from bench.models.base import Generator
 from bench.registry import Options
 from bench.values import accuracy_with_interval, reference, score
@@ -23,7 +23,8 @@ from bench.values import accuracy_with_interval, reference, score
 class GanTestOptions(Options):
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     num_samples: int | None = Field(
-        None, ge=1, description="generated test images (default: as many as real val, same balance)"
+        None, ge=1, description="generated test images (default: as many as real val), the "
+        "first of the model's shared stream (the training split's class balance)"
     )
 
 
@@ -32,7 +33,8 @@ class GanTest(Metric):
     """Train on real, test on generated (quality/precision); far above real_val_acc hints memorization."""
 
     Options = GanTestOptions
-    version = "2"  # 2: Wilson 95% intervals of the accuracies
+    options: GanTestOptions
+    version = "3"  # 2: Wilson 95% intervals of the accuracies; 3: the shared sample stream
     # far above real_val_acc means memorisation: the ideal is the held-out real data's
     # GAN-test (which is real_val_acc when the suite has no held-out row)
     values = {"gan_test_acc": score("target", "quality", ref=True, fallback="real_val_acc"),
@@ -42,8 +44,8 @@ class GanTest(Metric):
     def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
         o = self.options
         clf = ctx.real_classifier(dataset, o.classifier)
-        labels = balanced_labels(dataset, o.num_samples, ctx.seed, split="val")
-        x = generator.sample(len(labels), labels, seed=ctx.seed)
+        n = len(dataset.val_y) if o.num_samples is None else o.num_samples
+        x, labels = ctx.generated(generator, dataset, n)
         ev = evaluate(clf, x, labels, ctx.device)
         real = ctx.real_val_evaluation(dataset, o.classifier)
         write_per_class(ctx.artifact("gan_test_per_class.csv"), dataset,

@@ -13,7 +13,7 @@ from bench.classifiers.train import ClassifierConfig, evaluate, train_classifier
 from bench.data.base import Dataset
 from bench.metrics import METRICS
 from bench.metrics.base import Context, Metric
-from bench.metrics.sampling import balanced_labels, write_per_class
+from bench.metrics.sampling import write_per_class
 from bench.models.base import Generator
 from bench.registry import Options
 from bench.values import accuracy_with_interval, diagnostic, reference, score
@@ -22,7 +22,8 @@ from bench.values import accuracy_with_interval, diagnostic, reference, score
 class GanTrainOptions(Options):
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     num_samples: int | None = Field(
-        None, ge=1, description="generated training images (default: as many as real train, same balance)"
+        None, ge=1, description="generated training images (default: as many as real train, "
+        "same balance); TSTS tests on the next real-val-size block of the same stream"
     )
 
 
@@ -31,7 +32,10 @@ class GanTrain(Metric):
     """Train on generated, test on real val (diversity/recall); also train-on-synthetic-test-on-synthetic."""
 
     Options = GanTrainOptions
-    version = "2"  # 2: Wilson 95% intervals of the accuracies
+    options: GanTrainOptions
+    # 2: Wilson 95% intervals of the accuracies; 3: the model's shared sample stream
+    # (bench.store): trains on its first images, TSTS on the block after them
+    version = "3"
     trains_on_model_images = True  # tested on real val: never fed the val split (bench.leakage)
     values = {"gan_train_acc": score("higher", "utility"),
               # train-synthetic-test-synthetic: how separable the generated classes are; a
@@ -42,15 +46,14 @@ class GanTrain(Metric):
 
     def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
         o = self.options
-        labels = balanced_labels(dataset, o.num_samples, ctx.seed)
-        x = generator.sample(len(labels), labels, seed=ctx.seed)
-        clf = train_classifier(o.classifier, x, labels, dataset.num_classes, ctx.device, ctx.seed,
-                               desc="train on generated", progress=ctx.progress)
+        n = len(dataset.train_y) if o.num_samples is None else o.num_samples
+        # one stream (bench.store): train on its first n images, TSTS on the next val-size
+        # block (images the classifier never saw); both blocks have the training balance
+        x, labels = ctx.generated(generator, dataset, n + len(dataset.val_y))
+        clf = train_classifier(o.classifier, x[:n], labels[:n], dataset.num_classes, ctx.device,
+                               ctx.seed, desc="train on generated", progress=ctx.progress)
         on_real = evaluate(clf, dataset.val_x, dataset.val_y, ctx.device)
-        # TSTS on a fresh generated set of the val split's size and balance
-        tl = balanced_labels(dataset, None, ctx.seed, split="val")
-        tx = generator.sample(len(tl), tl, seed=ctx.seed + 1_000_003)
-        on_fake = evaluate(clf, tx, tl, ctx.device)
+        on_fake = evaluate(clf, x[n:], labels[n:], ctx.device)
         real = ctx.real_val_evaluation(dataset, o.classifier)
         write_per_class(ctx.artifact("gan_train_per_class.csv"), dataset,
                         {"gan_train_acc": on_real.per_class, "tsts_acc": on_fake.per_class,

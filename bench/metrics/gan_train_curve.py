@@ -73,6 +73,7 @@ class GanTrainCurve(Metric):
     """GAN-train accuracy vs. generated-set size beside the real-data curve; effective size."""
 
     Options = GanTrainCurveOptions
+    options: GanTrainCurveOptions
     version = "2"  # 2: 95% intervals (Wilson; effective size through the real curve)
     trains_on_model_images = True  # tested on real val: never fed the val split (bench.leakage)
     values = {"effective_size": score("higher", "utility"),

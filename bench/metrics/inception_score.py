@@ -33,7 +33,8 @@ class InceptionScore(FeatureMetric):
     """Inception Score (mean, std over splits); classifier_is_* when Inception logits are absent."""
 
     Options = ISOptions
-    version = "2"  # 2: t 95% interval over the splits
+    options: ISOptions
+    version = "3"  # 2: t 95% interval over the splits; 3: the model's shared sample stream (bench.store)
     values = {"is_mean": score("higher", "quality"), "is_std": diagnostic("lower"),
               "classifier_is_mean": score("higher", "quality"),
               "classifier_is_std": diagnostic("lower")}

@@ -12,6 +12,7 @@ import warnings
 from bench.metrics import METRICS
 from bench.metrics._conditional import ConditionalFeatureMetric
 from bench.metrics.functional import FrechetReference
+from bench.store import FrechetReferenceKey
 from bench.values import score
 
 
@@ -19,7 +20,7 @@ from bench.values import score
 class IntraFID(ConditionalFeatureMetric):
     """Intra-class FID: per-class FID against that class's real images, mean over classes."""
 
-    version = "1"
+    version = "2"  # 2: the model's shared sample stream (bench.store)
     values = {"intra_fid": score("lower", "conditioning")}
     primary = "intra_fid"
     logged = {"fid": "intra_fid"}
@@ -28,10 +29,10 @@ class IntraFID(ConditionalFeatureMetric):
         return dim + 1, f"a full-rank covariance needs more than d={dim}, the feature dimension"
 
     def score_class(self, real, fake, c, dataset, ctx):
-        key = f"intra-fid-ref:{ctx.tags.get('features', '')}:{dataset.digest}:{self.real_split}:{c}"
+        key = FrechetReferenceKey(ctx.tags.get("features", ""), dataset.digest, self.real_split, c)
         with warnings.catch_warnings():
             # a class with N <= d is reported once, by class and count, by score_by_class
             warnings.filterwarnings("ignore", "covariance from N=", RuntimeWarning)
-            if key not in ctx._memo:
-                ctx._memo[key] = FrechetReference.from_features(real.double(), device=ctx.device)
-            return {"fid": ctx._memo[key].distance_to_features(fake.double())}
+            ref = ctx.store.get(key, lambda: FrechetReference.from_features(real.double(),
+                                                                            device=ctx.device))
+            return {"fid": ref.distance_to_features(fake.double())}

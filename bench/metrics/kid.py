@@ -28,7 +28,8 @@ class KID(FeatureMetric):
     """Kernel Inception Distance (mean and std over seeded subsets)."""
 
     Options = KIDOptions
-    version = "2"  # 2: percentile 95% interval over the subsets
+    options: KIDOptions
+    version = "3"  # 2: percentile 95% interval over the subsets; 3: the model's shared sample stream (bench.store)
     values = {"kid_mean": score("lower", "quality"), "kid_std": diagnostic("lower")}
     primary = "kid_mean"
 

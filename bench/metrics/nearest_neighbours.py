@@ -34,6 +34,7 @@ from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import balanced_counts, labels_from_counts
 from bench.models.base import Generator
 from bench.registry import Options
+from bench.store import NNTrainFeaturesKey
 from bench.values import diagnostic, reference, score
 
 
@@ -81,6 +82,7 @@ class NearestNeighbours(Metric):
     """Nearest real training images of generated ones in classifier features; memorization gap."""
 
     Options = NearestNeighboursOptions
+    options: NearestNeighboursOptions
     version = "2"  # 2: 95% intervals (normal, over the per-image similarities)
     # a gap above the held-out data's (about 0) means generated images sit closer to training
     # images than held-out real images do: copying. Far below means unrelated images.
@@ -93,12 +95,13 @@ class NearestNeighbours(Metric):
     def train_features(ctx: Context, dataset: Dataset, clf: TrainedClassifier
                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """(centred training features, their mean), once per process and real classifier."""
-        key = f"nn_train_features:{dataset.digest}:{clf.config.model_dump_json()}:{ctx.seed}"
-        if key not in ctx._memo:
+        def compute() -> tuple[torch.Tensor, torch.Tensor]:
             f = predict(clf, dataset.train_x, ctx.device, features=True)
             mean = f.mean(0, keepdim=True)
-            ctx._memo[key] = (f - mean, mean)
-        return ctx._memo[key]
+            return f - mean, mean
+
+        return ctx.store.get(NNTrainFeaturesKey(dataset.digest, clf.config.model_dump_json(),
+                                                ctx.seed), compute)
 
     def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
         o = self.options

@@ -46,6 +46,7 @@ class PPL(Metric):
     """Perceptual path length in latent space (lower = smoother); needs latent access."""
 
     Options = PPLOptions
+    options: PPLOptions
     version = "2"  # 2: normal 95% interval
     needs_latent = True
     values = {"ppl": score("lower", "quality")}

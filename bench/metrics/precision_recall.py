@@ -26,7 +26,8 @@ class PrecisionRecall(FeatureMetric):
     """Improved precision (quality) and recall (coverage of the real data), k-NN manifolds."""
 
     Options = PROptions
-    version = "2"  # 2: Wilson 95% intervals
+    options: PROptions
+    version = "3"  # 2: Wilson 95% intervals; 3: the model's shared sample stream (bench.store)
     values = {"precision": score("higher", "quality"), "recall": score("higher", "diversity")}
     primary = "precision"
 

@@ -8,7 +8,6 @@ from pydantic import Field
 from bench.metrics import METRICS
 from bench.metrics.base import Metric
 from bench.metrics.functional import sliced_wasserstein
-from bench.metrics.sampling import balanced_labels
 from bench.registry import Options
 from bench.values import diagnostic, score
 
@@ -24,15 +23,15 @@ class SWD(Metric):
     """Sliced Wasserstein distance of multi-scale 7x7 patches (per level and mean, x1e3)."""
 
     Options = SWDOptions
-    version = "1"
+    options: SWDOptions
+    version = "2"  # 2: the model's shared sample stream (bench.store)
     values = {"swd_mean": score("lower", "quality"),
               "swd": diagnostic("lower")}  # per-level values: details of swd_mean
     primary = "swd_mean"
 
     def compute(self, generator, dataset, ctx):
         o = self.options
-        labels = balanced_labels(dataset, o.num_samples, ctx.seed)
-        fake = generator.sample(len(labels), labels, seed=ctx.seed)
+        fake, _ = ctx.generated(generator, dataset, o.num_samples)
         real = dataset.train_x if o.num_samples is None else dataset.train_x[: o.num_samples]
         out = sliced_wasserstein(real, fake, patches_per_image=o.patches_per_image,
                                  min_resolution=o.min_resolution, seed=ctx.seed, device=ctx.device)

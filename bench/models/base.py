@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -39,6 +40,27 @@ class Generator(ABC):
         """Float images in [0, 255] before quantisation: path length needs differences far
         below one grey level (epsilon 1e-4), which uint8 output would round away."""
         return self.sample_latent(z, labels).float()
+
+    def sample_stream(self, labels: torch.Tensor, start: int, seed: int) -> torch.Tensor:
+        """Images for `labels[start:]`, one block of the sample stream whose labels so far
+        are `labels` (bench.store samples a model's stream chunk by chunk). By default one
+        `sample` call with a seed derived from (seed, start), so a block never depends on
+        how many blocks were asked for before; a pool of images overrides it to walk its
+        images without replacement across blocks."""
+        return self.sample(len(labels) - start, labels[start:], seed=block_seed(seed, start))
+
+
+def block_seed(seed: int, start: int) -> int:
+    """The seed of the stream block starting at image `start` (31 bits: any RNG takes it)."""
+    h = hashlib.sha256(f"{seed}:{start}".encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
+
+
+def sample_stream(generator: Any, labels: torch.Tensor, start: int, seed: int) -> torch.Tensor:
+    """`generator.sample_stream`, or its default for a duck-typed generator (only `sample`)."""
+    if isinstance(generator, Generator) or hasattr(generator, "sample_stream"):
+        return generator.sample_stream(labels, start, seed)
+    return generator.sample(len(labels) - start, labels[start:], seed=block_seed(seed, start))
 
 
 @dataclass

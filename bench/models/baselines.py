@@ -34,6 +34,7 @@ from bench.models.gan_nets import (  # noqa: F401  (ConcatDiscriminator: importa
     CGANOptions,
     ConcatDiscriminator,
     CondGenerator,
+    GANOptions,
     ProjectionDiscriminator,
 )
 from bench.progress import bar as progress_bar
@@ -41,7 +42,7 @@ from bench.progress import bar as progress_bar
 Arch = Literal["sngan", "dcgan", "wgan_gp"]
 
 
-class BaselineOptions(CGANOptions):
+class BaselineOptions(GANOptions):
     arch: Arch = Field("sngan", description="sngan (hinge, spectral norm, projection), dcgan "
                        "(BCE, BatchNorm, label channel) or wgan_gp (gradient penalty)")
     n_critic: int | None = Field(None, ge=1, description="discriminator updates per generator "
@@ -97,7 +98,7 @@ ARCHS: dict[str, ArchSpec] = {
 
 
 # ---------------------------------------------------------------- the shared loop
-def train_baseline(opts: CGANOptions, dataset: Dataset, device: torch.device, seed: int,
+def train_baseline(opts: GANOptions, dataset: Dataset, device: torch.device, seed: int,
                    progress: bool = True, arch: str = "sngan", checkpoint: Path | None = None,
                    checkpoint_every: int = 0, on_step: Callable[[int], None] | None = None,
                    ) -> tuple[CondGenerator, dict[str, list[float]]]:
@@ -167,7 +168,7 @@ def train_baseline(opts: CGANOptions, dataset: Dataset, device: torch.device, se
     return G.eval(), hist
 
 
-def build_baseline(name: str, opts: CGANOptions, arch: str, dataset: Dataset,
+def build_baseline(name: str, opts: GANOptions, arch: str, dataset: Dataset,
                    ctx: BuildContext, checkpoint_every: int = 0,
                    on_step: Callable[[int], None] | None = None) -> Generator:
     """Train (or load from the disk cache) and log a baseline; `name` is the cache kind and
@@ -219,6 +220,7 @@ class Baseline(ModelSource):
     """Conditional GAN baseline (arch: sngan | dcgan | wgan_gp), trained on first use and cached."""
 
     Options = BaselineOptions
+    options: BaselineOptions
     has_latent = True
     trainable = True  # `bench train` accepts it
 

@@ -29,6 +29,7 @@ class CGAN(ModelSource):
     """Built-in conditional GAN (SNGAN-style), trained on the dataset on first use and cached."""
 
     Options = CGANOptions
+    options: CGANOptions
     has_latent = True
     trainable = True  # `bench train` accepts it
 

@@ -17,15 +17,22 @@ from bench.models.base import Generator
 from bench.registry import Options
 
 
-class CGANOptions(Options):
+class GANOptions(Options):
+    """What the training loop (models/baselines.py) reads; `cgan` and `baseline` extend it."""
+
     steps: int = Field(1000, ge=1, description="generator updates")
     batch_size: int = Field(64, ge=2)
     latent_dim: int = Field(64, ge=1)
     width: int = Field(32, ge=8, description="channels of the widest layer / 2")
     lr: float = Field(2e-4, gt=0)
-    n_critic: int = Field(1, ge=1, description="discriminator updates per generator update")
+    n_critic: int | None = Field(None, ge=1, description="discriminator updates per generator "
+                                 "update (default: the arch's)")
     checkpoint_every: int = Field(200, ge=0, description="write a resumable training checkpoint "
                                   "every this many steps (0: never); not part of the cache key")
+
+
+class CGANOptions(GANOptions):
+    n_critic: int = Field(1, ge=1, description="discriminator updates per generator update")
 
 
 class CondGenerator(nn.Module):
@@ -98,12 +105,13 @@ class ConcatDiscriminator(nn.Module):
 
 
 class CGANGenerator(Generator):
-    def __init__(self, net: CondGenerator, image_shape, num_classes: int, latent_dim: int,
-                 device: torch.device):
+    def __init__(self, net: CondGenerator, image_shape: tuple[int, int, int], num_classes: int,
+                 latent_dim: int, device: torch.device):
         self.net = net.eval().to(device)
-        self.image_shape = tuple(image_shape)
+        c, h, w = image_shape
+        self.image_shape = (c, h, w)
         self.num_classes = num_classes
-        self.latent_dim = latent_dim
+        self.latent_dim: int = latent_dim
         self.device = device
 
     @torch.no_grad()

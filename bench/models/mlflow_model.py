@@ -99,6 +99,7 @@ class MlflowModel(ModelSource):
     """A PyTorch generator logged in MLflow (models:/name/version, models:/name@alias, runs:/...)."""
 
     Options = MlflowModelOptions
+    options: MlflowModelOptions
     has_latent = True
 
     def check(self, info: DataInfo) -> None:

@@ -20,7 +20,8 @@ class PoolGenerator(Generator):
         self.images = images
         self.labels = labels
         self.num_classes = num_classes
-        self.image_shape = tuple(int(s) for s in images.shape[1:])
+        c, h, w = (int(s) for s in images.shape[1:])
+        self.image_shape = (c, h, w)
         y = labels.numpy()
         self._by_class = [np.flatnonzero(y == c) for c in range(num_classes)]
 
@@ -43,3 +44,24 @@ class PoolGenerator(Generator):
     def sample(self, n: int, labels: torch.Tensor, seed: int) -> torch.Tensor:
         assert len(labels) == n
         return self.images[torch.from_numpy(self.pick(labels, seed))]
+
+    def pick_stream(self, labels: torch.Tensor, start: int, seed: int) -> np.ndarray:
+        """Pool indices for `labels[start:]` of a stream: class c's i-th label in the whole
+        stream takes the i-th image of one seeded permutation of class c's pool (wrapping
+        around), so the stream walks each class without replacement across blocks and the
+        training-size prefix of a training-balanced stream is the training set itself."""
+        lab = labels.cpu().numpy()
+        out = np.empty(len(lab) - start, dtype=np.int64)
+        for c in np.unique(lab[start:]):
+            pool = self._by_class[int(c)]
+            if len(pool) == 0:
+                raise ValueError(f"no images of class {int(c)} to sample from")
+            occ = np.flatnonzero(lab == c)  # its positions in the stream so far
+            rank = np.arange(len(occ))
+            mine = occ >= start
+            perm = np.random.default_rng([seed % 2**63, int(c)]).permutation(pool)
+            out[occ[mine] - start] = perm[rank[mine] % len(perm)]
+        return out
+
+    def sample_stream(self, labels: torch.Tensor, start: int, seed: int) -> torch.Tensor:
+        return self.images[torch.from_numpy(self.pick_stream(labels, start, seed))]

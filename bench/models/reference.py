@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 from bench.data.base import DataInfo, Dataset
 from bench.errors import BenchError
 from bench.models import MODELS
-from bench.models.base import BuildContext, Generator, ModelSource
+from bench.models.base import BuildContext, Generator, ModelSource, block_seed
 from bench.models.pool import PoolGenerator
 from bench.registry import Options
 
@@ -84,26 +84,39 @@ class ReferenceGenerator(PoolGenerator):
         classes = opts.keep_classes if opts.keep_classes is not None else list(range(max(1, k // 2)))
         self.keep = np.array(sorted(set(classes)))
 
-    def sample(self, n: int, labels: torch.Tensor, seed: int) -> torch.Tensor:
+    def _served(self, labels: torch.Tensor, seed: int) -> torch.Tensor:
+        """The classes whose images answer `labels` (prefix-stable: the answer for a
+        stream's first m labels does not change as the stream grows)."""
         rng = np.random.default_rng(seed + 7919)
-        kind = self.opts.kind
         lab = labels.clone()
-        if kind == "label_shuffle":
+        if self.opts.kind == "label_shuffle":
             # right images, wrong labels: the image's class is independent of the request
-            lab = torch.from_numpy(rng.integers(0, self.num_classes, n))
-        elif kind == "mode_drop":
+            lab = torch.from_numpy(rng.integers(0, self.num_classes, len(labels)))
+        elif self.opts.kind == "mode_drop":
             missing = ~torch.from_numpy(np.isin(lab.numpy(), self.keep))
             lab[missing] = torch.from_numpy(rng.choice(self.keep, int(missing.sum())))
-        if kind == "constant":  # the requested labels, and no information about them
-            return torch.full((n, *self.image_shape), self.opts.value, dtype=torch.uint8)
-        out = super().sample(n, lab, seed)
-        if kind == "blur":
+        return lab
+
+    def _degrade(self, out: torch.Tensor, seed: int) -> torch.Tensor:
+        if self.opts.kind == "blur":
             out = _gaussian_blur(out, self.opts.blur_sigma)
-        if kind == "noise":
+        if self.opts.kind == "noise":
             g = torch.Generator().manual_seed(seed)
             noise = torch.randn(out.shape, generator=g) * (self.opts.sigma * 255.0)
             out = (out.float() + noise).round().clamp(0, 255).to(torch.uint8)
         return out
+
+    def sample(self, n: int, labels: torch.Tensor, seed: int) -> torch.Tensor:
+        if self.opts.kind == "constant":  # the requested labels, and no information about them
+            return torch.full((n, *self.image_shape), self.opts.value, dtype=torch.uint8)
+        return self._degrade(super().sample(n, self._served(labels, seed), seed), seed)
+
+    def sample_stream(self, labels: torch.Tensor, start: int, seed: int) -> torch.Tensor:
+        if self.opts.kind == "constant":
+            return torch.full((len(labels) - start, *self.image_shape), self.opts.value,
+                              dtype=torch.uint8)
+        out = super().sample_stream(self._served(labels, seed), start, seed)
+        return self._degrade(out, block_seed(seed, start))
 
 
 @MODELS.register("reference")

@@ -7,13 +7,15 @@ the suite at the file.
 from __future__ import annotations
 
 import hashlib
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 from pydantic import Field
 
-from bench.data._util import file_sha256, npz_header
+from bench.data._util import bad_files_listing, file_sha256, image_headers, npz_header
 from bench.data.base import DataInfo, Dataset
 from bench.errors import BenchError
 from bench.models import MODELS
@@ -42,6 +44,7 @@ class Samples(ModelSource):
     """Pre-generated images from any framework (.npz or a folder of class sub-folders)."""
 
     Options = SamplesOptions
+    options: SamplesOptions
 
     def fingerprint(self) -> dict[str, str]:
         """Content hash of the samples: new samples under the same path are a new cell."""
@@ -68,9 +71,12 @@ class Samples(ModelSource):
             raise BenchError(f"samples file {path} does not exist. Check `path` (relative paths "
                              "are resolved against the suite file's folder).")
         if path.is_dir():
-            n = len(self._folder_classes(path))
-            if n != info.num_classes:
-                raise BenchError(f"{path}: {n} class folders, the dataset has {info.num_classes} classes.")
+            dirs = self._folder_classes(path)
+            if len(dirs) != info.num_classes:
+                raise BenchError(f"{path}: {len(dirs)} class folders, the dataset has "
+                                 f"{info.num_classes} classes. Put the images of class c in the "
+                                 "c-th folder (sorted by name), one folder per class.")
+            self._check_folder(path, dirs, info)
             return
         header = npz_header(path)  # raises a BenchError for an unreadable file
         missing = {"images", "labels"} - set(header)
@@ -84,10 +90,65 @@ class Samples(ModelSource):
             raise BenchError(f"{path}: `images` must be (N, H, W) or (N, H, W, C), got {shape}")
         chw = (1, *shape[1:3]) if len(shape) == 3 else (shape[3], *shape[1:3])
         if tuple(chw) != info.image_shape:
+            layout = "(N, H, W)" if info.channels == 1 else f"(N, H, W, {info.channels})"
             raise BenchError(f"{path}: images are {chw} (C, H, W), the dataset's are "
-                             f"{info.image_shape}. Generate at the dataset's resolution.")
-        if header["labels"][0] != (shape[0],):
-            raise BenchError(f"{path}: `labels` has shape {header['labels'][0]}, expected ({shape[0]},)")
+                             f"{info.image_shape}. Generate at the dataset's resolution and save "
+                             f"`images` as {layout} uint8.")
+        lshape, ldtype = header["labels"]
+        if lshape != (shape[0],):
+            raise BenchError(f"{path}: `labels` has shape {lshape}, expected ({shape[0]},): one "
+                             "class index per image.")
+        if not np.issubdtype(ldtype, np.integer):
+            raise BenchError(f"{path}: `labels` must be integer class indices, got {ldtype}. "
+                             "Save labels.astype(numpy.int64).")
+        try:
+            with np.load(path) as z:  # reads only the labels member, not the images
+                labels = np.asarray(z["labels"])
+        except (OSError, ValueError, zipfile.BadZipFile, zlib.error) as e:
+            raise BenchError(f"{path}: cannot read `labels` ({type(e).__name__}: {e}). Save the "
+                             "file again with numpy.savez(path, images=..., labels=...).") from None
+        self._check_labels(path, labels, info)
+
+    def _check_labels(self, path: Path, labels: np.ndarray, info: DataInfo) -> None:
+        """Every label a class of the dataset, and every class present (what build() needs)."""
+        k = info.num_classes
+        out = np.flatnonzero((labels < 0) | (labels >= k))
+        if len(out):
+            values = np.unique(labels[out])
+            raise BenchError(f"{path}: {len(out)} of {len(labels)} label(s) are outside the "
+                             f"dataset's classes 0..{k - 1}: value(s) {values[:10].tolist()}, e.g. "
+                             f"labels[{out[0]}] = {labels[out[0]]}. Labels are class indices in "
+                             "the dataset's class order: fix the labels, or check that the "
+                             "samples were generated for this dataset.")
+        absent = np.flatnonzero(np.bincount(labels.astype(np.int64), minlength=k) == 0)
+        if len(absent):
+            raise BenchError(f"{path}: no images of class(es) {absent[:20].tolist()}; a "
+                             "class-conditional benchmark needs samples of every class. "
+                             "Generate images of those classes too.")
+
+    def _check_folder(self, path: Path, dirs: list[Path], info: DataInfo) -> None:
+        """Every class folder has images, and every image has a readable header of the
+        dataset's size (Pillow's verify: no pixels are decoded)."""
+        files = [[f for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+                 for d in dirs]
+        empty = [d.name for d, fs in zip(dirs, files, strict=True) if not fs]
+        if empty:
+            raise BenchError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in class "
+                             f"folder(s) {empty[:20]}; a class-conditional benchmark needs "
+                             "samples of every class. Generate images of those classes too.")
+        headers = image_headers([f for fs in files for f in fs])
+        bad = [(f, err) for f, hw, err in headers if hw is None]
+        if bad:
+            raise BenchError(f"{path}: {len(bad)} unreadable image file(s) (corrupt or "
+                             f"truncated):{bad_files_listing(bad)}\nDelete them, or save the "
+                             "samples again.")
+        want = (info.height, info.width)
+        wrong = [(f, hw) for f, hw, _ in headers if hw is not None and hw != want]
+        if wrong:
+            f, hw = wrong[0]
+            raise BenchError(f"{path}: {len(wrong)} image(s) are not {want[0]}x{want[1]} (the "
+                             f"dataset's size), e.g. {f} is {hw[0]}x{hw[1]}. Generate at the "
+                             "dataset's resolution.")
 
     def _load(self, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
         path = self.options.path

@@ -84,9 +84,10 @@ class TorchGenerator(Generator):
                  latent_dim: int, label_input: LabelInput, output_range: OutputRange,
                  batch_size: int, device: torch.device, tags: dict[str, str] | None = None):
         self.net = net.to(device).eval().requires_grad_(False)
-        self.image_shape = tuple(image_shape)
+        c, h, w = image_shape
+        self.image_shape = (c, h, w)
         self.num_classes = num_classes
-        self.latent_dim = latent_dim
+        self.latent_dim: int = latent_dim
         self.label_input = label_input
         self.output_range = output_range
         self.batch_size = batch_size
@@ -231,7 +232,7 @@ def build_torch_generator(net: nn.Module, opts: TorchModelOptions, dataset: Data
     from bench.classifiers.train import predict
 
     clf = real_classifier(dataset, opts.pseudo_label_classifier, ctx.device, ctx.seed, ctx.cache,
-                          {}, ctx.progress)
+                          None, ctx.progress)
 
     def classify(x: torch.Tensor) -> torch.Tensor:
         return predict(clf, x, ctx.device).argmax(1)

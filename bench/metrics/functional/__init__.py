@@ -5,6 +5,7 @@ or small dicts of floats.
 """
 
 from ._stats import FeatureStats
+from .alpha_precision import alpha_precision_beta_recall
 from .authenticity import authenticity
 from .data_copying import data_copying, mann_whitney_z
 from .fid import FrechetReference, fid_from_features, frechet_distance
@@ -16,6 +17,7 @@ from .swd import laplacian_pyramid, sliced_wasserstein
 __all__ = [
     "FeatureStats",
     "FrechetReference",
+    "alpha_precision_beta_recall",
     "authenticity",
     "data_copying",
     "density_coverage",

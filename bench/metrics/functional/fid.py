@@ -66,16 +66,17 @@ class FrechetReference:
         d = self.mu.shape[0]
         if self.sigma.shape != (d, d):
             raise ValueError(f"sigma must be ({d}, {d}), got {tuple(self.sigma.shape)}")
-        self.factor = None
+        fac: torch.Tensor | None = None
         if factor == "auto":
             chol, info = torch.linalg.cholesky_ex(self.sigma)
             if int(info) == 0 and bool(torch.isfinite(chol).all()):
-                self.factor = chol
+                fac = chol
         elif factor != "eigh":
             raise ValueError(f"factor must be 'auto' or 'eigh', got {factor!r}")
-        if self.factor is None:
+        if fac is None:
             evals, evecs = torch.linalg.eigh(self.sigma)
-            self.factor = _sym((evecs * evals.clamp_min(0).sqrt()) @ evecs.T)
+            fac = _sym((evecs * evals.clamp_min(0).sqrt()) @ evecs.T)
+        self.factor = fac
         self.trace = float(torch.trace(self.sigma))
 
     @property

@@ -21,6 +21,8 @@ blocks, so memory is O(chunk x N_real), never N x N.
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import numpy as np
 import torch
 
@@ -85,6 +87,17 @@ def _prdc(
         out["recall"] = float(real_in_fake_ball.double().mean())
         samples["recall"] = real_in_fake_ball.cpu().numpy()
     return out, samples
+
+
+@overload
+def prdc(real: ArrayLike, fake: ArrayLike, k: int = 5, *, chunk_size: int | None = None,
+         device: DeviceLike = None, per_sample: Literal[False] = False) -> dict[str, float]: ...
+
+
+@overload
+def prdc(real: ArrayLike, fake: ArrayLike, k: int = 5, *, chunk_size: int | None = None,
+         device: DeviceLike = None, per_sample: Literal[True],
+         ) -> tuple[dict[str, float], dict[str, np.ndarray]]: ...
 
 
 def prdc(

@@ -53,7 +53,7 @@ def _pyr_down(x: torch.Tensor) -> torch.Tensor:
     return _filter(x, 1.0)[:, :, ::2, ::2]
 
 
-def _pyr_up(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+def _pyr_up(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     n, c, h, w = x.shape
     up = x.new_zeros(n, c, 2 * h, 2 * w)
     up[:, :, ::2, ::2] = x

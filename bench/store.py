@@ -1,0 +1,488 @@
+"""The store: work shared between the cells of a process, under typed keys.
+
+One sampling pass and one feature pass per model serve every metric. Each model has one
+stream of generated images per (generator, dataset, seed): labels in a fixed order whose
+every prefix has the real training split's class balance (per-class counts within +-1 of
+n x the class share, exactly the training counts at the training size), sampled in chunks
+of `CHUNK` images, each chunk one generator call with a seed derived from (seed, chunk
+start). A metric asking for n images gets the first n of the stream; a longer request
+samples only the missing chunks. Features of generated images are keyed by (images key,
+extractor tag), extracted chunk by chunk in one pass with the logits when the extractor
+has them (the Inception Score shares the FID's pass), and a request is a prefix of them.
+
+Every key is a frozen dataclass of one kind (`Key.kind`); `Store.get(key, compute)`
+returns the value held under the key or computes and keeps it, counting per kind how
+often values were computed, loaded from disk or reused from memory (`Store.report()`).
+
+Persistence: generated images (uint8 `.npy`, memory-mapped when read) and their features
+(`.pt`) are written next to the real-feature cache (bench/cache.py, under its file locks,
+so a second worker waits and reads instead of sampling again). Opt out with
+`BENCH_PERSIST_SAMPLES=0` or `Store(persist=False)`. Generators without a fingerprint
+(a Context built by hand around a generator object) are kept in memory only.
+
+Real-side work (real features, the real-trained classifier, its val evaluation, Fréchet
+reference statistics, nearest-neighbour training features, the protocol's `real_work`)
+goes through the same store; its on-disk cache entries and keys are those of bench/cache.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+import torch
+
+import bench
+from bench.cache import Cache, stable_hash
+from bench.errors import BenchError
+from bench.progress import bar
+
+if TYPE_CHECKING:  # the value types of keys, named in quotes in their `Key[...]` bases
+    from bench.classifiers.train import Evaluation, TrainedClassifier  # noqa: F401
+    from bench.features.base import FeatureExtractor
+    from bench.metrics.functional import FrechetReference  # noqa: F401
+
+CHUNK = 1024  # generated images per generator call (bounds a call's memory)
+ORDER = "edf-1"  # the label order's scheme: a new scheme never reuses old samples
+FORMAT = "1"  # of the persisted files
+PERSIST_ENV = "BENCH_PERSIST_SAMPLES"
+
+V = TypeVar("V")
+
+
+# ---------------------------------------------------------------- keys
+@dataclass(frozen=True)
+class Key(Generic[V]):
+    """A store key; `kind` names what it holds (counters, report, disk folder)."""
+
+    kind: ClassVar[str] = "item"
+
+
+@dataclass(frozen=True)
+class GeneratedImagesKey(Key["GeneratedImages"]):
+    """A model's one stream of generated images: the generator's fingerprint (its spec's
+    resolved options, its build seed and the dataset digest, never the model's name), the
+    dataset digest (its class balance orders the labels) and the sampling seed."""
+
+    kind: ClassVar[str] = "generated_images"
+    generator: str
+    dataset: str
+    seed: int
+    chunk: int = CHUNK
+    order: str = ORDER
+
+
+@dataclass(frozen=True)
+class GeneratedFeaturesKey(Key["GeneratedFeatures"]):
+    """Features (and logits where the extractor has them) of a stream's images."""
+
+    kind: ClassVar[str] = "generated_features"
+    images: GeneratedImagesKey
+    extractor: str  # FeatureExtractor.tag()
+
+
+@dataclass(frozen=True)
+class SampleLabelsKey(Key[torch.Tensor]):
+    """The label order of a stream (a function of the training labels and the seed)."""
+
+    kind: ClassVar[str] = "sample_labels"
+    dataset: str
+    seed: int
+    order: str = ORDER
+
+
+@dataclass(frozen=True)
+class RealFeaturesKey(Key[Any]):
+    """Features (or (features, logits)) of a real split; on disk in the cache's
+    `real_features` entries, whose keys are unchanged."""
+
+    kind: ClassVar[str] = "real_features"
+    dataset: str
+    split: str
+    extractor: str
+    logits: bool
+
+
+@dataclass(frozen=True)
+class RealClassifierKey(Key["TrainedClassifier"]):
+    kind: ClassVar[str] = "real_classifier"
+    dataset: str
+    classifier: str  # the config as JSON
+    seed: int
+
+
+@dataclass(frozen=True)
+class RealValEvaluationKey(Key["Evaluation"]):
+    """The real-trained classifier on real validation images."""
+
+    kind: ClassVar[str] = "real_val_evaluation"
+    dataset: str
+    classifier: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class FrechetReferenceKey(Key["FrechetReference"]):
+    """Real statistics and factorisation for Fréchet distances (label: one class, intra-FID)."""
+
+    kind: ClassVar[str] = "frechet_reference"
+    extractor: str
+    dataset: str
+    split: str
+    label: int | None = None
+
+
+@dataclass(frozen=True)
+class NNTrainFeaturesKey(Key[tuple[torch.Tensor, torch.Tensor]]):
+    """Centred training features of the real classifier and their mean (nearest neighbours)."""
+
+    kind: ClassVar[str] = "nn_train_features"
+    dataset: str
+    classifier: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class RealWorkKey(Key[Any]):
+    """A protocol metric's real-only result (bench.metrics._protocol.real_work), by its
+    cache kind and entry name."""
+
+    kind: ClassVar[str] = "real_work"
+    what: str
+    entry: str
+
+
+@dataclass(frozen=True)
+class FeatureNetworkKey(Key[Any]):
+    """A loaded feature network (Inception, timm), by its identity string."""
+
+    kind: ClassVar[str] = "feature_network"
+    name: str
+
+
+# ---------------------------------------------------------------- values
+@dataclass
+class GeneratedImages:
+    images: torch.Tensor  # uint8 (N, C, H, W) on the CPU, N a multiple of the chunk
+    labels: torch.Tensor  # int64 (N,): the labels the images were generated for
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+@dataclass
+class GeneratedFeatures:
+    features: torch.Tensor  # float (N, D)
+    logits: torch.Tensor | None  # float (N, K) where the extractor has class logits
+
+    def __len__(self) -> int:
+        return int(self.features.shape[0])
+
+
+# ---------------------------------------------------------------- the label order
+def balanced_stream(train_y: torch.Tensor, num_classes: int, n: int, seed: int) -> torch.Tensor:
+    """n labels in an order whose every prefix has the class shares of `train_y`: per-class
+    counts of the first m labels lie within +-1 of m x share (exactly the training counts
+    at m = len(train_y)), and a shorter stream is a prefix of a longer one.
+
+    Earliest deadline first: the j-th label of class c is due by j / share_c; each position
+    takes, among the classes not ahead of their share by a whole image, the one due first
+    (ties, as between equally frequent classes, broken at random by the seed).
+    """
+    counts = np.bincount(train_y.cpu().numpy(), minlength=num_classes).astype(float)
+    share = counts / counts.sum()
+    rng = np.random.default_rng(seed % 2**63)
+    have = np.zeros(num_classes)
+    out = np.empty(n, dtype=np.int64)
+    present = share > 0
+    for t in range(1, n + 1):
+        ok = np.flatnonzero(present & (have + 1 - t * share < 1 - 1e-9))
+        due = (have[ok] + 1) / share[ok]
+        first = ok[due <= due.min() * (1 + 1e-12)]
+        c = first[rng.integers(len(first))] if len(first) > 1 else first[0]
+        out[t - 1] = c
+        have[c] += 1
+    return torch.from_numpy(out)
+
+
+def generator_fingerprint(model: dict[str, Any], generator_seed: int, dataset_digest: str) -> str:
+    """Identity of a built generator: its spec's resolved options (plugin, options, file
+    hashes), the seed it was built (trained) with and the dataset: two model names with the
+    same options share their samples; the name is not part of it."""
+    return stable_hash({"model": model, "generator_seed": generator_seed,
+                        "dataset": dataset_digest}, 32)
+
+
+def sharing_tags(before: dict[str, Counter[str]], after: dict[str, Counter[str]]) -> dict[str, str]:
+    """Run tags of a cell from the store's counters around it: `samples` and `fake_features`
+    = computed (this cell sampled / extracted) or reused (from memory or disk); absent when
+    the cell used neither (a metric with its own sampling)."""
+    def used(kind: str) -> bool:
+        return any(after[c][kind] > before[c][kind] for c in after)
+
+    def computed(kind: str) -> bool:
+        return after["computed"][kind] > before["computed"][kind]
+
+    images, feats = GeneratedImagesKey.kind, GeneratedFeaturesKey.kind
+    tags = {}
+    if used(images) or used(feats):  # features read back stand for their samples
+        tags["samples"] = "computed" if computed(images) else "reused"
+    if used(feats):
+        tags["fake_features"] = "computed" if computed(feats) else "reused"
+    return tags
+
+
+def _whole(n: int, chunk: int) -> int:
+    return -(-max(n, 1) // chunk) * chunk
+
+
+# ---------------------------------------------------------------- the store
+class Store:
+    """Values under typed keys, with per-kind counters of computed, loaded and reused.
+
+    `max_streams` bounds how many models' generated images (and their features) stay in
+    memory: the executors run one model's cells together, so the oldest stream is dropped
+    when another model starts (persisted streams are read back from disk if needed again).
+    """
+
+    def __init__(self, cache: Cache | None = None, persist: bool | None = None,
+                 max_streams: int = 2):
+        self.cache = cache
+        if persist is None:
+            persist = os.environ.get(PERSIST_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+        self.persist = persist
+        self.max_streams = max_streams
+        self.computed: Counter[str] = Counter()
+        self.loaded: Counter[str] = Counter()
+        self.reused: Counter[str] = Counter()
+        self._items: dict[Key[Any], Any] = {}
+        self._streams: OrderedDict[GeneratedImagesKey, None] = OrderedDict()
+        self._identity: dict[int, tuple[Any, str, bool]] = {}
+
+    # ------------------------------------------------------------ typed memo
+    def get(self, key: Key[V], compute: Callable[[], V]) -> V:
+        """The value under `key`, computed once (counted `computed`, later `reused`)."""
+        if key in self._items:
+            self.reused[key.kind] += 1
+            return self._items[key]
+        value = compute()
+        self.computed[key.kind] += 1
+        self._items[key] = value
+        return value
+
+    def peek(self, key: Key[V]) -> V | None:
+        """The value under `key` if held, without counting."""
+        return self._items.get(key)
+
+    def __contains__(self, key: Key[Any]) -> bool:
+        return key in self._items
+
+    def counts(self) -> dict[str, Counter[str]]:
+        """A snapshot of the counters ({"computed"|"loaded"|"reused": {kind: n}})."""
+        return {"computed": Counter(self.computed), "loaded": Counter(self.loaded),
+                "reused": Counter(self.reused)}
+
+    def report(self) -> str:
+        kinds = sorted(set(self.computed) | set(self.loaded) | set(self.reused))
+        if not kinds:
+            return "store: unused"
+        parts = []
+        for k in kinds:
+            loaded = f" / {self.loaded[k]} loaded" if self.loaded[k] else ""
+            parts.append(f"{k} {self.computed[k]} computed{loaded} / {self.reused[k]} reused")
+        return "store: " + ", ".join(parts)
+
+    # ------------------------------------------------------------ generator identity
+    def identify(self, generator: Any, fingerprint: str) -> None:
+        """Name a generator object by its fingerprint (the worker does, from the model spec)."""
+        self._identity[id(generator)] = (generator, fingerprint, True)
+
+    def identity(self, generator: Any) -> tuple[str, bool]:
+        """(identity, persistable): the fingerprint given to `identify`, else one for this
+        object alone, kept in memory only (the object is held so its id is never reused)."""
+        if id(generator) not in self._identity:
+            self._identity[id(generator)] = (generator, f"object-{id(generator):x}", False)
+        _, ident, persistable = self._identity[id(generator)]
+        return ident, persistable
+
+    # ------------------------------------------------------------ generated images
+    def labels(self, dataset: Any, seed: int, n: int) -> torch.Tensor:
+        """The first n labels of the dataset's stream order for `seed`."""
+        key = SampleLabelsKey(dataset.digest, seed)
+        have = self._items.get(key)
+        if have is None or len(have) < n:  # the order is prefix-stable: recompute it longer
+            have = balanced_stream(dataset.train_y, dataset.num_classes, n, seed)
+            self._items[key] = have
+        return have[:n]
+
+    def generated_images(self, key: GeneratedImagesKey, generator: Any, dataset: Any, n: int,
+                         persist: bool = True, progress: bool = False) -> GeneratedImages:
+        """At least the first n images of the stream (whole chunks), sampling only what no
+        earlier request did (in memory or on disk)."""
+        need = _whole(n, key.chunk)
+        cur = self._items.get(key)
+        if cur is not None and len(cur) >= need:
+            self.reused[key.kind] += 1
+            self._touch(key)
+            return cur
+        path = self._path(key, ".npy") if persist else None
+        with self._locked(path):
+            if path is not None and path.exists() and (cur is None or _npy_rows(path) > len(cur)):
+                disk = self._load_images(path, key, dataset)
+                if disk is not None:
+                    cur = disk
+                    if len(disk) >= need:
+                        self.loaded[key.kind] += 1
+                        self._keep_stream(key, disk)
+                        return disk
+            have = len(cur) if cur is not None else 0
+            labels = self.labels(dataset, key.seed, need)
+            blocks = [cur.images] if cur is not None else []
+            from bench.models.base import sample_stream
+
+            for start in bar(range(have, need, key.chunk), "generate", progress, unit="chunk"):
+                x = sample_stream(generator, labels[: start + key.chunk], start, key.seed)
+                want = (key.chunk, *dataset.image_shape)
+                if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or tuple(x.shape) != want:
+                    raise BenchError(f"the generator returned {getattr(x, 'dtype', type(x))} "
+                                     f"{tuple(getattr(x, 'shape', ()))} for a chunk of {key.chunk} "
+                                     f"images; expected uint8 {want}")
+                blocks.append(x.cpu())
+            out = GeneratedImages(torch.cat(blocks) if len(blocks) > 1 else blocks[0], labels)
+            self.computed[key.kind] += 1
+            if path is not None:
+                _atomic(path, lambda tmp: np.save(tmp, out.images.numpy(), allow_pickle=False))
+            self._keep_stream(key, out)
+            return out
+
+    def _load_images(self, path: Path, key: GeneratedImagesKey, dataset: Any) -> GeneratedImages | None:
+        try:
+            arr = np.load(path, mmap_mode="c", allow_pickle=False)
+        except (OSError, ValueError):
+            return None  # a damaged entry is recomputed, never trusted
+        if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[0] % key.chunk or \
+                tuple(arr.shape[1:]) != tuple(dataset.image_shape):
+            return None
+        images = torch.from_numpy(arr)
+        return GeneratedImages(images, self.labels(dataset, key.seed, len(images)))
+
+    # ------------------------------------------------------------ generated features
+    def generated_features(self, key: GeneratedFeaturesKey, n: int,
+                           images: Callable[[int], GeneratedImages], extractor: FeatureExtractor,
+                           device: torch.device, batch_size: int, persist: bool = True,
+                           progress: bool = False) -> GeneratedFeatures:
+        """Features of at least the first n images of the stream (whole chunks), with the
+        logits where the extractor gives them; `images(n)` is only called for rows that
+        are neither in memory nor on disk."""
+        chunk = key.images.chunk
+        need = _whole(n, chunk)
+        cur = self._items.get(key)
+        if cur is not None and len(cur) >= need:
+            self.reused[key.kind] += 1
+            self._touch(key.images)
+            return cur
+        path = self._path(key, ".pt") if persist else None
+        with self._locked(path):
+            if path is not None and path.exists():
+                disk = _load_features(path, chunk)
+                if disk is not None and (cur is None or len(disk) > len(cur)):
+                    cur = disk
+                    if len(disk) >= need:
+                        self.loaded[key.kind] += 1
+                        self._keep_features(key, disk)
+                        return disk
+            have = len(cur) if cur is not None else 0
+            x = images(need).images
+            feats = [cur.features] if cur is not None else []
+            logits: list[torch.Tensor | None] = [cur.logits] if cur is not None else []
+            for start in bar(range(have, need, chunk), "generated features", progress, unit="chunk"):
+                f, lg = extractor.extract_all(x[start : start + chunk], device, batch_size)
+                feats.append(f)
+                logits.append(lg)
+            all_logits = None if any(lg is None for lg in logits) else torch.cat(logits)  # type: ignore[arg-type]
+            out = GeneratedFeatures(torch.cat(feats), all_logits)
+            self.computed[key.kind] += 1
+            if path is not None:
+                _atomic(path, lambda tmp: torch.save({"format": FORMAT, "features": out.features,
+                                                      "logits": out.logits}, tmp))
+            self._keep_features(key, out)
+            return out
+
+    # ------------------------------------------------------------ memory and disk
+    def _path(self, key: Key[Any], suffix: str) -> Path | None:
+        """Where a generated entry persists (None: memory only), beside the real features."""
+        if self.cache is None or not self.persist:
+            return None
+        return self.cache.path(key.kind, {**_plain(key), "format": FORMAT,
+                                          "bench": bench.__version__}, suffix)
+
+    def _locked(self, path: Path | None) -> AbstractContextManager[None]:
+        """The cache's file lock on a persisted entry: a second worker waits, then reads."""
+        return self.cache.lock(path) if path is not None and self.cache is not None else nullcontext()
+
+    def _touch(self, key: GeneratedImagesKey) -> None:
+        if key in self._streams:
+            self._streams.move_to_end(key)
+
+    def _keep_stream(self, key: GeneratedImagesKey, value: GeneratedImages) -> None:
+        self._items[key] = value
+        self._keep(key)
+
+    def _keep_features(self, key: GeneratedFeaturesKey, value: GeneratedFeatures) -> None:
+        self._items[key] = value
+        self._keep(key.images)
+
+    def _keep(self, stream: GeneratedImagesKey) -> None:
+        """Mark a stream most recently used; drop the least recent beyond `max_streams`
+        (its images and every feature set of them)."""
+        self._streams[stream] = None
+        self._streams.move_to_end(stream)
+        while len(self._streams) > self.max_streams:
+            old, _ = self._streams.popitem(last=False)
+            for k in [k for k in self._items
+                      if k == old or (isinstance(k, GeneratedFeaturesKey) and k.images == old)]:
+                del self._items[k]
+
+
+def _plain(key: Key[Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(asdict(key), default=str))
+
+
+def _npy_rows(path: Path) -> int:
+    try:
+        return int(np.load(path, mmap_mode="r", allow_pickle=False).shape[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _load_features(path: Path, chunk: int) -> GeneratedFeatures | None:
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - a damaged entry is recomputed, never trusted
+        return None
+    f = d.get("features") if isinstance(d, dict) else None
+    if d.get("format") != FORMAT or not isinstance(f, torch.Tensor) or f.shape[0] % chunk:
+        return None
+    lg = d.get("logits")
+    return GeneratedFeatures(f, lg if isinstance(lg, torch.Tensor) else None)
+
+
+def _atomic(path: Path, write: Callable[[str], Any]) -> None:
+    """Write through a temporary file renamed into place (no half-written entry)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp" + path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
