@@ -122,6 +122,10 @@ def _free_port() -> int:
 @pytest.fixture
 def server(tmp_path):
     """An MLflow tracking server on loopback (what multi-process executors need)."""
+    yield from _mlflow_server(f"sqlite:///{tmp_path}/server.db", tmp_path / "artifacts")
+
+
+def _mlflow_server(store: str, artifacts: Path):
     import os
     import subprocess
     import sys
@@ -132,8 +136,8 @@ def server(tmp_path):
     port = _free_port()
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port",
-         str(port), "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
+         str(port), "--backend-store-uri", store,
+         "--artifacts-destination", str(artifacts), "--workers", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -150,3 +154,54 @@ def server(tmp_path):
     yield url
     os.killpg(proc.pid, 15)
     proc.wait(30)
+
+
+def _pg_bin() -> Path | None:
+    """Debian's PostgreSQL binaries (apt-get install postgresql; .ci/run installs it)."""
+    import glob
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+@pytest.fixture
+def postgres(tmp_path):
+    """A throw-away PostgreSQL cluster on a loopback port (the production store that
+    docker/compose.yaml runs), as the `postgres` user when we are root (initdb refuses root)."""
+    import os
+    import shutil
+    import subprocess
+
+    pg = _pg_bin()
+    if pg is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    pytest.importorskip("psycopg2")
+    import tempfile
+
+    # not under tmp_path: pytest's base folder is private to root, which `postgres` cannot enter
+    root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+    data = root / "pgdata"
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+
+    def run(*cmd: str) -> None:
+        subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120)
+
+    run(str(pg / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    run(str(pg / "pg_ctl"), "-D", str(data), "-l", str(data / "log"), "-w", "-o",
+        f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start")
+    try:
+        run(str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "mlflow")
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mlflow"
+    finally:
+        run(str(pg / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_server(postgres, tmp_path):
+    """An MLflow tracking server on loopback backed by PostgreSQL."""
+    yield from _mlflow_server(postgres, tmp_path / "pg-artifacts")
