@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -19,6 +19,9 @@ from bench.errors import BenchError
 from bench.executors import EXECUTORS, ExecutorConfig
 from bench.leakage import leaking_cells
 from bench.registry import Options, Registry, did_you_mean
+
+if TYPE_CHECKING:
+    from bench.data.base import DataInfo
 
 # Cell, Spec and resolve_device live in bench/cells.py (the executors import them from there,
 # not from here); they stay importable from bench.suite.
@@ -333,9 +336,12 @@ def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
     for (m, d, t), msg in leaking_cells(specs["models"], specs["metrics"], triples):
         at = ("cells", block_of[(m, d, t)])  # the block's line; the model's without `cells:`
         problems.add(at if at in problems.lines else ("models", m), msg)
+    for (m, d, t), msg in untrainable_cells(specs["models"], specs["metrics"], triples):
+        at = ("cells", block_of[(m, d, t)])
+        problems.add(at if at in problems.lines else ("metrics", t), msg)
 
     if check_resources:
-        _check_resources(specs, triples, problems)
+        _check_resources(specs, triples, problems, executor)
     problems.raise_if_any()
 
     cells = []
@@ -355,9 +361,31 @@ def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
     )
 
 
+def untrainable_cells(models: dict[str, Spec], metrics: dict[str, Spec],
+                      triples: list[tuple[str, str, str]]) -> list[tuple[tuple[str, str, str], str]]:
+    """((model, dataset, metric), message) for each cell whose metric, with its options,
+    trains the model source itself (`Metric.trains_model`) on a source that cannot be
+    trained (`ModelSource.trainable`). Reads only classes and options, like the leakage rule."""
+    out = []
+    why: dict[str, str | None] = {}
+    for m, d, t in triples:
+        if m not in models or t not in metrics or getattr(models[m].cls, "trainable", False):
+            continue
+        if t not in why:
+            why[t] = metrics[t].instance().trains_model()
+        if why[t]:
+            out.append(((m, d, t), f"cell (model '{m}', dataset '{d}', metric '{t}'): {why[t]}, "
+                        f"and model '{m}' ({models[m].plugin}) cannot be trained by the suite "
+                        "(only trainable sources can: cgan, baseline). Exclude the pair "
+                        f"(`exclude: [{{model: {m}, metric: {t}}}]`), or give it a metric entry "
+                        "that uses the model as it is."))
+    return out
+
+
 def _check_resources(specs: dict[str, dict[str, Spec]], triples: list[tuple[str, str, str]],
-                     problems: Problems) -> None:
-    """Files exist, and each model can produce images of the shape its datasets need."""
+                     problems: Problems, executor: ExecutorConfig | None = None) -> None:
+    """Files exist, each model can produce images of the shape its datasets need, and no
+    size option implies more memory than a cell can have."""
     infos = {}
     for key, spec in specs["datasets"].items():
         try:
@@ -386,3 +414,42 @@ def _check_resources(specs: dict[str, dict[str, Spec]], triples: list[tuple[str,
             specs["models"][m].instance().check(infos[d])
         except BenchError as e:
             problems.add(("models", m), f"cannot be used with dataset '{d}': {e}")
+    _check_memory(specs, triples, infos, problems, executor)
+
+
+def _check_memory(specs: dict[str, dict[str, Spec]], triples: list[tuple[str, str, str]],
+                  infos: dict[str, DataInfo], problems: Problems,
+                  executor: ExecutorConfig | None) -> None:
+    """Size options (`num_samples`...) whose generated images alone need more memory than a
+    cell can have: refused with the numbers before anything runs (bench.memory)."""
+    from bench.memory import Need, fmt_bytes, implied, memory_limit
+
+    worst: dict[tuple[str, str], tuple[Need, str]] = {}  # (metric, option) -> its largest need
+    for _, d, t in triples:
+        if t not in specs["metrics"] or d not in infos:
+            continue
+        spec = specs["metrics"][t]
+        for need in implied(spec.cls, spec.options, infos[d]):
+            if (t, need.option) not in worst or need.total > worst[(t, need.option)][0].total:
+                worst[(t, need.option)] = (need, d)
+    limit = memory_limit(executor) if worst else None
+    if limit is None:
+        return
+    cap, whose = limit
+    for (t, opt), (need, d) in worst.items():
+        if need.total <= cap:
+            continue
+        c, h, w = infos[d].image_shape
+        feats = (f" + {need.features} features {fmt_bytes(need.feature_bytes)}"
+                 if need.feature_bytes else "")
+        field = type(specs["metrics"][t].options).model_fields.get(opt)
+        unset = (" or leave it out (default: the real train split's size)"
+                 if field is not None and field.default is None else "")
+        fit, k = cap // need.per_image, infos[d].num_classes
+        what = ""
+        if opt == "per_class":
+            what, fit = f"{need.count // k:,} per class x {k} classes = ", fit // k
+        problems.add(("metrics", t, opt), f"{what}{need.count:,} generated images of {c}x{h}x{w} "
+                     f"(dataset '{d}') need at least {fmt_bytes(need.total)} in memory "
+                     f"(images {fmt_bytes(need.image_bytes)}{feats}), more than {whose}. Lower "
+                     f"`{opt}` (up to about {fit:,} fits){unset}.")

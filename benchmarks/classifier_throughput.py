@@ -3,6 +3,7 @@
     python benchmarks/classifier_throughput.py                 # everything, CPU or CUDA
     python benchmarks/classifier_throughput.py --quick         # smaller sizes, smoke test
     python benchmarks/classifier_throughput.py --threads 1     # pin torch intra-op threads
+    python benchmarks/classifier_throughput.py --only fast --threads 1   # section 5 alone
 
 Prints:
 1. training images/second of `train_classifier` (small_cnn on 1x8x8, the CIFAR ResNet-20
@@ -16,7 +17,16 @@ Prints:
    reports, is not looked at (bench.classifiers.selection);
 4. cost sharing: a suite of K=3 reference models x (gan_train, gan_test, gan_train_curve)
    through the real runner: wall time of the first model's cells (which pay for the real
-   classifier and the real curve) and of each further model's cells.
+   classifier and the real curve) and of each further model's cells;
+5. the fast default at 32x32 (airbench, bench.classifiers.airbench) against the CIFAR
+   ResNet-20 and timm's ResNet-18, each with its own recipe (airbench: batch 1,024, SGD;
+   the others: batch 128, AdamW): training images/second and the seconds a 50,000-image
+   training takes at a fixed epoch budget (--fast-epochs, 10) and at each recipe's default
+   (airbench 10, the others 30). On CUDA it trains on 50,000 synthetic images; on the CPU
+   on a few hundred to a thousand and extrapolates (the printout says which). Then the
+   accuracy on the digits upsampled to 3x32x32 (8x8 grey -> bilinear -> RGB) after
+   --digits-epochs epochs, so the recipe is shown to learn (the ResNet-18 there only on
+   CUDA or with --digits-resnet18: minutes per epoch on one CPU core).
 
 Every figure is one timed run after a warm-up training (first-call oneDNN/CUDA
 initialisation excluded). Load from other processes distorts CPU timings: the load
@@ -175,6 +185,71 @@ def cost_sharing(device: torch.device, epochs: int) -> None:
           + f"; suite wall {total:.1f}s (MLflow logging included)")
 
 
+def _digits_rgb32() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The digits as uint8 3x32x32: 8x8 grey upsampled bilinearly, copied into R, G and B."""
+    import torch.nn.functional as F
+
+    ds = Digits().load()
+
+    def up(x: torch.Tensor) -> torch.Tensor:
+        big = F.interpolate(x.float(), size=32, mode="bilinear", align_corners=False)
+        return big.round().clamp(0, 255).to(torch.uint8).repeat(1, 3, 1, 1)
+
+    return up(ds.train_x), ds.train_y, up(ds.val_x), ds.val_y
+
+
+FAST = ["airbench", "resnet20", "resnet18"]
+
+
+def fast_default(device: torch.device, quick: bool, epochs: int, digits_epochs: int,
+                 digits_resnet18: bool) -> None:
+    from bench.classifiers.train import RECIPES
+
+    cuda = device.type == "cuda"
+    print(f"\n## 5. fast default at 3x32x32: {', '.join(FAST)}, each with its own recipe")
+    sizes = {"airbench": 50_000, "resnet20": 50_000, "resnet18": 50_000} if cuda else \
+        {"airbench": 1024, "resnet20": 1024, "resnet18": 256}
+    if quick and not cuda:
+        sizes = {k: v // 4 for k, v in sizes.items()}
+    where = "measured over 1 epoch" if cuda else "extrapolated from 1 epoch on the N images"
+    rate = {}
+    for name in FAST:
+        n = sizes[name]
+        x, y = _synthetic(n, (3, 32, 32), 10, 0)
+        cfg = ClassifierConfig(name=name, epochs=1)
+        s = cfg.settings((3, 32, 32))
+        warm = min(n, 256)
+        _train(cfg.model_copy(update={"batch_size": min(s.batch_size, warm)}), x[:warm], y[:warm],
+               10, device)  # warm-up (oneDNN / cuDNN kernels)
+        _, sec = _train(cfg, x, y, 10, device)
+        rate[name] = n / sec
+        default = RECIPES["airbench" if name == "airbench" else "generic"]["epochs"]
+        print(f"  {name:9s} N={n:6,d} bs={min(s.batch_size, n):4d} {s.optimizer:5s}: {sec:7.2f}s "
+              f"{rate[name]:9,.0f} img/s | 50k x {epochs} ep: {epochs * 50_000 / rate[name]:8,.0f}s"
+              f" | 50k x {default} ep (its default): {default * 50_000 / rate[name]:8,.0f}s", flush=True)
+    print(f"  (seconds per 50,000-image training: {where})")
+    for other in FAST[1:]:
+        fixed = rate["airbench"] / rate[other]
+        defaults = fixed * RECIPES["generic"]["epochs"] / RECIPES["airbench"]["epochs"]
+        print(f"  airbench vs {other}: {fixed:.2f}x the images/s, so {fixed:.2f}x faster at "
+              f"{epochs} epochs each; {defaults:.2f}x faster at the default epochs (10 vs 30)")
+
+    tx, ty, vx, vy = _digits_rgb32()
+    names = FAST if cuda or digits_resnet18 else FAST[:2]
+    print(f"\n   digits upsampled to 3x32x32 ({len(ty)} train, {len(vy)} val images), "
+          f"{digits_epochs} epochs each, default recipes (airbench: tta 2)")
+    accs = {}
+    for name in names:
+        cfg = ClassifierConfig(name=name, epochs=digits_epochs)
+        clf, sec = _train(cfg, tx, ty, 10, device)
+        accs[name] = evaluate(clf, vx, vy, device).accuracy
+        print(f"  {name:9s} train {sec:6.1f}s  val acc {accs[name]:.4f}", flush=True)
+    if "resnet18" not in names:
+        print("  resnet18  skipped on the CPU (pass --digits-resnet18)")
+    print("  accuracy ratio airbench / " + ", ".join(
+        f"{k}: {accs['airbench'] / v:.3f}" for k, v in accs.items() if k != "airbench"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -185,6 +260,14 @@ def main() -> None:
     parser.add_argument("--gan-train-epochs", type=int, default=30)
     parser.add_argument("--plateau-tol", type=float, default=0.005)
     parser.add_argument("--suite-epochs", type=int, default=20)
+    parser.add_argument("--only", choices=["all", "fast"], default="all",
+                        help="fast: section 5 alone (the fast default at 32x32)")
+    parser.add_argument("--fast-epochs", type=int, default=10,
+                        help="section 5: the fixed epoch budget of the 50,000-image figures")
+    parser.add_argument("--digits-epochs", type=int, default=10,
+                        help="section 5: epochs of the upsampled-digits accuracy")
+    parser.add_argument("--digits-resnet18", action="store_true",
+                        help="section 5: train resnet18 on the upsampled digits on the CPU too")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -192,6 +275,10 @@ def main() -> None:
     device = torch.device(name)
     print(_machine(device))
     print(f"loadavg at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    if args.only == "fast":
+        fast_default(device, args.quick, args.fast_epochs, args.digits_epochs, args.digits_resnet18)
+        print(f"\nloadavg at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        return
     throughput(device, args.quick)
     n = args.gan_train_size if args.gan_train_size is not None else (50_000 if device.type == "cuda" else 0)
     if n:
@@ -200,6 +287,7 @@ def main() -> None:
         print("\n## 2. GAN-train on 50,000 32x32 images: skipped on CPU (pass --gan-train-size)")
     plateau(device, args.quick, args.plateau_tol)
     cost_sharing(device, args.suite_epochs)
+    fast_default(device, args.quick, args.fast_epochs, args.digits_epochs, args.digits_resnet18)
     print(f"\nloadavg at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

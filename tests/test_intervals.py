@@ -119,6 +119,7 @@ METRIC_OPTIONS = {
     "precision_recall": {"features": FEAT, "num_samples": 400},
     "density_coverage": {"features": FEAT, "num_samples": 400},
     "authenticity": {"features": FEAT, "num_samples": 400},
+    "alpha_precision": {"features": FEAT, "num_samples": 400, "bootstrap": 20},
 }
 # values that must come with an interval (the aug/balancing per-fraction and per-setting ones too)
 WITH_INTERVAL = {
@@ -136,6 +137,7 @@ WITH_INTERVAL = {
     "precision_recall": {"precision", "recall"},
     "density_coverage": {"density", "coverage"},
     "authenticity": {"authenticity"},
+    "alpha_precision": {"alpha_precision", "beta_recall", "authenticity"},
     "ppl": {"ppl"},
 }
 

@@ -8,7 +8,8 @@ from bench.registry import Registry
 # name -> factory(in_chans, num_classes, image_size, **args) -> nn.Module: functions, so no
 # base class; the registry only checks that entries are callable.
 CLASSIFIERS: Registry[Callable[..., Any]] = Registry(
-    "classifiers", ["bench.classifiers.nets", "bench.classifiers.timm_nets"]
+    "classifiers",
+    ["bench.classifiers.nets", "bench.classifiers.airbench", "bench.classifiers.timm_nets"],
 )
 
 __all__ = ["CLASSIFIERS"]

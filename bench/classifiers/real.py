@@ -32,11 +32,12 @@ def real_classifier(dataset: Dataset, cfg: ClassifierConfig, device: torch.devic
         with cache.lock(path):
             if path.exists():
                 c, h, _ = dataset.image_shape
-                model = CLASSIFIERS.get(cfg.name)(in_chans=c, num_classes=dataset.num_classes,
-                                                  image_size=h, **cfg.args)
+                rcfg = cfg.resolve(dataset.image_shape)  # `auto` -> a classifier, as in training
+                model = CLASSIFIERS.get(rcfg.name)(in_chans=c, num_classes=dataset.num_classes,
+                                                   image_size=h, **rcfg.args)
                 model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
                 cache.hit("real_classifier")
-                return TrainedClassifier(model.to(device).eval(), cfg, dataset.image_shape,
+                return TrainedClassifier(model.to(device).eval(), rcfg, dataset.image_shape,
                                          dataset.num_classes)
             cache.miss("real_classifier")
             clf = train_classifier(cfg, dataset.train_x, dataset.train_y, dataset.num_classes,

@@ -168,9 +168,13 @@ def to_float(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 127.5 - 1.0  # not in place: float inputs (PPL) must stay untouched
 
 
-def _augment(x: torch.Tensor, aug: AugmentOptions, gen: torch.Generator) -> torch.Tensor:
-    if aug.flip:
+def _augment(x: torch.Tensor, aug: AugmentOptions, gen: torch.Generator,
+             flip: torch.Tensor | None = None) -> torch.Tensor:
+    """Flip (`flip`: which images to mirror; by default a random half when `aug.flip`) and
+    translate by up to `aug.crop` pixels (reflect padding, per-image offsets)."""
+    if flip is None and aug.flip:  # true, or 'alternating' without its epoch's mask
         flip = torch.rand(x.shape[0], device=x.device, generator=gen) < 0.5
+    if flip is not None:
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
     if aug.crop:
         p = aug.crop
@@ -185,6 +189,47 @@ def _augment(x: torch.Tensor, aug: AugmentOptions, gen: torch.Generator) -> torc
         idx_n = torch.arange(n, device=x.device)[:, None, None]
         x = padded.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     return x
+
+
+class FlipPlan:
+    """Which training images to mirror in each epoch. 'alternating' (airbench's derandomised
+    flip): a seeded random half in even epochs and exactly the other half in odd ones, so
+    every image is seen both ways every two epochs. True: a fresh random half per batch."""
+
+    def __init__(self, flip: Flip, n: int, gen: torch.Generator, device: torch.device):
+        self.alternating = flip == "alternating"
+        self.base = (torch.rand(n, device=device, generator=gen) < 0.5) if self.alternating else None
+
+    def mask(self, idx: torch.Tensor, epoch: int) -> torch.Tensor | None:
+        if self.base is None:
+            return None
+        return self.base[idx] ^ bool(epoch % 2)
+
+
+def triangle(total: int, start: float = 0.2, peak: float = 0.23, end: float = 0.07
+             ) -> Callable[[int], float]:
+    """airbench's lr factor per step: linear from `start` up to 1 at `peak` of the steps,
+    then linear down to `end` at the last step."""
+    top = int(peak * total)
+
+    def factor(step: int) -> float:
+        if step <= top:
+            return 1.0 if top == 0 else start + (1.0 - start) * step / top
+        return 1.0 + (end - 1.0) * min(1.0, (step - top) / max(1, total - top))
+
+    return factor
+
+
+def lr_schedule(opt: torch.optim.Optimizer, schedule: Schedule, total: int,
+                max_lr: float | list[float]) -> Any:
+    """The scheduler stepped once per optimizer step (None: constant)."""
+    if schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total)
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    if schedule == "triangle":
+        return torch.optim.lr_scheduler.LambdaLR(opt, triangle(total))
+    return None
 
 
 def _autocast(device: torch.device):
@@ -203,48 +248,55 @@ def train_classifier(
     desc: str = "train classifier",
     progress: bool = True,
 ) -> TrainedClassifier:
-    """Train `cfg` on uint8 images `x` (N, C, H, W) with labels `y`; returns the eval-mode model."""
+    """Train `cfg` on uint8 images `x` (N, C, H, W) with labels `y`; returns the eval-mode model.
+
+    `auto` and unset settings are resolved from the images' shape first; the airbench
+    classifier trains with its own recipe (bench.classifiers.airbench.train_airbench)."""
     if x.shape[0] == 0:
         raise ValueError("cannot train a classifier on an empty set")
+    c, h, w = (int(v) for v in x.shape[1:])
+    s = cfg.settings((c, h, w))
+    cfg = cfg.resolve((c, h, w))
+    if s.name == "airbench":
+        from bench.classifiers.airbench import train_airbench
+
+        return train_airbench(cfg, s, x, y, num_classes, device, seed, desc, progress)
     torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
-    c, h, w = x.shape[1:]
-    factory = CLASSIFIERS.get(cfg.name)
+    factory = CLASSIFIERS.get(s.name)
     model = factory(in_chans=c, num_classes=num_classes, image_size=h, **cfg.args).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+    forward = torch.compile(model) if s.compile else model
     x = x.to(device, non_blocking=True)
     y = y.to(device, non_blocking=True)
     n = x.shape[0]
-    bs = min(cfg.batch_size, n)
+    bs = min(s.batch_size, n)
     steps_per_epoch = math.ceil(n / bs)
-    total = cfg.epochs * steps_per_epoch
-    if cfg.optimizer == "sgd":
+    total = s.epochs * steps_per_epoch
+    if s.optimizer == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD(
-            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
-            weight_decay=cfg.weight_decay,
+            model.parameters(), lr=s.lr, momentum=s.momentum, nesterov=s.momentum > 0,
+            weight_decay=s.weight_decay,
         )
     else:
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.schedule == "onecycle":
-        sched: Any = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total)
-    elif cfg.schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-    else:
-        sched = None
+        opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    sched = lr_schedule(opt, s.schedule, total, s.lr)
+    aug = AugmentOptions(crop=s.crop, flip=s.flip)
+    flips = FlipPlan(s.flip, n, gen, device)
     model.train()
-    bar = progress_bar(range(cfg.epochs), desc, progress, unit="ep")
-    for _ in bar:
+    bar = progress_bar(range(s.epochs), desc, progress, unit="ep")
+    for epoch in bar:
         perm = torch.randperm(n, device=device, generator=gen)
         for i in range(steps_per_epoch):
             idx = perm[i * bs : (i + 1) * bs]
             if idx.numel() < 2 and n > 1:  # BatchNorm cannot train on a single sample
                 continue
-            xb = _augment(to_float(x[idx]), cfg.augment, gen)
+            xb = _augment(to_float(x[idx]), aug, gen, flips.mask(idx, epoch))
             if device.type == "cuda":
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with _autocast(device):
-                loss = F.cross_entropy(model(xb), y[idx], label_smoothing=cfg.label_smoothing)
+                loss = F.cross_entropy(forward(xb), y[idx], label_smoothing=s.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -252,7 +304,26 @@ def train_classifier(
                 sched.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
     model.eval()
-    return TrainedClassifier(model, cfg, (int(c), int(h), int(w)), num_classes)
+    return TrainedClassifier(model, cfg, (c, h, w), num_classes)
+
+
+def tta_logits(model: torch.nn.Module, x: torch.Tensor, level: int) -> torch.Tensor:
+    """Logits averaged over test-time views (airbench's): 0 the image; 1 the image and its
+    mirror image; 2 half of that plus half the mirror-average over the image translated by one
+    pixel up-left and down-right (reflect padding)."""
+    if level <= 0:
+        return model(x)
+
+    def mirror(v: torch.Tensor) -> torch.Tensor:
+        return 0.5 * model(v) + 0.5 * model(v.flip(3))
+
+    out = mirror(x)
+    if level >= 2:
+        h, w = x.shape[2:]
+        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        shifted = [padded[:, :, 0:h, 0:w], padded[:, :, 2 : h + 2, 2 : w + 2]]
+        out = 0.5 * out + 0.25 * (mirror(shifted[0]) + mirror(shifted[1]))
+    return out
 
 
 @torch.no_grad()
@@ -260,15 +331,17 @@ def predict(
     clf: TrainedClassifier, x: torch.Tensor, device: torch.device, batch_size: int = 1024,
     features: bool = False,
 ) -> torch.Tensor:
-    """Logits (or penultimate features) for uint8 images, in batches, returned on the CPU."""
+    """Logits (or penultimate features) for uint8 images, in batches, returned on the CPU.
+    Logits average the config's test-time views (`tta`); features are of the image alone."""
     model = clf.model
+    tta = clf.config.settings(clf.image_shape).tta
     outs = []
     for i in range(0, x.shape[0], batch_size):
         xb = to_float(x[i : i + batch_size].to(device, non_blocking=True))
         if device.type == "cuda":
             xb = xb.contiguous(memory_format=torch.channels_last)
         with _autocast(device):
-            out = model.forward_features(xb) if features else model(xb)
+            out = model.forward_features(xb) if features else tta_logits(model, xb, tta)
         outs.append(out.float().cpu())
     return torch.cat(outs) if outs else torch.empty(0)
 

@@ -112,7 +112,8 @@ def image_headers(files: Sequence[Path]) -> list[tuple[Path, tuple[int, int] | N
                 im.verify()
             return f, (h, w), ""
         except Exception as e:  # noqa: BLE001 - whatever an untrusted file raises, it is unreadable
-            return f, None, f"{type(e).__name__}: {e}"
+            why = str(e).replace(f" {str(f)!r}", "").replace(str(f), "").strip()  # named already
+            return f, None, f"{type(e).__name__}: {why}" if why else type(e).__name__
 
     if len(files) < 64:
         return [one(f) for f in files]

@@ -41,6 +41,9 @@ class Dataset:
     # how the split was chosen where a source lets the user choose it (image_folder's `group`
     # regex): part of the digest, so a different grouping is a different dataset
     split_key: str = ""
+    # set on a view made by `restrict_train`: "<parent digest>:<sha of the kept indices>",
+    # which is then the whole digest (a subset is a dataset of its own to every cache)
+    subset: str = ""
 
     def __post_init__(self) -> None:
         for split, x, y in (("train", self.train_x, self.train_y), ("val", self.val_x, self.val_y)):
@@ -64,6 +67,9 @@ class Dataset:
     def digest(self) -> str:
         """Content hash of both splits: the cache key of everything derived from the data."""
         h = hashlib.sha256()
+        if self.subset:  # a view: derived from the parent's digest and the kept indices
+            h.update(f"subset:{self.subset}".encode())
+            return h.hexdigest()[:16]
         for t in (self.train_x, self.train_y, self.val_x, self.val_y):
             h.update(str(tuple(t.shape)).encode())
             h.update(np.ascontiguousarray(t.numpy()).tobytes())
@@ -74,6 +80,24 @@ class Dataset:
     def class_counts(self, split: str = "train") -> np.ndarray:
         y = self.train_y if split == "train" else self.val_y
         return np.bincount(y.numpy(), minlength=self.num_classes)
+
+    def restrict_train(self, index: torch.Tensor, why: str = "") -> Dataset:
+        """This dataset with its training split cut to the images at `index` (val unchanged):
+        the data a protocol trains a generator on when it chooses that data itself
+        (augmentation's real subsets, balancing's imbalanced split). The view's digest is
+        derived from this dataset's and the indices, so everything keyed by digest (the
+        trained baselines' cache above all) keeps one entry per subset. The full, ordered
+        index gives this dataset back, with its own digest and cache entries."""
+        idx = torch.as_tensor(index, dtype=torch.int64).cpu()
+        n = len(self.train_y)
+        if len(idx) == n and torch.equal(idx, torch.arange(n)):
+            return self
+        kept = hashlib.sha256(np.ascontiguousarray(idx.numpy()).tobytes()).hexdigest()[:16]
+        notes = {**self.notes, "train_subset": f"{len(idx)} of {n} training images"
+                 + (f" ({why})" if why else "")}
+        return Dataset(f"{self.name}[subset]", self.train_x[idx], self.train_y[idx], self.val_x,
+                       self.val_y, self.num_classes, list(self.class_names), notes,
+                       self.split_key, subset=f"{self.digest}:{kept}")
 
 
 class DatasetSource(Plugin):

@@ -191,7 +191,7 @@ class ImageFolder(DatasetSource):
         if bad and not o.skip_bad_files:
             raise BenchError(f"image_folder: {len(bad)} unreadable image file(s) (corrupt or "
                              "truncated):"
-                             f"{bad_files_listing(bad, MAX_LISTED)}\nDelete or replace them, or "
+                             f"{bad_files_listing(bad, MAX_LISTED)}\n    Delete or replace them, or "
                              "set `skip_bad_files: true` to skip them (the load then reports "
                              "how many it skipped).")
 

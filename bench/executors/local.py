@@ -22,12 +22,26 @@ if TYPE_CHECKING:  # the worker imports MLflow: imported when cells run, not whe
 class LocalOptions(Options):
     workers: int = Field(1, ge=1, description="worker processes (default 1: this process); with "
                          "GPUs, one per GPU, each pinned to its device", json_schema_extra=cli_flag("--workers"))
+    threads: int | None = Field(None, ge=1, description="CPU threads per process (torch, OpenMP, "
+                                "MKL, OpenBLAS); default: $BENCH_THREADS, else cores // workers "
+                                "for a worker pool and this process's own setting for workers: 1",
+                                json_schema_extra=cli_flag("--threads"))
 
 
-def _init_worker(device: str) -> None:
+def _init_worker(device: str, threads: int) -> None:
     from bench.executors.worker import pin_device
+    from bench.threads import apply
 
+    apply(threads)  # before the first cell imports torch's thread pools into use
     pin_device(device)
+
+
+def start_worker(device: str, threads: int) -> ProcessPoolExecutor:
+    """A one-process pool (spawned: CUDA cannot be forked) pinned to `device`, running
+    `threads` CPU threads. Its process starts on the first submit and inherits the
+    environment then: `LocalExecutor.run` sets the thread variables around the pool."""
+    return ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                               initargs=(device, threads))
 
 
 @EXECUTORS.register("local")
@@ -41,17 +55,24 @@ class LocalExecutor(Executor):
         return self.options.workers > 1
 
     def run(self, cells: list[Cell], env: WorkerEnv, on_result: OnResult) -> bool:
+        from bench import threads
         from bench.executors.worker import execute
 
         if self.options.workers == 1:
-            # one model's cells one after another: its samples and features stay in memory
-            for cell in (c for group in group_cells(cells) for c in group):
-                outcome = execute(cell, env)
-                on_result(cell, outcome)
-                if outcome.status == "killed":
-                    return True
+            # this process keeps its threads (torch's default: all cores) unless overridden
+            override = self.options.threads if self.options.threads is not None else threads.from_env()
+            with threads.applied(override):
+                # one model's cells one after another: its samples and features stay in memory
+                for cell in (c for group in group_cells(cells) for c in group):
+                    outcome = execute(cell, env)
+                    on_result(cell, outcome)
+                    if outcome.status == "killed":
+                        return True
             return False
-        return self._pool(cells, env, on_result)
+        # workers share the cores: N processes with all cores' threads each oversubscribe them
+        budget = threads.budget(self.options.workers, self.options.threads)
+        with threads.environment(budget):  # inherited by the workers spawned meanwhile
+            return self._pool(cells, env, on_result, budget)
 
     def _devices(self, env: WorkerEnv) -> list[str]:
         import torch
@@ -61,20 +82,18 @@ class LocalExecutor(Executor):
             return [f"cuda:{i % torch.cuda.device_count()}" for i in range(n)]
         return ["cpu" if env.device == "auto" else env.device] * n
 
-    def _pool(self, cells: list[Cell], env: WorkerEnv, on_result: OnResult) -> bool:
+    def _pool(self, cells: list[Cell], env: WorkerEnv, on_result: OnResult, threads: int) -> bool:
         """One single-process pool per worker (pinned to its device). A worker takes a whole
         (model, dataset, repeat) group, cell by cell (each cell's outcome is reported and
         fails alone), and the next group when it is done. A worker that dies (out of memory)
         fails the cells of its group still queued; it is replaced for the next group, and a
-        rerun of the suite retries the failed cells."""
+        rerun of the suite retries the failed cells. Each worker runs `threads` threads."""
         from bench.executors.worker import execute
 
-        ctx = mp.get_context("spawn")  # CUDA cannot be forked
         devices = self._devices(env)
 
         def start(i: int) -> ProcessPoolExecutor:
-            return ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker,
-                                       initargs=(devices[i],))
+            return start_worker(devices[i], threads)
 
         pools = [start(i) for i in range(len(devices))]
         queue = deque(group_cells(cells))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import threads
 from bench.cache import Cache
 from bench.cells import Cell, resolve_device
 from bench.errors import BenchError
@@ -138,6 +139,7 @@ def run_cell(cell: Cell, tracker: Tracker, parent: str, shared: Shared, progress
         f"{TAG}reference": "true" if cell.model.plugin == "reference"
         and not getattr(cell.model.options, "ranked", False) else "false",
         f"{TAG}primary": metric_cls.primary,
+        f"{TAG}threads": str(threads.current()),  # CPU threads the cell ran with (bench.threads)
     }
     t0 = time.perf_counter()
     try:
@@ -157,7 +159,8 @@ def run_cell(cell: Cell, tracker: Tracker, parent: str, shared: Shared, progress
                                 cell.dataset.resolved())
             gen = shared.generator(cell)
             ctx = Context(shared.device, cell.seed, shared.cache, Path(tmp), progress,
-                          store=shared.store)
+                          store=shared.store, source=cell.model.instance(),
+                          generator_seed=shared.generator_seed(cell))
             ctx.tags["generator_seed"] = str(shared.generator_seed(cell))
             if shared.first_grid(cell):  # every model's samples, one row per class, once
                 sample_grid(gen, ds.class_names, seed=0).save(ctx.artifact("samples.png"))

@@ -35,7 +35,8 @@ class ClassifierFeatures(FeatureExtractor):
         self.clf = real_classifier(dataset, self.options.classifier, env.device, env.seed, env.cache,
                                    env.store, env.progress)
         cfg = stable_hash(self.options.classifier.model_dump(mode="json"), 8)
-        self._tag = f"classifier:{self.options.classifier.name}-{cfg}:{dataset.digest}:seed{env.seed}"
+        # the trained classifier's name: `auto` resolved from the data (small_cnn, airbench)
+        self._tag = f"classifier:{self.clf.config.name}-{cfg}:{dataset.digest}:seed{env.seed}"
 
     def tag(self) -> str:
         return self._tag

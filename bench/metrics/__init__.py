@@ -30,6 +30,7 @@ METRICS: Registry[type[Metric]] = Registry(
         "bench.metrics.augmentation",
         "bench.metrics.balancing",
         "bench.metrics.nearest_neighbours",
+        "bench.metrics.latent_projection",
     ],
     base=Metric,
 )

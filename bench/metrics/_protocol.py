@@ -62,8 +62,10 @@ def fit_and_score(cfg: ClassifierConfig, x: torch.Tensor, y: torch.Tensor, datas
 
 
 def steps_for(cfg: ClassifierConfig, n: int) -> int:
-    """Optimizer steps `train_classifier` takes for `cfg` on n images."""
-    return cfg.epochs * math.ceil(n / min(cfg.batch_size, n))
+    """Optimizer steps `train_classifier` takes for `cfg` (resolved: see
+    `ClassifierConfig.resolve`) on n images."""
+    s = cfg.settings()
+    return s.epochs * math.ceil(n / min(s.batch_size, n))
 
 
 def with_steps(cfg: ClassifierConfig, n: int, steps: int) -> ClassifierConfig:
@@ -71,9 +73,9 @@ def with_steps(cfg: ClassifierConfig, n: int, steps: int) -> ClassifierConfig:
 
     Comparisons between training sets of different sizes (real subset vs. real + generated,
     imbalanced vs. topped-up) give every set the same compute, so a gain measures the
-    data, not longer training. Rounded up to whole epochs.
+    data, not longer training. Rounded up to whole epochs. `cfg` is resolved.
     """
-    per_epoch = math.ceil(n / min(cfg.batch_size, n))
+    per_epoch = math.ceil(n / min(cfg.settings().batch_size, n))
     return cfg.model_copy(update={"epochs": max(1, math.ceil(steps / per_epoch))})
 
 

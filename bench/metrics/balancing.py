@@ -12,16 +12,29 @@ per-class recall:
 - balanced-real: the reference, real images at the balanced counts (with an artificial
   imbalance, the full training set; with the dataset's own, every class undersampled to
   the smallest class count: the best balanced set the real data allows);
-- synthetic-only: generated images alone at the balanced counts (optional).
+- synthetic-only: generated images alone at the balanced counts (optional);
+- augmented-all: the skin-lesion study's second scenario, synthetic images added to *every*
+  class, not only the rare ones: the imbalanced real set plus generated images at the
+  balanced counts of every class (the synthetic-only set). The common classes grow too, so
+  the imbalance shrinks without vanishing (ratio r becomes (1 + 1) / (1/r + 1)); it asks
+  whether generated images help beyond filling the gaps (optional).
 
-All four train for the same number of optimizer steps (those of `classifier.epochs` over
+All arms train for the same number of optimizer steps (those of `classifier.epochs` over
 the balanced-gen set), so that the larger sets do not win by training longer. The two
 real-only trainings are cached across models.
+
+Leak-free generator: the minority images withheld to make the split imbalanced must not
+reach the classifier through the generator. For a trainable source (the built-in GANs), the
+generator is trained on the imbalanced split itself (`ModelSource.build_on` on a
+`Dataset.restrict_train` view, cached per split digest); the run tag `bench.balancing_leak`
+is `none`. Any other model was trained on data the suite does not control, possibly on the
+withheld images: the tag is `possible`, with a warning, and its gain may be optimistic.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -62,6 +75,8 @@ class BalancingOptions(Options):
         False, description="use the train split's own imbalance instead; top every class up "
         "to the largest class count")
     synthetic_only: bool = Field(True, description="also train on generated images alone")
+    augmented_all: bool = Field(True, description="also add generated images to every class "
+                                "(at the balanced counts), not only to the rare ones")
 
     @model_validator(mode="after")
     def _modes(self):
@@ -90,10 +105,17 @@ class Balancing(Metric):
 
     Options = BalancingOptions
     options: BalancingOptions
-    version = "2"  # 2: 95% intervals (Wilson accuracies, normal balanced accuracies)
+    # 2: 95% intervals (Wilson accuracies, normal balanced accuracies)
+    # 3: trainable sources are trained on the imbalanced split (leak-free); augmented_all arm
+    version = "3"
     trains_on_model_images = True  # tested on real val: never fed the val split (bench.leakage)
+    # augmented_all is a diagnostic, like synthetic_only: a second arm of the same question
+    # (what do generated images add to an imbalanced set), not a second utility score. Its
+    # number mixes the generator's worth with how much the grown common classes crowd out the
+    # rare ones, and ranking both arms would count one generator's utility twice.
     values = {"balanced_gen_bacc": score("higher", "utility"),
               "balanced_gen": diagnostic("higher"), "synthetic_only": diagnostic("higher"),
+              "augmented_all": diagnostic("higher"),
               "balancing_gain": diagnostic("higher"),  # balanced_gen_bacc - imbalanced_bacc
               # real-only arms: properties of the data
               "imbalanced": reference("higher"), "balanced_real": reference("higher")}
@@ -119,7 +141,7 @@ class Balancing(Metric):
         return imbalanced, counts, counts, minority
 
     def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
-        cfg = self.options.classifier
+        cfg = self.options.classifier.resolve(dataset.image_shape)  # auto -> a classifier
         imbalanced, target, balanced_real, minority = self.plan(dataset)
         steps = steps_for(cfg, int(target.sum()))
         scores: dict[str, Score] = {
@@ -130,16 +152,24 @@ class Balancing(Metric):
                                                balanced_real, "train on balanced real"),
         }
         idx = subset_by_counts(dataset.train_y, imbalanced, ctx.seed)
+        generator = self.leak_free(generator, dataset, idx, ctx)
         gx, gy = sample_counts(generator, target - imbalanced, ctx.seed)
         scores["balanced_gen"] = fit_and_score(
             with_steps(cfg, len(idx) + len(gy), steps), torch.cat([dataset.train_x[idx], gx]),
             torch.cat([dataset.train_y[idx], gy]), dataset, ctx, "train on imbalanced real + generated")
-        if self.options.synthetic_only:
+        if self.options.synthetic_only or self.options.augmented_all:
             sx, sy = sample_counts(generator, target, ctx.seed + 1)
+        if self.options.synthetic_only:
             scores["synthetic_only"] = fit_and_score(with_steps(cfg, len(sy), steps), sx, sy, dataset,
                                                      ctx, "train on generated only")
+        if self.options.augmented_all:
+            scores["augmented_all"] = fit_and_score(
+                with_steps(cfg, len(idx) + len(sy), steps), torch.cat([dataset.train_x[idx], sx]),
+                torch.cat([dataset.train_y[idx], sy]), dataset, ctx,
+                "train on imbalanced real + generated for every class")
         self._write(ctx, dataset, scores, {"imbalanced": imbalanced, "balanced_gen": target,
-                                           "balanced_real": balanced_real, "synthetic_only": target},
+                                           "balanced_real": balanced_real, "synthetic_only": target,
+                                           "augmented_all": imbalanced + target},
                     minority)
         out: dict[str, float] = {}
         for name, s in scores.items():
@@ -153,6 +183,23 @@ class Balancing(Metric):
                                         out["balanced_gen_bacc"] - out["imbalanced_bacc"], se,
                                         -1.0, 1.0))
         return out
+
+    @staticmethod
+    def leak_free(generator: Generator, dataset: Dataset, idx: torch.Tensor,
+                  ctx: Context) -> Generator:
+        """The generator to balance with: for a trainable source, one trained on the
+        imbalanced split `idx` alone (it never sees the withheld minority images); else the
+        model as given, tagged `balancing_leak: possible` with a warning."""
+        if ctx.can_train_generator():
+            ctx.tags["balancing_leak"] = "none"
+            return ctx.train_generator(dataset.restrict_train(idx, "balancing: imbalanced split"))
+        ctx.tags["balancing_leak"] = "possible"
+        warnings.warn("balancing: the model was not trained by the suite, so it may have seen the "
+                      "minority images withheld to make the split imbalanced; its gain may be "
+                      "optimistic (run tag bench.balancing_leak = possible). A trainable source "
+                      "(cgan, baseline) is trained on the imbalanced split itself.",
+                      RuntimeWarning, stacklevel=2)
+        return generator
 
     @staticmethod
     def _write(ctx: Context, dataset: Dataset, scores: dict[str, Score],

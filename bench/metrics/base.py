@@ -15,7 +15,7 @@ from bench.classifiers.train import ClassifierConfig, Evaluation, TrainedClassif
 from bench.data.base import Dataset
 from bench.errors import BenchError
 from bench.features.base import FeatureExtractor, FeatureSpec
-from bench.models.base import Generator
+from bench.models.base import BuildContext, Generator, ModelSource
 from bench.registry import Plugin
 from bench.store import (
     GeneratedFeaturesKey,
@@ -47,10 +47,30 @@ class Context:
     store: Store = field(default_factory=Store)
     # extra run tags a metric sets (e.g. the feature extractor and its resize method)
     tags: dict[str, str] = field(default_factory=dict)
+    # the cell's model source and the seed its generator was built with (set by the worker;
+    # None outside a suite run): for metrics that train the source themselves on data they
+    # choose (`train_generator`)
+    source: ModelSource | None = None
+    generator_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.store.cache is None:
             self.store.cache = self.cache
+
+    def can_train_generator(self) -> bool:
+        return self.source is not None and self.source.trainable
+
+    def train_generator(self, data: Dataset) -> Generator:
+        """A generator of the cell's (trainable) source trained on `data`, usually a view of
+        the dataset (`Dataset.restrict_train`): trained once per data digest, options and
+        generator seed, then loaded from the disk cache (ModelSource.build_on). Not logged as
+        an MLflow model: it exists for the metric that asked for it."""
+        if self.source is None or not self.source.trainable:
+            what = "no model source" if self.source is None else type(self.source).__name__
+            raise BenchError(f"this metric trains the model on data it chooses, and the cell has "
+                             f"{what}: only trainable sources (cgan, baseline) can be trained.")
+        seed = self.seed if self.generator_seed is None else self.generator_seed
+        return self.source.build_on(data, BuildContext(self.device, seed, self.cache, self.progress))
 
     def real_classifier(self, dataset: Dataset, cfg: ClassifierConfig) -> TrainedClassifier:
         return real_classifier(dataset, cfg, self.device, self.seed, self.cache, self.store,
@@ -173,6 +193,13 @@ class Metric(Plugin):
 
     def check(self) -> None:
         """Raise BenchError for what `bench validate` can catch (missing weights files...)."""
+
+    def trains_model(self) -> str | None:
+        """Why this metric, with these options, trains the cell's model source itself on data
+        it chooses (`Context.train_generator`), or None when it only samples the given model.
+        `bench validate` refuses the cells that pair it with a source that cannot be trained,
+        quoting this reason."""
+        return None
 
     @abstractmethod
     def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]: ...

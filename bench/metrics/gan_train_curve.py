@@ -89,7 +89,7 @@ class GanTrainCurve(Metric):
         return sorted(set(raw))
 
     def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
-        cfg = self.options.classifier
+        cfg = self.options.classifier.resolve(dataset.image_shape)  # auto -> a classifier
         k, n_train = dataset.num_classes, len(dataset.train_y)
         sizes = self.sizes(n_train)
         # one generated set at the largest size; smaller sets are nested class-balanced subsets

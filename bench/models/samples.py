@@ -140,7 +140,7 @@ class Samples(ModelSource):
         bad = [(f, err) for f, hw, err in headers if hw is None]
         if bad:
             raise BenchError(f"{path}: {len(bad)} unreadable image file(s) (corrupt or "
-                             f"truncated):{bad_files_listing(bad)}\nDelete them, or save the "
+                             f"truncated):{bad_files_listing(bad)}\n    Delete them, or save the "
                              "samples again.")
         want = (info.height, info.width)
         wrong = [(f, hw) for f, hw, _ in headers if hw is not None and hw != want]

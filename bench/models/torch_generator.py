@@ -114,6 +114,9 @@ class TorchGenerator(Generator):
 
     @torch.no_grad()
     def render_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.render_latent_grad(z, labels)
+
+    def render_latent_grad(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must be (n, {self.latent_dim}), got {tuple(z.shape)}")
         if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
