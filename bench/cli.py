@@ -227,7 +227,8 @@ def cmd_nightly(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)
     report = run_suite(suite, tracking_uri=args.tracking_uri, force=True,
-                       progress=not args.no_progress, cache_dir=args.cache_dir)
+                       progress=not args.no_progress, cache_dir=args.cache_dir,
+                       executor=_executor(args, suite))
     print(report.leaderboard)
     print(report.summary())
     from bench.tracking import Tracker
@@ -423,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     nt.add_argument("--cache-dir")
     nt.add_argument("--out", help="write the leaderboard (markdown) here")
     nt.add_argument("--no-progress", action="store_true", help="no progress bars (as in `bench run`)")
+    _executor_arguments(nt)
     compare_opts(nt)
     nt.set_defaults(func=cmd_nightly)
 
