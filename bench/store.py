@@ -323,10 +323,13 @@ class Store:
             self._items[key] = have
         return have[:n]
 
-    def generated_images(self, key: GeneratedImagesKey, generator: Any, dataset: Any, n: int,
-                         persist: bool = True, progress: bool = False) -> GeneratedImages:
+    def generated_images(self, key: GeneratedImagesKey, sample: Callable[[torch.Tensor, int], torch.Tensor],
+                         dataset: Any, n: int, persist: bool = True,
+                         progress: bool = False) -> GeneratedImages:
         """At least the first n images of the stream (whole chunks), sampling only what no
-        earlier request did (in memory or on disk)."""
+        earlier request did (in memory or on disk). `sample(labels, start)` gives the images
+        of `labels[start:]`, one chunk of the stream whose labels so far are `labels`
+        (bench.models.base.sample_stream with the key's seed)."""
         need = _whole(n, key.chunk)
         cur = self._items.get(key)
         if cur is not None and len(cur) >= need:
@@ -346,10 +349,8 @@ class Store:
             have = len(cur) if cur is not None else 0
             labels = self.labels(dataset, key.seed, need)
             blocks = [cur.images] if cur is not None else []
-            from bench.models.base import sample_stream
-
             for start in bar(range(have, need, key.chunk), "generate", progress, unit="chunk"):
-                x = sample_stream(generator, labels[: start + key.chunk], start, key.seed)
+                x = sample(labels[: start + key.chunk], start)
                 want = (key.chunk, *dataset.image_shape)
                 if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or tuple(x.shape) != want:
                     raise BenchError(f"the generator returned {getattr(x, 'dtype', type(x))} "

@@ -153,6 +153,13 @@ def test_auto_trains_airbench_on_rgb_and_small_cnn_on_digits(digits32):
     clf = train_classifier(ClassifierConfig(epochs=1, **SMALL), tx[:256], ty[:256], 10, CPU, 0,
                            progress=False)
     assert isinstance(clf.model, AirbenchNet)
+    # what the real-classifier cache does: a fresh net + the state dict (whitening, input
+    # statistics and BN buffers included) predicts exactly as the trained one
+    fresh = CLASSIFIERS.get("airbench")(in_chans=3, num_classes=10, image_size=32,
+                                        **clf.config.args)
+    fresh.load_state_dict(clf.model.state_dict())
+    again = type(clf)(fresh.eval(), clf.config, clf.image_shape, clf.num_classes)
+    assert torch.equal(predict(again, tx[:32], CPU), predict(clf, tx[:32], CPU))
     ds = Digits().load()
     small = train_classifier(ClassifierConfig(epochs=1), ds.train_x[:256], ds.train_y[:256], 10,
                              CPU, 0, progress=False)

@@ -54,7 +54,7 @@ EXPECTED = {
     "augmentation": (_iv("mean_aug_gain", "real_acc_at_0.1", "aug_acc_at_0.1", "aug_gain_at_0.1"),
                      {"augmentation.csv", "augmentation.png"}),
     "balancing": (_iv(*(f"{s}_{v}" for s in ("imbalanced", "balanced_gen", "balanced_real",
-                                             "synthetic_only")
+                                             "synthetic_only", "augmented_all")
                         for v in ("acc", "bacc", "minority_recall")), "balancing_gain"),
                   {"balancing_per_class.csv", "balancing.png"}),
     "nearest_neighbours": (_iv("gen_nn_similarity", "val_nn_similarity", "nn_similarity_gap"),
@@ -110,6 +110,9 @@ def test_protocol_metrics_through_the_runner(write_suite, tracking_uri, tmp_path
     by = {(o.cell.model.key, o.cell.metric.key): o.values for o in report.outcomes}
     assert by[("dropped", "gan_train_curve")]["effective_size"] < by[("real", "gan_train_curve")]["effective_size"]
     assert by[("real", "balancing")]["balancing_gain"] > 0
+    leak = {o.cell.model.key: client.get_run(o.run_id).data.tags.get("bench.balancing_leak")
+            for o in report.outcomes if o.cell.metric.key == "balancing"}
+    assert leak == {"real": "possible", "dropped": "possible"}  # not trained by the suite
     assert json.loads(client.get_run(report.outcomes[-1].run_id).data.tags["bench.values"])[
         "nn_similarity_gap"] == {"role": "score", "ideal": "target", "aspect": "memorisation",
                                  "target": 0.0, "ref": True}

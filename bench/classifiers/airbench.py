@@ -21,7 +21,9 @@ single GPU" (arXiv 2404.00498; facts checked against the `airbench` package, 0.1
   step towards an exponential average of the weights (and BN statistics) with decay
   0.95^5 * (step / total)^3, the average being the final model; 10 epochs (the paper's
   9.9); alternating ("derandomised") horizontal flips and translations by up to 2 pixels
-  with reflect padding;
+  with reflect padding. Unlike the paper's loader, the last, smaller batch of an epoch is
+  kept (every image is seen every epoch, and the equal-steps accounting of the protocol
+  metrics, `bench.metrics._protocol.steps_for`, holds for every classifier);
 - test: logits averaged over the image, its mirror image and both translated by one
   pixel (`tta: 2`, `bench.classifiers.train.tta_logits`).
 
@@ -101,6 +103,9 @@ class _ConvGroup(nn.Module):
 class AirbenchNet(Classifier):
     """airbench94's network for any channel count, class count and size >= 16 px."""
 
+    mean: torch.Tensor  # per-channel statistics of the training images (buffers)
+    std: torch.Tensor
+
     def __init__(self, in_chans: int, num_classes: int, widths: Sequence[int] = WIDTHS,
                  batchnorm_momentum: float = BN_MOMENTUM):
         super().__init__()
@@ -110,8 +115,8 @@ class AirbenchNet(Classifier):
         self.register_buffer("std", torch.ones(in_chans))
         self.whiten = nn.Conv2d(in_chans, whiten_width, WHITEN_KERNEL, padding=0, bias=True)
         self.whiten.weight.requires_grad_(False)
-        with torch.no_grad():
-            self.whiten.bias.zero_()
+        if self.whiten.bias is not None:
+            nn.init.zeros_(self.whiten.bias)
         self.activ = nn.GELU()
         self.blocks = nn.Sequential(_ConvGroup(whiten_width, w1, batchnorm_momentum),
                                     _ConvGroup(w1, w2, batchnorm_momentum),

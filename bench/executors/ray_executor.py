@@ -63,7 +63,7 @@ class RayExecutor(Executor):
                 actor = worker.remote()
                 actors[actor] = len(group)
                 for cell in group:
-                    refs[actor.run.remote(cell, env)] = (cell, actor)
+                    refs[actor.run.remote(cell, env)] = (cell, actor)  # type: ignore[attr-defined]
             pending = list(refs)
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)

@@ -61,11 +61,19 @@ def fit_and_score(cfg: ClassifierConfig, x: torch.Tensor, y: torch.Tensor, datas
     return to_score(evaluate(clf, dataset.val_x, dataset.val_y, ctx.device))
 
 
-def steps_for(cfg: ClassifierConfig, n: int) -> int:
-    """Optimizer steps `train_classifier` takes for `cfg` (resolved: see
-    `ClassifierConfig.resolve`) on n images."""
+def _epochs_and_batch(cfg: ClassifierConfig) -> tuple[int, int]:
+    """cfg's epochs and batch size; a config that leaves one to its recipe must be resolved
+    first (`ClassifierConfig.resolve(image_shape)`): the recipe depends on the data."""
+    if cfg.epochs is not None and cfg.batch_size is not None:
+        return cfg.epochs, cfg.batch_size
     s = cfg.settings()
-    return s.epochs * math.ceil(n / min(s.batch_size, n))
+    return s.epochs, s.batch_size
+
+
+def steps_for(cfg: ClassifierConfig, n: int) -> int:
+    """Optimizer steps `train_classifier` takes for `cfg` on n images."""
+    epochs, batch_size = _epochs_and_batch(cfg)
+    return epochs * math.ceil(n / min(batch_size, n))
 
 
 def with_steps(cfg: ClassifierConfig, n: int, steps: int) -> ClassifierConfig:
@@ -73,9 +81,9 @@ def with_steps(cfg: ClassifierConfig, n: int, steps: int) -> ClassifierConfig:
 
     Comparisons between training sets of different sizes (real subset vs. real + generated,
     imbalanced vs. topped-up) give every set the same compute, so a gain measures the
-    data, not longer training. Rounded up to whole epochs. `cfg` is resolved.
+    data, not longer training. Rounded up to whole epochs.
     """
-    per_epoch = math.ceil(n / min(cfg.settings().batch_size, n))
+    per_epoch = math.ceil(n / min(_epochs_and_batch(cfg)[1], n))
     return cfg.model_copy(update={"epochs": max(1, math.ceil(steps / per_epoch))})
 
 
@@ -106,8 +114,8 @@ def real_work(ctx: Context, dataset: Dataset, kind: str, key: dict[str, Any],
     store (bench.store), else from the JSON cache, else computed and kept in both."""
     full = {"dataset": dataset.digest, "seed": ctx.seed, **key}
     path = ctx.cache.path(kind, full, suffix=".json")
-    key = RealWorkKey(kind, path.name)
-    if key in ctx.store:
+    skey = RealWorkKey(kind, path.name)
+    if skey in ctx.store:
         ctx.cache.hit(kind)  # counted as before the store
 
     def load_or_compute() -> Any:
@@ -125,7 +133,7 @@ def real_work(ctx: Context, dataset: Dataset, kind: str, key: dict[str, Any],
                 _write_json(path, value)
         return value
 
-    return ctx.store.get(key, load_or_compute)
+    return ctx.store.get(skey, load_or_compute)
 
 
 def real_subset_score(ctx: Context, dataset: Dataset, cfg: ClassifierConfig,

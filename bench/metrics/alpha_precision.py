@@ -5,7 +5,7 @@ IPα (quality): how the share of generated samples inside the α-support of the 
 α, integrated over α; IRβ (diversity): the same for real samples inside the β-supports of
 the generated data; authenticity (memorisation): bench.metrics.authenticity's value, on the
 same features. The curves are saved as `alpha_beta_curves.png` and `alpha_beta_curves.csv`
-(the paper's Figure 4-style P(α) / R(β) plots). Where we differ from the paper (no learned
+(the paper's P(α) and R(β) curve plots). Where we differ from the paper (no learned
 one-class embedding; the paper's definition of β-recall rather than its code's k-NN gate):
 bench.metrics.functional.alpha_precision.
 
@@ -18,14 +18,18 @@ Wilson on the authentic count, as the `authenticity` metric.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 from pydantic import Field, field_validator
 
+from bench.data.base import Dataset
 from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
 from bench.metrics._intervals import normal_with_interval, share_with_interval
 from bench.metrics._protocol import figure, save_figure
 from bench.metrics.authenticity import Authenticity
+from bench.metrics.base import Context
 from bench.metrics.functional.alpha_precision import AlphaBetaDetails, alpha_precision_beta_recall
 from bench.values import score
 
@@ -67,7 +71,7 @@ class AlphaPrecision(FeatureMetric):
     }
     primary = "alpha_precision"
 
-    def score(self, real, fake, dataset, ctx):
+    def score(self, real: Any, fake: Any, dataset: Dataset, ctx: Context) -> dict[str, float]:
         o = self.options
         values, details = alpha_precision_beta_recall(
             real, fake, steps=o.steps, authenticity=o.authenticity, device=ctx.device, details=True)
@@ -84,7 +88,7 @@ class AlphaPrecision(FeatureMetric):
         return out
 
     @staticmethod
-    def _write(ctx, d: AlphaBetaDetails, values: dict[str, float]) -> None:
+    def _write(ctx: Context, d: AlphaBetaDetails, values: dict[str, float]) -> None:
         pd.DataFrame({"alpha": d.grid, "alpha_precision": d.alpha_precision,
                       "beta_recall": d.beta_recall}).to_csv(
             ctx.artifact("alpha_beta_curves.csv"), index=False, float_format="%.6g")

@@ -15,7 +15,7 @@ from bench.classifiers.train import ClassifierConfig, Evaluation, TrainedClassif
 from bench.data.base import Dataset
 from bench.errors import BenchError
 from bench.features.base import FeatureExtractor, FeatureSpec
-from bench.models.base import BuildContext, Generator, ModelSource
+from bench.models.base import BuildContext, Generator, ModelSource, sample_stream
 from bench.registry import Plugin
 from bench.store import (
     GeneratedFeaturesKey,
@@ -133,9 +133,16 @@ class Context:
         once per model and seed, shared by every metric; a longer request samples only the
         missing chunks."""
         n = len(dataset.train_y) if n is None else n
-        key, persist = self.stream(generator, dataset)
-        out = self.store.generated_images(key, generator, dataset, n, persist, self.progress)
+        out = self._generated(generator, dataset, n)
         return out.images[:n], out.labels[:n]
+
+    def _generated(self, generator: Generator, dataset: Dataset, n: int) -> GeneratedImages:
+        key, persist = self.stream(generator, dataset)
+
+        def sample(labels: torch.Tensor, start: int) -> torch.Tensor:
+            return sample_stream(generator, labels, start, key.seed)
+
+        return self.store.generated_images(key, sample, dataset, n, persist, self.progress)
 
     def fake_features(self, generator: Generator, dataset: Dataset, spec: FeatureSpec,
                       n: int | None = None, logits: bool = False) -> Any:
@@ -154,7 +161,7 @@ class Context:
         key, persist = self.stream(generator, dataset)
 
         def images(m: int) -> GeneratedImages:
-            return self.store.generated_images(key, generator, dataset, m, persist, self.progress)
+            return self._generated(generator, dataset, m)
 
         feats = self.store.generated_features(GeneratedFeaturesKey(key, ex.tag()), n, images, ex,
                                               self.device, spec.batch_size, persist, self.progress)

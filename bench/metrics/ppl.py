@@ -29,11 +29,12 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from bench.data.base import Dataset
 from bench.errors import BenchError
 from bench.features.base import FeatureSpec
 from bench.metrics import METRICS
 from bench.metrics._intervals import mean_with_interval
-from bench.metrics.base import Metric
+from bench.metrics.base import Context, Metric
 from bench.models.base import Generator
 from bench.registry import Options
 from bench.values import score
@@ -111,13 +112,16 @@ def path_lengths(generator: Generator, embed: Callable[[torch.Tensor], torch.Ten
     generator draws them (`latent_norm`), on the CPU from `seed`, so every device sees the
     same pairs."""
     s, how = resolve_path(generator, space, interpolation)
+    d = generator.latent_dim
+    if d is None:
+        raise BenchError(f"{type(generator).__name__} does not say its latent size (latent_dim)")
     unit = generator.latent_norm == "unit"
     g = torch.Generator().manual_seed(seed)
     dists = []
     for i in range(0, num_samples, batch_size):
         n = min(batch_size, num_samples - i)
-        z0 = torch.randn(n, generator.latent_dim, generator=g)
-        z1 = torch.randn(n, generator.latent_dim, generator=g)
+        z0 = torch.randn(n, d, generator=g)
+        z1 = torch.randn(n, d, generator=g)
         if unit:
             z0, z1 = z0 / z0.norm(dim=1, keepdim=True), z1 / z1.norm(dim=1, keepdim=True)
         t = torch.rand(n, 1, generator=g) * (1.0 if sampling == "full" else 0.0)
@@ -156,7 +160,7 @@ class PPL(Metric):
     values = {"ppl": score("lower", "quality")}
     primary = "ppl"
 
-    def compute(self, generator, dataset, ctx):
+    def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
         o = self.options
         ex = ctx.extractor(o.features, dataset)
         space, how = resolve_path(generator, o.space, o.interpolation)

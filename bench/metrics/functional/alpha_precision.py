@@ -42,6 +42,7 @@ How this differs from the paper and its reference code:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, overload
 
 import numpy as np
 import torch
@@ -112,6 +113,20 @@ def _distances(x: torch.Tensor, centre: torch.Tensor) -> np.ndarray:
     return (x - centre).norm(dim=1).cpu().numpy()
 
 
+@overload
+def alpha_precision_beta_recall(
+    real: ArrayLike, fake: ArrayLike, *, steps: int = 100, authenticity: bool = True,
+    chunk_size: int | None = None, device: DeviceLike = None, details: Literal[False] = False,
+) -> dict[str, float]: ...
+
+
+@overload
+def alpha_precision_beta_recall(
+    real: ArrayLike, fake: ArrayLike, *, steps: int = 100, authenticity: bool = True,
+    chunk_size: int | None = None, device: DeviceLike = None, details: Literal[True],
+) -> tuple[dict[str, float], AlphaBetaDetails]: ...
+
+
 def alpha_precision_beta_recall(
     real: ArrayLike,
     fake: ArrayLike,
@@ -148,8 +163,9 @@ def alpha_precision_beta_recall(
     authentic = None
     if authenticity:
         # on the inputs as given (their dtype), so the value equals the `authenticity` metric's
-        a, authentic = _authenticity(real, fake, chunk_size=chunk_size, device=dev, per_sample=True)
-        values["authenticity"] = a
+        res = _authenticity(real, fake, chunk_size=chunk_size, device=dev, per_sample=True)
+        assert isinstance(res, tuple)  # per_sample=True: (share, verdicts)
+        values["authenticity"], authentic = res
     if not details:
         return values
     return values, AlphaBetaDetails(grid, p_curve, r_curve, authentic, rr, fr, ff, rf)
