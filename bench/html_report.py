@@ -45,7 +45,8 @@ ListArtifacts = Callable[[str], "list[str]"]
 
 # what the built-in metrics write, tried when no artifact listing is available
 KNOWN_IMAGES = ("samples.png", "sample_grid.png", "embedding.png", "gan_train_curve.png",
-                "nearest_neighbours.png", "nn_grid.png", "augmentation.png", "balancing.png")
+                "nearest_neighbours.png", "nn_grid.png", "augmentation.png", "balancing.png",
+                "latent_projection.png", "latent_projection_map.png")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # a page that mails and opens quickly; larger images are linked runs
 
