@@ -14,11 +14,22 @@ Every key is a frozen dataclass of one kind (`Key.kind`); `Store.get(key, comput
 returns the value held under the key or computes and keeps it, counting per kind how
 often values were computed, loaded from disk or reused from memory (`Store.report()`).
 
-Persistence: generated images (uint8 `.npy`, memory-mapped when read) and their features
-(`.pt`) are written next to the real-feature cache (bench/cache.py, under its file locks,
-so a second worker waits and reads instead of sampling again). Opt out with
-`BENCH_PERSIST_SAMPLES=0` or `Store(persist=False)`. Generators without a fingerprint
-(a Context built by hand around a generator object) are kept in memory only.
+Persistence: generated images (uint8 `.npy`) and their features (`.pt`) are written next
+to the real-feature cache (bench/cache.py, under its file locks, so a second worker waits
+and reads instead of sampling again). Opt out with `BENCH_PERSIST_SAMPLES=0` or
+`Store(persist=False)`. Generators without a fingerprint (a Context built by hand around a
+generator object) are kept in memory only.
+
+Memory: a persisted stream is written to its file chunk by chunk as it is sampled and then
+used memory-mapped (so are persisted features, read back after writing): the store holds
+no private copy of the images, their pages are the kernel's page cache, read on demand
+and dropped under memory pressure. Unpersisted streams are one preallocated uint8 tensor.
+Consumers read them in chunks (feature extraction: `CHUNK` images at a time; classifier
+training: `bench.classifiers.train.TrainingData`).
+
+`Store(reuse=False)` turns the sharing off (every request samples and extracts anew,
+nothing is kept or persisted; real-side work falls back to the disk cache, as before the
+store): what `benchmarks/suite_cost.py` measures the store against.
 
 Real-side work (real features, the real-trained classifier, its val evaluation, Fréchet
 reference statistics, nearest-neighbour training features, the protocol's `real_work`)
@@ -31,7 +42,7 @@ import json
 import os
 import tempfile
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -171,7 +182,9 @@ class FeatureNetworkKey(Key[Any]):
 # ---------------------------------------------------------------- values
 @dataclass
 class GeneratedImages:
-    images: torch.Tensor  # uint8 (N, C, H, W) on the CPU, N a multiple of the chunk
+    # uint8 (N, C, H, W) on the CPU, N a multiple of the chunk; memory-mapped from its .npy
+    # when persisted (copy-on-write: writing to it never changes the file)
+    images: torch.Tensor
     labels: torch.Tensor  # int64 (N,): the labels the images were generated for
 
     def __len__(self) -> int:
@@ -254,12 +267,13 @@ class Store:
     """
 
     def __init__(self, cache: Cache | None = None, persist: bool | None = None,
-                 max_streams: int = 2):
+                 max_streams: int = 2, reuse: bool = True):
         self.cache = cache
         if persist is None:
             persist = os.environ.get(PERSIST_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
-        self.persist = persist
+        self.persist = persist and reuse
         self.max_streams = max_streams
+        self.reuse = reuse  # False: nothing shared (the benchmark's "before the store")
         self.computed: Counter[str] = Counter()
         self.loaded: Counter[str] = Counter()
         self.reused: Counter[str] = Counter()
@@ -275,7 +289,8 @@ class Store:
             return self._items[key]
         value = compute()
         self.computed[key.kind] += 1
-        self._items[key] = value
+        if self.reuse:
+            self._items[key] = value
         return value
 
     def peek(self, key: Key[V]) -> V | None:
@@ -346,23 +361,35 @@ class Store:
                         self.loaded[key.kind] += 1
                         self._keep_stream(key, disk)
                         return disk
-            have = len(cur) if cur is not None else 0
             labels = self.labels(dataset, key.seed, need)
-            blocks = [cur.images] if cur is not None else []
-            for start in bar(range(have, need, key.chunk), "generate", progress, unit="chunk"):
-                x = sample(labels[: start + key.chunk], start)
-                want = (key.chunk, *dataset.image_shape)
-                if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or tuple(x.shape) != want:
-                    raise BenchError(f"the generator returned {getattr(x, 'dtype', type(x))} "
-                                     f"{tuple(getattr(x, 'shape', ()))} for a chunk of {key.chunk} "
-                                     f"images; expected uint8 {want}")
-                blocks.append(x.cpu())
-            out = GeneratedImages(torch.cat(blocks) if len(blocks) > 1 else blocks[0], labels)
+            chunks = self._sampled(key, sample, dataset, labels, len(cur) if cur is not None else 0,
+                                   progress)
+            if path is None:  # in memory: one preallocated tensor, never a list and a cat
+                images = torch.empty((need, *dataset.image_shape), dtype=torch.uint8)
+                for start, x in _rows(cur, key.chunk, chunks):
+                    images[start : start + len(x)] = x
+            else:  # written to the file as sampled, then memory-mapped: no copy in memory
+                shape = (need, *dataset.image_shape)
+                _atomic(path, lambda tmp: _write_npy(tmp, shape, _rows(cur, key.chunk, chunks)))
+                images = torch.from_numpy(np.load(path, mmap_mode="c", allow_pickle=False))
+            out = GeneratedImages(images, labels)
             self.computed[key.kind] += 1
-            if path is not None:
-                _atomic(path, lambda tmp: np.save(tmp, out.images.numpy(), allow_pickle=False))
             self._keep_stream(key, out)
             return out
+
+    def _sampled(self, key: GeneratedImagesKey, sample: Callable[[torch.Tensor, int], torch.Tensor],
+                 dataset: Any, labels: torch.Tensor, have: int, progress: bool
+                 ) -> Iterator[tuple[int, torch.Tensor]]:
+        """(start, uint8 images) of each chunk of the stream from row `have` on, sampled one
+        generator call at a time and checked."""
+        want = (key.chunk, *dataset.image_shape)
+        for start in bar(range(have, len(labels), key.chunk), "generate", progress, unit="chunk"):
+            x = sample(labels[: start + key.chunk], start)
+            if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or tuple(x.shape) != want:
+                raise BenchError(f"the generator returned {getattr(x, 'dtype', type(x))} "
+                                 f"{tuple(getattr(x, 'shape', ()))} for a chunk of {key.chunk} "
+                                 f"images; expected uint8 {want}")
+            yield start, x.cpu()
 
     def _load_images(self, path: Path, key: GeneratedImagesKey, dataset: Any) -> GeneratedImages | None:
         try:
@@ -385,6 +412,8 @@ class Store:
         are neither in memory nor on disk."""
         chunk = key.images.chunk
         need = _whole(n, chunk)
+        if not self.reuse:
+            persist = False
         cur = self._items.get(key)
         if cur is not None and len(cur) >= need:
             self.reused[key.kind] += 1
@@ -410,10 +439,13 @@ class Store:
                 logits.append(lg)
             all_logits = None if any(lg is None for lg in logits) else torch.cat(logits)  # type: ignore[arg-type]
             out = GeneratedFeatures(torch.cat(feats), all_logits)
+            del feats, logits
             self.computed[key.kind] += 1
             if path is not None:
                 _atomic(path, lambda tmp: torch.save({"format": FORMAT, "features": out.features,
                                                       "logits": out.logits}, tmp))
+                mapped = _load_features(path, chunk)  # memory-mapped, like the images
+                out = mapped if mapped is not None else out
             self._keep_features(key, out)
             return out
 
@@ -434,12 +466,14 @@ class Store:
             self._streams.move_to_end(key)
 
     def _keep_stream(self, key: GeneratedImagesKey, value: GeneratedImages) -> None:
-        self._items[key] = value
-        self._keep(key)
+        if self.reuse:
+            self._items[key] = value
+            self._keep(key)
 
     def _keep_features(self, key: GeneratedFeaturesKey, value: GeneratedFeatures) -> None:
-        self._items[key] = value
-        self._keep(key.images)
+        if self.reuse:
+            self._items[key] = value
+            self._keep(key.images)
 
     def _keep(self, stream: GeneratedImagesKey) -> None:
         """Mark a stream most recently used; drop the least recent beyond `max_streams`
@@ -455,6 +489,33 @@ class Store:
 
 def _plain(key: Key[Any]) -> dict[str, Any]:
     return json.loads(json.dumps(asdict(key), default=str))
+
+
+def _rows(cur: GeneratedImages | None, chunk: int, new: Iterator[tuple[int, torch.Tensor]]
+          ) -> Iterator[tuple[int, torch.Tensor]]:
+    """(start, images) of a whole stream in order: the rows already held, a chunk at a time
+    (read from their file when memory-mapped), then the newly sampled chunks."""
+    if cur is not None:
+        for start in range(0, len(cur), chunk):
+            yield start, cur.images[start : start + chunk]
+    yield from new
+
+
+def _write_npy(path: str, shape: tuple[int, ...], rows: Iterator[tuple[int, torch.Tensor]]) -> None:
+    """A uint8 .npy of `shape` written row block by row block, in order: plain file writes,
+    so a full disk is an OSError here (writing through a fresh memory map would be a SIGBUS)."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                "fortran_order": False, "shape": tuple(int(v) for v in shape)})
+        done = 0
+        for start, x in rows:
+            if start != done:
+                raise AssertionError(f"stream rows out of order: {start} after {done}")
+            f.write(np.ascontiguousarray(x.numpy()).data)
+            done += int(x.shape[0])
+        if done != shape[0]:
+            raise AssertionError(f"stream file: {done} rows written, {shape[0]} expected")
 
 
 def _npy_rows(path: Path) -> int:

@@ -67,7 +67,10 @@ def train_model(suite_path: str, model: str, dataset: str | None = None,
         raise BenchError(f"suite '{suite.name}' has no dataset '{ds_name}'; datasets: "
                          f"{', '.join(suite.datasets) or '(none)'}.")
     source = spec.instance()
-    ds = suite.datasets[ds_name].instance().load()
+    cache = Cache(cache_dir or suite.cache_dir)
+    data_source = suite.datasets[ds_name].instance()
+    data_source.cache = cache  # derived files (image_folder's decoded images) go there
+    ds = data_source.load()
     source.check(ds.info)
 
     uri = resolve_uri(tracking_uri, suite.tracking_uri)
@@ -84,7 +87,6 @@ def train_model(suite_path: str, model: str, dataset: str | None = None,
         logged["run_id"] = tracker.log_trained_model(parent, name, key, net, history, params)
         logged["artifact"] = name
 
-    cache = Cache(cache_dir or suite.cache_dir)
     ctx = BuildContext(resolve_device(suite.device), suite.seed, cache, progress, log_trained)
     gen = source.build(ds, ctx)
     rid, artifact = logged["run_id"], logged["artifact"]

@@ -31,6 +31,8 @@ Every setting comes from `ClassifierConfig` (defaults in `train.RECIPES["airbenc
 so `classifier: {name: airbench, epochs: 20, tta: 0}` works as for any classifier. The
 architecture takes `widths` and `batchnorm_momentum` as `args`. On CUDA the loop runs
 under bf16 autocast with channels_last; `compile: true` compiles the training forward.
+Data reach the device as in every classifier's loop (`train.TrainingData`: the whole uint8
+set within `DEVICE_DATA_BUDGET`, else batch by batch from the CPU).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from bench.classifiers.train import (
     FlipPlan,
     Recipe,
     TrainedClassifier,
+    TrainingData,
     _augment,
     _autocast,
     lr_schedule,
@@ -132,8 +135,11 @@ class AirbenchNet(Classifier):
         x = self.activ(self.whiten(self.normalize(x)))
         return self.pool(self.blocks(x)).flatten(1)
 
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features) * LOGIT_SCALE
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x)) * LOGIT_SCALE
+        return self.forward_head(self.forward_features(x))
 
     @torch.no_grad()
     def init_whitening(self, x: torch.Tensor, eps: float = WHITEN_EPS, chunk: int = 500) -> None:
@@ -211,13 +217,12 @@ def train_airbench(cfg: ClassifierConfig, s: Recipe, x: torch.Tensor, y: torch.T
     c, h, w = (int(v) for v in x.shape[1:])
     model = CLASSIFIERS.get("airbench")(in_chans=c, num_classes=num_classes, image_size=min(h, w),
                                         **cfg.args).to(device)
-    x = x.to(device, non_blocking=True)
-    y = y.to(device, non_blocking=True)
-    model.init_whitening(to_float(x[:WHITEN_IMAGES]))
+    data = TrainingData(x, y, device)  # whole on the device within its budget, else batches
+    model.init_whitening(to_float(data.head(WHITEN_IMAGES)))
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if s.compile else model
-    n = x.shape[0]
+    n = data.n
     bs = min(s.batch_size, n)
     steps_per_epoch = math.ceil(n / bs)
     total = s.epochs * steps_per_epoch
@@ -233,15 +238,14 @@ def train_airbench(cfg: ClassifierConfig, s: Recipe, x: torch.Tensor, y: torch.T
     for epoch in bar:
         model.whiten.bias.requires_grad_(epoch < WHITEN_BIAS_EPOCHS)
         perm = torch.randperm(n, device=device, generator=gen)
-        for i in range(steps_per_epoch):
-            idx = perm[i * bs : (i + 1) * bs]
+        for idx, xu in data.batches(perm, bs):
             if idx.numel() < 2 and n > 1:  # BatchNorm cannot train on a single sample
                 continue
-            xb = _augment(to_float(x[idx]), aug, gen, flips.mask(idx, epoch))
+            xb = _augment(to_float(xu), aug, gen, flips.mask(idx, epoch))
             if device.type == "cuda":
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with _autocast(device):
-                loss = F.cross_entropy(forward(xb), y[idx], label_smoothing=s.label_smoothing,
+                loss = F.cross_entropy(forward(xb), data.y[idx], label_smoothing=s.label_smoothing,
                                        reduction="sum")
             opt.zero_grad(set_to_none=True)
             loss.backward()

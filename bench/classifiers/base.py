@@ -14,3 +14,12 @@ class Classifier(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from `forward_features`' output, where the net splits there (then features
+        and logits take one pass, `has_head`); the default says it does not."""
+        raise NotImplementedError
+
+    @property
+    def has_head(self) -> bool:
+        return type(self).forward_head is not Classifier.forward_head

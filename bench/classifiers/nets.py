@@ -37,8 +37,11 @@ class SmallCNN(Classifier):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.body(x)).flatten(1)
 
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
+        return self.forward_head(self.forward_features(x))
 
 
 @CLASSIFIERS.register("small_cnn")

@@ -1,8 +1,16 @@
-"""The one training loop: data stays on the device as uint8, batches are index gathers.
+"""The one training loop: uint8 images, batches gathered by index, floats only per batch.
 
 Every classifier-based metric (GAN-train, GAN-test, curves, augmentation, balancing)
 trains through `train_classifier`, so a speed-up or a fix here helps all of them.
 On CUDA it uses bf16 autocast and channels_last; on the CPU plain float32.
+
+Memory (`TrainingData`): the training images stay where they are (CPU memory, or a
+memory-mapped file such as the store's persisted sample stream) and each batch is
+gathered there and moved to the device (through pinned memory on CUDA). Only when the
+whole uint8 set fits `DEVICE_DATA_BUDGET` (1 GiB: 350k images of 3x32x32, 87k of 3x64x64)
+is it copied to an accelerator once, and batches are gathered there: the faster path,
+no host work per step. Either way the loop holds one float batch at a time, never a float
+copy of the set; both paths draw the same permutations and give the same model.
 
 `ClassifierConfig` leaves every training setting at None ("the recipe's default") and
 its name at "auto": `resolve(image_shape)` picks the classifier from the data (small_cnn
@@ -15,7 +23,7 @@ airbench recipe (Jordan 2024, arXiv 2404.00498) has its own training function
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -232,6 +240,45 @@ def lr_schedule(opt: torch.optim.Optimizer, schedule: Schedule, total: int,
     return None
 
 
+# an accelerator keeps the whole uint8 training set when it is at most this large (bytes)
+DEVICE_DATA_BUDGET = 1 << 30
+
+
+class TrainingData:
+    """Training images and labels as the loop reads them. Labels (8 bytes an image) always go
+    to the device; images go there whole when they fit `budget` (default
+    `DEVICE_DATA_BUDGET`), else stay put and move batch by batch (on the CPU neither path
+    copies the set: `.to("cpu")` is the tensor itself). `batches(perm, bs)` yields (indices
+    on the device, uint8 batch on the device) for one epoch's permutation: the same batches
+    on both paths."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+                 budget: int | None = None):
+        limit = DEVICE_DATA_BUDGET if budget is None else budget
+        self.n = int(x.shape[0])
+        self.device = device
+        self.on_device = x.numel() * x.element_size() <= limit
+        self.x = x.to(device, non_blocking=True) if self.on_device else x
+        self.y = y.to(device, non_blocking=True)
+        self.pin = device.type == "cuda" and not self.on_device
+
+    def head(self, k: int) -> torch.Tensor:
+        """The first k images on the device (airbench's whitening statistics)."""
+        return self.x[:k].to(self.device, non_blocking=True)
+
+    def batches(self, perm: torch.Tensor, bs: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        host = perm if self.on_device else perm.cpu()  # one transfer an epoch, not a step
+        for i in range(math.ceil(self.n / bs)):
+            idx = perm[i * bs : (i + 1) * bs]
+            if self.on_device:
+                yield idx, self.x[idx]
+            else:
+                xb = self.x[host[i * bs : (i + 1) * bs]]
+                if self.pin:
+                    xb = xb.pin_memory()
+                yield idx, xb.to(self.device, non_blocking=True)
+
+
 def _autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -268,9 +315,8 @@ def train_classifier(
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if s.compile else model
-    x = x.to(device, non_blocking=True)
-    y = y.to(device, non_blocking=True)
-    n = x.shape[0]
+    data = TrainingData(x, y, device)
+    n = data.n
     bs = min(s.batch_size, n)
     steps_per_epoch = math.ceil(n / bs)
     total = s.epochs * steps_per_epoch
@@ -288,15 +334,14 @@ def train_classifier(
     bar = progress_bar(range(s.epochs), desc, progress, unit="ep")
     for epoch in bar:
         perm = torch.randperm(n, device=device, generator=gen)
-        for i in range(steps_per_epoch):
-            idx = perm[i * bs : (i + 1) * bs]
+        for idx, xu in data.batches(perm, bs):
             if idx.numel() < 2 and n > 1:  # BatchNorm cannot train on a single sample
                 continue
-            xb = _augment(to_float(x[idx]), aug, gen, flips.mask(idx, epoch))
+            xb = _augment(to_float(xu), aug, gen, flips.mask(idx, epoch))
             if device.type == "cuda":
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with _autocast(device):
-                loss = F.cross_entropy(forward(xb), y[idx], label_smoothing=s.label_smoothing)
+                loss = F.cross_entropy(forward(xb), data.y[idx], label_smoothing=s.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

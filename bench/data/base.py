@@ -6,6 +6,7 @@ import hashlib
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,7 +73,8 @@ class Dataset:
             return h.hexdigest()[:16]
         for t in (self.train_x, self.train_y, self.val_x, self.val_y):
             h.update(str(tuple(t.shape)).encode())
-            h.update(np.ascontiguousarray(t.numpy()).tobytes())
+            # the array's buffer itself (no bytes copy): a memory-mapped set is read, not held
+            h.update(np.ascontiguousarray(t.numpy()).data)
         if self.split_key:  # empty for every other source: their digests stay as they were
             h.update(f"split:{self.split_key}".encode())
         return h.hexdigest()[:16]
@@ -102,6 +104,11 @@ class Dataset:
 
 class DatasetSource(Plugin):
     """A registered way to obtain a Dataset (bundled, torchvision, folder, npz...)."""
+
+    # where a source may keep files derived from its data (image_folder's decoded images):
+    # the suite's bench.cache.Cache, set by whoever loads it (the worker, `bench train`);
+    # None means Cache() (the default folder, $BENCH_CACHE_DIR or .bench_cache)
+    cache: Any = None
 
     @abstractmethod
     def describe(self) -> DataInfo:

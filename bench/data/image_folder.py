@@ -4,22 +4,36 @@ sets (medical, industrial) already have, so they enter the suite without convers
 Images are decoded with Pillow, converted to 1 or 3 channels and resized to one square
 size. A corrupt file stops the load with its name, unless the suite opts into skipping
 (then the count is reported), because a silently shrinking dataset changes every metric.
+
+Decoded once, memory-mapped after: the first load decodes the images (a bounded window
+of files in flight in the decoding threads) straight into a file and writes the final
+uint8 (N, C, H, W) array, training rows then val rows, as one `.npy` in the bench cache
+(`image_folder/`), with the labels, notes and dataset digest beside it. Every load then
+maps that file: the images are never a Python list of arrays nor a private copy in
+memory, only page cache the kernel reads on demand. The entry is keyed by the options,
+the folders and the files' names, sizes and modification times (`fingerprint`, the
+same identity as the cells'), so changed files are decoded again; delete the cache
+folder freely.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import tempfile
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from pydantic import Field, field_validator
 
+import bench
+from bench.cache import Cache
 from bench.data import DATASETS
 from bench.data._util import (
     bad_files_listing,
@@ -34,6 +48,9 @@ from bench.registry import Options
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 MAX_LISTED = 10  # bad files named in one error message
+FORMAT = "1"  # of the decoded-images cache entries
+DECODE_WINDOW = 256  # files handed to the decoding threads at once (bounds images in flight)
+COPY_ROWS = 4096  # images per block when the decoded rows are copied into the final file
 
 
 class ImageFolderOptions(Options):
@@ -247,7 +264,9 @@ class ImageFolder(DatasetSource):
     def _read_all(self, files: list[Path], size: tuple[int, int] | None
                   ) -> Iterator[tuple[Path, np.ndarray | None, str]]:
         """(file, image or None, error) in file order; decoding runs in threads (Pillow
-        releases the GIL while decoding), so a folder of JPEGs loads several times faster."""
+        releases the GIL while decoding), so a folder of JPEGs loads several times faster.
+        Files go to the threads `DECODE_WINDOW` at a time, so no more decoded images wait
+        than that however large the folder."""
         from PIL import Image
 
         def one(f: Path) -> tuple[Path, np.ndarray | None, str]:
@@ -260,79 +279,141 @@ class ImageFolder(DatasetSource):
 
         workers = min(8, os.cpu_count() or 1)
         with ThreadPoolExecutor(workers) as pool:
-            yield from pool.map(one, files)
+            for i in range(0, len(files), DECODE_WINDOW):
+                yield from pool.map(one, files[i : i + DECODE_WINDOW])
 
-    def _load_folder(self, folder: Path, size: tuple[int, int] | None
-                     ) -> tuple[np.ndarray, np.ndarray, list[tuple[Path, str]], list[Path]]:
-        """Images, labels, unreadable (file, error) and the files of the images, in order."""
+    def _decode_folder(self, folder: Path, size: tuple[int, int], out: Path
+                       ) -> tuple[np.ndarray, list[tuple[Path, str]], list[Path]]:
+        """Decode the folder's images into `out`, raw uint8 (C, H, W) rows in file order, one
+        image at a time; returns labels, unreadable (file, error) and the files of the rows."""
         files, y_all = self._selected(folder)
-        xs, ys, bad, kept = [], [], [], []
+        ys, bad, kept = [], [], []
         try:
-            for (f, img, err), y in zip(self._read_all(files, size), y_all, strict=True):
-                if img is None:
-                    bad.append((f, err))
-                else:
-                    xs.append(img)
+            with open(out, "wb") as f:
+                for (file, img, err), y in zip(self._read_all(files, size), y_all, strict=True):
+                    if img is None:
+                        bad.append((file, err))
+                        continue
+                    chw = img[None] if img.ndim == 2 else img.transpose(2, 0, 1)
+                    f.write(np.ascontiguousarray(chw).data)
                     ys.append(y)
-                    kept.append(f)
+                    kept.append(file)
         except _SizeMismatch as e:
             raise BenchError(f"image_folder {folder}: images differ in size ({e}). Set "
                              "`image_size` to resize them all to one square size.") from None
-        x = np.stack(xs) if xs else np.zeros((0, *(size or (1, 1))), np.uint8)
-        x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(x), np.asarray(ys, dtype=np.int64), bad, kept
+        return np.asarray(ys, dtype=np.int64), bad, kept
+
+    def _cache_key(self) -> dict[str, Any]:
+        """What the decoded images depend on: every option, the folders and their files'
+        names, sizes and modification times (`fingerprint`)."""
+        return {"options": self.options.model_dump(mode="json"),
+                "folders": [str(folder.resolve()) for _, folder in self._folders()],
+                "files": self.fingerprint(), "format": FORMAT, "bench": bench.__version__}
 
     def load(self) -> Dataset:
-        self.check()
+        cache = self.cache if self.cache is not None else Cache()
+        path = cache.path("image_folder", self._cache_key(), ".npy")
+        with cache.lock(path):
+            meta = _read_entry(path)
+            if meta is None:
+                cache.miss("image_folder")
+                self.check()
+                meta = self._decode(path)
+            else:
+                cache.hit("image_folder")
+        return self._dataset(path, meta, warn=True)
+
+    def _decode(self, path: Path) -> dict[str, Any]:
+        """Decode the folder(s), split, and write the cache entry: the images as one .npy
+        (training rows, then val rows) and its `.json` (labels, notes, digest) last, so an
+        entry without its .json is never read."""
         o = self.options
         names = [d.name for d in _class_dirs(o.root)]
-        if o.image_size is not None:
-            size: tuple[int, int] | None = (o.image_size, o.image_size)
-        else:
-            size = _first_image_size(_class_dirs(o.root))
-        x, y, bad, files = self._load_folder(o.root, size)
-        if o.val is not None:
-            vx, vy, vbad, vfiles = self._load_folder(o.val, size)
-            bad += vbad
-        if bad and not o.skip_bad_files:
-            listed = "\n    ".join(f"{f}: {err}" for f, err in bad[:MAX_LISTED])
-            more = f"\n    ... and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
-            raise BenchError(f"image_folder: {len(bad)} unreadable image file(s):\n    {listed}{more}\n"
-                             "Remove or replace them, or set `skip_bad_files: true` to skip them.")
-        notes: dict[str, str] = {}
-        if bad:
-            notes["skipped_files"] = str(len(bad))
-            warnings.warn(f"image_folder {o.root}: skipped {len(bad)} unreadable image file(s), "
-                          f"e.g. {bad[0][0]}", stacklevel=2)
-        if o.val is None and o.group is None:
-            tr, va = stratified_split(y, o.val_fraction, o.split_seed)
-            x, y, vx, vy = x[tr], y[tr], x[va], y[va]
-        elif o.val is None:  # every group (e.g. patient) wholly in train or wholly in val
-            ids = np.asarray(self._group_ids(o.root, files))
-            tr, va = grouped_split(y, ids, o.val_fraction, o.split_seed)
-            x, y, vx, vy = x[tr], y[tr], x[va], y[va]
-            notes["groups"] = (f"{len(set(ids[tr]))} train groups, {len(set(ids[va]))} val "
-                               "groups, none in both")
-        elif o.group is not None:
-            notes["groups"] = (f"{len(set(self._group_ids(o.root, files)))} train groups, "
-                               f"{len(set(self._group_ids(o.val, vfiles)))} val groups, none in both")
-        k = len(names)
-        for split, labels in (("train", y), ("val", vy)):
-            empty = [names[c] for c in range(k) if not (labels == c).any()]
-            if empty:
-                why = (" With `group`, a class needs images of at least two groups, one for "
-                       "each side." if o.group is not None else "")
-                raise BenchError(f"image_folder {o.root}: no readable {split} images of class(es) "
-                                 f"{empty}. Every class needs images in both splits; add images, "
-                                 f"or lower `val_fraction`.{why}")
-        note = imbalance_note(f"image_folder {o.root}", np.bincount(y, minlength=k), names)
+        size = ((o.image_size, o.image_size) if o.image_size is not None
+                else _first_image_size(_class_dirs(o.root)))
+        if size is None:  # check() has refused this already
+            raise BenchError(f"image_folder: cannot infer the image size from {o.root}; set "
+                             "`image_size`.")
+        chw = (o.channels, *size)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=f"{path.stem}.decoding.") as tmp:
+            root_raw, val_raw = Path(tmp) / "root.raw", Path(tmp) / "val.raw"
+            y, bad, files = self._decode_folder(o.root, size, root_raw)
+            if o.val is not None:
+                vy, vbad, vfiles = self._decode_folder(o.val, size, val_raw)
+                bad += vbad
+            if bad and not o.skip_bad_files:
+                listed = "\n    ".join(f"{f}: {err}" for f, err in bad[:MAX_LISTED])
+                more = f"\n    ... and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
+                raise BenchError(f"image_folder: {len(bad)} unreadable image file(s):\n    {listed}"
+                                 f"{more}\nRemove or replace them, or set `skip_bad_files: true` to "
+                                 "skip them.")
+            notes: dict[str, str] = {}
+            if bad:
+                notes["skipped_files"] = str(len(bad))
+            root_rows = _raw_rows(root_raw, len(y), chw)
+            if o.val is None and o.group is None:
+                tr, va = stratified_split(y, o.val_fraction, o.split_seed)
+                blocks = [(root_rows, tr), (root_rows, va)]
+                y, vy = y[tr], y[va]
+            elif o.val is None:  # every group (e.g. patient) wholly in train or wholly in val
+                ids = np.asarray(self._group_ids(o.root, files))
+                tr, va = grouped_split(y, ids, o.val_fraction, o.split_seed)
+                blocks = [(root_rows, tr), (root_rows, va)]
+                y, vy = y[tr], y[va]
+                notes["groups"] = (f"{len(set(ids[tr]))} train groups, {len(set(ids[va]))} val "
+                                   "groups, none in both")
+            else:
+                blocks = [(root_rows, np.arange(len(y))),
+                          (_raw_rows(val_raw, len(vy), chw), np.arange(len(vy)))]
+                if o.group is not None:
+                    notes["groups"] = (f"{len(set(self._group_ids(o.root, files)))} train groups, "
+                                       f"{len(set(self._group_ids(o.val, vfiles)))} val groups, "
+                                       "none in both")
+            k = len(names)
+            for split, labels in (("train", y), ("val", vy)):
+                empty = [names[c] for c in range(k) if not (labels == c).any()]
+                if empty:
+                    why = (" With `group`, a class needs images of at least two groups, one for "
+                           "each side." if o.group is not None else "")
+                    raise BenchError(f"image_folder {o.root}: no readable {split} images of "
+                                     f"class(es) {empty}. Every class needs images in both "
+                                     f"splits; add images, or lower `val_fraction`.{why}")
+            _atomic_write(path, lambda tmp_npy: _write_rows(tmp_npy, (len(y) + len(vy), *chw),
+                                                            blocks))
+        meta: dict[str, Any] = {"format": FORMAT, "shape": [len(y) + len(vy), *chw],
+                                "n_train": len(y), "train_y": y.tolist(), "val_y": vy.tolist(),
+                                "class_names": names, "notes": notes,
+                                "skipped_example": str(bad[0][0]) if bad else ""}
+        meta["digest"] = self._dataset(path, meta, warn=False).digest  # one read of the file
+        _atomic_write(path.with_suffix(".json"),
+                      lambda tmp_json: Path(tmp_json).write_text(json.dumps(meta)))
+        return meta
+
+    def _dataset(self, path: Path, meta: dict[str, Any], warn: bool) -> Dataset:
+        """The Dataset over the entry's memory-mapped images (copy-on-write: writing to a
+        tensor never changes the file); `warn`: repeat the load's warnings (skipped files,
+        imbalance), as every load of the folder gives them."""
+        o = self.options
+        x = torch.from_numpy(np.load(path, mmap_mode="c", allow_pickle=False))
+        n = int(meta["n_train"])
+        y = np.asarray(meta["train_y"], dtype=np.int64)
+        names = list(meta["class_names"])
+        notes = dict(meta["notes"])
+        if warn and notes.get("skipped_files"):
+            warnings.warn(f"image_folder {o.root}: skipped {notes['skipped_files']} unreadable "
+                          f"image file(s), e.g. {meta['skipped_example']}", stacklevel=3)
+        note = (imbalance_note(f"image_folder {o.root}", np.bincount(y, minlength=len(names)),
+                               names) if warn else None)
         if note:
             notes["imbalance"] = note
-        ds = Dataset(name=f"image_folder:{o.root.name}", train_x=torch.from_numpy(x),
-                     train_y=torch.from_numpy(y), val_x=torch.from_numpy(vx),
-                     val_y=torch.from_numpy(vy), num_classes=k, class_names=names,
+        ds = Dataset(name=f"image_folder:{o.root.name}", train_x=x[:n], train_y=torch.from_numpy(y),
+                     val_x=x[n:], val_y=torch.from_numpy(np.asarray(meta["val_y"], dtype=np.int64)),
+                     num_classes=len(names), class_names=names,
                      split_key=f"group={o.group}" if o.group is not None else "")
         ds.notes = notes
+        if meta.get("digest"):  # hashed when the entry was written: not read again
+            ds.__dict__["digest"] = meta["digest"]
         return ds
 
     def _check_groups_apart(self, files: list[Path], ids: list[str], vfiles: list[Path],
@@ -366,3 +447,54 @@ class ImageFolder(DatasetSource):
 
 class _SizeMismatch(Exception):
     """Two images of different sizes without `image_size`: a user error, reported once."""
+
+
+def _raw_rows(path: Path, n: int, chw: tuple[int, int, int]) -> np.ndarray:
+    """The n decoded (C, H, W) rows of a raw file, memory-mapped (read-only)."""
+    if n == 0:
+        return np.zeros((0, *chw), np.uint8)
+    return np.memmap(path, dtype=np.uint8, mode="r", shape=(n, *chw))
+
+
+def _write_rows(path: str, shape: tuple[int, ...], blocks: list[tuple[np.ndarray, np.ndarray]]
+                ) -> None:
+    """A uint8 .npy of `shape`: the rows `index` of each (rows, index) block in turn, copied
+    `COPY_ROWS` at a time (plain writes: a full disk is an OSError, not a crash)."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                "fortran_order": False, "shape": tuple(int(v) for v in shape)})
+        for rows, index in blocks:
+            for i in range(0, len(index), COPY_ROWS):
+                f.write(np.ascontiguousarray(rows[index[i : i + COPY_ROWS]]).data)
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Write through a temporary file renamed into place (no half-written entry)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _read_entry(path: Path) -> dict[str, Any] | None:
+    """The metadata of a complete decoded entry, or None (absent, damaged or another
+    format: decoded again, never trusted)."""
+    meta_path = path.with_suffix(".json")
+    if not (path.is_file() and meta_path.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or arr.dtype != np.uint8 \
+            or list(arr.shape) != meta.get("shape") \
+            or len(meta.get("train_y", ())) + len(meta.get("val_y", ())) != arr.shape[0]:
+        return None
+    return meta

@@ -6,6 +6,12 @@ already has for training load here unchanged. Each set's train split becomes the
 `train` and its test split the suite's `val`. Nothing is downloaded unless the suite says
 `download: true`: a benchmark that fetches data behind the user's back is not reproducible
 and fails on machines without internet.
+
+Memory: torchvision parses each split into one in-memory array (its own file formats);
+these sets have fixed sizes, the largest being SVHN (99k x 3 x 32 x 32, 300 MB) and STL-10's
+labelled splits (13k x 3 x 96 x 96, 360 MB), and the load makes at most one more copy of a
+split (channels-first layout, a `max_per_class` subset or a resize), none when the layout
+is already (N, C, H, W) and nothing is subset or resized.
 """
 
 from __future__ import annotations
@@ -184,11 +190,13 @@ class TorchvisionSet(DatasetSource):
         for train in (True, False):
             ds = self._open(train)
             x, y = self._arrays(ds)
-            keep = limit_per_class(y, o.max_per_class)
-            xt = torch.from_numpy(x[keep])
+            if o.max_per_class is not None:  # a subset; else no copy of the whole split
+                keep = limit_per_class(y, o.max_per_class)
+                x, y = x[keep], y[keep]
+            xt = torch.from_numpy(x)
             if o.image_size:
                 xt = resize_uint8(xt, o.image_size)
-            splits.append((xt.contiguous(), torch.from_numpy(y[keep])))
+            splits.append((xt.contiguous(), torch.from_numpy(y)))
             if train:
                 names = self._class_names(ds)
         (tx, ty), (vx, vy) = splits

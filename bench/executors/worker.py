@@ -65,7 +65,9 @@ class Shared:
 
     def dataset(self, cell: Cell):
         if cell.dataset.key not in self.datasets:
-            self.datasets[cell.dataset.key] = cell.dataset.instance().load()
+            source = cell.dataset.instance()
+            source.cache = self.cache  # derived files (image_folder's decoded images) go there
+            self.datasets[cell.dataset.key] = source.load()
         return self.datasets[cell.dataset.key]
 
     def first_grid(self, cell: Cell) -> bool:

@@ -43,4 +43,7 @@ class ClassifierFeatures(FeatureExtractor):
 
     def _forward(self, x: torch.Tensor):
         xf = to_float(x)
-        return self.clf.model.forward_features(xf), self.clf.model(xf)
+        model = self.clf.model
+        f = model.forward_features(xf)
+        # one pass where the net splits at its features (small_cnn, airbench), else two
+        return f, (model.forward_head(f) if model.has_head else model(xf))

@@ -149,6 +149,8 @@ class VGGDistance(nn.Module):
                 raise BenchError(f"perceptual.lpips {o.lpips}: no lin0..lin4 weights "
                                  "(`lin0.model.1.weight`...). Give the lpips package's "
                                  "weights/v0.1/vgg.pth.") from None
+        self.shift: torch.Tensor
+        self.scale: torch.Tensor
         self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1))
         self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1))
 
@@ -165,7 +167,7 @@ class VGGDistance(nn.Module):
         return out
 
     def forward(self, a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
-        d = 0
+        d = torch.zeros(a[0].shape[0], device=a[0].device)
         for i, (fa, fb) in enumerate(zip(a, b, strict=True)):
             sq = (fa - fb) ** 2
             w = self.lins[i].to(sq.device).view(1, -1, 1, 1) if self.lins is not None else 1.0
@@ -399,7 +401,7 @@ class LatentProjection(Metric):
             for s, marker in (("train", "o"), ("held-out", "x")):
                 sel = (yn == c) & (split == s)
                 if sel.any():
-                    ax.scatter(*xy[sel].T, s=18, color=cmap(c % cmap.N), marker=marker,
+                    ax.scatter(xy[sel, 0], xy[sel, 1], s=18, color=cmap(c % cmap.N), marker=marker,
                                label=dataset.class_names[c] if s == "train" else None)
         ax.set_title(f"{name} of the projected latent codes\no training images   x held-out images")
         ax.legend(fontsize=7, markerscale=1.2, loc="best", ncol=2)
