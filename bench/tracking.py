@@ -239,7 +239,7 @@ class Tracker:
         now = time.time()
         for r in runs:
             beat = float(r.data.tags.get(f"{TAG}heartbeat", r.info.start_time / 1000))
-            if now - beat < stale_after:
+            if now - beat < stale_after and not _runner_gone(r.data.tags):
                 host = r.data.tags.get(f"{TAG}runner", "another process")
                 raise BenchError(
                     f"suite '{suite}' is being run by {host} (suite run {r.info.run_id}, last "
@@ -346,6 +346,32 @@ class Tracker:
         return json.loads(Path(path).read_text())
 
 
+def _runner_gone(tags: dict[str, str]) -> bool:
+    """A runner on this machine whose process no longer exists (kill -9) is gone at once,
+    heartbeat or not; on another machine only the heartbeat can tell."""
+    import socket
+
+    if tags.get(f"{TAG}runner_host") != socket.gethostname():
+        return False
+    try:
+        pid = int(tags.get(f"{TAG}runner_pid", ""))
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:  # a killed child its parent has not reaped yet is a zombie: gone, too
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
 class Heartbeat:
     """A daemon thread that stamps `bench.heartbeat` (and who runs) on a suite run until
     stopped. A failed stamp is ignored: a store fault is reported by the cells themselves."""
@@ -355,7 +381,8 @@ class Heartbeat:
         import threading
 
         self.tracker, self.run_id, self.every = tracker, run_id, every
-        self.runner = f"pid {os.getpid()} on {socket.gethostname()}"
+        self.host = socket.gethostname()
+        self.runner = f"pid {os.getpid()} on {self.host}"
         self._stop = threading.Event()
         self._beat()
         self._thread = threading.Thread(target=self._loop, name="bench-heartbeat", daemon=True)
@@ -364,7 +391,9 @@ class Heartbeat:
     def _beat(self) -> None:
         try:
             self.tracker.set_tags(self.run_id, {f"{TAG}heartbeat": f"{time.time():.1f}",
-                                                f"{TAG}runner": self.runner})
+                                                f"{TAG}runner": self.runner,
+                                                f"{TAG}runner_pid": str(os.getpid()),
+                                                f"{TAG}runner_host": self.host})
         except Exception:  # noqa: BLE001
             pass
 

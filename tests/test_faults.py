@@ -88,6 +88,14 @@ def test_sigkill_then_resume(tmp_path):
     st = _statuses(uri)
     assert st["real"] == ["FINISHED"]
     assert sorted(st["slow"]) == ["FAILED", "FINISHED"]
+    # the killed runner's suite run is closed too (its process is gone: no need to wait out
+    # the heartbeat), not left RUNNING forever
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("crash")
+    suites = client.search_runs([exp.experiment_id], "tags.`bench.kind` = 'suite'")
+    assert sorted(r.info.status for r in suites) == ["FINISHED", "KILLED"]
 
 
 def _writer(root: str, i: int) -> None:
