@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import time
@@ -272,8 +273,14 @@ class Tracker:
             # the traced pt2 format would need an example input per generator signature; MLflow
             # warns about that choice on every call, which only clutters a suite's output
             warnings.simplefilter("ignore")
-            mlflow.pytorch.log_model(model, name=name, serialization_format="pickle",
-                                     pip_requirements=[f"torch=={_torch_version()}", "gan-bench"])
+            pytorch_log = logging.getLogger("mlflow.pytorch")
+            level = pytorch_log.level
+            pytorch_log.setLevel(logging.ERROR)  # the warning comes through logging, too
+            try:
+                mlflow.pytorch.log_model(model, name=name, serialization_format="pickle",
+                                         pip_requirements=[f"torch=={_torch_version()}", "gan-bench"])
+            finally:
+                pytorch_log.setLevel(level)
         self.end(rid, "FINISHED")
         return rid
 
