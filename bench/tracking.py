@@ -115,7 +115,6 @@ class Tracker:
     def create_parent(self, name: str, tags: dict[str, str]) -> str:
         """The suite's run, the first write of a suite: a store that refuses writes (a
         read-only SQLite file, a read-only server) is reported here, before any work."""
-        import logging
 
         logging.disable(logging.CRITICAL)  # MLflow logs the SQL, parameters and a traceback first
         try:
