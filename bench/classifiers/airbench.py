@@ -256,6 +256,9 @@ def train_airbench(cfg: ClassifierConfig, s: Recipe, x: torch.Tensor, y: torch.T
             if step % LOOKAHEAD_EVERY == 0:
                 lookahead.update(0.95**5 * (step / total) ** 3)
         bar.set_postfix(loss=f"{loss.item() / bs:.3f}")
-    lookahead.update(1.0)  # the average is the final model
+    if step >= LOOKAHEAD_EVERY:  # the average is the final model...
+        lookahead.update(1.0)
+    # ...unless no average was ever taken (fewer than LOOKAHEAD_EVERY steps): then it would
+    # be the untrained initial weights, so the trained ones are kept
     model.eval()
     return TrainedClassifier(model, cfg, (c, h, w), num_classes)
