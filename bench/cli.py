@@ -264,13 +264,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _experiment_id(uri: str, name: str) -> str:
-    from mlflow import MlflowClient
+    from bench.tracking import Tracker
 
-    exp = MlflowClient(uri).get_experiment_by_name(name)
-    if exp is None:
+    exp_id = Tracker.experiment_of(uri, name)
+    if exp_id is None:
         raise BenchError(f"no MLflow experiment '{name}' at {uri}. Check the name, or pass "
                          "--tracking-uri (the store `bench run` used).")
-    return exp.experiment_id
+    return exp_id
 
 
 # `bench list KIND`: where each kind's registry lives, imported only when listed

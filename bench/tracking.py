@@ -206,6 +206,17 @@ class Tracker:
             self.end(r.info.run_id, status)
         return len(stale)
 
+    @staticmethod
+    def experiment_of(uri: str, name: str | None = None, run_id: str | None = None) -> str | None:
+        """The id of experiment `name`, or of the experiment holding `run_id`, at `uri`
+        (None when there is no such experiment): for readers that open an existing one."""
+        probe(uri)
+        client = MlflowClient(uri)
+        if run_id is not None:
+            return client.get_run(run_id).info.experiment_id
+        exp = client.get_experiment_by_name(name) if name else None
+        return exp.experiment_id if exp else None
+
     # ---------------------------------------------------------------- suite leases
     def run_experiment(self, run_id: str) -> str | None:
         try:

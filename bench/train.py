@@ -76,9 +76,7 @@ def train_model(suite_path: str, model: str, dataset: str | None = None,
     uri = resolve_uri(tracking_uri, suite.tracking_uri)
     parent = os.environ.get("MLFLOW_RUN_ID")  # under `mlflow run train`: a child of its run
     if parent:
-        from mlflow import MlflowClient
-
-        tracker = Tracker(uri, experiment_id=MlflowClient(uri).get_run(parent).info.experiment_id)
+        tracker = Tracker(uri, experiment_id=Tracker.experiment_of(uri, run_id=parent))
     else:
         tracker = Tracker(uri, suite.experiment)
     logged: dict[str, str] = {}

@@ -27,6 +27,7 @@ from pydantic import Field
 
 from bench.classifiers.train import ClassifierConfig, TrainedClassifier, predict
 from bench.data.base import Dataset
+from bench.grids import labelled_grid
 from bench.metrics import METRICS
 from bench.metrics._intervals import mean_with_interval, normal_with_interval
 from bench.metrics._protocol import real_work
@@ -44,7 +45,7 @@ class NearestNeighboursOptions(Options):
     k: int = Field(5, ge=1, description="nearest training images shown per generated image")
     num_samples: int = Field(500, ge=1, description="generated images for gen_nn_similarity")
     chunk_size: int = Field(1024, ge=1, description="queries per similarity block (memory)")
-    cell_pixels: int = Field(48, ge=8, description="upscale grid images to about this size (nearest)")
+    cell_pixels: int = Field(24, ge=8, description="upscale grid images to about this size (nearest)")
 
 
 def topk_cosine(queries: torch.Tensor, refs: torch.Tensor, k: int,
@@ -140,7 +141,11 @@ class NearestNeighbours(Metric):
         x = generator.sample(len(labels), labels, seed=ctx.seed + 1)
         sims, idx = topk_cosine(features(x), ref, o.k, o.chunk_size)
         rows = [torch.cat([x[i : i + 1], dataset.train_x[idx[i]]]) for i in range(len(x))]
-        image_grid(rows, o.cell_pixels).save(Path(ctx.artifact("nearest_neighbours.png")))
+        # each row: the class it was generated for, the generated image, then its k nearest
+        # training images (after a gap)
+        names = [f"gen {dataset.class_names[c]}" for c in labels.tolist()]
+        labelled_grid(rows, names, o.cell_pixels, gap_after_first=True).save(
+            Path(ctx.artifact("nearest_neighbours.png")))
         table = pd.DataFrame({
             "row": np.arange(len(x)),
             "class": [dataset.class_names[c] for c in labels.tolist()],
