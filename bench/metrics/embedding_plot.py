@@ -22,6 +22,17 @@ class EmbeddingOptions(Options):
     features: FeatureSpec = Field(default_factory=lambda: FeatureSpec(name="classifier"))
 
 
+def readable_extractor(tag: str) -> str:
+    """An extractor tag as a person reads it: 'classifier:small_cnn-3f2a...' -> 'classifier
+    (small_cnn)', 'inception-2015-12-05:pt_inception.pth:resize=bilinear299' -> 'Inception-v3'.
+    The full tag stays on the run (bench.features) for exact provenance."""
+    if tag.startswith("inception"):
+        return "Inception-v3"
+    kind, _, rest = tag.partition(":")
+    rest = rest.rsplit("-", 1)[0] if "-" in rest else rest
+    return f"{kind} ({rest})" if rest else kind or "?"
+
+
 @METRICS.register("embedding_plot")
 class EmbeddingPlot(Metric):
     """2-D t-SNE/UMAP map of real and generated features by class (an image artifact)."""
@@ -65,7 +76,8 @@ class EmbeddingPlot(Metric):
             ax.scatter(*xy[:n][r].T, s=8, color=col, marker="o", alpha=0.5,
                        label=dataset.class_names[c])
             ax.scatter(*xy[n:][f].T, s=14, color=col, marker="x", alpha=0.8)
-        ax.set_title(f"{method} of {ctx.tags.get('features', '')}\n o real (val)   x generated")
+        ax.set_title(f"{method} of {readable_extractor(ctx.tags.get('features', ''))} features\n"
+                     " o real (val)   x generated")
         ax.legend(fontsize=7, markerscale=1.5, loc="best", ncol=2)
         fig.tight_layout()
         fig.savefig(ctx.artifact("embedding.png"), dpi=110)
