@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,21 @@ from typing import Any
 import torch
 
 DEFAULT_DIR = ".bench_cache"
+
+
+def atomic_write(path: Path, write: Callable[[str], Any]) -> None:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it into place: a crash
+    never leaves a half-written entry. The temporary name keeps `path`'s suffix (numpy's and
+    torch's writers look at it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp" + path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def stable_hash(obj: Any, n: int = 16) -> str:
@@ -52,15 +67,7 @@ class Cache:
             yield
 
     def save_torch(self, path: Path, obj: Any) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(obj, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
     def report(self) -> str:
         kinds = sorted(set(self.hits) | set(self.misses))

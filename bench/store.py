@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -52,7 +51,7 @@ import numpy as np
 import torch
 
 import bench
-from bench.cache import Cache, stable_hash
+from bench.cache import Cache, atomic_write, stable_hash
 from bench.errors import BenchError
 from bench.progress import bar
 
@@ -370,7 +369,7 @@ class Store:
                     images[start : start + len(x)] = x
             else:  # written to the file as sampled, then memory-mapped: no copy in memory
                 shape = (need, *dataset.image_shape)
-                _atomic(path, lambda tmp: _write_npy(tmp, shape, _rows(cur, key.chunk, chunks)))
+                atomic_write(path, lambda tmp: _write_npy(tmp, shape, _rows(cur, key.chunk, chunks)))
                 images = torch.from_numpy(np.load(path, mmap_mode="c", allow_pickle=False))
             out = GeneratedImages(images, labels)
             self.computed[key.kind] += 1
@@ -442,7 +441,7 @@ class Store:
             del feats, logits
             self.computed[key.kind] += 1
             if path is not None:
-                _atomic(path, lambda tmp: torch.save({"format": FORMAT, "features": out.features,
+                atomic_write(path, lambda tmp: torch.save({"format": FORMAT, "features": out.features,
                                                       "logits": out.logits}, tmp))
                 mapped = _load_features(path, chunk)  # memory-mapped, like the images
                 out = mapped if mapped is not None else out
@@ -537,14 +536,3 @@ def _load_features(path: Path, chunk: int) -> GeneratedFeatures | None:
     return GeneratedFeatures(f, lg if isinstance(lg, torch.Tensor) else None)
 
 
-def _atomic(path: Path, write: Callable[[str], Any]) -> None:
-    """Write through a temporary file renamed into place (no half-written entry)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp" + path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

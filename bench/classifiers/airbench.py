@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.classifiers import CLASSIFIERS
-from bench.classifiers.base import Classifier
+from bench.classifiers.base import TRAINERS, Classifier
 from bench.classifiers.train import (
     AugmentOptions,
     ClassifierConfig,
@@ -262,3 +262,6 @@ def train_airbench(cfg: ClassifierConfig, s: Recipe, x: torch.Tensor, y: torch.T
     # be the untrained initial weights, so the trained ones are kept
     model.eval()
     return TrainedClassifier(model, cfg, (c, h, w), num_classes)
+
+
+TRAINERS["airbench"] = train_airbench  # train_classifier hands airbench to its own recipe

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator
 
 from bench.classifiers import CLASSIFIERS
-from bench.classifiers.base import Classifier
+from bench.classifiers.base import TRAINERS, Classifier
 from bench.progress import bar as progress_bar
 from bench.registry import Options
 
@@ -297,20 +297,18 @@ def train_classifier(
 ) -> TrainedClassifier:
     """Train `cfg` on uint8 images `x` (N, C, H, W) with labels `y`; returns the eval-mode model.
 
-    `auto` and unset settings are resolved from the images' shape first; the airbench
-    classifier trains with its own recipe (bench.classifiers.airbench.train_airbench)."""
+    `auto` and unset settings are resolved from the images' shape first; a classifier with
+    its own recipe (airbench) trains through the function it registered in TRAINERS."""
     if x.shape[0] == 0:
         raise ValueError("cannot train a classifier on an empty set")
     c, h, w = (int(v) for v in x.shape[1:])
     s = cfg.settings((c, h, w))
     cfg = cfg.resolve((c, h, w))
-    if s.name == "airbench":
-        from bench.classifiers.airbench import train_airbench
-
-        return train_airbench(cfg, s, x, y, num_classes, device, seed, desc, progress)
+    factory = CLASSIFIERS.get(s.name)  # loads the classifier's module, and so its trainer
+    if s.name in TRAINERS:
+        return TRAINERS[s.name](cfg, s, x, y, num_classes, device, seed, desc, progress)
     torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
-    factory = CLASSIFIERS.get(s.name)
     model = factory(in_chans=c, num_classes=num_classes, image_size=h, **cfg.args).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)

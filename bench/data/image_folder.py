@@ -33,7 +33,7 @@ import torch
 from pydantic import Field, field_validator
 
 import bench
-from bench.cache import Cache
+from bench.cache import Cache, atomic_write
 from bench.data import DATASETS
 from bench.data._util import (
     bad_files_listing,
@@ -379,14 +379,14 @@ class ImageFolder(DatasetSource):
                     raise BenchError(f"image_folder {o.root}: no readable {split} images of "
                                      f"class(es) {empty}. Every class needs images in both "
                                      f"splits; add images, or lower `val_fraction`.{why}")
-            _atomic_write(path, lambda tmp_npy: _write_rows(tmp_npy, (len(y) + len(vy), *chw),
+            atomic_write(path, lambda tmp_npy: _write_rows(tmp_npy, (len(y) + len(vy), *chw),
                                                             blocks))
         meta: dict[str, Any] = {"format": FORMAT, "shape": [len(y) + len(vy), *chw],
                                 "n_train": len(y), "train_y": y.tolist(), "val_y": vy.tolist(),
                                 "class_names": names, "notes": notes,
                                 "skipped_example": str(bad[0][0]) if bad else ""}
         meta["digest"] = self._dataset(path, meta, warn=False).digest  # one read of the file
-        _atomic_write(path.with_suffix(".json"),
+        atomic_write(path.with_suffix(".json"),
                       lambda tmp_json: Path(tmp_json).write_text(json.dumps(meta)))
         return meta
 
@@ -467,19 +467,6 @@ def _write_rows(path: str, shape: tuple[int, ...], blocks: list[tuple[np.ndarray
         for rows, index in blocks:
             for i in range(0, len(index), COPY_ROWS):
                 f.write(np.ascontiguousarray(rows[index[i : i + COPY_ROWS]]).data)
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file renamed into place (no half-written entry)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _read_entry(path: Path) -> dict[str, Any] | None:

@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Annotated
 
 import numpy as np
+from pydantic import AfterValidator
 
 from bench.values import wilson, with_interval
 
@@ -91,3 +93,13 @@ def mean_recall_se(recalls: Iterable[float], counts: Iterable[int]) -> float:
     ses = [wilson_se(r, int(n)) for r, n in zip(recalls, counts, strict=True)
            if n > 0 and not math.isnan(r)]
     return math.sqrt(sum(s * s for s in ses)) / len(ses) if ses else math.nan
+
+
+def _resamples(v: int) -> int:
+    if v == 1:
+        raise ValueError("bootstrap needs at least 2 resamples for a spread (0 disables it)")
+    return v
+
+
+# A metric option counting bootstrap resamples: 0 disables the interval, 1 is refused.
+Resamples = Annotated[int, AfterValidator(_resamples)]

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from bench.cache import atomic_write
 from bench.classifiers.train import ClassifierConfig, Evaluation, evaluate, train_classifier
 from bench.data.base import Dataset
 from bench.metrics.base import Context
@@ -97,15 +96,7 @@ def sample_counts(generator: Generator, counts: np.ndarray, seed: int) -> tuple[
 
 # ---------------------------------------------------------------- real-only work, cached
 def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj)))
 
 
 def real_work(ctx: Context, dataset: Dataset, kind: str, key: dict[str, Any],

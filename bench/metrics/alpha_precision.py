@@ -21,12 +21,12 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from bench.data.base import Dataset
 from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
-from bench.metrics._intervals import normal_with_interval, share_with_interval
+from bench.metrics._intervals import Resamples, normal_with_interval, share_with_interval
 from bench.metrics._protocol import figure, save_figure
 from bench.metrics.authenticity import Authenticity
 from bench.metrics.base import Context
@@ -37,17 +37,10 @@ from bench.values import score
 class AlphaPrecisionOptions(FeatureMetricOptions):
     steps: int = Field(100, ge=2, description="points of the α (and β) grid in (0, 1) the curves "
                        "are measured at and integrated over (midpoint rule)")
-    bootstrap: int = Field(200, ge=0, description="bootstrap resamples for the 95% intervals of "
+    bootstrap: Resamples = Field(200, ge=0, description="bootstrap resamples for the 95% intervals of "
                            "IPα and IRβ (0: none); each resamples two 1-d distance arrays")
     authenticity: bool = Field(True, description="also log authenticity (the paper's third "
                                "number; the only part quadratic in the number of samples)")
-
-    @field_validator("bootstrap")
-    @classmethod
-    def _not_one(cls, v: int) -> int:
-        if v == 1:
-            raise ValueError("bootstrap needs at least 2 resamples for a spread (0 disables it)")
-        return v
 
 
 @METRICS.register("alpha_precision")

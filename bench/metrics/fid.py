@@ -11,27 +11,20 @@ generated-sample noise; the real statistics are taken as fixed.
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
-from bench.metrics._intervals import normal_with_interval
+from bench.metrics._intervals import Resamples, normal_with_interval
 from bench.metrics.functional import FrechetReference
 from bench.store import FrechetReferenceKey
 from bench.values import score
 
 
 class FIDOptions(FeatureMetricOptions):
-    bootstrap: int = Field(10, ge=0, description="bootstrap resamples of the generated features "
+    bootstrap: Resamples = Field(10, ge=0, description="bootstrap resamples of the generated features "
                            "for the 95% interval (0: no interval); each costs about one more "
                            "Fréchet distance (a covariance and a d x d eigvalsh)")
-
-    @field_validator("bootstrap")
-    @classmethod
-    def _not_one(cls, v: int) -> int:
-        if v == 1:
-            raise ValueError("bootstrap needs at least 2 resamples for a spread (0 disables it)")
-        return v
 
 
 @METRICS.register("fid")
