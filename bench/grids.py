@@ -40,12 +40,25 @@ def labelled_grid(rows: list[torch.Tensor], labels: list[str], cell_pixels: int 
     return canvas
 
 
-def sample_grid(generator, class_names: list[str], per_class: int = 8, seed: int = 0,
+MAX_GRID_CLASSES = 20  # rows of a sample grid: a 1,000-class set shows its first 20 classes
+
+
+def grid_counts(num_classes: int, per_class: int = 8) -> np.ndarray:
+    """Images per class a sample grid shows: `per_class` of each of the first
+    `MAX_GRID_CLASSES` classes."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    counts[:MAX_GRID_CLASSES] = per_class
+    return counts
+
+
+def sample_grid(images: torch.Tensor, labels: torch.Tensor, class_names: list[str],
                 cell_pixels: int = 32) -> Image.Image:
-    """`per_class` samples of every class, one row per class, from a fixed seed: the same
-    picture for the same generator, run after run."""
-    k = len(class_names)
-    labels = torch.arange(k).repeat_interleave(per_class)
-    x = generator.sample(len(labels), labels, seed=seed)
-    rows = [x[i * per_class:(i + 1) * per_class] for i in range(k)]
-    return labelled_grid(rows, [str(n) for n in class_names], cell_pixels)
+    """Generated images (uint8) in one row per class, in class order, each row headed by its
+    class name; classes without images get no row."""
+    rows, names = [], []
+    for c, name in enumerate(class_names):
+        sel = images[labels == c]
+        if len(sel):
+            rows.append(sel)
+            names.append(str(name))
+    return labelled_grid(rows, names, cell_pixels)

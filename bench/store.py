@@ -100,6 +100,17 @@ class GeneratedFeaturesKey(Key["GeneratedFeatures"]):
 
 
 @dataclass(frozen=True)
+class ClassImagesKey(Key["GeneratedImages"]):
+    """Images of given per-class counts sampled apart from the stream: only when the stream
+    prefix holding them would be far longer than the request (a class rare in the training
+    split asked for in numbers, e.g. topping up a minority class)."""
+
+    kind: ClassVar[str] = "generated_by_class"
+    images: GeneratedImagesKey
+    counts: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class SampleLabelsKey(Key[torch.Tensor]):
     """The label order of a stream (a function of the training labels and the seed)."""
 
@@ -243,10 +254,10 @@ def sharing_tags(before: dict[str, Counter[str]], after: dict[str, Counter[str]]
     def computed(kind: str) -> bool:
         return after["computed"][kind] > before["computed"][kind]
 
-    images, feats = GeneratedImagesKey.kind, GeneratedFeaturesKey.kind
+    images, apart, feats = GeneratedImagesKey.kind, ClassImagesKey.kind, GeneratedFeaturesKey.kind
     tags = {}
-    if used(images) or used(feats):  # features read back stand for their samples
-        tags["samples"] = "computed" if computed(images) else "reused"
+    if used(images) or used(apart) or used(feats):  # features read back stand for their samples
+        tags["samples"] = "computed" if computed(images) or computed(apart) else "reused"
     if used(feats):
         tags["fake_features"] = "computed" if computed(feats) else "reused"
     return tags
@@ -336,6 +347,22 @@ class Store:
             have = balanced_stream(dataset.train_y, dataset.num_classes, n, seed)
             self._items[key] = have
         return have[:n]
+
+    def prefix_for(self, dataset: Any, seed: int, counts: np.ndarray) -> int | None:
+        """The shortest prefix of the stream holding `counts[c]` images of every class c
+        (None when a requested class has no training image: the stream never has it)."""
+        counts = np.asarray(counts, dtype=np.int64)
+        train = np.bincount(dataset.train_y.cpu().numpy(), minlength=len(counts))[: len(counts)]
+        want = np.flatnonzero(counts > 0)
+        if len(want) == 0:
+            return 0
+        if (train[want] == 0).any():
+            return None
+        share = train / train.sum()
+        # every prefix of m labels has at least m x share - 1 of each class
+        m = int(np.ceil(((counts[want] + 1) / share[want]).max()))
+        y = self.labels(dataset, seed, m).numpy()
+        return max(int(np.flatnonzero(y == c)[counts[c] - 1]) for c in want) + 1
 
     def generated_images(self, key: GeneratedImagesKey, sample: Callable[[torch.Tensor, int], torch.Tensor],
                          dataset: Any, n: int, persist: bool = True,

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import numpy as np
 import torch
+from PIL import Image
 
 from bench.errors import BenchError
+from bench.grids import grid_counts, sample_grid
 from bench.models.base import Generator
 
 GRID_FILE = "samples_grid.png"
@@ -28,22 +29,12 @@ class TrainResult:
     version: str | None = None
 
 
-def sample_grid(gen: Generator, num_classes: int, per_class: int = 8, seed: int = 0,
-                max_classes: int = 20, min_tile: int = 32) -> np.ndarray:
-    """One row per class (at most `max_classes`), `per_class` samples each, as an
-    (H, W, 3) uint8 image; tiles are upscaled (nearest) to at least `min_tile` pixels."""
-    k = min(num_classes, max_classes)
-    labels = torch.arange(k).repeat_interleave(per_class)
-    x = gen.sample(len(labels), labels, seed)  # (n, C, h, w) uint8
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    x = x[:, :3]
-    scale = max(1, -(-min_tile // x.shape[-1]))
-    x = x.repeat_interleave(scale, 2).repeat_interleave(scale, 3)
-    x = torch.nn.functional.pad(x, (1, 1, 1, 1), value=255)
-    _, c, h, w = x.shape
-    grid = x.view(k, per_class, c, h, w).permute(0, 3, 1, 4, 2).reshape(k * h, per_class * w, c)
-    return grid.contiguous().numpy()
+def generated_grid(gen: Generator, class_names: list[str], seed: int = 0) -> Image.Image:
+    """The trained model's sample grid: 8 images of each of the first classes, one row per
+    class (bench.grids), from a fixed seed."""
+    counts = grid_counts(len(class_names))
+    labels = torch.repeat_interleave(torch.arange(len(counts)), torch.from_numpy(counts))
+    return sample_grid(gen.sample(len(labels), labels, seed), labels, class_names)
 
 
 def train_model(suite_path: str, model: str, dataset: str | None = None,
@@ -90,7 +81,7 @@ def train_model(suite_path: str, model: str, dataset: str | None = None,
     rid, artifact = logged["run_id"], logged["artifact"]
     tracker.set_tags(rid, {f"{TAG}suite": suite.name, f"{TAG}model_key": model,
                            f"{TAG}dataset": ds_name})
-    tracker.log_image(rid, sample_grid(gen, ds.num_classes, seed=suite.seed), GRID_FILE)
+    tracker.log_image(rid, generated_grid(gen, ds.class_names, seed=suite.seed), GRID_FILE)
     if register:
         version = tracker.register_model(rid, artifact, register)
         return TrainResult(rid, artifact, f"models:/{register}/{version}", version)

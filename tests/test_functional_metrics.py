@@ -411,3 +411,70 @@ def test_data_copying_sign_convention() -> None:
     assert data_copying(train, test, copies, num_cells=10) < -5
     assert abs(data_copying(train, test, independent, num_cells=10)) < 2
     assert data_copying(train, test, far, num_cells=10) > 3
+
+
+def _swd_held(a: np.ndarray, b: np.ndarray, seed: int = 0, per_image: int = 128,
+              repeats: int = 4, dirs: int = 128, batch: int = 256) -> dict[str, float]:
+    """SWD the way ProGAN computes it: every level's descriptors of both sets held in
+    memory (float64 here), normalised per channel, projected, sorted, compared. Patches and
+    random draws as bench's (same seeds, same order), so only the streaming differs."""
+    from bench.metrics.functional.swd import _num_levels, _patches, laplacian_pyramid
+
+    levels = _num_levels(a.shape[2], a.shape[3], 7, 16)
+
+    def descriptors(x: np.ndarray) -> list[np.ndarray]:
+        gen, per = torch.Generator().manual_seed(seed), [[] for _ in range(levels)]
+        for s in range(0, len(x), batch):
+            pyr = laplacian_pyramid(torch.from_numpy(x[s : s + batch]).float(), levels)
+            for lvl, level in enumerate(pyr):
+                per[lvl].append(_patches(level, 7, per_image, gen).double().numpy())
+        out = []
+        for chunks in per:
+            d = np.concatenate(chunks)
+            d = (d - d.mean(axis=(0, 2, 3), keepdims=True)) / d.std(axis=(0, 2, 3), keepdims=True)
+            out.append(d.reshape(len(d), -1))
+        return out
+
+    da, db = descriptors(a), descriptors(b)
+    gen = torch.Generator().manual_seed(seed + 1)
+    out, size = {}, min(a.shape[2:])
+    for x, y in zip(da, db, strict=True):
+        k = min(len(x), len(y))
+        x = x[torch.randperm(len(x), generator=gen)[:k].numpy()] if len(x) > k else x
+        y = y[torch.randperm(len(y), generator=gen)[:k].numpy()] if len(y) > k else y
+        vals = []
+        for _ in range(repeats):
+            d = torch.randn(x.shape[1], dirs, generator=gen).double().numpy()
+            d /= np.linalg.norm(d, axis=0, keepdims=True)
+            vals.append(np.abs(np.sort(x @ d, axis=0) - np.sort(y @ d, axis=0)).mean())
+        out[f"swd_{size}"] = 1e3 * float(np.mean(vals))
+        size = (size + 1) // 2
+    out["swd_mean"] = float(np.mean(list(out.values())))
+    return out
+
+
+def test_swd_streamed_equals_held_descriptors_and_the_budget_only_changes_passes(monkeypatch):
+    """Descriptors are never held (recomputed per block of directions, bounded by
+    `memory_budget`); the result is the held computation's, whatever the budget."""
+    from bench.metrics.functional import swd as swd_mod
+
+    rng = np.random.default_rng(18)
+    a = _smooth_images(rng, 300)
+    b = np.clip(_smooth_images(rng, 260) + rng.normal(0, 12, (260, 3, 32, 32)), 0, 255).astype(np.uint8)
+    held = _swd_held(a, b)
+    blocks: list[int] = []
+    project = swd_mod._sorted_projections
+
+    def counting(images, stats, cols, keep, *args):
+        blocks.append(cols[0].shape[1])
+        return project(images, stats, cols, keep, *args)
+
+    monkeypatch.setattr(swd_mod, "_sorted_projections", counting)
+    roomy = sliced_wasserstein(a, b)  # 1 GiB: every direction in one pass per set
+    assert blocks == [512, 512]
+    assert roomy == pytest.approx(held, rel=1e-5)
+    blocks.clear()
+    per_dir = 3 * 4 * 2 * (300 + 260) * 128  # bytes per direction: 2 levels, both sets
+    tight = sliced_wasserstein(a, b, memory_budget=40 * per_dir)
+    assert max(blocks) == 40 and sum(blocks) == 2 * 512  # 13 passes per set
+    assert tight == pytest.approx(roomy, rel=1e-6)

@@ -117,7 +117,11 @@ def test_balancing_cannot_be_helped_by_a_generator_missing_the_rare_classes(digi
     # mode_drop covers classes 0-4; the default minority classes are 5-9
     v = run("balancing", "mode_drop", digits, ctx)
     real = run("balancing", "real", digits, ctx, synthetic_only=False)
-    assert v["balancing_gain"] < real["balancing_gain"] - 0.05
+    # most of a gain on digits comes from the labels alone (more minority-labelled images
+    # shift the classifier's prior towards the minority classes), so the margin is small;
+    # the minority recall of the generated images alone shows they carry no minority class
+    assert v["balancing_gain"] < real["balancing_gain"] - 0.03
+    assert v["balanced_gen_minority_recall"] < real["balanced_gen_minority_recall"] - 0.05
     assert v["synthetic_only_minority_recall"] < 0.3
 
 

@@ -59,18 +59,31 @@ def passes(monkeypatch):
     seen: Counter[str] = Counter()
     starts: list[int] = []
     stream, forward = ReferenceGenerator.sample_stream, ClassifierFeatures._forward
+    sample = ReferenceGenerator.sample
+    inside = []
 
     def counting_stream(self, labels, start, seed):
         seen["sample_calls"] += 1
         seen["sampled_images"] += len(labels) - start
         starts.append(start)
-        return stream(self, labels, start, seed)
+        inside.append(1)
+        try:
+            return stream(self, labels, start, seed)
+        finally:
+            inside.pop()
+
+    def counting_sample(self, n, labels, seed):
+        if not inside:  # a call that bypasses the stream
+            seen["direct_calls"] += 1
+            seen["direct_images"] += n
+        return sample(self, n, labels, seed)
 
     def counting_forward(self, x):
         seen["feature_rows"] += x.shape[0]
         return forward(self, x)
 
     monkeypatch.setattr(ReferenceGenerator, "sample_stream", counting_stream)
+    monkeypatch.setattr(ReferenceGenerator, "sample", counting_sample)
     monkeypatch.setattr(ClassifierFeatures, "_forward", counting_forward)
     seen.starts = starts  # type: ignore[attr-defined]
     return seen
@@ -96,12 +109,16 @@ def test_ten_metrics_share_one_sampling_pass_and_one_feature_pass(write_suite, t
     # GAN-train needs the most: n_train to train on + n_val for TSTS, in whole chunks
     stream = -(-(n_train + n_val) // CHUNK) * CHUNK
     assert passes["sampled_images"] == stream and sorted(passes.starts) == list(range(0, stream, CHUNK))
+    # outside the stream only the build-time probe (bench.models.base.check_samples, 32
+    # images): the sample grid too comes from the stream
+    assert passes["direct_calls"] == 1 and passes["direct_images"] == 32
     # one pass over the generated images; the real train and val features once each
     assert passes["feature_rows"] == stream + n_train + n_val
     store = _store_of(report)
     assert store.computed[IMAGES] == 1 and store.computed[FEATURES] == 1
-    # images reused by gan_test, the feature pass (fid) and swd; features by the other 6
-    assert store.reused[IMAGES] == 3 and store.reused[FEATURES] == 6
+    # images reused by gan_test, the feature pass (fid), swd and the model's sample grid;
+    # features by the other 6
+    assert store.reused[IMAGES] == 4 and store.reused[FEATURES] == 6
     assert "generated_images 1 computed" in store.report()
 
     tags = _cell_tags(tracking_uri, report)
@@ -112,6 +129,73 @@ def test_ten_metrics_share_one_sampling_pass_and_one_feature_pass(write_suite, t
                        "data_copying", "intra_fid"}
     assert feats == {m: ("computed" if m == "fid" else "reused") if m in feature_metrics else None
                      for m in feats}
+
+
+PROTOCOL = """\
+name: protocol
+datasets:
+  digits: {source: digits}
+models:
+  noisy: {source: reference, kind: noise, sigma: 0.3}
+metrics:
+  gan_train: {classifier: {epochs: 1}}
+  gan_train_curve: {classifier: {epochs: 1}, fractions: [0.1, 0.5, 1.0]}
+  augmentation: {classifier: {epochs: 1}, fractions: [0.2, 1.0]}
+  balancing: {classifier: {epochs: 1}, synthetic_only: true}
+  nearest_neighbours: {classifier: {epochs: 1}}
+"""
+
+
+@pytest.mark.filterwarnings("ignore:balancing")  # the reference source cannot be retrained
+def test_protocol_metrics_and_the_grid_take_their_images_from_the_one_stream(
+        write_suite, tracking_uri, passes, digits, one_thread):
+    """The learning curve, augmentation, balancing and nearest neighbours ask for images by
+    class; they get the first images of each class in the model's one stream."""
+    report = run_suite(load_suite(write_suite(PROTOCOL)), tracking_uri=tracking_uri, progress=False)
+    assert report.ok, report.summary()
+    stream = -(-(len(digits.train_y) + len(digits.val_y)) // CHUNK) * CHUNK
+    assert passes["direct_images"] == 32, passes  # outside the stream only the build probe
+    assert passes["sampled_images"] == stream
+    store = _store_of(report)
+    assert store.computed[IMAGES] == 1 and not store.computed["generated_by_class"]
+    tags = _cell_tags(tracking_uri, report)
+    assert {m: t.get("bench.samples") for (_, m), t in tags.items()} == {
+        m: "computed" if m == "gan_train" else "reused" for (_, m) in tags}
+
+
+def test_by_class_requests_are_nested_first_images_of_each_class(tmp_path, digits, passes):
+    gen = ReferenceGenerator(digits, ReferenceOptions(kind="noise"))
+    ctx = _ctx(tmp_path)
+    small = np.array([3, 0, 5, 1, 1, 1, 1, 1, 1, 2])
+    xs, ys = ctx.generated_by_class(gen, digits, small)
+    assert torch.equal(torch.bincount(ys, minlength=10), torch.from_numpy(small))
+    x, y = ctx.generated(gen, digits, CHUNK)
+    for c in range(10):  # the first images of class c in the stream, in stream order
+        assert torch.equal(xs[ys == c], x[y == c][: small[c]])
+    big, _ = ctx.generated_by_class(gen, digits, np.full(10, 100))  # extends the stream
+    assert passes["direct_calls"] == 0 and passes["sampled_images"] == 2 * CHUNK
+    assert ctx.generated_by_class(gen, digits, np.zeros(10, int))[0].shape == (0, 1, 8, 8)
+    assert big.shape == (1000, 1, 8, 8)
+
+
+def test_a_request_far_from_the_stream_balance_is_sampled_apart_once(tmp_path, digits, passes):
+    """A class with 5 training images is 0.4% of the stream: 100 of them would need a prefix
+    of about 25,000 images; they are sampled apart, once."""
+    y = digits.train_y.numpy()
+    keep = np.concatenate([np.flatnonzero(y == 0)[:5], np.flatnonzero(y != 0)])
+    rare = digits.restrict_train(torch.from_numpy(keep), "class 0 rare")
+    gen = ReferenceGenerator(digits, ReferenceOptions(kind="noise"))
+    ctx = _ctx(tmp_path)
+    counts = np.full(10, 100)
+    x, labels = ctx.generated_by_class(gen, rare, counts)
+    assert torch.equal(torch.bincount(labels, minlength=10), torch.from_numpy(counts))
+    assert x.shape == (1000, 1, 8, 8) and not ctx.store.computed[IMAGES]
+    assert ctx.store.computed["generated_by_class"] == 1 and passes["sampled_images"] == 1000
+    again, _ = ctx.generated_by_class(gen, rare, counts)
+    assert torch.equal(again, x) and ctx.store.reused["generated_by_class"] == 1
+    # a request near the stream's balance still comes from the stream
+    ctx.generated_by_class(gen, rare, np.array([1, 50, 50, 50, 50, 50, 50, 50, 50, 50]))
+    assert ctx.store.computed[IMAGES] == 1
 
 
 def test_two_names_with_the_same_options_share_one_pass(write_suite, tracking_uri, passes, digits,

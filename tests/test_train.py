@@ -21,7 +21,7 @@ from bench.models.baselines import (
 )
 from bench.models.cgan import CGAN, CGANOptions
 from bench.models.mlflow_model import MlflowModel, MlflowModelOptions
-from bench.train import sample_grid
+from bench.train import generated_grid
 
 CPU = torch.device("cpu")
 
@@ -48,8 +48,8 @@ def test_each_arch_trains_and_samples(digits, tmp_path, arch):
     name, _key, _net, hist, params = logged[0]
     assert name == "baseline" and params["arch"] == arch and hist["step"] == [0, 1, 2]
     assert all(map(torch.isfinite, map(torch.tensor, hist["loss_d"] + hist["loss_g"])))
-    grid = sample_grid(g, 10, per_class=3)
-    assert grid.shape == (10 * 34, 3 * 34, 3) and grid.dtype.name == "uint8"
+    grid = generated_grid(g, digits.class_names)  # 8 per class, a row per class, labelled
+    assert grid.mode == "L" and grid.height == 10 * (4 * 8 + 2) + 2 and grid.width > 8 * 34
 
 
 def test_cgan_is_the_sngan_baseline(digits, tmp_path):

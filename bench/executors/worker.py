@@ -17,7 +17,7 @@ from bench import threads
 from bench.cache import Cache
 from bench.cells import Cell, resolve_device
 from bench.errors import BenchError
-from bench.grids import sample_grid
+from bench.grids import grid_counts, sample_grid
 from bench.store import Store, generator_fingerprint, sharing_tags
 from bench.tracking import TAG, Tracker, flatten, package_version
 from bench.values import dumps as dump_values
@@ -164,14 +164,16 @@ def run_cell(cell: Cell, tracker: Tracker, parent: str, shared: Shared, progress
                           store=shared.store, source=cell.model.instance(),
                           generator_seed=shared.generator_seed(cell))
             ctx.tags["generator_seed"] = str(shared.generator_seed(cell))
-            if shared.first_grid(cell):  # every model's samples, one row per class, once
-                sample_grid(gen, ds.class_names, seed=0).save(ctx.artifact("samples.png"))
             ctx.tags.update(getattr(gen, "tags", None) or {})  # e.g. pseudo_labels: true
             ctx.tags.update({f"data_{k}": v for k, v in ds.notes.items()})  # e.g. imbalance
             before = shared.store.counts()
             values = cell.metric.instance().compute(gen, ds, ctx)
             values = {k: float(v) for k, v in values.items()}
             ctx.tags.update(sharing_tags(before, shared.store.counts()))  # samples: computed|reused
+            if shared.first_grid(cell):  # every model's samples, one row per class, once: after
+                # the metric, so they are the first of a stream it sampled (not a chunk before it)
+                x, y = ctx.generated_by_class(gen, ds, grid_counts(ds.num_classes))
+                sample_grid(x, y, ds.class_names).save(ctx.artifact("samples.png"))
             tracker.log_metrics(run_id, values)
             ctx.tags["values"] = dump_values(metric_cls.values, list(values))
             if metric_cls.primary not in values:  # e.g. classifier_is_mean for is_mean

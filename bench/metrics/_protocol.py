@@ -27,8 +27,7 @@ from bench.cache import atomic_write
 from bench.classifiers.train import ClassifierConfig, Evaluation, evaluate, train_classifier
 from bench.data.base import Dataset
 from bench.metrics.base import Context
-from bench.metrics.sampling import labels_from_counts, subset_by_counts
-from bench.models.base import Generator
+from bench.metrics.sampling import subset_by_counts
 from bench.store import RealWorkKey
 
 Score = dict[str, Any]  # {"accuracy", "balanced_accuracy", "per_class": [recall or None], "n"}
@@ -84,14 +83,6 @@ def with_steps(cfg: ClassifierConfig, n: int, steps: int) -> ClassifierConfig:
     """
     per_epoch = math.ceil(n / min(_epochs_and_batch(cfg)[1], n))
     return cfg.model_copy(update={"epochs": max(1, math.ceil(steps / per_epoch))})
-
-
-def sample_counts(generator: Generator, counts: np.ndarray, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`counts[c]` generated images of each class c, in shuffled order."""
-    labels = labels_from_counts(counts, seed)
-    if len(labels) == 0:  # nothing to top up: no call a generator might not expect
-        return torch.empty((0, *generator.image_shape), dtype=torch.uint8), labels
-    return generator.sample(len(labels), labels, seed=seed), labels
 
 
 # ---------------------------------------------------------------- real-only work, cached

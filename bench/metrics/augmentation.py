@@ -46,7 +46,6 @@ from bench.metrics._protocol import (
     fit_and_score,
     n_test,
     real_subset_score,
-    sample_counts,
     save_figure,
     steps_for,
     with_steps,
@@ -94,7 +93,9 @@ class Augmentation(Metric):
 
     Options = AugmentationOptions
     options: AugmentationOptions
-    version = "2"  # 2: 95% intervals (Wilson accuracies, Newcombe gains)
+    # 2: 95% intervals (Wilson accuracies, Newcombe gains); 3: generated images from the
+    # model's shared stream (Context.generated_by_class)
+    version = "3"
     trains_on_model_images = True  # tested on real val: never fed the val split (bench.leakage)
     values = {"mean_aug_gain": score("higher", "utility"),
               "aug_gain": diagnostic("higher"), "aug_acc": diagnostic("higher"),
@@ -142,10 +143,10 @@ class Augmentation(Metric):
             gen_counts = balanced_counts(n_gen, np.full(k, n_gen))
             if subset:  # Table 4: a generator that has seen only this subset
                 sub_gen = ctx.train_generator(dataset.restrict_train(idx, f"augmentation {f:g}"))
-                gx, gy = sample_counts(sub_gen, gen_counts, ctx.seed)
+                gx, gy = ctx.generated_by_class(sub_gen, dataset, gen_counts)
             else:
                 if n_gen not in generated:  # a fixed num_generated is sampled once for all fractions
-                    generated[n_gen] = sample_counts(generator, gen_counts, ctx.seed)
+                    generated[n_gen] = ctx.generated_by_class(generator, dataset, gen_counts)
                 gx, gy = generated[n_gen]
             aug = fit_and_score(cfg, torch.cat([dataset.train_x[idx], gx]),
                                 torch.cat([dataset.train_y[idx], gy]), dataset, ctx,

@@ -52,7 +52,6 @@ from bench.metrics._protocol import (
     n_test,
     per_class,
     real_subset_score,
-    sample_counts,
     save_figure,
     steps_for,
     with_steps,
@@ -107,7 +106,8 @@ class Balancing(Metric):
     options: BalancingOptions
     # 2: 95% intervals (Wilson accuracies, normal balanced accuracies)
     # 3: trainable sources are trained on the imbalanced split (leak-free); augmented_all arm
-    version = "3"
+    # 4: generated images from the generator's stream (Context.generated_by_class)
+    version = "4"
     trains_on_model_images = True  # tested on real val: never fed the val split (bench.leakage)
     # augmented_all is a diagnostic, like synthetic_only: a second arm of the same question
     # (what do generated images add to an imbalanced set), not a second utility score. Its
@@ -153,12 +153,14 @@ class Balancing(Metric):
         }
         idx = subset_by_counts(dataset.train_y, imbalanced, ctx.seed)
         generator = self.leak_free(generator, dataset, idx, ctx)
-        gx, gy = sample_counts(generator, target - imbalanced, ctx.seed)
+        # generated images from the (leak-free) generator's stream: the top-up is the first
+        # images of each minority class, nested in the full-target set of the other arms
+        gx, gy = ctx.generated_by_class(generator, dataset, target - imbalanced)
         scores["balanced_gen"] = fit_and_score(
             with_steps(cfg, len(idx) + len(gy), steps), torch.cat([dataset.train_x[idx], gx]),
             torch.cat([dataset.train_y[idx], gy]), dataset, ctx, "train on imbalanced real + generated")
         if self.options.synthetic_only or self.options.augmented_all:
-            sx, sy = sample_counts(generator, target, ctx.seed + 1)
+            sx, sy = ctx.generated_by_class(generator, dataset, target)
         if self.options.synthetic_only:
             scores["synthetic_only"] = fit_and_score(with_steps(cfg, len(sy), steps), sx, sy, dataset,
                                                      ctx, "train on generated only")

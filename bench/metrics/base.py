@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from bench.cache import Cache
@@ -15,9 +16,12 @@ from bench.classifiers.train import ClassifierConfig, Evaluation, TrainedClassif
 from bench.data.base import Dataset
 from bench.errors import BenchError
 from bench.features.base import FeatureExtractor, FeatureSpec
+from bench.metrics.sampling import first_of_each_class, labels_from_counts
 from bench.models.base import BuildContext, Generator, ModelSource, sample_stream
 from bench.registry import Plugin
 from bench.store import (
+    CHUNK,
+    ClassImagesKey,
     GeneratedFeaturesKey,
     GeneratedImages,
     GeneratedImagesKey,
@@ -26,6 +30,10 @@ from bench.store import (
     Store,
 )
 from bench.values import Value, lookup
+
+# how much longer than a by-class request the stream prefix serving it may be (see
+# `Context.generated_by_class`); beyond it, the images are sampled apart
+STREAM_REACH = 2
 
 
 @dataclass
@@ -135,6 +143,41 @@ class Context:
         n = len(dataset.train_y) if n is None else n
         out = self._generated(generator, dataset, n)
         return out.images[:n], out.labels[:n]
+
+    def generated_by_class(self, generator: Generator, dataset: Dataset,
+                           counts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """`counts[c]` generated images of each class c and their labels, in stream order:
+        the first images of each class in the model's stream, so a smaller request is
+        nested in a larger one and shares the stream's one sampling pass with every other
+        metric (the learning curve, augmentation, balancing, the sample grids).
+
+        The stream's classes come in the training split's proportions, so a request far
+        from them (many images of a rare class) would need a prefix much longer than the
+        request: beyond max(`STREAM_REACH` x the request, the training + val size) the
+        images are sampled apart, once per model, seed and counts (bench.store.ClassImagesKey).
+        """
+        counts = np.asarray(counts, dtype=np.int64)
+        total = int(counts.sum())
+        if total == 0:  # nothing asked: no call a generator might not expect
+            return (torch.empty((0, *dataset.image_shape), dtype=torch.uint8),
+                    torch.empty(0, dtype=torch.int64))
+        key, _ = self.stream(generator, dataset)
+        m = self.store.prefix_for(dataset, key.seed, counts)
+        if m is not None and m <= max(STREAM_REACH * total, len(dataset.train_y) + len(dataset.val_y)):
+            x, y = self.generated(generator, dataset, m)
+            idx = first_of_each_class(y, counts)
+            return x[idx], y[idx]
+
+        def apart() -> GeneratedImages:
+            labels = labels_from_counts(counts, key.seed)
+            images = torch.empty((total, *dataset.image_shape), dtype=torch.uint8)
+            for start in range(0, total, CHUNK):  # one bounded generator call at a time
+                images[start : start + CHUNK] = sample_stream(generator, labels[: start + CHUNK],
+                                                              start, key.seed + 1)
+            return GeneratedImages(images, labels)
+
+        out = self.store.get(ClassImagesKey(key, tuple(int(c) for c in counts)), apart)
+        return out.images, out.labels
 
     def _generated(self, generator: Generator, dataset: Dataset, n: int) -> GeneratedImages:
         key, persist = self.stream(generator, dataset)

@@ -26,7 +26,6 @@ from bench.metrics._protocol import (
     figure,
     fit_and_score,
     real_subset_score,
-    sample_counts,
     save_figure,
     steps_for,
     with_steps,
@@ -74,7 +73,9 @@ class GanTrainCurve(Metric):
 
     Options = GanTrainCurveOptions
     options: GanTrainCurveOptions
-    version = "2"  # 2: 95% intervals (Wilson; effective size through the real curve)
+    # 2: 95% intervals (Wilson; effective size through the real curve); 3: generated images
+    # from the model's shared stream (Context.generated_by_class)
+    version = "3"
     trains_on_model_images = True  # tested on real val: never fed the val split (bench.leakage)
     values = {"effective_size": score("higher", "utility"),
               "best_gan_train_acc": diagnostic("higher"),
@@ -93,7 +94,8 @@ class GanTrainCurve(Metric):
         k, n_train = dataset.num_classes, len(dataset.train_y)
         sizes = self.sizes(n_train)
         # one generated set at the largest size; smaller sets are nested class-balanced subsets
-        gx, gy = sample_counts(generator, balanced_counts(sizes[-1], np.full(k, sizes[-1])), ctx.seed)
+        gx, gy = ctx.generated_by_class(generator, dataset,
+                                        balanced_counts(sizes[-1], np.full(k, sizes[-1])))
         steps = steps_for(cfg, sizes[-1])
         gen = {}
         for n in sizes:

@@ -32,7 +32,6 @@ from bench.metrics import METRICS
 from bench.metrics._intervals import mean_with_interval, normal_with_interval
 from bench.metrics._protocol import real_work
 from bench.metrics.base import Context, Metric
-from bench.metrics.sampling import balanced_counts, labels_from_counts
 from bench.models.base import Generator
 from bench.registry import Options
 from bench.store import NNTrainFeaturesKey
@@ -43,7 +42,8 @@ class NearestNeighboursOptions(Options):
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     per_class: int = Field(2, ge=1, description="generated images per class shown in the grid")
     k: int = Field(5, ge=1, description="nearest training images shown per generated image")
-    num_samples: int = Field(500, ge=1, description="generated images for gen_nn_similarity")
+    num_samples: int = Field(500, ge=1, description="generated images for gen_nn_similarity "
+                             "(the first of the model's stream: the training split's class balance)")
     chunk_size: int = Field(1024, ge=1, description="queries per similarity block (memory)")
     cell_pixels: int = Field(24, ge=8, description="upscale grid images to about this size (nearest)")
 
@@ -84,7 +84,9 @@ class NearestNeighbours(Metric):
 
     Options = NearestNeighboursOptions
     options: NearestNeighboursOptions
-    version = "2"  # 2: 95% intervals (normal, over the per-image similarities)
+    # 2: 95% intervals (normal, over the per-image similarities); 3: generated images from
+    # the model's shared stream (training-split class balance), the grid's too
+    version = "3"
     # a gap above the held-out data's (about 0) means generated images sit closer to training
     # images than held-out real images do: copying. Far below means unrelated images.
     values = {"nn_similarity_gap": score("target", "memorisation", ref=True, target=0.0),
@@ -118,9 +120,7 @@ class NearestNeighbours(Metric):
 
         key = {"classifier": o.classifier.model_dump(mode="json")}
         val = real_work(ctx, dataset, "nn_val_similarity_stats", key, val_similarity)
-        k = dataset.num_classes
-        labels = labels_from_counts(balanced_counts(o.num_samples, np.full(k, o.num_samples)), ctx.seed)
-        x = generator.sample(len(labels), labels, seed=ctx.seed)
+        x, _ = ctx.generated(generator, dataset, o.num_samples)  # the model's shared stream
         gen = topk_cosine(features(x), ref, 1, o.chunk_size)[0][:, 0]
         gen_sim = float(gen.mean())
         self._grid(generator, dataset, ctx, features, ref)
@@ -137,8 +137,10 @@ class NearestNeighbours(Metric):
     def _grid(self, generator: Generator, dataset: Dataset, ctx: Context,
               features: Callable[[torch.Tensor], torch.Tensor], ref: torch.Tensor) -> None:
         o = self.options
-        labels = torch.arange(dataset.num_classes).repeat_interleave(o.per_class)
-        x = generator.sample(len(labels), labels, seed=ctx.seed + 1)
+        # the first `per_class` images of each class in the stream, grouped by class
+        x, labels = ctx.generated_by_class(generator, dataset, np.full(dataset.num_classes, o.per_class))
+        order = torch.argsort(labels, stable=True)
+        x, labels = x[order], labels[order]
         sims, idx = topk_cosine(features(x), ref, o.k, o.chunk_size)
         rows = [torch.cat([x[i : i + 1], dataset.train_x[idx[i]]]) for i in range(len(x))]
         # each row: the class it was generated for, the generated image, then its k nearest

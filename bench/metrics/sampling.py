@@ -1,6 +1,6 @@
-"""Helpers shared by the classifier-based metrics: class counts and labels for the protocol
-metrics that sample their own sets, and the per-class table every accuracy metric logs.
-The class-balanced stream every other metric shares is bench.store's."""
+"""Helpers shared by the classifier-based metrics: per-class counts, nested subsets and the
+selection of a stream's first images of each class (`Context.generated_by_class`), and the
+per-class table every accuracy metric logs. The stream itself is bench.store's."""
 
 from __future__ import annotations
 
@@ -54,6 +54,18 @@ def subset_by_counts(y: torch.Tensor, counts: np.ndarray, seed: int) -> torch.Te
         if n > len(pool):
             raise ValueError(f"class {c} has {len(pool)} images, {int(n)} requested")
         picks.append(pool[: int(n)])
+    return torch.from_numpy(np.sort(np.concatenate(picks)).astype(np.int64))
+
+
+def first_of_each_class(y: torch.Tensor, counts: np.ndarray) -> torch.Tensor:
+    """Indices (ascending) of the first `counts[c]` labels of each class c in `y`."""
+    yn = y.cpu().numpy()
+    picks = []
+    for c, n in enumerate(np.asarray(counts)):
+        at = np.flatnonzero(yn == c)[: int(n)]
+        if len(at) < n:
+            raise ValueError(f"class {c}: {len(at)} labels, {int(n)} requested")
+        picks.append(at)
     return torch.from_numpy(np.sort(np.concatenate(picks)).astype(np.int64))
 
 
