@@ -3,6 +3,8 @@
     python benchmarks/suite_cost.py --device cuda                  # N = 50,000 (the GPU run)
     python benchmarks/suite_cost.py --device cpu --n 2048 --repeat 3   # a CPU-sized run (~12 min)
     python benchmarks/suite_cost.py --features inception ...       # FID Inception features
+    python benchmarks/suite_cost.py --device cpu --n 50000 --epochs 1 --only after
+                                                  # peak RSS at N = 50,000 on a CPU (~30 min)
 
 One model (`samples`: pre-generated images from an .npz) on a synthetic N x 3 x 32 x 32
 dataset (10 classes, N training and N / 5 val images: a random pattern per class plus noise)
@@ -308,9 +310,12 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 def report(args: argparse.Namespace, res: dict[str, dict]) -> None:
     n = args.n
-    after, before, ours, fid = res["after"], res["before"], res["ours4"], res.get("fidelity")
+    after, before, ours, fid = res["after"], res.get("before", {}), res.get("ours4"), res.get("fidelity")
     print(f"\nN = {n:,} training + {n // 5:,} val images, 3x32x32, features: {args.features}, "
           f"classifier epochs: {args.epochs or 'recipe default'}")
+    data_mib = (n + n // 5) * 3 * 32 * 32 / 2**20
+    print(f"peak RSS beyond the dataset's uint8 bytes ({data_mib:,.0f} MiB), after: "
+          f"{after['peak_rss_mib'] - data_mib:,.0f} MiB (goal: under 3,072 MiB)")
     rows = [("wall seconds", "seconds", ".1f"),
             ("generator calls", "generator_calls", "d"),
             ("generated images sampled", "generated_images", ","),
@@ -333,9 +338,9 @@ def report(args: argparse.Namespace, res: dict[str, dict]) -> None:
           f"{gen_passes[1]:.2f}; over the extractor (generated rows / N): after "
           f"{ext_passes[0]:.2f}, before {ext_passes[1]:.2f}")
     print(f"store (after): {after['store']}")
-    for mode in ("after", "before", "ours4"):
+    for mode in [m for m in ("after", "before", "ours4") if m in res]:
         print(f"cell seconds ({mode}): " + ", ".join(f"{k} {v}" for k, v in res[mode]["cells"].items()))
-    if fid is not None:
+    if fid is not None and ours is not None:
         print(f"\n{'FID+KID+IS+PR from one extraction':34} {'ours':>12} {'torch-fid.':>12} "
               f"{'ours/theirs':>13}")
         print(f"{'cell seconds (no runner set-up)':34} {sum(ours['cells'].values()):>12.1f}")
@@ -370,6 +375,9 @@ def main() -> None:
     p.add_argument("--no-fidelity", action="store_true", help="skip torch-fidelity")
     p.add_argument("--repeat", type=int, default=1, help="run the four-metric comparison "
                    "(ours, torch-fidelity) this many times alternately; the fastest of each")
+    p.add_argument("--only", choices=["after"], default=None, help="run the store's "
+                   "configuration alone (peak RSS and passes at a large N, without the slower "
+                   "no-reuse run and the comparison)")
     p.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--work", type=Path, default=None, help=argparse.SUPPRESS)
@@ -401,10 +409,10 @@ def main() -> None:
         subprocess.run([sys.executable, "-c", "import bench.runner, bench.metrics, torch_fidelity"],
                        capture_output=True)
         res: dict[str, dict] = {}
-        for mode, metrics, bootstrap in (("after", METRICS, None), ("before", METRICS, None)):
-            res[mode] = run_child(args, mode, _workdir(root, mode, metrics, args, bootstrap))
+        for mode in ("after",) if args.only else ("after", "before"):
+            res[mode] = run_child(args, mode, _workdir(root, mode, METRICS, args, None))
         # the four-metric comparison, ours and torch-fidelity alternately: the fastest of each
-        for _ in range(args.repeat):
+        for _ in range(0 if args.only else args.repeat):
             work = _workdir(root, "ours4", FOUR, args, 0)
             # the trained real classifier copied in, so that nothing is trained
             shutil.copytree(root / "after" / "cache" / "real_classifier",
