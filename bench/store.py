@@ -348,9 +348,10 @@ class Store:
             self._items[key] = have
         return have[:n]
 
-    def prefix_for(self, dataset: Any, seed: int, counts: np.ndarray) -> int | None:
-        """The shortest prefix of the stream holding `counts[c]` images of every class c
-        (None when a requested class has no training image: the stream never has it)."""
+    def prefix_for(self, dataset: Any, seed: int, counts: np.ndarray, limit: int) -> int | None:
+        """The shortest prefix of the stream holding `counts[c]` images of every class c,
+        or None when it is longer than `limit` (or a requested class has no training image:
+        the stream never has it). Only labels up to `limit` are computed."""
         counts = np.asarray(counts, dtype=np.int64)
         train = np.bincount(dataset.train_y.cpu().numpy(), minlength=len(counts))[: len(counts)]
         want = np.flatnonzero(counts > 0)
@@ -360,9 +361,12 @@ class Store:
             return None
         share = train / train.sum()
         # every prefix of m labels has at least m x share - 1 of each class
-        m = int(np.ceil(((counts[want] + 1) / share[want]).max()))
+        m = min(limit, int(np.ceil(((counts[want] + 1) / share[want]).max())))
         y = self.labels(dataset, seed, m).numpy()
-        return max(int(np.flatnonzero(y == c)[counts[c] - 1]) for c in want) + 1
+        at = [np.flatnonzero(y == c) for c in want]
+        if any(len(a) < counts[c] for a, c in zip(at, want, strict=True)):
+            return None
+        return max(int(a[counts[c] - 1]) for a, c in zip(at, want, strict=True)) + 1
 
     def generated_images(self, key: GeneratedImagesKey, sample: Callable[[torch.Tensor, int], torch.Tensor],
                          dataset: Any, n: int, persist: bool = True,

@@ -162,8 +162,9 @@ class Context:
             return (torch.empty((0, *dataset.image_shape), dtype=torch.uint8),
                     torch.empty(0, dtype=torch.int64))
         key, _ = self.stream(generator, dataset)
-        m = self.store.prefix_for(dataset, key.seed, counts)
-        if m is not None and m <= max(STREAM_REACH * total, len(dataset.train_y) + len(dataset.val_y)):
+        reach = max(STREAM_REACH * total, len(dataset.train_y) + len(dataset.val_y))
+        m = self.store.prefix_for(dataset, key.seed, counts, reach)
+        if m is not None:
             x, y = self.generated(generator, dataset, m)
             idx = first_of_each_class(y, counts)
             return x[idx], y[idx]
