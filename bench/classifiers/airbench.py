@@ -41,25 +41,20 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from bench.classifiers import CLASSIFIERS
 from bench.classifiers.base import TRAINERS, Classifier
 from bench.classifiers.train import (
-    AugmentOptions,
     ClassifierConfig,
-    FlipPlan,
     Recipe,
     TrainedClassifier,
     TrainingData,
-    _augment,
-    _autocast,
     lr_schedule,
+    run_epochs,
     to_float,
 )
 from bench.errors import BenchError
-from bench.progress import bar as progress_bar
 
 WIDTHS = (64, 256, 256)
 BN_MOMENTUM = 0.6  # the paper's convention: running = 0.6 * running + 0.4 * batch
@@ -230,32 +225,17 @@ def train_airbench(cfg: ClassifierConfig, s: Recipe, x: torch.Tensor, y: torch.T
     opt = torch.optim.SGD(groups, momentum=s.momentum, nesterov=s.momentum > 0)
     sched = lr_schedule(opt, s.schedule, total, [g["lr"] for g in groups])
     lookahead = Lookahead(model)
-    aug = AugmentOptions(crop=s.crop, flip=s.flip)
-    flips = FlipPlan(s.flip, n, gen, device)
-    step = 0
-    model.train()
-    bar = progress_bar(range(s.epochs), desc, progress, unit="ep")
-    for epoch in bar:
+
+    def on_epoch(epoch: int) -> None:  # the whitening layer's bias trains for a few epochs
         model.whiten.bias.requires_grad_(epoch < WHITEN_BIAS_EPOCHS)
-        perm = torch.randperm(n, device=device, generator=gen)
-        for idx, xu in data.batches(perm, bs):
-            if idx.numel() < 2 and n > 1:  # BatchNorm cannot train on a single sample
-                continue
-            xb = _augment(to_float(xu), aug, gen, flips.mask(idx, epoch))
-            if device.type == "cuda":
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            with _autocast(device):
-                loss = F.cross_entropy(forward(xb), data.y[idx], label_smoothing=s.label_smoothing,
-                                       reduction="sum")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            step += 1
-            if step % LOOKAHEAD_EVERY == 0:
-                lookahead.update(0.95**5 * (step / total) ** 3)
-        bar.set_postfix(loss=f"{loss.item() / bs:.3f}")
+
+    def on_step(step: int) -> None:  # lookahead / EMA of the weights every few steps
+        if step % LOOKAHEAD_EVERY == 0:
+            lookahead.update(0.95**5 * (step / total) ** 3)
+
+    model.train()
+    step = run_epochs(forward, opt, sched, data, s, gen, device, desc, progress, reduction="sum",
+                      on_epoch=on_epoch, on_step=on_step)
     if step >= LOOKAHEAD_EVERY:  # the average is the final model...
         lookahead.update(1.0)
     # ...unless no average was ever taken (fewer than LOOKAHEAD_EVERY steps): then it would

@@ -326,11 +326,30 @@ def train_classifier(
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     sched = lr_schedule(opt, s.schedule, total, s.lr)
+    model.train()
+    run_epochs(forward, opt, sched, data, s, gen, device, desc, progress)
+    model.eval()
+    return TrainedClassifier(model, cfg, (c, h, w), num_classes)
+
+
+def run_epochs(forward: Callable[[torch.Tensor], torch.Tensor], opt: torch.optim.Optimizer,
+               sched: Any, data: TrainingData, s: Recipe, gen: torch.Generator,
+               device: torch.device, desc: str, progress: bool, reduction: str = "mean",
+               on_epoch: Callable[[int], None] | None = None,
+               on_step: Callable[[int], None] | None = None) -> int:
+    """The one epoch loop every trainer shares: a seeded permutation per epoch, batches from
+    `data`, augmentation (`s.crop`, `s.flip`) on the device, bf16 autocast and channels_last
+    on CUDA, one optimizer and schedule step per batch. Recipes hook in per epoch
+    (`on_epoch(epoch)`, before its permutation) and per step (`on_step(steps so far)`).
+    Returns the optimizer steps taken."""
+    n, bs = data.n, min(s.batch_size, data.n)
     aug = AugmentOptions(crop=s.crop, flip=s.flip)
     flips = FlipPlan(s.flip, n, gen, device)
-    model.train()
+    step = 0
     bar = progress_bar(range(s.epochs), desc, progress, unit="ep")
     for epoch in bar:
+        if on_epoch is not None:
+            on_epoch(epoch)
         perm = torch.randperm(n, device=device, generator=gen)
         for idx, xu in data.batches(perm, bs):
             if idx.numel() < 2 and n > 1:  # BatchNorm cannot train on a single sample
@@ -339,15 +358,19 @@ def train_classifier(
             if device.type == "cuda":
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with _autocast(device):
-                loss = F.cross_entropy(forward(xb), data.y[idx], label_smoothing=s.label_smoothing)
+                loss = F.cross_entropy(forward(xb), data.y[idx], label_smoothing=s.label_smoothing,
+                                       reduction=reduction)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             if sched is not None:
                 sched.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-    model.eval()
-    return TrainedClassifier(model, cfg, (c, h, w), num_classes)
+            step += 1
+            if on_step is not None:
+                on_step(step)
+        per_image = loss.item() / (bs if reduction == "sum" else 1)
+        bar.set_postfix(loss=f"{per_image:.3f}")
+    return step
 
 
 def tta_logits(model: torch.nn.Module, x: torch.Tensor, level: int) -> torch.Tensor:
