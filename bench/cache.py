@@ -14,9 +14,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+
+V = TypeVar("V")
 
 DEFAULT_DIR = ".bench_cache"
 
@@ -65,6 +67,26 @@ class Cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{path}.lock"):
             yield
+
+    def entry(self, path: Path, kind: str, load: Callable[[Path], V], compute: Callable[[], V],
+              save: Callable[[Path, V], None]) -> V:
+        """The entry at `path` (`load`), else `compute()`d and `save`d, under the entry's file
+        lock (a second worker waits, then reads), counted as a hit or a miss of `kind`. An
+        entry that cannot be read back (truncated, another format) is recomputed, never
+        trusted."""
+        with self.lock(path):
+            if path.exists():
+                try:
+                    value = load(path)
+                except Exception:  # noqa: BLE001 - any unreadable entry: computed again
+                    pass
+                else:
+                    self.hit(kind)
+                    return value
+            self.miss(kind)
+            value = compute()
+            save(path, value)
+            return value
 
     def save_torch(self, path: Path, obj: Any) -> None:
         atomic_write(path, lambda tmp: torch.save(obj, tmp))

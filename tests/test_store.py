@@ -362,3 +362,24 @@ def test_memory_keeps_the_latest_streams_only(tmp_path, digits):
     ctx.generated(b, digits, 10)  # a's images leave memory
     ctx.generated(a, digits, 10)
     assert store.computed[IMAGES] == 3 and store.reused[IMAGES] == 0
+
+
+def test_damaged_real_side_cache_entries_are_computed_again(tmp_path, digits, one_thread):
+    """A truncated real-classifier or real-features file (a full disk, a killed copy) is a
+    miss, recomputed and rewritten, never an error or a trusted value."""
+    from bench.classifiers.train import ClassifierConfig
+
+    spec = FeatureSpec(name="classifier", classifier={"epochs": 1})
+    first = _ctx(tmp_path)
+    feats = first.real_features(digits, spec)
+    first.real_classifier(digits, ClassifierConfig(epochs=1))
+    entries = [p for p in (tmp_path / "cache").rglob("*.pt") if p.parent.name.startswith("real_")]
+    assert {p.parent.name for p in entries} == {"real_classifier", "real_features"}
+    for p in entries:
+        p.write_bytes(p.read_bytes()[:100])
+    again = _ctx(tmp_path)  # a fresh store: reads the disk
+    assert torch.allclose(again.real_features(digits, spec), feats, atol=1e-5)
+    assert again.cache.misses["real_features"] == 1 and again.cache.misses["real_classifier"] == 1
+    third = _ctx(tmp_path)
+    third.real_features(digits, spec)
+    assert third.cache.hits["real_features"] == 1 and not third.cache.misses  # rewritten

@@ -3,6 +3,7 @@ and cached in memory (bench.store) and on disk: a suite of K models pays for one
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -28,21 +29,21 @@ def real_classifier(dataset: Dataset, cfg: ClassifierConfig, device: torch.devic
     if store is not None and skey in store:
         cache.hit("real_classifier")  # counted as before the store
 
+    def load(p: Path) -> TrainedClassifier:
+        c, h, _ = dataset.image_shape
+        rcfg = cfg.resolve(dataset.image_shape)  # `auto` -> a classifier, as in training
+        model = CLASSIFIERS.get(rcfg.name)(in_chans=c, num_classes=dataset.num_classes,
+                                           image_size=h, **rcfg.args)
+        model.load_state_dict(torch.load(p, map_location="cpu", weights_only=True))
+        return TrainedClassifier(model.to(device).eval(), rcfg, dataset.image_shape,
+                                 dataset.num_classes)
+
+    def train() -> TrainedClassifier:
+        return train_classifier(cfg, dataset.train_x, dataset.train_y, dataset.num_classes,
+                                device, seed, desc="train real classifier", progress=progress)
+
     def load_or_train() -> TrainedClassifier:
-        with cache.lock(path):
-            if path.exists():
-                c, h, _ = dataset.image_shape
-                rcfg = cfg.resolve(dataset.image_shape)  # `auto` -> a classifier, as in training
-                model = CLASSIFIERS.get(rcfg.name)(in_chans=c, num_classes=dataset.num_classes,
-                                                   image_size=h, **rcfg.args)
-                model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-                cache.hit("real_classifier")
-                return TrainedClassifier(model.to(device).eval(), rcfg, dataset.image_shape,
-                                         dataset.num_classes)
-            cache.miss("real_classifier")
-            clf = train_classifier(cfg, dataset.train_x, dataset.train_y, dataset.num_classes,
-                                   device, seed, desc="train real classifier", progress=progress)
-            cache.save_torch(path, clf.model.state_dict())
-            return clf
+        return cache.entry(path, "real_classifier", load, train,
+                           lambda p, clf: cache.save_torch(p, clf.model.state_dict()))
 
     return load_or_train() if store is None else store.get(skey, load_or_train)

@@ -101,19 +101,7 @@ def real_work(ctx: Context, dataset: Dataset, kind: str, key: dict[str, Any],
         ctx.cache.hit(kind)  # counted as before the store
 
     def load_or_compute() -> Any:
-        value = None
-        with ctx.cache.lock(path):  # another worker computing the same entry: wait, then read
-            if path.exists():
-                try:
-                    value = json.loads(path.read_text())
-                    ctx.cache.hit(kind)
-                except (OSError, ValueError):
-                    value = None  # a damaged entry is recomputed, never trusted
-            if value is None:
-                ctx.cache.miss(kind)
-                value = compute()
-                _write_json(path, value)
-        return value
+        return ctx.cache.entry(path, kind, lambda p: json.loads(p.read_text()), compute, _write_json)
 
     return ctx.store.get(skey, load_or_compute)
 

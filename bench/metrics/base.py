@@ -112,17 +112,15 @@ class Context:
         if key in self.store:
             self.cache.hit("real_features")  # counted as before the store
 
+        def extract() -> Any:
+            x = dataset.train_x if split == "train" else dataset.val_x
+            return ex.extract(x, self.device, spec.batch_size, logits=logits,
+                              progress=self.progress, desc=f"real {split} features")
+
         def load_or_extract() -> Any:
-            with self.cache.lock(path):
-                if path.exists():
-                    self.cache.hit("real_features")
-                    return torch.load(path, map_location="cpu", weights_only=True)
-                self.cache.miss("real_features")
-                x = dataset.train_x if split == "train" else dataset.val_x
-                out = ex.extract(x, self.device, spec.batch_size, logits=logits,
-                                 progress=self.progress, desc=f"real {split} features")
-                self.cache.save_torch(path, out)
-                return out
+            return self.cache.entry(
+                path, "real_features", lambda p: torch.load(p, map_location="cpu", weights_only=True),
+                extract, self.cache.save_torch)
 
         return self.store.get(key, load_or_extract)
 
