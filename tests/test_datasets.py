@@ -456,3 +456,46 @@ def test_suite_validation_reports_missing_data_with_lines(tmp_path):
     assert "suite.yaml:3: datasets.cifar:" in msg and "download: true" in msg
     assert "datasets.lesions:" in msg and "does not exist" in msg
     assert "datasets.arrays:" in msg and "train.npz does not exist" in msg
+
+
+def test_torchvision_sets_are_parsed_once_into_a_memory_mapped_cache_entry(tmp_path, no_md5,
+                                                                           monkeypatch):
+    """The first load parses with torchvision into a uint8 entry of the cache; later loads
+    map it (no parse, no private copy); changed files make a new entry."""
+    import torchvision.datasets as tvd
+
+    from bench.cache import Cache
+
+    fake_cifar10(tmp_path / "data")
+    opened = []
+    orig = tvd.CIFAR10.__init__
+    monkeypatch.setattr(tvd.CIFAR10, "__init__",
+                        lambda self, *a, **kw: opened.append(kw.get("train")) or orig(self, *a, **kw))
+    cache = Cache(tmp_path / "cache")
+
+    def load(**kw):
+        src = tv("cifar10", tmp_path / "data", **kw)
+        src.cache = cache
+        return src.load()
+
+    first = load()
+    assert opened == [True, False] and cache.misses["torchvision"] == 1
+    entries = list((tmp_path / "cache" / "torchvision").glob("*.npy"))
+    assert len(entries) == 1 and entries[0].with_suffix(".json").is_file()
+    assert not list((tmp_path / "cache" / "torchvision").glob("*parsing*"))  # temporaries gone
+    again = load()
+    assert opened == [True, False] and cache.hits["torchvision"] == 1  # mapped, not parsed
+    assert torch.equal(again.train_x, first.train_x) and torch.equal(again.val_y, first.val_y)
+    assert again.digest == first.digest and again.class_names == first.class_names
+    maps = Path("/proc/self/maps")
+    if maps.exists():  # the tensors' memory is the entry's file
+        addr = again.train_x.data_ptr()
+        spans = [line.split() for line in maps.read_text().splitlines()]
+        owner = next(s[5] for s in spans if len(s) == 6 and
+                     int(s[0].split("-")[0], 16) <= addr < int(s[0].split("-")[1], 16))
+        assert owner == str(entries[0])
+    os.utime(tmp_path / "data" / "cifar-10-batches-py" / "data_batch_1", ns=(1, 1))  # touched
+    load()
+    assert len(opened) == 4 and len(list((tmp_path / "cache" / "torchvision").glob("*.npy"))) == 2
+    small = load(max_per_class=3, image_size=16)  # other options: another entry
+    assert small.train_x.shape == (30, 3, 16, 16)

@@ -18,7 +18,6 @@ folder freely.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
@@ -35,6 +34,7 @@ from pydantic import Field, field_validator
 import bench
 from bench.cache import Cache, atomic_write
 from bench.data import DATASETS
+from bench.data._mapped import mapped, read_entry, write_meta, write_rows
 from bench.data._util import (
     bad_files_listing,
     grouped_split,
@@ -50,7 +50,6 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".ti
 MAX_LISTED = 10  # bad files named in one error message
 FORMAT = "1"  # of the decoded-images cache entries
 DECODE_WINDOW = 256  # files handed to the decoding threads at once (bounds images in flight)
-COPY_ROWS = 4096  # images per block when the decoded rows are copied into the final file
 
 
 class ImageFolderOptions(Options):
@@ -314,7 +313,7 @@ class ImageFolder(DatasetSource):
         cache = self.cache if self.cache is not None else Cache()
         path = cache.path("image_folder", self._cache_key(), ".npy")
         with cache.lock(path):
-            meta = _read_entry(path)
+            meta = read_entry(path, FORMAT)
             if meta is None:
                 cache.miss("image_folder")
                 self.check()
@@ -379,15 +378,14 @@ class ImageFolder(DatasetSource):
                     raise BenchError(f"image_folder {o.root}: no readable {split} images of "
                                      f"class(es) {empty}. Every class needs images in both "
                                      f"splits; add images, or lower `val_fraction`.{why}")
-            atomic_write(path, lambda tmp_npy: _write_rows(tmp_npy, (len(y) + len(vy), *chw),
+            atomic_write(path, lambda tmp_npy: write_rows(tmp_npy, (len(y) + len(vy), *chw),
                                                             blocks))
         meta: dict[str, Any] = {"format": FORMAT, "shape": [len(y) + len(vy), *chw],
                                 "n_train": len(y), "train_y": y.tolist(), "val_y": vy.tolist(),
                                 "class_names": names, "notes": notes,
                                 "skipped_example": str(bad[0][0]) if bad else ""}
         meta["digest"] = self._dataset(path, meta, warn=False).digest  # one read of the file
-        atomic_write(path.with_suffix(".json"),
-                      lambda tmp_json: Path(tmp_json).write_text(json.dumps(meta)))
+        write_meta(path, meta)
         return meta
 
     def _dataset(self, path: Path, meta: dict[str, Any], warn: bool) -> Dataset:
@@ -395,7 +393,7 @@ class ImageFolder(DatasetSource):
         tensor never changes the file); `warn`: repeat the load's warnings (skipped files,
         imbalance), as every load of the folder gives them."""
         o = self.options
-        x = torch.from_numpy(np.load(path, mmap_mode="c", allow_pickle=False))
+        x = torch.from_numpy(mapped(path))
         n = int(meta["n_train"])
         y = np.asarray(meta["train_y"], dtype=np.int64)
         names = list(meta["class_names"])
@@ -456,32 +454,3 @@ def _raw_rows(path: Path, n: int, chw: tuple[int, int, int]) -> np.ndarray:
     return np.memmap(path, dtype=np.uint8, mode="r", shape=(n, *chw))
 
 
-def _write_rows(path: str, shape: tuple[int, ...], blocks: list[tuple[np.ndarray, np.ndarray]]
-                ) -> None:
-    """A uint8 .npy of `shape`: the rows `index` of each (rows, index) block in turn, copied
-    `COPY_ROWS` at a time (plain writes: a full disk is an OSError, not a crash)."""
-    with open(path, "wb") as f:
-        np.lib.format.write_array_header_1_0(
-            f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
-                "fortran_order": False, "shape": tuple(int(v) for v in shape)})
-        for rows, index in blocks:
-            for i in range(0, len(index), COPY_ROWS):
-                f.write(np.ascontiguousarray(rows[index[i : i + COPY_ROWS]]).data)
-
-
-def _read_entry(path: Path) -> dict[str, Any] | None:
-    """The metadata of a complete decoded entry, or None (absent, damaged or another
-    format: decoded again, never trusted)."""
-    meta_path = path.with_suffix(".json")
-    if not (path.is_file() and meta_path.is_file()):
-        return None
-    try:
-        meta = json.loads(meta_path.read_text())
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or arr.dtype != np.uint8 \
-            or list(arr.shape) != meta.get("shape") \
-            or len(meta.get("train_y", ())) + len(meta.get("val_y", ())) != arr.shape[0]:
-        return None
-    return meta

@@ -7,15 +7,16 @@ already has for training load here unchanged. Each set's train split becomes the
 `download: true`: a benchmark that fetches data behind the user's back is not reproducible
 and fails on machines without internet.
 
-Memory: torchvision parses each split into one in-memory array (its own file formats);
-these sets have fixed sizes, the largest being SVHN (99k x 3 x 32 x 32, 300 MB) and STL-10's
-labelled splits (13k x 3 x 96 x 96, 360 MB), and the load makes at most one more copy of a
-split (channels-first layout, a `max_per_class` subset or a resize), none when the layout
-is already (N, C, H, W) and nothing is subset or resized.
+Memory: the first load parses each split with torchvision (its own file formats, one
+split in memory at a time, plus at most one copy of it: channels-first layout, a
+`max_per_class` subset or a resize) into a uint8 cache entry (`torchvision/` in the cache
+folder, keyed by the options and the files' names, sizes and modification times); every
+load then memory-maps that entry, as image_folder does with its decoded images.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +25,10 @@ import numpy as np
 import torch
 from pydantic import Field
 
+import bench
+from bench.cache import Cache, atomic_write
 from bench.data import DATASETS
+from bench.data._mapped import mapped, read_entry, write_meta, write_rows
 from bench.data._util import limit_per_class, resize_uint8
 from bench.data.base import DataInfo, Dataset, DatasetSource
 from bench.errors import BenchError
@@ -81,6 +85,8 @@ _SETS: dict[str, _SetInfo] = {
         "stl10_binary.tar.gz from https://cs.stanford.edu/~acoates/stl10/, extracted in {root}",
         "split"),
 }
+
+FORMAT = "1"  # of the parsed-set cache entries
 
 _STL10_CLASSES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
 
@@ -182,30 +188,85 @@ class TorchvisionSet(DatasetSource):
             return list(_STL10_CLASSES)
         return [str(i) for i in range(self._info.num_classes)]  # SVHN: the digits
 
+    def _cache_key(self) -> dict[str, Any]:
+        """What the parsed images depend on: every option and the set's files' names, sizes
+        and modification times."""
+        files = sorted(f for f in self._dir.rglob("*") if f.is_file()) if self._dir.is_dir() else []
+        files += [self.options.root / f for f in self._info.alt_files
+                  if (self.options.root / f).is_file()]
+        stats = [f"{f.relative_to(self.options.root)}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
+                 for f in files]
+        return {"options": self.options.model_dump(mode="json"), "root": str(self.options.root.resolve()),
+                "files": stats, "format": FORMAT, "bench": bench.__version__}
+
     def load(self) -> Dataset:
+        """Parsed by torchvision once into a memory-mapped cache entry (bench/data/_mapped.py),
+        then mapped: the set is never a private copy in memory after its first load."""
         self.check()
+        cache = self.cache if self.cache is not None else Cache()
+        path = cache.path("torchvision", self._cache_key(), ".npy")
+        with cache.lock(path):
+            meta = read_entry(path, FORMAT)
+            if meta is None:
+                cache.miss("torchvision")
+                meta = self._parse(path)
+            else:
+                cache.hit("torchvision")
+        return self._dataset(path, meta)
+
+    def _dataset(self, path: Path, meta: dict[str, Any]) -> Dataset:
+        x = torch.from_numpy(mapped(path))
+        n = int(meta["n_train"])
+        ds = Dataset(name=self.options.dataset, train_x=x[:n],
+                     train_y=torch.tensor(meta["train_y"], dtype=torch.int64), val_x=x[n:],
+                     val_y=torch.tensor(meta["val_y"], dtype=torch.int64),
+                     num_classes=self._info.num_classes, class_names=list(meta["class_names"]))
+        ds.notes = {}
+        if meta.get("digest"):  # hashed when the entry was written: not read again
+            ds.__dict__["digest"] = meta["digest"]
+        return ds
+
+    def _parse(self, path: Path) -> dict[str, Any]:
+        """Both splits through torchvision's parsers (one split in memory at a time, plus at
+        most one copy: channels-first layout, a `max_per_class` subset or a resize), written
+        into the entry's .npy; then its .json."""
         o = self.options
-        splits = []
-        names: list[str] = []
-        for train in (True, False):
-            ds = self._open(train)
-            x, y = self._arrays(ds)
-            if o.max_per_class is not None:  # a subset; else no copy of the whole split
-                keep = limit_per_class(y, o.max_per_class)
-                x, y = x[keep], y[keep]
-            xt = torch.from_numpy(x)
-            if o.image_size:
-                xt = resize_uint8(xt, o.image_size)
-            splits.append((xt.contiguous(), torch.from_numpy(y)))
-            if train:
-                names = self._class_names(ds)
-        (tx, ty), (vx, vy) = splits
-        for split, labels in (("train", ty), ("test", vy)):
-            if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= self._info.num_classes):
-                raise BenchError(f"torchvision dataset '{o.dataset}': {split} labels span "
-                                 f"{int(labels.min())}..{int(labels.max())}, expected 0.."
-                                 f"{self._info.num_classes - 1}. Are these the right files?")
-        ds_out = Dataset(name=o.dataset, train_x=tx, train_y=ty, val_x=vx, val_y=vy,
-                         num_classes=self._info.num_classes, class_names=names)
-        ds_out.notes = {}
-        return ds_out
+        raw, labels, names = [], [], []
+        tmp_dir = path.parent / f"{path.stem}.parsing"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            for train in (True, False):
+                ds = self._open(train)
+                x, y = self._arrays(ds)
+                if o.max_per_class is not None:
+                    keep = limit_per_class(y, o.max_per_class)
+                    x, y = x[keep], y[keep]
+                if o.image_size:
+                    x = resize_uint8(torch.from_numpy(x), o.image_size).contiguous().numpy()
+                if train:
+                    names = self._class_names(ds)
+                del ds
+                split_file = tmp_dir / ("train.npy" if train else "val.npy")
+                np.save(split_file, x)  # spilled, so only one split is in memory at a time
+                raw.append(split_file)
+                labels.append(y)
+                del x
+            for split, lab in (("train", labels[0]), ("test", labels[1])):
+                if len(lab) and (int(lab.min()) < 0 or int(lab.max()) >= self._info.num_classes):
+                    raise BenchError(f"torchvision dataset '{o.dataset}': {split} labels span "
+                                     f"{int(lab.min())}..{int(lab.max())}, expected 0.."
+                                     f"{self._info.num_classes - 1}. Are these the right files?")
+            blocks = [(r, np.arange(len(r))) for r in (np.load(f, mmap_mode="r") for f in raw)]
+            shape = (len(labels[0]) + len(labels[1]), *blocks[0][0].shape[1:])
+            atomic_write(path, lambda tmp: write_rows(tmp, shape, blocks))
+            blocks.clear()  # the split files' maps, before they are removed
+        finally:
+            for f in raw:
+                f.unlink(missing_ok=True)
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+        meta: dict[str, Any] = {"format": FORMAT, "shape": list(shape), "n_train": len(labels[0]),
+                                "train_y": labels[0].tolist(), "val_y": labels[1].tolist(),
+                                "class_names": names}
+        meta["digest"] = self._dataset(path, meta).digest  # one read of the file
+        write_meta(path, meta)
+        return meta
