@@ -172,8 +172,11 @@ def run_cell(cell: Cell, tracker: Tracker, parent: str, shared: Shared, progress
             ctx.tags.update(sharing_tags(before, shared.store.counts()))  # samples: computed|reused
             if shared.first_grid(cell):  # every model's samples, one row per class, once: after
                 # the metric, so they are the first of a stream it sampled (not a chunk before it)
-                x, y = ctx.generated_by_class(gen, ds, grid_counts(ds.num_classes))
-                sample_grid(x, y, ds.class_names).save(ctx.artifact("samples.png"))
+                try:
+                    x, y = ctx.generated_by_class(gen, ds, grid_counts(ds.num_classes))
+                    sample_grid(x, y, ds.class_names).save(ctx.artifact("samples.png"))
+                except Exception as e:  # noqa: BLE001 - a picture never costs the cell its values
+                    ctx.tags["samples_grid"] = f"failed: {type(e).__name__}: {e}"[:250]
             tracker.log_metrics(run_id, values)
             ctx.tags["values"] = dump_values(metric_cls.values, list(values))
             if metric_cls.primary not in values:  # e.g. classifier_is_mean for is_mean
