@@ -191,9 +191,9 @@ class TorchvisionSet(DatasetSource):
     def _cache_key(self) -> dict[str, Any]:
         """What the parsed images depend on: every option and the set's files' names, sizes
         and modification times."""
-        files = sorted(f for f in self._dir.rglob("*") if f.is_file()) if self._dir.is_dir() else []
-        files += [self.options.root / f for f in self._info.alt_files
-                  if (self.options.root / f).is_file()]
+        # the files torchvision reads (not the whole folder: SVHN's is `root` itself)
+        files = [f for f in (*(self._dir / n for n in self._info.files),
+                             *(self.options.root / n for n in self._info.alt_files)) if f.is_file()]
         stats = [f"{f.relative_to(self.options.root)}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
                  for f in files]
         return {"options": self.options.model_dump(mode="json"), "root": str(self.options.root.resolve()),
