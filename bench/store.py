@@ -303,6 +303,15 @@ class Store:
             self._items[key] = value
         return value
 
+    def entry(self, key: Key[V], cache: Cache, path: Path, kind: str, load: Callable[[Path], V],
+              compute: Callable[[], V], save: Callable[[Path, V], None]) -> V:
+        """`get` backed by an entry of the disk cache (`Cache.entry`: the file, else computed
+        and saved, under its lock). A reuse from memory counts as a cache hit too, so the
+        cache's report reads as it did before the store."""
+        if key in self._items:
+            cache.hit(kind)
+        return self.get(key, lambda: cache.entry(path, kind, load, compute, save))
+
     def peek(self, key: Key[V]) -> V | None:
         """The value under `key` if held, without counting."""
         return self._items.get(key)
@@ -407,17 +416,30 @@ class Store:
             self._keep_stream(key, out)
             return out
 
+    def images_apart(self, key: ClassImagesKey, sample: Callable[[torch.Tensor, int], torch.Tensor],
+                     dataset: Any, labels: torch.Tensor, progress: bool = False) -> GeneratedImages:
+        """Images for `labels` sampled apart from the stream (see `ClassImagesKey`), chunk by
+        chunk and checked like the stream's, once per key."""
+        def compute() -> GeneratedImages:
+            images = torch.empty((len(labels), *dataset.image_shape), dtype=torch.uint8)
+            for start, x in self._sampled(key.images, sample, dataset, labels, 0, progress):
+                images[start : start + len(x)] = x
+            return GeneratedImages(images, labels)
+
+        return self.get(key, compute)
+
     def _sampled(self, key: GeneratedImagesKey, sample: Callable[[torch.Tensor, int], torch.Tensor],
                  dataset: Any, labels: torch.Tensor, have: int, progress: bool
                  ) -> Iterator[tuple[int, torch.Tensor]]:
-        """(start, uint8 images) of each chunk of the stream from row `have` on, sampled one
-        generator call at a time and checked."""
-        want = (key.chunk, *dataset.image_shape)
+        """(start, uint8 images) of each chunk of `labels` from row `have` on, sampled one
+        generator call at a time and checked (a stream's labels are whole chunks; a set
+        sampled apart may end with a shorter one)."""
         for start in bar(range(have, len(labels), key.chunk), "generate", progress, unit="chunk"):
+            want = (min(key.chunk, len(labels) - start), *dataset.image_shape)
             x = sample(labels[: start + key.chunk], start)
             if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or tuple(x.shape) != want:
                 raise BenchError(f"the generator returned {getattr(x, 'dtype', type(x))} "
-                                 f"{tuple(getattr(x, 'shape', ()))} for a chunk of {key.chunk} "
+                                 f"{tuple(getattr(x, 'shape', ()))} for a chunk of {want[0]} "
                                  f"images; expected uint8 {want}")
             yield start, x.cpu()
 

@@ -463,13 +463,13 @@ def test_swd_streamed_equals_held_descriptors_and_the_budget_only_changes_passes
     b = np.clip(_smooth_images(rng, 260) + rng.normal(0, 12, (260, 3, 32, 32)), 0, 255).astype(np.uint8)
     held = _swd_held(a, b)
     blocks: list[int] = []
-    project = swd_mod._sorted_projections
+    project = swd_mod._Cutter.sorted_projections
 
-    def counting(images, stats, cols, keep, *args):
+    def counting(self, images, stats, cols, keep):
         blocks.append(cols[0].shape[1])
-        return project(images, stats, cols, keep, *args)
+        return project(self, images, stats, cols, keep)
 
-    monkeypatch.setattr(swd_mod, "_sorted_projections", counting)
+    monkeypatch.setattr(swd_mod._Cutter, "sorted_projections", counting)
     roomy = sliced_wasserstein(a, b)  # 1 GiB: every direction in one pass per set
     assert blocks == [512, 512]
     assert roomy == pytest.approx(held, rel=1e-5)

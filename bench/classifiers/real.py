@@ -25,10 +25,6 @@ def real_classifier(dataset: Dataset, cfg: ClassifierConfig, device: torch.devic
 
     key = {"dataset": dataset.digest, "classifier": cfg.model_dump(mode="json"), "seed": seed}
     path = cache.path("real_classifier", key, suffix=".pt")
-    skey = RealClassifierKey(dataset.digest, cfg.model_dump_json(), seed)
-    if store is not None and skey in store:
-        cache.hit("real_classifier")  # counted as before the store
-
     def load(p: Path) -> TrainedClassifier:
         c, h, _ = dataset.image_shape
         rcfg = cfg.resolve(dataset.image_shape)  # `auto` -> a classifier, as in training
@@ -42,8 +38,10 @@ def real_classifier(dataset: Dataset, cfg: ClassifierConfig, device: torch.devic
         return train_classifier(cfg, dataset.train_x, dataset.train_y, dataset.num_classes,
                                 device, seed, desc="train real classifier", progress=progress)
 
-    def load_or_train() -> TrainedClassifier:
-        return cache.entry(path, "real_classifier", load, train,
-                           lambda p, clf: cache.save_torch(p, clf.model.state_dict()))
+    def save(p: Path, clf: TrainedClassifier) -> None:
+        cache.save_torch(p, clf.model.state_dict())
 
-    return load_or_train() if store is None else store.get(skey, load_or_train)
+    if store is None:
+        return cache.entry(path, "real_classifier", load, train, save)
+    skey = RealClassifierKey(dataset.digest, cfg.model_dump_json(), seed)
+    return store.entry(skey, cache, path, "real_classifier", load, train, save)

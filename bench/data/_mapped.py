@@ -7,12 +7,13 @@ cache, not a private copy of the set)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.cache import atomic_write
+from bench.cache import Cache, atomic_write
 
 COPY_ROWS = 4096  # images per block when rows are copied into the entry's file
 
@@ -51,6 +52,22 @@ def read_entry(path: Path, fmt: str) -> dict[str, Any] | None:
             or len(meta.get("train_y", ())) + len(meta.get("val_y", ())) != arr.shape[0]:
         return None
     return meta
+
+
+def cached(cache: Cache, kind: str, key: dict[str, Any], fmt: str,
+           make: Callable[[Path], dict[str, Any]]) -> tuple[Path, dict[str, Any]]:
+    """The entry of `kind` under `key` (its .npy path and metadata): read when complete,
+    else made by `make(path)`, which writes the .npy, then the .json, and returns the
+    metadata; under the cache's lock and hit/miss counts (`Cache.entry`)."""
+    path = cache.path(kind, key, ".npy")
+
+    def load(p: Path) -> dict[str, Any]:
+        meta = read_entry(p, fmt)
+        if meta is None:
+            raise ValueError(f"incomplete {kind} entry {p}")
+        return meta
+
+    return path, cache.entry(path, kind, load, lambda: make(path), lambda p, meta: None)
 
 
 def mapped(path: Path) -> np.ndarray:

@@ -34,7 +34,7 @@ from pydantic import Field, field_validator
 import bench
 from bench.cache import Cache, atomic_write
 from bench.data import DATASETS
-from bench.data._mapped import mapped, read_entry, write_meta, write_rows
+from bench.data._mapped import cached, mapped, write_meta, write_rows
 from bench.data._util import (
     bad_files_listing,
     grouped_split,
@@ -310,16 +310,12 @@ class ImageFolder(DatasetSource):
                 "files": self.fingerprint(), "format": FORMAT, "bench": bench.__version__}
 
     def load(self) -> Dataset:
-        cache = self.cache if self.cache is not None else Cache()
-        path = cache.path("image_folder", self._cache_key(), ".npy")
-        with cache.lock(path):
-            meta = read_entry(path, FORMAT)
-            if meta is None:
-                cache.miss("image_folder")
-                self.check()
-                meta = self._decode(path)
-            else:
-                cache.hit("image_folder")
+        def decode(path: Path) -> dict[str, Any]:
+            self.check()  # only when decoding: a complete entry needs no scan of the folder
+            return self._decode(path)
+
+        path, meta = cached(self.cache if self.cache is not None else Cache(), "image_folder",
+                            self._cache_key(), FORMAT, decode)
         return self._dataset(path, meta, warn=True)
 
     def _decode(self, path: Path) -> dict[str, Any]:

@@ -7,16 +7,15 @@ already has for training load here unchanged. Each set's train split becomes the
 `download: true`: a benchmark that fetches data behind the user's back is not reproducible
 and fails on machines without internet.
 
-Memory: the first load parses each split with torchvision (its own file formats, one
-split in memory at a time, plus at most one copy of it: channels-first layout, a
-`max_per_class` subset or a resize) into a uint8 cache entry (`torchvision/` in the cache
+Memory: the first load parses both splits with torchvision (its own file formats, plus at
+most one copy of each: channels-first layout, a `max_per_class` subset or a resize) into a
+uint8 cache entry (`torchvision/` in the cache
 folder, keyed by the options and the files' names, sizes and modification times); every
 load then memory-maps that entry, as image_folder does with its decoded images.
 """
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +27,7 @@ from pydantic import Field
 import bench
 from bench.cache import Cache, atomic_write
 from bench.data import DATASETS
-from bench.data._mapped import mapped, read_entry, write_meta, write_rows
+from bench.data._mapped import cached, mapped, write_meta, write_rows
 from bench.data._util import limit_per_class, resize_uint8
 from bench.data.base import DataInfo, Dataset, DatasetSource
 from bench.errors import BenchError
@@ -203,15 +202,8 @@ class TorchvisionSet(DatasetSource):
         """Parsed by torchvision once into a memory-mapped cache entry (bench/data/_mapped.py),
         then mapped: the set is never a private copy in memory after its first load."""
         self.check()
-        cache = self.cache if self.cache is not None else Cache()
-        path = cache.path("torchvision", self._cache_key(), ".npy")
-        with cache.lock(path):
-            meta = read_entry(path, FORMAT)
-            if meta is None:
-                cache.miss("torchvision")
-                meta = self._parse(path)
-            else:
-                cache.hit("torchvision")
+        path, meta = cached(self.cache if self.cache is not None else Cache(), "torchvision",
+                            self._cache_key(), FORMAT, self._parse)
         return self._dataset(path, meta)
 
     def _dataset(self, path: Path, meta: dict[str, Any]) -> Dataset:
@@ -227,46 +219,33 @@ class TorchvisionSet(DatasetSource):
         return ds
 
     def _parse(self, path: Path) -> dict[str, Any]:
-        """Both splits through torchvision's parsers (one split in memory at a time, plus at
-        most one copy: channels-first layout, a `max_per_class` subset or a resize), written
-        into the entry's .npy; then its .json."""
+        """Both splits through torchvision's parsers (plus at most one copy of each:
+        channels-first layout, a `max_per_class` subset or a resize), written into the
+        entry's .npy; then its .json."""
         o = self.options
-        raw, labels, names = [], [], []
-        tmp_dir = path.parent / f"{path.stem}.parsing"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            for train in (True, False):
-                ds = self._open(train)
-                x, y = self._arrays(ds)
-                if o.max_per_class is not None:
-                    keep = limit_per_class(y, o.max_per_class)
-                    x, y = x[keep], y[keep]
-                if o.image_size:
-                    x = resize_uint8(torch.from_numpy(x), o.image_size).contiguous().numpy()
-                if train:
-                    names = self._class_names(ds)
-                del ds
-                split_file = tmp_dir / ("train.npy" if train else "val.npy")
-                np.save(split_file, x)  # spilled, so only one split is in memory at a time
-                raw.append(split_file)
-                labels.append(y)
-                del x
-            for split, lab in (("train", labels[0]), ("test", labels[1])):
-                if len(lab) and (int(lab.min()) < 0 or int(lab.max()) >= self._info.num_classes):
-                    raise BenchError(f"torchvision dataset '{o.dataset}': {split} labels span "
-                                     f"{int(lab.min())}..{int(lab.max())}, expected 0.."
-                                     f"{self._info.num_classes - 1}. Are these the right files?")
-            blocks = [(r, np.arange(len(r))) for r in (np.load(f, mmap_mode="r") for f in raw)]
-            shape = (len(labels[0]) + len(labels[1]), *blocks[0][0].shape[1:])
-            atomic_write(path, lambda tmp: write_rows(tmp, shape, blocks))
-            blocks.clear()  # the split files' maps, before they are removed
-        finally:
-            for f in raw:
-                f.unlink(missing_ok=True)
-            shutil.rmtree(tmp_dir, ignore_errors=True)
-        meta: dict[str, Any] = {"format": FORMAT, "shape": list(shape), "n_train": len(labels[0]),
-                                "train_y": labels[0].tolist(), "val_y": labels[1].tolist(),
-                                "class_names": names}
+        splits, names = [], []
+        for train in (True, False):
+            ds = self._open(train)
+            x, y = self._arrays(ds)
+            if o.max_per_class is not None:
+                keep = limit_per_class(y, o.max_per_class)
+                x, y = x[keep], y[keep]
+            if o.image_size:
+                x = resize_uint8(torch.from_numpy(x), o.image_size).contiguous().numpy()
+            if train:
+                names = self._class_names(ds)
+            splits.append((x, y))
+        for split, (_, lab) in zip(("train", "test"), splits, strict=True):
+            if len(lab) and (int(lab.min()) < 0 or int(lab.max()) >= self._info.num_classes):
+                raise BenchError(f"torchvision dataset '{o.dataset}': {split} labels span "
+                                 f"{int(lab.min())}..{int(lab.max())}, expected 0.."
+                                 f"{self._info.num_classes - 1}. Are these the right files?")
+        (tx, ty), (vx, vy) = splits
+        shape = (len(ty) + len(vy), *tx.shape[1:])
+        atomic_write(path, lambda tmp: write_rows(tmp, shape, [(tx, np.arange(len(tx))),
+                                                               (vx, np.arange(len(vx)))]))
+        meta: dict[str, Any] = {"format": FORMAT, "shape": list(shape), "n_train": len(ty),
+                                "train_y": ty.tolist(), "val_y": vy.tolist(), "class_names": names}
         meta["digest"] = self._dataset(path, meta).digest  # one read of the file
         write_meta(path, meta)
         return meta

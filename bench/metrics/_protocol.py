@@ -96,14 +96,8 @@ def real_work(ctx: Context, dataset: Dataset, kind: str, key: dict[str, Any],
     store (bench.store), else from the JSON cache, else computed and kept in both."""
     full = {"dataset": dataset.digest, "seed": ctx.seed, **key}
     path = ctx.cache.path(kind, full, suffix=".json")
-    skey = RealWorkKey(kind, path.name)
-    if skey in ctx.store:
-        ctx.cache.hit(kind)  # counted as before the store
-
-    def load_or_compute() -> Any:
-        return ctx.cache.entry(path, kind, lambda p: json.loads(p.read_text()), compute, _write_json)
-
-    return ctx.store.get(skey, load_or_compute)
+    return ctx.store.entry(RealWorkKey(kind, path.name), ctx.cache, path, kind,
+                           lambda p: json.loads(p.read_text()), compute, _write_json)
 
 
 def real_subset_score(ctx: Context, dataset: Dataset, cfg: ClassifierConfig,

@@ -20,7 +20,6 @@ from bench.metrics.sampling import first_of_each_class, labels_from_counts
 from bench.models.base import BuildContext, Generator, ModelSource, sample_stream
 from bench.registry import Plugin
 from bench.store import (
-    CHUNK,
     ClassImagesKey,
     GeneratedFeaturesKey,
     GeneratedImages,
@@ -108,21 +107,15 @@ class Context:
         ex = self.extractor(spec, dataset)
         path = self.cache.path("real_features", {"dataset": dataset.digest, "split": split,
                                                  "extractor": ex.tag(), "logits": logits}, ".pt")
-        key = RealFeaturesKey(dataset.digest, split, ex.tag(), logits)
-        if key in self.store:
-            self.cache.hit("real_features")  # counted as before the store
-
         def extract() -> Any:
             x = dataset.train_x if split == "train" else dataset.val_x
             return ex.extract(x, self.device, spec.batch_size, logits=logits,
                               progress=self.progress, desc=f"real {split} features")
 
-        def load_or_extract() -> Any:
-            return self.cache.entry(
-                path, "real_features", lambda p: torch.load(p, map_location="cpu", weights_only=True),
-                extract, self.cache.save_torch)
-
-        return self.store.get(key, load_or_extract)
+        return self.store.entry(RealFeaturesKey(dataset.digest, split, ex.tag(), logits), self.cache,
+                                path, "real_features",
+                                lambda p: torch.load(p, map_location="cpu", weights_only=True),
+                                extract, self.cache.save_torch)
 
     # ------------------------------------------------------------ generated images
     def stream(self, generator: Generator, dataset: Dataset) -> tuple[GeneratedImagesKey, bool]:
@@ -167,15 +160,11 @@ class Context:
             idx = first_of_each_class(y, counts)
             return x[idx], y[idx]
 
-        def apart() -> GeneratedImages:
-            labels = labels_from_counts(counts, key.seed)
-            images = torch.empty((total, *dataset.image_shape), dtype=torch.uint8)
-            for start in range(0, total, CHUNK):  # one bounded generator call at a time
-                images[start : start + CHUNK] = sample_stream(generator, labels[: start + CHUNK],
-                                                              start, key.seed + 1)
-            return GeneratedImages(images, labels)
+        def sample(labels: torch.Tensor, start: int) -> torch.Tensor:  # a seed apart from the stream's
+            return sample_stream(generator, labels, start, key.seed + 1)
 
-        out = self.store.get(ClassImagesKey(key, tuple(int(c) for c in counts)), apart)
+        out = self.store.images_apart(ClassImagesKey(key, tuple(int(c) for c in counts)), sample,
+                                      dataset, labels_from_counts(counts, key.seed), self.progress)
         return out.images, out.labels
 
     def _generated(self, generator: Generator, dataset: Dataset, n: int) -> GeneratedImages:

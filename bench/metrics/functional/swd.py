@@ -31,6 +31,9 @@ sets give exactly 0 and position-sampling noise largely cancels.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -112,69 +115,63 @@ def _patches(
     return out.reshape(n * per_image, c, patch_size, patch_size)
 
 
-def _passes(
-    images: torch.Tensor,
-    device: torch.device,
-    num_levels: int,
-    patch_size: int,
-    per_image: int,
-    batch_size: int,
-    seed: int,
-):
-    """(level, start row, (b * per_image, C, P, P) patches) of every batch and level, in the
-    order the patch positions are drawn: every pass with the same seed cuts the same patches,
-    so descriptors are recomputed instead of held."""
-    gen = torch.Generator().manual_seed(seed)
-    for start in range(0, images.shape[0], batch_size):
-        batch = images[start : start + batch_size].to(device=device, dtype=torch.float32)
-        for lvl, level in enumerate(laplacian_pyramid(batch, num_levels)):
-            yield lvl, start * per_image, _patches(level, patch_size, per_image, gen)
+@dataclass(frozen=True)
+class _Cutter:
+    """How patches are cut: per batch of images, every pyramid level's `per_image` random
+    patches, positions drawn from `seed` in a fixed order. Every pass over a set cuts the
+    same patches, so descriptors are recomputed instead of held."""
 
+    device: torch.device
+    num_levels: int
+    patch_size: int
+    per_image: int
+    batch_size: int
+    seed: int
 
-def _level_stats(images: torch.Tensor, *args) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per level, the per-channel mean and std (population) of all descriptors, in one
-    streamed pass (sums in float64)."""
-    sums: dict[int, list[torch.Tensor]] = {}
-    count: dict[int, int] = {}
-    for lvl, _, p in _passes(images, *args):
-        x = p.double()
-        s = [x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3))]
-        sums[lvl] = s if lvl not in sums else [a + b for a, b in zip(sums[lvl], s, strict=True)]
-        count[lvl] = count.get(lvl, 0) + p.shape[0] * p.shape[2] * p.shape[3]
-    out = []
-    for lvl in sorted(sums):
-        mean = sums[lvl][0] / count[lvl]
-        var = (sums[lvl][1] / count[lvl] - mean * mean).clamp_min(0)
-        out.append((mean.float(), var.sqrt().float().clamp_min(1e-12)))
-    return out
+    def passes(self, images: torch.Tensor) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """(level, first descriptor row, (b * per_image, C, P, P) patches) of every batch."""
+        gen = torch.Generator().manual_seed(self.seed)
+        for start in range(0, images.shape[0], self.batch_size):
+            batch = images[start : start + self.batch_size].to(device=self.device, dtype=torch.float32)
+            for lvl, level in enumerate(laplacian_pyramid(batch, self.num_levels)):
+                yield lvl, start * self.per_image, _patches(level, self.patch_size, self.per_image, gen)
 
+    def level_stats(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per level, the per-channel mean and std (population) of all descriptors, in one
+        streamed pass (sums in float64)."""
+        sums: dict[int, torch.Tensor] = {}  # per level: (2, C) sum and sum of squares
+        count: dict[int, int] = {}
+        for lvl, _, p in self.passes(images):
+            x = p.double()
+            s = torch.stack([x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3))])
+            sums[lvl] = sums[lvl] + s if lvl in sums else s
+            count[lvl] = count.get(lvl, 0) + p.shape[0] * p.shape[2] * p.shape[3]
+        out = []
+        for lvl in range(self.num_levels):
+            mean, sq = sums[lvl] / count[lvl]
+            out.append((mean.float(), (sq - mean * mean).clamp_min(0).sqrt().float().clamp_min(1e-12)))
+        return out
 
-def _sorted_projections(
-    images: torch.Tensor,
-    stats: list[tuple[torch.Tensor, torch.Tensor]],
-    dirs: list[torch.Tensor],
-    keep: list[torch.Tensor | None],
-    *args,
-) -> list[torch.Tensor]:
-    """Per level, the normalised descriptors of all images projected on that level's
-    directions `dirs[lvl]` (D, B), the rows `keep[lvl]` (a subsample) or all, sorted per
-    column: one streamed pass, holding only the (n, B) projections."""
-    per_image = args[3]
-    n = images.shape[0] * per_image
-    proj = [torch.empty(n, d.shape[1], device=d.device) for d in dirs]
-    for lvl, row, p in _passes(images, *args):
-        mean, std = stats[lvl]
-        desc = ((p - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)).reshape(p.shape[0], -1)
-        proj[lvl][row : row + p.shape[0]] = desc @ dirs[lvl]
-    out = []
-    for pr, k in zip(proj, keep, strict=True):
-        pr = pr if k is None else pr[k]
-        if pr.device.type == "cpu":  # numpy's column sort is ~3x faster than torch.sort on CPU
-            pr.numpy().sort(axis=0)
-        else:
-            pr = torch.sort(pr, dim=0).values
-        out.append(pr)
-    return out
+    def sorted_projections(self, images: torch.Tensor, stats: list[tuple[torch.Tensor, torch.Tensor]],
+                           dirs: list[torch.Tensor], keep: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        """Per level, the normalised descriptors of all images projected on that level's
+        directions `dirs[lvl]` (D, B), the rows `keep[lvl]` (a subsample) or all, sorted per
+        column: one streamed pass, holding only the (n, B) projections."""
+        n = images.shape[0] * self.per_image
+        proj = [torch.empty(n, d.shape[1], device=d.device) for d in dirs]
+        for lvl, row, p in self.passes(images):
+            mean, std = stats[lvl]
+            desc = ((p - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)).reshape(p.shape[0], -1)
+            proj[lvl][row : row + p.shape[0]] = desc @ dirs[lvl]
+        out = []
+        for pr, k in zip(proj, keep, strict=True):
+            pr = pr if k is None else pr[k]
+            if pr.device.type == "cpu":  # numpy's column sort is ~3x faster than torch.sort on CPU
+                pr.numpy().sort(axis=0)
+            else:
+                pr = torch.sort(pr, dim=0).values
+            out.append(pr)
+        return out
 
 
 def sliced_wasserstein(
@@ -218,8 +215,8 @@ def sliced_wasserstein(
     num_levels = _num_levels(h, w, patch_size, min_resolution)
     # Common random numbers: image i of both sets gets the same patch positions (both
     # sets' passes use `seed`), so identical sets give exactly 0 and position noise cancels.
-    args = (dev, num_levels, patch_size, patches_per_image, batch_size, seed)
-    stats_real, stats_fake = _level_stats(real, *args), _level_stats(fake, *args)
+    cut = _Cutter(dev, num_levels, patch_size, patches_per_image, batch_size, seed)
+    stats_real, stats_fake = cut.level_stats(real), cut.level_stats(fake)
 
     # every other random draw, in a fixed order from seed + 1: per level the subsample of
     # the larger set's descriptors, then the directions of each repeat
@@ -243,8 +240,8 @@ def sliced_wasserstein(
     diff_sum = [0.0] * num_levels
     for j in range(0, total, block):
         cols = [d[:, j : j + block] for d in dirs]
-        a = _sorted_projections(real, stats_real, cols, keep_real, *args)
-        b = _sorted_projections(fake, stats_fake, cols, keep_fake, *args)
+        a = cut.sorted_projections(real, stats_real, cols, keep_real)
+        b = cut.sorted_projections(fake, stats_fake, cols, keep_fake)
         for lvl in range(num_levels):
             diff_sum[lvl] += float((a[lvl] - b[lvl]).abs().sum(dtype=torch.float64))
         del a, b
