@@ -18,6 +18,11 @@ when the suite has no held-out row. Target values rank by their distance to the 
 Intervals: a metric logs a value's 95% interval as two more values named `<value>.lo` and
 `<value>.hi` (see `interval_names`); tables fold them into their value's cell.
 
+Bounds: a value that is only known to be at most (or at least) what is logged (an effective
+size below the curve's smallest real point) logs `<value>.bound` = -1 (at most, shown
+`≤ x`) or +1 (at least, `≥ x`) beside it (see `bounded`); the board never counts a bound as
+better than a number it might not beat.
+
 Pure Python (no torch): the leaderboard imports it without loading any model code.
 """
 
@@ -33,7 +38,7 @@ Ideal = Literal["higher", "lower", "target"]
 
 # The aspects a summary groups scores by, in display order.
 ASPECTS: tuple[str, ...] = ("quality", "diversity", "conditioning", "memorisation", "utility")
-LO, HI = ".lo", ".hi"
+LO, HI, BOUND = ".lo", ".hi", ".bound"
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,16 @@ def interval_names(name: str) -> tuple[str, str]:
 
 
 def is_interval(name: str) -> bool:
-    return name.endswith(LO) or name.endswith(HI)
+    """True for the companions of a value (interval ends and bound marks), which are folded
+    into their value's cell rather than shown as values of their own."""
+    return name.endswith(LO) or name.endswith(HI) or name.endswith(BOUND)
+
+
+def bounded(name: str, value: float, side: int) -> dict[str, float]:
+    """{name: value, name.bound: side}: `value` is an upper (side=-1) or lower (+1) bound."""
+    if side not in (-1, 1):
+        raise ValueError("side: -1 (at most) or +1 (at least)")
+    return {name: float(value), name + BOUND: float(side)}
 
 
 def with_interval(name: str, value: float, lo: float, hi: float) -> dict[str, float]:
