@@ -16,6 +16,7 @@ from bench.classifiers.train import ClassifierConfig, Evaluation, TrainedClassif
 from bench.data.base import Dataset
 from bench.errors import BenchError
 from bench.features.base import FeatureExtractor, FeatureSpec
+from bench.flags import Flag
 from bench.metrics.sampling import first_of_each_class, labels_from_counts
 from bench.models.base import BuildContext, Generator, ModelSource, sample_stream
 from bench.registry import Plugin
@@ -59,10 +60,17 @@ class Context:
     # choose (`train_generator`)
     source: ModelSource | None = None
     generator_seed: int | None = None
+    # evidence that the model is broken, copies or ignores its labels (bench.flags): part of
+    # the cell's record, shown where the model's row is; gates keep it below passing models
+    flags: list[Flag] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.store.cache is None:
             self.store.cache = self.cache
+
+    def flag(self, kind: str, reason: str, gate: bool = True, value: str = "") -> None:
+        """Record a flag on this cell (see bench.flags)."""
+        self.flags.append(Flag(kind, reason, gate, value))
 
     def can_train_generator(self) -> bool:
         return self.source is not None and self.source.trainable
