@@ -24,20 +24,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
 import pandas as pd
 
 from bench.leaderboard import (
     REFERENCE_LABEL,
-    SUMMARY_NOTE,
     Table,
     _cell_text,
     _data_text,
+    _diagnostic_groups,
+    _failed_columns,
     _score_groups,
     best_mask,
     legend,
+    model_label,
+    notes,
     ranking_agreement,
     summarize,
     summary_frame,
+    summary_note,
 )
 
 FetchArtifact = Callable[[str, str], "bytes | None"]
@@ -241,8 +246,8 @@ def _num_cell(text: str, good: float, best: bool, title: str = "") -> str:
     return f'<td data-v="{v}"{cls}{tip}>{escape(text)}</td>'
 
 
-def _model_cell(model: str, anchors: dict[str, str], reference: bool) -> str:
-    name = escape(model)
+def _model_cell(model: str, anchors: dict[str, str], reference: bool, label: str | None = None) -> str:
+    name = escape(label or model)
     if model in anchors:
         name = f'<a href="#{anchors[model]}">{name}</a>'
     badge = ' <span class="badge">reference</span>' if reference else ""
@@ -255,16 +260,18 @@ def _value_table(t: Table, cols: list[str], anchors: dict[str, str], bold: bool)
         f'<th data-first="desc" title="{escape(t.values[c].role)}; aspect: {escape(str(t.values[c].aspect))}">'
         f"{escape(t.header(c))}</th>" for c in cols]
     has = t.mean[cols].notna().any(axis=1)
+    failed_cols = _failed_columns(t)
 
     def row(m: str, reference: bool) -> str:
-        cells = [_num_cell(_cell_text(t, unc, m, c), good.at[m, c],
-                           bold and not reference and bool(best.at[m, c]),
+        cells = [_num_cell(_cell_text(t, unc, m, c) or ("failed" if c in failed_cols.get(m, ()) else ""),
+                           good.at[m, c], bold and not reference and bool(best.at[m, c]),
                            f"n={int(t.n.at[m, c])}" if not pd.isna(t.n.at[m, c]) else "")
                  for c in cols]
-        return f"<tr>{_model_cell(m, anchors, reference)}{''.join(cells)}</tr>"
+        return f"<tr>{_model_cell(m, anchors, reference, model_label(t, m))}{''.join(cells)}</tr>"
 
-    body = f'<tbody class="ranked">{"".join(row(m, False) for m in t.ranked if has[m])}</tbody>'
-    refs = [m for m in t.references if has[m]]
+    shown = [m for m in t.ranked if has[m] or t.failed(m)]
+    body = f'<tbody class="ranked">{"".join(row(m, False) for m in shown)}</tbody>'
+    refs = [m for m in t.references if has[m] or t.failed(m)]
     if refs:
         divider = (f'<tr class="divider"><th colspan="{len(heads)}" scope="rowgroup">'
                    f"{escape(REFERENCE_LABEL)}</th></tr>")
@@ -276,11 +283,17 @@ def _dataset_table(t: Table, anchors: dict[str, str]) -> str:
     """One dataset: the scores (competing models, then reference rows under a divider), the
     diagnostics (never bold), the data's own reference values, and the legend."""
     parts = []
-    for title, cols, _ in _score_groups(t) if t.scores else []:
+    for title, cols, _ in _score_groups(t) if t.scores or t.failures.size else []:
         parts.append((f"<h3>{escape(title)}</h3>" if title else "") + _value_table(t, cols, anchors, True))
-    diag = [c for c in t.diagnostics if t.mean[c].notna().any()]
-    if diag:
-        parts.append("<h3>Diagnostics (shown, not ranked)</h3>" + _value_table(t, diag, anchors, False))
+    for title, cols, _ in _diagnostic_groups(t):
+        diag = [c for c in cols if t.mean[c].notna().any()]
+        if diag:
+            parts.append(f"<h3>{escape(title)}</h3>" + _value_table(t, diag, anchors, False))
+    flagged = notes(t)
+    if flagged:
+        items = "".join(f"<li>{escape(n)}</li>" for n in flagged)
+        parts.append("<h3>Flags and failures</h3><p class=\"note\">✗ keeps a model below every "
+                     f"model that passes; ⚠ marks a value to read with care.</p><ul>{items}</ul>")
     if not t.data.empty:
         items = "".join(f"<li><code>{escape(str(r['value']))}</code> {escape(_data_text(r))}</li>"
                         for _, r in t.data.iterrows())
@@ -307,15 +320,16 @@ def _summary_table(tables: list[Table], anchors: dict[str, str]) -> str:
         cells = []
         for col, text in r.items():
             key = "wins" if col.startswith("clear wins") else col.rsplit(" ", 1)[0]
-            x = raw[key]
-            v = "" if pd.isna(x) else repr(float(-x if key != "wins" else x))
+            x = raw.get(key, np.nan)
+            v = ("" if not isinstance(x, int | float) or pd.isna(x)
+                 else repr(float(-x if key != "wins" else x)))
             cells.append(f'<td data-v="{v}">{escape(str(text))}</td>')
         rows.append(f"<tr>{_model_cell(str(m), anchors, False)}{''.join(cells)}</tr>")
     heads = '<th data-first="asc">model</th>' + "".join(
         f'<th data-first="desc">{escape(c)}</th>' for c in shown.columns)
     return (f'<table class="sortable" id="summary-table"><thead><tr>{heads}</tr></thead>'
             f'<tbody class="ranked">{"".join(rows)}</tbody></table>'
-            f'<p class="note">{escape(SUMMARY_NOTE)}</p>')
+            f'<p class="note">{escape(summary_note(tables))}</p>')
 
 
 def _model_section(model: str, anchor: str, reference: bool, tables: list[Table],

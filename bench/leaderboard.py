@@ -34,16 +34,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bench.values import ASPECTS, HI, LO, Value, is_interval
+from collections.abc import Iterable
+
+from bench.flags import Flag
+from bench.flags import merge as merge_flags
+from bench.gates import board_flags
+from bench.record import FINISHED
+from bench.values import ASPECTS, BOUND, HI, LO, Value, is_interval
 
 FORMATS = ("markdown", "csv", "json", "latex", "html")
 TEXT_FORMATS = ("markdown", "csv", "json", "latex")  # render(); html needs artifacts: html_report
 REFERENCE_LABEL = "reference (not ranked)"
-SUMMARY_NOTE = ("Ranks are dominance ranks over the primary score of each metric: 1 + the number "
-                "of models separated from this one (beyond the combined 95% uncertainty) and better; "
-                "models within each other's uncertainty share a rank. Mean rank per aspect, overall = "
-                "mean of the aspect means; wins: primaries where the model alone ranks first. "
-                "Reference rows are not ranked.")
 
 
 @dataclass
@@ -66,11 +67,43 @@ class Table:
     # the cell runs behind the table (model, metric, repeat, run_id, reference), values or
     # not: run links and images in HTML
     cells: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # mean within-run variance (from each run's logged 95% interval), per model and column
+    within: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # -1: the value is an upper bound (≤ x), +1 a lower bound (≥ x), NaN: a number
+    bound: pd.DataFrame = field(default_factory=pd.DataFrame)
+    flags: dict[str, list[Flag]] = field(default_factory=dict)  # model -> its flags here
+    # cells that failed (no finished run): model, metric, repeat, error
+    failures: pd.DataFrame = field(default_factory=pd.DataFrame)
+    metric_of: dict[str, str] = field(default_factory=dict)  # column -> the metric logging it
+    headline: str | None = None  # the value that orders passing models (see `place`)
 
     @property
     def ranked(self) -> list[str]:
         """Models that compete, in table order."""
         return [m for m in self.mean.index if not self.reference.get(m, False)]
+
+    def gated(self, model: str) -> bool:
+        """True when a gate flag keeps the model below every model that passes."""
+        return any(f.gate for f in self.flags.get(model, []))
+
+    def failed(self, model: str) -> bool:
+        """True when the model has failed cells and no value at all here."""
+        has_fail = not self.failures.empty and bool((self.failures["model"] == model).any())
+        return has_fail and not bool(self.mean.loc[model].notna().any()) if model in self.mean.index else has_fail
+
+    def tier(self, model: str) -> int:
+        """0 passes, 1 flagged by a gate, 2 failed (no value): the order before any value."""
+        return 2 if self.failed(model) else (1 if self.gated(model) else 0)
+
+    def failure_text(self, model: str) -> str:
+        """'metric: first error line' of each failed cell of a model, '; '-joined."""
+        if self.failures.empty:
+            return ""
+        f = self.failures[self.failures["model"] == model]
+        seen: dict[str, str] = {}
+        for metric, err in zip(f["metric"], f["error"], strict=True):
+            seen.setdefault(str(metric), first_line(err))
+        return "; ".join(f"{k}: {v}" for k, v in seen.items())
 
     @property
     def references(self) -> list[str]:
@@ -105,15 +138,24 @@ class Table:
         return f"{col} {v.symbol}"
 
     def uncertainty(self) -> pd.DataFrame:
-        """95% half-width per cell: t interval of the mean over repeats, else half the
-        logged interval, else NaN (unknown: treated as exact)."""
+        """95% half-width of each cell's mean over its n runs.
+
+        With logged intervals (within-run variance w, the mean over runs of
+        ((hi - lo) / 3.92)^2): 1.96 sqrt((s^2 + w) / n), s the spread over repeats. The runs'
+        own variance is known, so two repeats need no Student t with one degree of freedom
+        (12.7 instead of 1.96), and a spread that happens to be near 0 cannot hide it.
+        Without logged intervals the spread is all there is: the t interval of the mean.
+        One run without an interval: NaN (unknown: treated as exact)."""
         from scipy.stats import t as student
 
         n = self.n.astype(float)
+        within = self.within.reindex_like(self.mean) if not self.within.empty else \
+            pd.DataFrame(np.nan, index=self.mean.index, columns=self.mean.columns)
+        s2 = self.std.fillna(0.0) ** 2
+        combined = 1.96 * np.sqrt((s2 + within) / n)
         tq = n.map(lambda k: student.ppf(0.975, k - 1) if k > 1 else np.nan)
-        rep = tq * self.std / np.sqrt(n)
-        logged = (self.hi - self.lo) / 2 / np.sqrt(n)
-        return rep.where(n > 1, logged)
+        spread = tq * self.std / np.sqrt(n)
+        return combined.where(within.notna(), spread)
 
     def goodness(self) -> pd.DataFrame:
         """Higher = better, per cell: x, -x, or -|x - target|."""
@@ -133,33 +175,39 @@ class Table:
 
 
 def _latest(runs: pd.DataFrame) -> pd.DataFrame:
-    """The latest run of each cell (a re-run replaces, it does not add a repeat), oldest first."""
-    if "run_id" not in runs.columns:  # synthetic frames in tests, older callers
-        runs = runs.assign(run_id="")
-    for col, default in (("held_out", False), ("values", None), ("primary", "")):
+    """The latest run of each cell (a re-run replaces, it does not add a repeat), oldest first;
+    a finished run wins over a failed one."""
+    defaults = {"run_id": "", "held_out": False, "values": None, "primary": "",
+                "status": FINISHED, "error": "", "flags": None}
+    for col, default in defaults.items():  # frames of older callers lack the newer columns
         if col not in runs.columns:
             runs = runs.assign(**{col: [default] * len(runs)})
-    runs = runs.assign(values=[v if isinstance(v, dict) else {} for v in runs["values"]])
-    latest = runs.sort_values("start_time", ascending=False).drop_duplicates(
+    runs = runs.assign(values=[v if isinstance(v, dict) else {} for v in runs["values"]],
+                       flags=[list(f) if isinstance(f, list) else [] for f in runs["flags"]],
+                       _ok=runs["status"].eq(FINISHED))
+    latest = runs.sort_values(["_ok", "start_time"], ascending=False).drop_duplicates(
         ["dataset", "model", "metric", "repeat"])
-    return latest.sort_values("start_time", kind="stable")
+    return latest.sort_values("start_time", kind="stable").drop(columns="_ok")
 
 
 def _long(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (cell run, value), in run order, with the value's declaration; interval
-    bounds become `lo`/`hi` columns of their value's row. The first metric run names the
-    first primary, so the default sort is the suite's first metric."""
+    ends and bound marks become `lo`/`hi`/`bound` columns of their value's row. The first
+    metric run names the first primary, so the default sort is the suite's first metric."""
     metric_cols = [c for c in runs.columns if c.startswith("m:")]
-    long = runs.melt(id_vars=["dataset", "model", "metric", "repeat", "reference", "held_out",
-                              "values", "primary", "start_time"],
-                     value_vars=metric_cols, var_name="value", value_name="x").dropna(subset=["x"])
+    ids = ["dataset", "model", "metric", "repeat", "reference", "held_out", "values", "primary",
+           "start_time"]
+    if not metric_cols:
+        return pd.DataFrame(columns=[*ids, "value", "x", "lo", "hi", "bound", "decl", "col"])
+    long = runs.melt(id_vars=ids, value_vars=metric_cols, var_name="value",
+                     value_name="x").dropna(subset=["x"])
     long = long.sort_values("start_time", kind="stable")
     long["value"] = long["value"].str[2:]
     keys = ["dataset", "model", "metric", "repeat"]
-    bounds = long[long["value"].map(is_interval)]
+    companions = long[long["value"].map(is_interval)]
     long = long[~long["value"].map(is_interval)].copy()
-    for suffix, col in ((LO, "lo"), (HI, "hi")):
-        b = bounds[bounds["value"].str.endswith(suffix)].assign(
+    for suffix, col in ((LO, "lo"), (HI, "hi"), (BOUND, "bound")):
+        b = companions[companions["value"].str.endswith(suffix)].assign(
             value=lambda d, s=suffix: d["value"].str[: -len(s)])[keys + ["value", "x"]]
         long = long.merge(b.rename(columns={"x": col}), on=keys + ["value"], how="left")
     long["decl"] = [vals.get(v) or Value("diagnostic") for vals, v in zip(long["values"], long["value"], strict=True)]
@@ -199,27 +247,52 @@ def _targets(g: pd.DataFrame, mean: pd.DataFrame, values: dict[str, Value], held
     return targets, source
 
 
-def build_leaderboard(runs: pd.DataFrame, sort_by: str | None = None) -> list[Table]:
-    """Tracker.cell_runs rows -> one Table per dataset, sorted by `sort_by` when the dataset
-    has that value, else by the primary of the metric that ran first."""
-    if runs.empty:
+def build_leaderboard(runs: pd.DataFrame, sort_by: str | None = None,
+                      declared: Iterable[tuple[str, str]] | None = None) -> list[Table]:
+    """Cell records (bench.record.frame) -> one Table per dataset.
+
+    `declared`: the suite's (dataset, model) pairs. Given, the board is the suite as declared:
+    runs of models no longer declared are left out, and a declared model without a finished
+    run still has its row (failed, with its first error line, or "no run"). Rows are ordered
+    by tier (passing, flagged by a gate, failed) and then by `sort_by` when the dataset has
+    that value, else by the headline (see `headline_of`)."""
+    pairs = None if declared is None else {(str(d), str(m)) for d, m in declared}
+    if pairs is not None and not runs.empty:
+        keep = [(d, m) in pairs for d, m in zip(runs["dataset"], runs["model"], strict=True)]
+        runs = runs[keep]
+    if runs.empty and not pairs:
         return []
-    latest = _latest(runs)
+    latest = _latest(runs) if not runs.empty else _latest(pd.DataFrame(
+        columns=["dataset", "model", "metric", "repeat", "reference", "start_time"]))
+    finished = latest[latest["status"] == FINISHED]
+    failed = latest[latest["status"] != FINISHED]
     # every run, with values or not (an embedding plot is only an image): HTML shows them all
-    cells = latest[["dataset", "model", "metric", "repeat", "run_id", "reference"]]
-    long = _long(latest).drop_duplicates(["dataset", "model", "col", "repeat"])
+    cells = finished[["dataset", "model", "metric", "repeat", "run_id", "reference"]]
+    long = _long(finished).drop_duplicates(["dataset", "model", "col", "repeat"])
+    datasets = sorted({*map(str, latest["dataset"]), *(d for d, _ in pairs or ())})
     tables = []
-    for ds, g in long.groupby("dataset", sort=True):
+    for ds in datasets:
+        g = long[long["dataset"] == ds]
+        runs_ds = latest[latest["dataset"] == ds]
         values: dict[str, Value] = {}
         primaries: list[str] = []
-        for decl, p, col, val in zip(g["decl"], g["primary"], g["col"], g["value"], strict=True):
+        metric_of: dict[str, str] = {}
+        for decl, p, col, val, metric in zip(g["decl"], g["primary"], g["col"], g["value"], g["metric"],
+                                             strict=True):
             values.setdefault(col, decl)
+            metric_of.setdefault(col, str(metric))
             if val == p and col not in primaries:
                 primaries.append(col)
+        g = g.assign(w=((g["hi"] - g["lo"]) / (2 * 1.96)) ** 2)
         agg = g.groupby(["model", "col"]).agg(mean=("x", "mean"), std=("x", "std"), n=("x", "count"),
-                                              lo=("lo", "mean"), hi=("hi", "mean"))
-        frames = {c: agg[c].unstack("col") for c in ("mean", "std", "n", "lo", "hi")}
-        ref = g.groupby("model")["reference"].first().to_dict()
+                                              lo=("lo", "mean"), hi=("hi", "mean"), w=("w", "mean"),
+                                              bound=("bound", "max"))
+        models = list(dict.fromkeys([*map(str, runs_ds["model"]),
+                                     *(m for d, m in sorted(pairs or ()) if d == ds)]))
+        frames = {c: agg[c].unstack("col").reindex(models) if not agg.empty
+                  else pd.DataFrame(index=models, dtype=float)
+                  for c in ("mean", "std", "n", "lo", "hi", "w", "bound")}
+        ref = {str(m): bool(r) for m, r in zip(runs_ds["model"], runs_ds["reference"], strict=True)}
         held = sorted(set(g.loc[g["held_out"].astype(bool), "model"]))
         held_out = held[0] if held else None
         # reference-role values describe the data: one row per value, not per model
@@ -228,23 +301,60 @@ def build_leaderboard(runs: pd.DataFrame, sort_by: str | None = None) -> list[Ta
         keep = [c for c in frames["mean"].columns if values[c].role != "reference"]
         order_cols = _column_order(keep, primaries, values)
         frames = {k: f.reindex(columns=order_cols) for k, f in frames.items()}
-        # a model with only reference values (e.g. one that ran gan_train only) keeps its row
         targets, source = _targets(g, frames["mean"], values, held_out)
-        t = Table(str(ds), frames["mean"], frames["std"], frames["n"], frames["lo"], frames["hi"],
+        fails = failed[failed["dataset"] == ds]
+        failures = pd.DataFrame({"model": fails["model"].astype(str), "metric": fails["metric"].astype(str),
+                                 "repeat": fails["repeat"], "error": fails["error"].astype(str)}
+                                ).reset_index(drop=True)
+        for m in models:  # declared, never run (the store lost it, or it was never reached)
+            if m not in set(runs_ds["model"]):
+                failures.loc[len(failures)] = [m, "(all)", 0, "no run recorded for this model"]
+        t = Table(ds, frames["mean"], frames["std"], frames["n"], frames["lo"], frames["hi"],
                   {c: values[c] for c in order_cols}, ref, None, primaries, targets, source,
-                  held_out, data)
-        key = sort_by if sort_by in order_cols else next(iter(t.rank_columns), order_cols[0] if order_cols else None)
-        if key is not None:
-            good = t.goodness()[key]
-            order = good.sort_values(ascending=False, na_position="last").index
-            mean, std, n, lo, hi = (f.loc[order] for f in (t.mean, t.std, t.n, t.lo, t.hi))
-            t = Table(t.dataset, mean, std, n, lo, hi, t.values,
-                      ref, key, primaries, t.targets.loc[order], source, held_out, data)
-        ds_cells = cells[cells["dataset"] == ds].drop(columns="dataset").sort_values(
+                  held_out, data, within=frames["w"], bound=frames["bound"], failures=failures,
+                  metric_of=metric_of)
+        t.flags = _model_flags(runs_ds, t)
+        t.headline = headline_of(t)
+        key = sort_by if sort_by in order_cols else t.headline or (order_cols[0] if order_cols else None)
+        good = t.goodness()[key] if key is not None else pd.Series(0.0, index=t.mean.index)
+        order = sorted(t.mean.index, key=lambda m: (t.tier(m), -good[m] if not pd.isna(good[m]) else math.inf))
+        t = _reorder(t, order)
+        t.sort_by = key
+        t.cells = cells[cells["dataset"] == ds].drop(columns="dataset").sort_values(
             ["model", "metric", "repeat"]).reset_index(drop=True)
-        t.cells = ds_cells
         tables.append(t)
     return tables
+
+
+def _reorder(t: Table, order: list[str]) -> Table:
+    for name in ("mean", "std", "n", "lo", "hi", "within", "bound", "targets"):
+        f = getattr(t, name)
+        if not f.empty or len(f.index):
+            setattr(t, name, f.reindex(order))
+    return t
+
+
+def _model_flags(runs: pd.DataFrame, t: Table) -> dict[str, list[Flag]]:
+    """model -> the flags its finished cells recorded (output checks, a metric's evidence)
+    and the gates its values raise in this table (bench.gates); each (kind, value) once."""
+    recorded: dict[str, list[Flag]] = {}
+    ok = runs[runs["status"] == FINISHED]
+    for m, fl in zip(ok["model"], ok["flags"], strict=True):
+        recorded.setdefault(str(m), []).extend(fl)
+    gates = board_flags(t)
+    return {m: fl for m in t.mean.index
+            if (fl := merge_flags(recorded.get(m, []), gates.get(m, [])))}
+
+
+def headline_of(t: Table) -> str | None:
+    """The value that orders the models that pass every gate: GAN-train accuracy when the
+    table has it (Shmelkov et al.'s measure of what a generated set is worth: it falls with
+    poor quality and with missing diversity alike), else the primary of the suite's first
+    ranked metric. One value, so the order of two models depends on their two values alone."""
+    cols = t.rank_columns
+    if "gan_train_acc" in cols:
+        return "gan_train_acc"
+    return cols[0] if cols else None
 
 
 def _column_order(cols: list[str], primaries: list[str], values: dict[str, Value]) -> list[str]:
@@ -274,41 +384,134 @@ def _data_rows(frames: dict[str, pd.DataFrame], cols: list[str], ref: dict[str, 
 # ------------------------------------------------------------------ ranks and summary
 
 
+def dominance(good: np.ndarray, unc: np.ndarray, upper: np.ndarray | None = None,
+              lower: np.ndarray | None = None, chunk: int = 512) -> np.ndarray:
+    """1 + the number of entries better than each one by more than the combined uncertainty
+    sqrt(u_i^2 + u_j^2) (NaN where `good` is NaN). `upper[j]`: j's goodness is only an upper
+    bound, so j is never shown better than anyone; `lower[i]`: i's is only a lower bound, so
+    nobody is shown better than i. Vectorised in row chunks: O(n x chunk) memory, no Python
+    loop over pairs (10,000 models: 20 chunks of 512 x 10,000)."""
+    good = np.asarray(good, dtype=float)
+    unc = np.nan_to_num(np.asarray(unc, dtype=float), nan=0.0)
+    n = len(good)
+    upper = np.zeros(n, bool) if upper is None else np.asarray(upper, bool)
+    lower = np.zeros(n, bool) if lower is None else np.asarray(lower, bool)
+    out = np.full(n, np.nan)
+    ok = ~np.isnan(good)
+    g, u, up, lo = good[ok], unc[ok], upper[ok], lower[ok]
+    ranks = np.empty(len(g))
+    u2 = u**2
+    for s in range(0, len(g), chunk):
+        gi, ui2 = g[s:s + chunk, None], u2[s:s + chunk, None]
+        margin = np.maximum(np.sqrt(ui2 + u2[None, :]), 1e-12)
+        better = ((g[None, :] - gi) > margin) & ~up[None, :] & ~lo[s:s + chunk, None]
+        ranks[s:s + chunk] = 1 + better.sum(axis=1)
+    out[ok] = ranks
+    return out
+
+
+def _bound_masks(t: Table, c: str, models: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(goodness is an upper bound, goodness is a lower bound) per model for column c."""
+    if t.bound.empty or c not in t.bound.columns:
+        z = np.zeros(len(models), bool)
+        return z, z
+    side = t.bound.loc[models, c].to_numpy(dtype=float)
+    flip = -1.0 if t.values[c].ideal == "lower" else 1.0  # ≤ x on a lower-is-better value
+    side = side * flip  # is a lower bound on goodness
+    return side < 0, side > 0
+
+
 def column_ranks(t: Table) -> pd.DataFrame:
     """Dominance rank per score column among the competing models (1 = best): 1 + the
     number of competitors better than this one by more than the combined uncertainty.
     Reference rows, diagnostics and unrankable targets get NaN."""
     ranks = pd.DataFrame(np.nan, index=t.mean.index, columns=t.mean.columns)
-    if not t.ranked:
+    models = t.ranked
+    if not models:
         return ranks
-    good, unc = t.goodness().loc[t.ranked], t.uncertainty().loc[t.ranked].fillna(0.0)
+    good, unc = t.goodness().loc[models], t.uncertainty().loc[models]
     for c in t.scores:
         if not t.rankable(c):
             continue
-        g, u = good[c].dropna(), unc[c]
-        for m in g.index:
-            margin = np.sqrt(u[m] ** 2 + u[g.index] ** 2)
-            better = (g - g[m]) > np.maximum(margin, 1e-12)
-            ranks.at[m, c] = 1 + int(better.sum())
+        up, lo = _bound_masks(t, c, models)
+        ranks.loc[models, c] = dominance(good[c].to_numpy(), unc[c].to_numpy(), up, lo)
     return ranks
 
 
 def best_mask(t: Table) -> pd.DataFrame:
-    """True where one competing model alone ranks first: separated from the runner-up."""
+    """True where one competing model alone ranks first (separated from the runner-up) and
+    passes every gate: a flagged model is never shown as a column's winner."""
     ranks = column_ranks(t)
+    passing = np.array([t.tier(m) == 0 for m in ranks.index], dtype=bool)
     firsts = (ranks == 1).sum()
-    return (ranks == 1) & (firsts == 1) & (ranks.notna().sum() > 1)
+    return (ranks == 1) & pd.DataFrame(np.repeat(passing[:, None], ranks.shape[1], axis=1),
+                                       index=ranks.index, columns=ranks.columns) \
+        & (firsts == 1) & (ranks.notna().sum() > 1)
+
+
+def places(t: Table) -> pd.Series:
+    """Each competing model's place in table t: tier first (passing, flagged, failed), then
+    the headline's dominance rank within the tier; a model without a headline value comes
+    after those with one in its tier. Two models' order depends on their own tiers and
+    headline values only, never on who else is in the suite."""
+    models = t.ranked
+    if not models:
+        return pd.Series(dtype=float)
+    tiers = np.array([t.tier(m) for m in models])
+    h = t.headline
+    if h is None or h not in t.mean.columns:
+        good = np.full(len(models), np.nan)
+        unc = np.zeros(len(models))
+        up = lo = np.zeros(len(models), bool)
+    else:
+        good = t.goodness().loc[models, h].to_numpy(dtype=float)
+        unc = t.uncertainty().loc[models, h].to_numpy(dtype=float)
+        up, lo = _bound_masks(t, h, models)
+    missing = np.isnan(good)
+    key = tiers * 2 + missing  # the group a model is placed in, best first
+    out = np.empty(len(models))
+    for k in np.unique(key):
+        inside = key == k
+        before = int((key < k).sum())
+        if k % 2:  # no headline value: share the group's place
+            out[inside] = before + 1
+        else:
+            out[inside] = before + dominance(good[inside], unc[inside], up[inside], lo[inside])
+    return pd.Series(out, index=models)
+
+
+def verdict(tables: list[Table], model: str) -> str:
+    """'pass', or the reasons a model is kept below the passing ones: failed cells with their
+    first error line, and each gate flag (kind and reason)."""
+    fails, gates = [], []
+    for t in tables:
+        if model not in t.mean.index:
+            continue
+        if t.failed(model):
+            fails.append(t.failure_text(model))
+        for f in t.flags.get(model, []):
+            if f.gate and f.text not in gates:
+                gates.append(f.text)
+    if fails:
+        return "failed: " + "; ".join(dict.fromkeys(fails))
+    return "; ".join(gates) if gates else "pass"
 
 
 def summarize(tables: list[Table]) -> pd.DataFrame:
-    """Per competing model: mean rank per aspect over the (dataset, primary) columns of that
-    aspect, overall (mean of its aspect means), how many primaries it was ranked on, and its
-    clear wins. Sorted best first."""
-    parts, wins = [], []
+    """Per competing model: its place (mean over datasets of its place in each table: tier,
+    then the headline), its verdict, the aspect view (mean dominance rank per aspect over the
+    (dataset, primary) columns of that aspect: descriptive, it does not order the rows), how
+    many primaries it was ranked on and its clear wins. Sorted by tier, then place."""
+    parts, wins, place_parts, tiers = [], [], [], {}
     aspect_of: dict[str, str] = {}
     for t in tables:
+        if not t.ranked:
+            continue
+        place_parts.append(places(t).rename(t.dataset))
+        for m in t.ranked:
+            tiers[m] = max(tiers.get(m, 0), t.tier(m))
         cols = t.rank_columns
-        if not cols or not t.ranked:
+        if not cols:
             continue
         r = column_ranks(t).loc[t.ranked, cols]
         b = best_mask(t).loc[t.ranked, cols]
@@ -317,20 +520,30 @@ def summarize(tables: list[Table]) -> pd.DataFrame:
         parts.append(r.add_prefix(f"{t.dataset}\x00"))
         wins.append(b.add_prefix(f"{t.dataset}\x00"))
     aspects = [a for a in (*ASPECTS, "other") if a in aspect_of.values()]
-    columns = [*aspects, "overall", "ranked", "wins"]
-    if not parts:
-        return pd.DataFrame(columns=columns)
-    ranks = pd.concat(parts, axis=1)
-    won = pd.concat(wins, axis=1).reindex(ranks.index).fillna(False).astype(bool)
-    out = pd.DataFrame(index=ranks.index)
-    for a in aspects:
-        out[a] = ranks[[c for c in ranks.columns if aspect_of[c] == a]].mean(axis=1)
-    out["overall"] = out[aspects].mean(axis=1)
-    out["ranked"] = ranks.notna().sum(axis=1)
-    out["wins"] = (won & ranks.notna()).sum(axis=1)
+    columns = ["place", "verdict", "headline", *aspects, "ranked", "wins"]
+    nothing_ranked = not any(t.headline for t in tables)
+    if not place_parts or (nothing_ranked and not any(t.tier(m) for t in tables for m in t.ranked)):
+        return pd.DataFrame(columns=columns)  # nothing ranked and nothing to report
+    place = pd.concat(place_parts, axis=1)
+    out = pd.DataFrame(index=place.index)
+    out["place"] = place.mean(axis=1)
+    out["verdict"] = [verdict(tables, m) for m in out.index]
+    heads = sorted({t.headline for t in tables if t.headline})
+    out["headline"] = ", ".join(heads)
+    if parts:
+        ranks = pd.concat(parts, axis=1).reindex(out.index)
+        won = pd.concat(wins, axis=1).reindex(out.index).fillna(False).astype(bool)
+        for a in aspects:
+            out[a] = ranks[[c for c in ranks.columns if aspect_of[c] == a]].mean(axis=1)
+        out["ranked"] = ranks.notna().sum(axis=1)
+        out["wins"] = (won & ranks.notna()).sum(axis=1)
+    else:
+        out["ranked"] = 0
+        out["wins"] = 0
+    out["tier"] = [tiers.get(m, 0) for m in out.index]
     out.index.name = "model"
-    out = out.reset_index().sort_values(["overall", "wins", "model"], ascending=[True, False, True],
-                                        na_position="last")
+    out = out.reset_index().sort_values(["tier", "place", "wins", "model"],
+                                        ascending=[True, True, False, True], na_position="last")
     return out.set_index("model")[columns]
 
 
@@ -385,29 +598,63 @@ def decimals_for(u: float) -> int | None:
     return int(min(8, max(0, -e + (1 if lead < 2 else 0))))
 
 
+SIGNIFICANT = 4  # never more significant digits than this, whatever the uncertainty
+
+
+def _scale_cap(m: float) -> int | None:
+    """Decimals that give SIGNIFICANT significant digits of m (None for 0)."""
+    if m == 0 or not np.isfinite(m):
+        return None
+    return max(0, SIGNIFICANT - 1 - math.floor(math.log10(abs(m))))
+
+
+def _fixed(x: float, d: int) -> str:
+    return f"{0.0 if round(x, d) == 0 else x:.{d}f}"  # no "-0.00"
+
+
 def fmt_value(m: float, s: float = np.nan, n: float = 1, lo: float = np.nan, hi: float = np.nan,
-              u: float = np.nan) -> str:
-    """`0.91 ± 0.02` (std over repeats), `0.91 [0.89, 0.93]` (a logged 95% interval) or
-    `0.9103` (nothing known: four significant digits)."""
+              u: float = np.nan, bound: float = np.nan) -> str:
+    """One value as text, the same in every format:
+
+    - repeats: `1.13 ± 0.11`, the spread (std over repeats) with two significant digits and
+      the mean to match, so a nonzero spread never reads `± 0`;
+    - one run with a logged 95% interval: `0.91 [0.89, 0.93]`, the digits its half-width `u`
+      supports, never more than four significant digits of the value;
+    - a bound: `≤ 179` (bench.values.bounded);
+    - nothing known: four significant digits (`0.9103`); float noise of an exact 0 reads 0."""
     if pd.isna(m):
         return ""
+    if not pd.isna(bound) and bound != 0:
+        return f"{'≤' if bound < 0 else '≥'} {m:.4g}"
+    cap = _scale_cap(m)
+    if n > 1 and not pd.isna(s):
+        if s > 0:
+            ds = max(0, 1 - math.floor(math.log10(s)))  # two significant digits of the spread
+            return f"{_fixed(m, ds)} ± {s:.{ds}f}"
+        d = decimals_for(u)
+        d = min(d, cap) if d is not None and cap is not None else (d if d is not None else 2)
+        return f"{_fixed(m, d)} ± 0"
     d = decimals_for(u)
     if d is None:
-        return f"{0.0 if abs(m) < 1e-9 else m:.4g}"  # float noise of an exact 0 reads as 0
-    m, s, lo, hi = (x if pd.isna(x) or round(x, d) != 0 else 0.0 for x in (m, s, lo, hi))  # no "-0.00"
-    if n > 1 and not pd.isna(s):
-        return f"{m:.{d}f} ± {s:.{d}f}"
+        return f"{0.0 if abs(m) < 1e-9 else m:.4g}"
+    if cap is not None:
+        d = min(d, cap)
     if not pd.isna(lo) and not pd.isna(hi):
-        return f"{m:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
-    return f"{m:.{d}f}"
+        return f"{_fixed(m, d)} [{_fixed(lo, d)}, {_fixed(hi, d)}]"
+    return _fixed(m, d)
 
 
 def _cell_text(t: Table, unc: pd.DataFrame, m: str, c: str) -> str:
-    """A cell with the decimals its column's typical (median) uncertainty supports, so a
-    column reads with one precision."""
-    u = unc[c].dropna()
-    return fmt_value(t.mean.at[m, c], t.std.at[m, c], t.n.at[m, c], t.lo.at[m, c], t.hi.at[m, c],
-                     float(u.median()) if len(u) else np.nan)
+    """A cell with the digits its own uncertainty supports: a value prints the same whoever
+    else is on the board, in every format (markdown, LaTeX, HTML, bench run and bench
+    leaderboard alike). A cell whose value carries a non-gate flag (a possible leak) is
+    marked ⚠; the reason is under the table."""
+    b = t.bound.at[m, c] if not t.bound.empty and c in t.bound.columns and m in t.bound.index else np.nan
+    text = fmt_value(t.mean.at[m, c], t.std.at[m, c], t.n.at[m, c], t.lo.at[m, c], t.hi.at[m, c],
+                     unc.at[m, c], b)
+    if text and any(f.value == c and not f.gate for f in t.flags.get(m, [])):
+        text += " ⚠"
+    return text
 
 
 def _data_text(r: pd.Series) -> str:
@@ -423,7 +670,7 @@ def arrow(higher: bool) -> str:
 
 
 def _num(x: float) -> float | None:
-    return None if pd.isna(x) else float(np.round(x, 6))
+    return None if pd.isna(x) else float(np.round(x, 6)) + 0.0  # + 0.0: no -0.0
 
 
 def md_escape(text: str) -> str:
@@ -493,19 +740,23 @@ def _json(tables: list[Table]) -> str:
         ranks, unc = column_ranks(t), t.uncertainty()
         out_tables.append({
             "dataset": t.dataset, "sort_by": t.sort_by, "primaries": t.rank_columns,
-            "held_out": t.held_out,
+            "held_out": t.held_out, "headline": t.headline,
             "values": {c: _value_meta(t, c) for c in t.mean.columns},
+            "failures": t.failures.to_dict("records"),
             "agreement": ranking_agreement(t).to_dict("records"),
             "data": [{"value": r["value"], "mean": _num(r["mean"]), "ci_low": _num(r["lo"]),
                       "ci_high": _num(r["hi"])} for _, r in t.data.iterrows()],
             "rows": [{"model": m, "reference": bool(t.reference.get(m, False)),
-                      **{c: {"mean": _num(t.mean.at[m, c]), "std": _num(t.std.at[m, c]),
+                      "tier": t.tier(m), "flags": [f.to_json() for f in t.flags.get(m, [])],
+                      **{c: {"text": _cell_text(t, unc, m, c), "bound": _num(t.bound.at[m, c])
+                             if c in t.bound.columns else None, "mean": _num(t.mean.at[m, c]), "std": _num(t.std.at[m, c]),
                              "n": _num(t.n.at[m, c]), "ci_low": _num(t.lo.at[m, c]),
                              "ci_high": _num(t.hi.at[m, c]), "uncertainty95": _num(unc.at[m, c]),
                              "rank": _num(ranks.at[m, c])} for c in t.mean.columns}}
                      for m in t.mean.index]})
     return json.dumps({
-        "summary": [{"model": m, **{k: (_num(r[k]) if k not in ("ranked", "wins") else int(r[k]))
+        "summary": [{"model": m, **{k: (r[k] if k in ("verdict", "headline") else
+                                        int(r[k]) if k in ("ranked", "wins") else _num(r[k]))
                                     for k in summary.columns}} for m, r in summary.iterrows()],
         "tables": out_tables}, indent=1)
 
@@ -516,12 +767,26 @@ def _rank(x: float) -> str:
 
 def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary as display strings (shared by markdown and HTML)."""
-    cols = {a: f"{a} ↓" for a in summary.columns if a not in ("overall", "ranked", "wins")}
-    body = pd.DataFrame({label: [_rank(x) for x in summary[a]] for a, label in cols.items()},
-                        index=summary.index)
-    body["overall ↓"] = [_rank(x) for x in summary["overall"]]
+    body = pd.DataFrame(index=summary.index)
+    body["place ↓"] = [_rank(x) for x in summary["place"]]
+    body["verdict"] = [v if v == "pass" else f"✗ {v}" for v in summary["verdict"]]
+    aspects = [a for a in summary.columns if a not in ("place", "verdict", "headline", "ranked", "wins")]
+    for a in aspects:
+        body[f"{a} ↓"] = [_rank(x) for x in summary[a]]
     body["clear wins ↑"] = [f"{int(w)}/{int(r)}" for w, r in zip(summary["wins"], summary["ranked"], strict=True)]
     return body
+
+
+def summary_note(tables: list[Table]) -> str:
+    heads = sorted({t.headline for t in tables if t.headline})
+    head = ", ".join(f"`{h}`" for h in heads) or "none (no ranked value)"
+    return ("Order: models that pass every gate first, then those flagged by a gate (copying the "
+            "training data, ignoring their labels, broken output: the verdict says which and why), "
+            "then failed ones. Within each, `place` is the dominance rank of the headline "
+            f"value ({head}; mean over datasets): 1 + the number of models in a better group or "
+            "better beyond the combined 95% uncertainty. The aspect columns are mean dominance "
+            "ranks per aspect: a view of strengths, not the order. Wins: primaries where the "
+            "model alone is best. Reference rows are not ranked.")
 
 
 def _markdown(tables: list[Table]) -> str:
@@ -533,32 +798,77 @@ def _markdown(tables: list[Table]) -> str:
         body = summary_frame(summary)
         body.index = [md_escape(m) for m in body.index]
         body.index.name = "model"
-        out.append(f"### Summary over {len(tables)} dataset(s)\n\n{SUMMARY_NOTE}\n\n"
+        out.append(f"### Summary over {len(tables)} dataset(s)\n\n{summary_note(tables)}\n\n"
                    + body.to_markdown(disable_numparse=True) + "\n")
     out.extend(_markdown_table(t) for t in tables)
     return "\n".join(out)
 
 
+def model_label(t: Table, m: str) -> str:
+    """A model's name, marked ✗ when a gate flags it or it failed (reasons under the table)."""
+    return f"{m} ✗" if t.tier(m) > 0 else m
+
+
 def _rows(t: Table, cols: list[str], bold: bool) -> tuple[list[str], list[list[str]]]:
     best, unc = best_mask(t), t.uncertainty()
+    failed_cols = _failed_columns(t)
 
     def cells(m: str, ranked: bool) -> list[str]:
-        vals = [_cell_text(t, unc, m, c) for c in cols]
-        return [f"**{v}**" if bold and ranked and v and best.at[m, c] else v
+        vals = [_cell_text(t, unc, m, c) or ("failed" if c in failed_cols.get(m, ()) else "")
+                for c in cols]
+        return [f"**{v}**" if bold and ranked and v and v != "failed" and best.at[m, c] else v
                 for v, c in zip(vals, cols, strict=True)]
 
     has = t.mean[cols].notna().any(axis=1)
-    labels = [md_escape(m) for m in t.ranked if has[m]]
-    rows = [cells(m, True) for m in t.ranked if has[m]]
-    refs = [m for m in t.references if has[m]]
+    shown = [m for m in t.ranked if has[m] or t.failed(m)]
+    labels = [md_escape(model_label(t, m)) for m in shown]
+    rows = [cells(m, True) for m in shown]
+    refs = [m for m in t.references if has[m] or t.failed(m)]
     if refs:
         labels.append(f"*{REFERENCE_LABEL}*")
         rows.append([""] * len(cols))
         for m in refs:
             tag = "held-out reference" if m == t.held_out else "reference"
-            labels.append(f"{md_escape(m)} ({tag})")
+            labels.append(f"{md_escape(model_label(t, m))} ({tag})")
             rows.append(cells(m, False))
     return labels, rows
+
+
+def _failed_columns(t: Table) -> dict[str, set[str]]:
+    """model -> the columns its failed cells would have filled (as other models' runs of the
+    same metric show; a failed metric nobody finished has no column and is listed below)."""
+    out: dict[str, set[str]] = {}
+    if t.failures.empty:
+        return out
+    by_metric: dict[str, set[str]] = {}
+    for c, metric in t.metric_of.items():
+        by_metric.setdefault(metric, set()).add(c)
+    for m, metric in zip(t.failures["model"], t.failures["metric"], strict=True):
+        cols = set(t.mean.columns) if metric == "(all)" else by_metric.get(metric, set())
+        out.setdefault(m, set()).update(cols)
+    return out
+
+
+def first_line(text: str) -> str:
+    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
+    if lines and lines[0].startswith("Traceback"):  # a crash: its last line says what
+        return lines[-1][:200]
+    return lines[0][:200] if lines else "(no error recorded)"
+
+
+def notes(t: Table) -> list[str]:
+    """The reasons behind the marks: each model's flags (✗: a gate, ⚠: a warning on a
+    value) and failed cells with their first error line."""
+    out = []
+    for m in t.mean.index:
+        for f in t.flags.get(m, []):
+            mark = "✗" if f.gate else "⚠"
+            out.append(f"{mark} `{m}` {f.kind}" + (f" (`{f.value}`)" if f.value else "") + f": {f.reason}")
+    if not t.failures.empty:
+        for (m, metric), f in t.failures.groupby(["model", "metric"], sort=False):
+            reps = f"repeats {sorted(map(int, f['repeat']))}: " if len(f) > 1 else ""
+            out.append(f"✗ `{m}` × `{metric}` failed: {reps}{first_line(f['error'].iloc[0])}")
+    return out
 
 
 WIDE = 8  # score columns beyond which a table is split by aspect
@@ -574,13 +884,27 @@ def _score_groups(t: Table) -> list[tuple[str, list[str], bool]]:
     return [(f"Scores: {a}", cols, True) for a, cols in groups.items()]
 
 
+def _diagnostic_groups(t: Table) -> list[tuple[str, list[str], bool]]:
+    """The diagnostics as one table, or, when wider than WIDE, one per metric (the paper's
+    layout: augmentation by fraction, balancing by arm, the curve by size)."""
+    title = "Diagnostics (shown, not ranked)"
+    if len(t.diagnostics) <= WIDE:
+        return [(title, t.diagnostics, False)]
+    groups: dict[str, list[str]] = {}
+    for c in t.diagnostics:
+        groups.setdefault(t.metric_of.get(c, "other"), []).append(c)
+    return [(f"{title}: {m}", cols, False) for m, cols in groups.items()]
+
+
 def _markdown_table(t: Table) -> str:
     """Scores (bold: a separated winner), then diagnostics (never bold), each with the
     competing models first and the reference rows under a divider; then the data's own
     reference values, once."""
-    parts = [f"### {md_escape(t.dataset)} (sorted by {t.sort_by})\n"]
-    for title, cols, bold in (*_score_groups(t), ("Diagnostics (shown, not ranked)", t.diagnostics, False)):
+    parts = [f"### {md_escape(t.dataset)} (passing models first, then by {t.sort_by})\n"]
+    for title, cols, bold in (*_score_groups(t), *_diagnostic_groups(t)):
         cols = [c for c in cols if t.mean.loc[t.mean.index, c].notna().any()]
+        if not cols and bold and any(t.failed(m) for m in t.mean.index):
+            cols = []  # nothing finished: the failed rows are listed below
         if not cols:
             continue
         labels, rows = _rows(t, cols, bold)
@@ -590,6 +914,10 @@ def _markdown_table(t: Table) -> str:
     if not t.data.empty:
         parts.append("**Data reference (a property of the data, the same for every model)**: "
                      + "; ".join(f"`{r['value']}` {_data_text(r)}" for _, r in t.data.iterrows()) + "\n")
+    flagged = notes(t)
+    if flagged:
+        parts.append("**Flags and failures** (✗ keeps a model below every model that passes; "
+                     "⚠ marks a value to read with care)\n\n" + "\n".join(f"- {md_escape(n)}" for n in flagged) + "\n")
     agreement = _agreement_text(t)
     if agreement:
         parts.append(agreement)

@@ -27,12 +27,12 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 import bench
 from bench.errors import BenchError
-from bench.values import loads as load_values
+from bench.record import TAG, CellRecord
+from bench.record import frame as record_frame
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 HEARTBEAT_S = float(os.environ.get("BENCH_HEARTBEAT_S", 20))  # a live runner's lease renewal
 STALE_S = float(os.environ.get("BENCH_STALE_S", 90))  # no heartbeat this long: the runner is dead
-TAG = "bench."  # prefix of every tag this package writes
 MAX_PARAM = 6000
 
 
@@ -308,10 +308,12 @@ class Tracker:
         return str(mv.version)
 
     # ---------------------------------------------------------------- reading back
-    def cell_runs(self, suite: str | None = None, parent: str | None = None,
-                  run_ids: list[str] | None = None) -> pd.DataFrame:
-        """Finished cell runs as a table: one row per run, tag columns and metric columns."""
-        filt = [f"tags.`{TAG}kind` = 'cell'", "attributes.status = 'FINISHED'"]
+    def records(self, suite: str | None = None, parent: str | None = None,
+                run_ids: list[str] | None = None, failed: bool = False) -> list[CellRecord]:
+        """Cell runs as records (bench.record), newest first: FINISHED ones, and FAILED ones
+        too with `failed=True` (the board shows a failed cell as failed). One paged query."""
+        status = "attributes.status IN ('FINISHED', 'FAILED')" if failed else "attributes.status = 'FINISHED'"
+        filt = [f"tags.`{TAG}kind` = 'cell'", status]
         if suite:
             filt.append(f"tags.`{TAG}suite` = '{suite}'")
         runs: list[Run] = []
@@ -324,26 +326,20 @@ class Tracker:
             token = page.token
             if not token:
                 break
-        rows = []
+        wanted = set(run_ids) if run_ids is not None else None
+        out = []
         for r in runs:
-            if run_ids is not None and r.info.run_id not in run_ids:
+            if wanted is not None and r.info.run_id not in wanted:
                 continue
-            if parent and run_ids is None and r.data.tags.get(MLFLOW_PARENT_RUN_ID) != parent:
+            if parent and wanted is None and r.data.tags.get(MLFLOW_PARENT_RUN_ID) != parent:
                 continue
-            t = r.data.tags
-            rows.append({
-                "run_id": r.info.run_id, "start_time": r.info.start_time,
-                "suite": t.get(f"{TAG}suite"), "model": t.get(f"{TAG}model"),
-                "dataset": t.get(f"{TAG}dataset"), "metric": t.get(f"{TAG}metric"),
-                "repeat": int(t.get(f"{TAG}repeat", 0)), "cell_key": t.get(f"{TAG}cell_key"),
-                "reference": t.get(f"{TAG}reference") == "true",
-                "values": load_values(t.get(f"{TAG}values"), t.get(f"{TAG}directions")),
-                "held_out": t.get(f"{TAG}held_out") == "true",
-                "primary": t.get(f"{TAG}primary", ""),
-                "metric_version": t.get(f"{TAG}metric_version", ""),
-                **{f"m:{k}": v for k, v in r.data.metrics.items()},
-            })
-        return pd.DataFrame(rows)
+            out.append(CellRecord.from_run(r))
+        return out
+
+    def cell_runs(self, suite: str | None = None, parent: str | None = None,
+                  run_ids: list[str] | None = None, failed: bool = False) -> pd.DataFrame:
+        """`records` as a table (bench.record.frame): one row per run, `m:<value>` columns."""
+        return record_frame(self.records(suite, parent, run_ids, failed))
 
     def suite_runs(self, suite: str, limit: int = 50) -> list[str]:
         """Finished runs of a suite, newest first (failed suite runs still hold good cells,

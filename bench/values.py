@@ -52,6 +52,13 @@ class Value:
     ref: bool = False  # target = the held-out real data's value in the same suite
     fallback: str | None = None  # target = this value of the same run when there is no ref
     note: str = ""  # shown in docs/`bench list`: why this ideal
+    # a gate (bench.gates): evidence that fails the model rather than ranking it.
+    # "below": the value's 95% interval lies entirely below `gate_at`; "below_ref": below the
+    # held-out real row's value beyond the combined uncertainty. `gate_kind` names the flag.
+    gate: Literal["", "below", "below_ref"] = ""
+    gate_at: float | None = None
+    gate_kind: str = ""
+    gate_note: str = ""  # why this threshold (docs, and the flag's reason)
 
     def __post_init__(self) -> None:
         if self.role not in ("score", "diagnostic", "reference"):
@@ -60,6 +67,10 @@ class Value:
             raise ValueError(f"ideal {self.ideal!r}: use higher, lower or target")
         if self.ideal == "target" and self.target is None and not self.ref and self.fallback is None:
             raise ValueError("ideal 'target' needs target=<number>, ref=True or fallback=<value>")
+        if self.gate and not self.gate_kind:
+            raise ValueError("a gate needs gate_kind (the flag's name, e.g. 'copies')")
+        if self.gate == "below" and self.gate_at is None:
+            raise ValueError("gate 'below' needs gate_at=<number>")
         if self.aspect is not None and self.aspect not in ASPECTS:
             raise ValueError(f"aspect {self.aspect!r}: use one of {ASPECTS}")
 

@@ -19,8 +19,10 @@ from bench.cells import Cell, resolve_device
 from bench.errors import BenchError
 from bench.grids import grid_counts, sample_grid
 from bench.store import Store, generator_fingerprint, sharing_tags
-from bench.tracking import TAG, Tracker, flatten, package_version
-from bench.values import dumps as dump_values
+from bench.flags import merge as merge_flags
+from bench.models.output_checks import output_flags
+from bench.record import CellRecord
+from bench.tracking import Tracker, flatten, package_version
 
 
 @dataclass
@@ -131,18 +133,14 @@ def run_cell(cell: Cell, tracker: Tracker, parent: str, shared: Shared, progress
     from bench.metrics.base import Context
 
     metric_cls = cell.metric.cls
-    tags = {
-        f"{TAG}kind": "cell", f"{TAG}suite": shared.suite,
-        f"{TAG}model": cell.model.key, f"{TAG}dataset": cell.dataset.key,
-        f"{TAG}metric": cell.metric.key, f"{TAG}metric_plugin": cell.metric.plugin,
-        f"{TAG}metric_version": metric_cls.version, f"{TAG}cell_key": cell.key,
-        f"{TAG}repeat": str(cell.repeat), f"{TAG}seed": str(cell.seed),
-        f"{TAG}version": package_version(),
-        f"{TAG}reference": "true" if cell.model.plugin == "reference"
-        and not getattr(cell.model.options, "ranked", False) else "false",
-        f"{TAG}primary": metric_cls.primary,
-        f"{TAG}threads": str(threads.current()),  # CPU threads the cell ran with (bench.threads)
-    }
+    record = CellRecord(
+        suite=shared.suite, model=cell.model.key, dataset=cell.dataset.key, metric=cell.metric.key,
+        repeat=cell.repeat, cell_key=cell.key, metric_plugin=cell.metric.plugin,
+        metric_version=metric_cls.version, seed=cell.seed, version=package_version(),
+        reference=cell.model.plugin == "reference" and not getattr(cell.model.options, "ranked", False),
+        primary=metric_cls.primary,
+        threads=str(threads.current()))  # CPU threads the cell ran with (bench.threads)
+    tags = record.identity_tags()
     t0 = time.perf_counter()
     try:
         run_id = tracker.create_run(cell.label, tags, parent)
@@ -177,12 +175,17 @@ def run_cell(cell: Cell, tracker: Tracker, parent: str, shared: Shared, progress
                     sample_grid(x, y, ds.class_names).save(ctx.artifact("samples.png"))
                 except Exception as e:  # noqa: BLE001 - a picture never costs the cell its values
                     ctx.tags["samples_grid"] = f"failed: {type(e).__name__}: {e}"[:250]
-            tracker.log_metrics(run_id, values)
-            ctx.tags["values"] = dump_values(metric_cls.values, list(values))
+            record.values = values
+            record.declarations = metric_cls.values
             if metric_cls.primary not in values:  # e.g. classifier_is_mean for is_mean
-                ctx.tags["primary"] = next((k for k in values if metric_cls.value(k).role == "score"), "")
-            if ctx.tags:
-                tracker.set_tags(run_id, {f"{TAG}{k}": v for k, v in ctx.tags.items()})
+                record.primary = next((k for k in values if metric_cls.value(k).role == "score"), "")
+            # the output checks of the model's stream (range, saturation, constant) and the
+            # metric's own evidence (e.g. GAN-test near chance): the verdict's gates
+            record.flags = merge_flags(output_flags(gen), ctx.flags)
+            record.tags = dict(ctx.tags)
+            record.held_out = ctx.tags.get("held_out") == "true"
+            tracker.log_metrics(run_id, values)
+            tracker.set_tags(run_id, record.result_tags())
             tracker.log_artifacts(run_id, Path(tmp))
         tracker.end(run_id, "FINISHED")
         return CellOutcome(cell, "finished", run_id, values, seconds=time.perf_counter() - t0)
@@ -193,7 +196,8 @@ def run_cell(cell: Cell, tracker: Tracker, parent: str, shared: Shared, progress
         tb = str(e) if isinstance(e, BenchError) else traceback.format_exc()
         try:
             tracker.log_text(run_id, traceback.format_exc(), "error.txt")
-            tracker.set_tags(run_id, {f"{TAG}error": str(e)[:500]})
+            record.error = str(e).strip()[:500] or type(e).__name__
+            tracker.set_tags(run_id, record.result_tags())
             tracker.end(run_id, "FAILED")
         except Exception as log_err:  # noqa: BLE001 - e.g. the tracking server went away
             tb += (f"\n(the failure could not be recorded in MLflow either: {type(log_err).__name__}: "

@@ -20,7 +20,11 @@ class Authenticity(FeatureMetric):
     # the share of generated samples farther from the training data than the data is from
     # itself: 0 = copies, 1 = unrelated images (a constant grey image); the ideal is what
     # held-out real images get, so without a held-out row the value is shown, not ranked
-    values = {"authenticity": score("target", "memorisation", ref=True)}
+    values = {"authenticity": score(
+        "target", "memorisation", ref=True, gate="below_ref", gate_kind="copies",
+        gate_note="authenticity below the held-out real row beyond the combined 95% uncertainty: "
+        "more generated samples sit nearer a training image than that image's own real neighbour "
+        "than real unseen images do")}
     primary = "authenticity"
 
     def score(self, real, fake, dataset, ctx):

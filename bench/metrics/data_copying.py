@@ -26,7 +26,13 @@ class DataCopying(FeatureMetric):
     version = "2"  # 2: the model's shared sample stream (bench.store)
     # negative = copying, positive = under-fitting (a constant image is far positive); the
     # ideal is what held-out real images get, about 0 in theory
-    values = {"data_copying_ct": score("target", "memorisation", ref=True, target=0.0)}
+    # C_T is a weighted mean of per-cell Mann-Whitney z-scores (weights summing to 1), so its
+    # sd under "no copying" is at most 1: below -1.645 rejects it one-sided at 5% (Meehan et
+    # al. 2020 read C_T << 0 as copying).
+    values = {"data_copying_ct": score(
+        "target", "memorisation", ref=True, target=0.0, gate="below", gate_at=-1.645,
+        gate_kind="copies", gate_note="C_T below -1.645: generated samples are closer to the "
+        "training data than held-out real data is (Meehan et al.'s test, one-sided 5%)")}
     primary = "data_copying_ct"
 
     def score(self, real, fake, dataset, ctx):

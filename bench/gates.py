@@ -1,0 +1,63 @@
+"""Gates: the values that are pass/fail evidence, evaluated on a leaderboard table.
+
+A value declares a gate beside its ideal (bench.values.Value.gate): `below` (its 95%
+interval lies entirely below a number: C_T < -1.645 is Meehan et al.'s copying test) or
+`below_ref` (below the held-out real row beyond the combined uncertainty: authenticity). A
+gate that fires becomes a `bench.flags.Flag(gate=True)` on the model, beside the flags its
+cells recorded themselves (output checks, GAN-test near chance). The board places every
+flagged model below every model that passes and prints the reasons (docs/leaderboard.md).
+
+Each gate looks only at the model's own value and the held-out real row: whether a model
+passes never depends on which other models are in the suite.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from bench.flags import Flag
+
+if TYPE_CHECKING:
+    from bench.leaderboard import Table
+
+
+def _num(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def board_flags(t: Table) -> dict[str, list[Flag]]:
+    """model -> the gate flags its values raise in table `t` (reference rows included: a
+    calibration memoriser is flagged too, which is the point of having it)."""
+    out: dict[str, list[Flag]] = {}
+    unc = t.uncertainty()
+    for c in t.mean.columns:
+        v = t.values[c]
+        if not v.gate:
+            continue
+        ref = ref_u = math.nan
+        if v.gate == "below_ref":
+            if t.held_out is None or t.held_out not in t.mean.index:
+                continue  # no target row: the gate cannot be read, and says nothing
+            ref = float(t.mean.at[t.held_out, c])
+            ref_u = float(unc.at[t.held_out, c])
+            if math.isnan(ref):
+                continue
+        for m in t.mean.index:
+            x = float(t.mean.at[m, c])
+            if math.isnan(x) or m == t.held_out:
+                continue
+            u = float(unc.at[m, c])
+            u = 0.0 if math.isnan(u) else u
+            if v.gate == "below" and v.gate_at is not None and x + u < v.gate_at:
+                shown = f"{_num(x)}" + (f" (95% upper end {_num(x + u)})" if u else "")
+                out.setdefault(m, []).append(Flag(
+                    v.gate_kind, f"{c} = {shown} < {v.gate_at:g}: {v.gate_note}", True, c))
+            elif v.gate == "below_ref":
+                ru = 0.0 if math.isnan(ref_u) else ref_u
+                margin = math.sqrt(u**2 + ru**2)
+                if ref - x > max(margin, 1e-12):
+                    out.setdefault(m, []).append(Flag(
+                        v.gate_kind, f"{c} = {_num(x)} vs the held-out real row's {_num(ref)} "
+                        f"(separated by more than {_num(margin)}): {v.gate_note}", True, c))
+    return out

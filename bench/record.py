@@ -1,0 +1,125 @@
+"""The cell record: what one cell run is, as it crosses between computing and MLflow.
+
+A worker computes a cell into a `CellRecord` (identity, values with their declarations,
+flags, status, error); `to_tags` is how its fields become MLflow tags, `from_run` reads them
+back, and `frame` turns records into the table the leaderboard, compare and figures read.
+The tag names live here and nowhere else: a field added to the record is written and read
+in one place.
+
+Pure Python apart from pandas (no torch, no mlflow import at module level): reports import it
+without loading model code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from bench import flags as flag_io
+from bench.flags import Flag
+from bench.values import Value
+from bench.values import loads as load_values
+
+TAG = "bench."  # prefix of every tag this package writes
+FINISHED, FAILED = "FINISHED", "FAILED"
+# record field -> tag name (without the prefix); the order is the order of the frame's columns
+_TAGGED = ("suite", "model", "dataset", "metric", "metric_plugin", "metric_version", "cell_key",
+           "repeat", "seed", "version", "reference", "primary", "threads", "held_out")
+
+
+@dataclass
+class CellRecord:
+    """One cell run (see the module docstring). `values` holds every logged number, with the
+    companions `<v>.lo`, `<v>.hi` (95% interval) and `<v>.bound` (bench.values)."""
+
+    suite: str
+    model: str
+    dataset: str
+    metric: str
+    repeat: int = 0
+    cell_key: str = ""
+    metric_plugin: str = ""
+    metric_version: str = ""
+    seed: int = 0
+    version: str = ""
+    reference: bool = False  # a calibration row, never ranked
+    held_out: bool = False  # the held-out real row: target of `ref` values
+    primary: str = ""
+    threads: str = ""
+    status: str = FINISHED  # FINISHED | FAILED | RUNNING | KILLED
+    run_id: str = ""
+    start_time: int = 0
+    values: dict[str, float] = field(default_factory=dict)
+    declarations: dict[str, Value] = field(default_factory=dict)
+    flags: list[Flag] = field(default_factory=list)
+    error: str = ""
+    tags: dict[str, str] = field(default_factory=dict)  # the rest (features, samples, ...)
+
+    # ------------------------------------------------------------ to MLflow
+    def identity_tags(self) -> dict[str, str]:
+        """The tags a run gets when it is created (before any value exists)."""
+        out = {f"{TAG}kind": "cell"}
+        for name in _TAGGED:
+            v = getattr(self, name)
+            if name == "held_out" and not v:
+                continue
+            out[f"{TAG}{name}"] = ("true" if v else "false") if isinstance(v, bool) else str(v)
+        return out
+
+    def result_tags(self) -> dict[str, str]:
+        """The tags a finished (or failed) computation adds."""
+        from bench.values import dumps as dump_values
+
+        out = {f"{TAG}{k}": str(v) for k, v in self.tags.items()}
+        if self.values:
+            out[f"{TAG}values"] = dump_values(self.declarations, list(self.values))
+        if self.primary:
+            out[f"{TAG}primary"] = self.primary
+        if self.flags:
+            out[f"{TAG}flags"] = flag_io.dumps(self.flags)
+        if self.held_out:
+            out[f"{TAG}held_out"] = "true"
+        if self.error:
+            out[f"{TAG}error"] = self.error[:500]
+        return out
+
+    # ------------------------------------------------------------ from MLflow
+    @classmethod
+    def from_run(cls, run: Any) -> CellRecord:
+        """A record from an MLflow `Run` (tags, metrics, status)."""
+        t = run.data.tags
+        get = lambda k, d="": t.get(f"{TAG}{k}", d)  # noqa: E731
+        return cls(
+            suite=get("suite"), model=get("model"), dataset=get("dataset"), metric=get("metric"),
+            repeat=int(get("repeat", "0") or 0), cell_key=get("cell_key"),
+            metric_plugin=get("metric_plugin"), metric_version=get("metric_version"),
+            seed=int(get("seed", "0") or 0), version=get("version"),
+            reference=get("reference") == "true", held_out=get("held_out") == "true",
+            primary=get("primary"), threads=get("threads"), status=run.info.status,
+            run_id=run.info.run_id, start_time=int(run.info.start_time or 0),
+            values=dict(run.data.metrics),
+            declarations=load_values(get("values") or None, get("directions") or None),
+            flags=flag_io.loads(get("flags") or None), error=get("error"),
+            tags={k[len(TAG):]: v for k, v in t.items() if k.startswith(TAG)})
+
+
+FRAME_COLUMNS = ["run_id", "start_time", "suite", "model", "dataset", "metric", "repeat",
+                 "cell_key", "reference", "values", "held_out", "primary", "metric_version",
+                 "status", "error", "flags"]
+
+
+def frame(records: list[CellRecord]) -> pd.DataFrame:
+    """Records as one table: a row per run, identity columns, `values` (declarations),
+    `flags`, `status`, `error`, and one `m:<value>` column per logged number."""
+    rows = []
+    for r in records:
+        rows.append({
+            "run_id": r.run_id, "start_time": r.start_time, "suite": r.suite, "model": r.model,
+            "dataset": r.dataset, "metric": r.metric, "repeat": r.repeat, "cell_key": r.cell_key,
+            "reference": r.reference, "values": r.declarations, "held_out": r.held_out,
+            "primary": r.primary, "metric_version": r.metric_version, "status": r.status,
+            "error": r.error, "flags": list(r.flags),
+            **{f"m:{k}": v for k, v in r.values.items()}})
+    return pd.DataFrame(rows, columns=None if rows else FRAME_COLUMNS)
