@@ -79,12 +79,22 @@ def _open_store(args: argparse.Namespace):
     return Tracker(uri, experiment_id=_experiment_id(uri, experiment)), name
 
 
+def _declared(target: str) -> set[tuple[str, str]] | None:
+    """The (dataset, model) pairs of a suite file; None for a suite name (no declaration)."""
+    if not (target.endswith((".yaml", ".yml")) or Path(target).is_file()):
+        return None
+    from bench.runner import declared_pairs
+    from bench.suite import load_suite
+
+    return declared_pairs(load_suite(target, check_resources=False))
+
+
 def _suite_run_values(tracker, all_runs, parent: str):
     """The finished/cached cell runs a suite run covered (from its cells.json)."""
     cells = tracker.suite_cells(parent)
     if cells is None:
         raise BenchError(f"run {parent} is not a suite run of this experiment (no cells.json).")
-    ids = {c["run_id"] for c in cells.values() if c["status"] in ("finished", "cached")}
+    ids = {c["run_id"] for c in cells.values() if c["status"] in ("finished", "cached", "failed")}
     return all_runs[all_runs["run_id"].isin(ids)] if not all_runs.empty else all_runs
 
 
@@ -95,13 +105,16 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.history or args.model:
         return _leaderboard_history(args, tracker, name)
     if args.run_id:
-        runs = _suite_run_values(tracker, tracker.cell_runs(suite=name), args.run_id)
+        runs = _suite_run_values(tracker, tracker.cell_runs(suite=name, failed=True), args.run_id)
     else:
-        runs = tracker.cell_runs(suite=name)
+        runs = tracker.cell_runs(suite=name, failed=True)
     if runs.empty:
-        raise BenchError(f"no finished cell runs of suite '{name}' at {tracker.uri}. Run `bench run` "
+        raise BenchError(f"no cell runs of suite '{name}' at {tracker.uri}. Run `bench run` "
                          "first, or pass --tracking-uri / --experiment.")
-    tables = build_leaderboard(runs, sort_by=args.sort)
+    # a suite file: the board is the suite as declared (models removed from it are left out,
+    # unless --all); a suite name: every model that has runs
+    declared = None if args.all else _declared(args.suite)
+    tables = build_leaderboard(runs, sort_by=args.sort, declared=declared)
     if args.format == "html":
         text = _leaderboard_html(args, tracker, name, tables, runs)
     else:
@@ -386,7 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("suite", help="suite YAML file or suite name")
     lb.add_argument("--experiment", help="MLflow experiment (default: the suite's)")
     lb.add_argument("--run-id", help="one suite run instead of the latest run of every cell")
-    lb.add_argument("--sort", help="value to sort by (default: the first metric's main value)")
+    lb.add_argument("--sort", help="value to sort by within each tier (default: the headline, "
+                    "gan_train_acc when present, else the first metric's main value)")
+    lb.add_argument("--all", action="store_true", help="with a suite file: also show models no "
+                    "longer declared in it (default: the suite as declared)")
     lb.add_argument("--format", choices=LEADERBOARD_FORMATS, default="markdown",
                     help="html: one self-contained page with the runs' plots (use with --out)")
     lb.add_argument("--out", help="write to this file instead of stdout")

@@ -182,7 +182,8 @@ def _latest(runs: pd.DataFrame) -> pd.DataFrame:
     for col, default in defaults.items():  # frames of older callers lack the newer columns
         if col not in runs.columns:
             runs = runs.assign(**{col: [default] * len(runs)})
-    runs = runs.assign(values=[v if isinstance(v, dict) else {} for v in runs["values"]],
+    runs = runs.assign(status=runs["status"].fillna(FINISHED), error=runs["error"].fillna(""),
+                       values=[v if isinstance(v, dict) else {} for v in runs["values"]],
                        flags=[list(f) if isinstance(f, list) else [] for f in runs["flags"]],
                        _ok=runs["status"].eq(FINISHED))
     latest = runs.sort_values(["_ok", "start_time"], ascending=False).drop_duplicates(
@@ -204,8 +205,9 @@ def _long(runs: pd.DataFrame) -> pd.DataFrame:
     long = long.sort_values("start_time", kind="stable")
     long["value"] = long["value"].str[2:]
     keys = ["dataset", "model", "metric", "repeat"]
-    companions = long[long["value"].map(is_interval)]
-    long = long[~long["value"].map(is_interval)].copy()
+    is_companion = long["value"].map(is_interval).astype(bool)  # astype: an empty frame stays rows
+    companions = long[is_companion]
+    long = long[~is_companion].copy()
     for suffix, col in ((LO, "lo"), (HI, "hi"), (BOUND, "bound")):
         b = companions[companions["value"].str.endswith(suffix)].assign(
             value=lambda d, s=suffix: d["value"].str[: -len(s)])[keys + ["value", "x"]]

@@ -146,7 +146,7 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
         tracker.log_text(parent, json.dumps(cells_map, indent=1), "cells.json")
     except Exception as e:  # noqa: BLE001 - the store went away after the cells ran
         _log(f"cells.json could not be logged ({type(e).__name__}: {str(e)[:200]})")
-    run_ids = [o.run_id for o in outcomes if o.status in ("finished", "cached") and o.run_id]
+    run_ids = [o.run_id for o in outcomes if o.status in ("finished", "cached", "failed") and o.run_id]
     try:
         _log_boards(report, tracker, parent, suite, run_ids, uri)
     except Exception as e:  # noqa: BLE001 - the cells are logged; a board can be rebuilt later
@@ -175,9 +175,11 @@ def _log_boards(report: SuiteReport, tracker: Tracker, parent: str, suite: Suite
     from bench.leaderboard import build_leaderboard, render
 
     if run_ids:
-        runs = tracker.cell_runs(suite=suite.name, run_ids=run_ids)
-        board = build_leaderboard(runs)
+        runs = tracker.cell_runs(suite=suite.name, run_ids=run_ids, failed=True)
+        board = build_leaderboard(runs, declared=declared_pairs(suite))
         report.leaderboard = render(board, "markdown")
+        for line in verdict_lines(board):
+            _log(line)
         tracker.log_text(parent, report.leaderboard, "leaderboard.md")
         tracker.log_text(parent, render(board, "csv"), "leaderboard.csv")
         fetch, listing = mlflow_access(tracker.client)
@@ -187,6 +189,19 @@ def _log_boards(report: SuiteReport, tracker: Tracker, parent: str, suite: Suite
                                              experiment_id=tracker.experiment_id, ui_url=default_ui_url(uri),
                                              figures=figures),
                          "leaderboard.html")
+
+
+def declared_pairs(suite: Suite) -> set[tuple[str, str]]:
+    """The (dataset, model) pairs a suite declares: the rows its board shows."""
+    return {(c.dataset.key, c.model.key) for c in suite.cells}
+
+
+def verdict_lines(board: list) -> list[str]:
+    """One console line per model a gate flags or whose cells failed (the board says more)."""
+    from bench.leaderboard import summarize
+
+    s = summarize(board)
+    return [f"verdict: {m}: {v}" for m, v in zip(s.index, s["verdict"], strict=True) if v != "pass"]
 
 
 def _close(report: SuiteReport, tracker: Tracker, parent: str, env: WorkerEnv) -> None:

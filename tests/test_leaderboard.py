@@ -310,3 +310,132 @@ def test_ranking_agreement_is_oriented_by_ideal_and_wide_tables_split_by_aspect(
     (t,) = build_leaderboard(runs([cell("a", "w", wide, "v0", **{f"v{i}": 0.5 for i in range(10)})]))
     md = render([t])
     assert "**Scores: quality**" in md and "**Scores: diversity**" in md
+
+
+# ---------------------------------------------------------------- the verdict: gates, failures, bounds
+
+from bench.flags import Flag  # noqa: E402
+from bench.leaderboard import dominance, places  # noqa: E402
+from bench.metrics.authenticity import Authenticity  # noqa: E402
+from bench.metrics.data_copying import DataCopying  # noqa: E402
+
+TRAIN = {"gan_train_acc": score("higher", "utility")}
+CT = dict(DataCopying.values)
+AUTHENTIC = dict(Authenticity.values)
+
+
+def test_gates_keep_copiers_and_flagged_models_below_every_passing_model():
+    rows = []
+    for m, acc, ct, auth in (("copier", 0.97, -6.0, 0.20), ("honest", 0.80, 0.4, 0.62),
+                             ("weak", 0.60, 0.1, 0.70), ("label_blind", 0.90, 0.3, 0.60),
+                             ("held", None, 0.0, 0.60)):
+        ref = m == "held"
+        if acc is not None:
+            rows.append(cell(m, "gan_train", TRAIN, "gan_train_acc", gan_train_acc=(acc, acc - 0.03, acc + 0.03)))
+        rows.append(cell(m, "data_copying", CT, "data_copying_ct", data_copying_ct=ct, reference=ref))
+        rows.append({**cell(m, "authenticity", AUTHENTIC, "authenticity",
+                            authenticity=(auth, auth - 0.02, auth + 0.02), reference=ref), "held_out": ref})
+    df = runs(rows)
+    df["flags"] = [[Flag("ignores_labels", "GAN-test 0.10 near chance", True, "gan_test_acc")]
+                   if m == "label_blind" else [] for m in df["model"]]
+    (t,) = build_leaderboard(df)
+    assert t.headline == "gan_train_acc" and t.held_out == "held"
+    assert {f.kind for f in t.flags["copier"]} == {"copies"} and t.gated("label_blind")
+    assert not t.gated("honest") and not t.gated("weak")
+    # the copier has the best GAN-train, yet both flagged models come after every passing one
+    assert list(t.ranked) == ["honest", "weak", "copier", "label_blind"]
+    s = summarize([t])
+    assert list(s.index) == ["honest", "weak", "copier", "label_blind"]
+    assert s.at["honest", "verdict"] == "pass" and "copies" in s.at["copier", "verdict"]
+    assert "-1.645" in s.at["copier", "verdict"] and "held-out" in s.at["copier", "verdict"]
+    assert not best_mask(t).loc["copier"].any()  # a flagged model is never a column's winner
+    md = render([t])
+    assert "copier ✗" in md and "✗ `copier` copies" in md and "ignores_labels" in md
+
+
+def test_the_order_of_two_models_does_not_depend_on_a_third():
+    def board(models):
+        rows = [cell(m, "gan_train", TRAIN, "gan_train_acc", gan_train_acc=(a, a - 0.02, a + 0.02))
+                for m, a in models]
+        rows += [cell(m, "fid", FID, "fid", fid=f) for (m, _), f in zip(models, (9.0, 1.0, 5.0))]
+        return summarize(build_leaderboard(runs(rows)))
+
+    two = board([("a", 0.80), ("b", 0.70)])
+    three = board([("a", 0.80), ("b", 0.70), ("c", 0.75)])
+    assert list(two.index) == ["a", "b"]
+    assert list(three.index).index("a") < list(three.index).index("b")
+
+
+def test_failed_models_are_rows_and_removed_models_are_not_shown():
+    df = runs([cell("good", "gan_train", TRAIN, "gan_train_acc", gan_train_acc=(0.8, 0.77, 0.83)),
+               cell("old", "gan_train", TRAIN, "gan_train_acc", gan_train_acc=(0.9, 0.87, 0.93)),
+               {**cell("broken", "gan_train", TRAIN, "gan_train_acc"), "status": "FAILED",
+                "error": "model 'broken': generated images have shape (8, 1, 8), expected (1, 8, 8)\nmore"}])
+    declared = {("d", "good"), ("d", "broken"), ("d", "never")}
+    (t,) = build_leaderboard(df, declared=declared)
+    assert "old" not in t.mean.index and {"good", "broken", "never"} <= set(t.mean.index)
+    assert t.failed("broken") and t.failed("never") and not t.failed("good")
+    s = summarize([t])
+    assert s.index[0] == "good" and s.at["broken", "verdict"].startswith("failed: gan_train: model 'broken'")
+    assert "no run recorded" in s.at["never", "verdict"]
+    md = render([t])
+    assert "| broken ✗" in md and "failed" in md and "more" not in md  # the first error line only
+    assert "old" in render(build_leaderboard(df))  # without a declaration (or --all), it is kept
+
+
+def test_two_repeats_separate_080_from_028_and_never_print_plus_minus_zero():
+    from bench.values import accuracy_with_interval
+
+    rows = []
+    for m, accs in (("dcgan", (0.81, 0.79)), ("cgan", (0.30, 0.26))):
+        for r, a in enumerate(accs):
+            iv = accuracy_with_interval("gtest", a, 539)
+            rows.append(cell(m, "gan_test", {"gtest": score("higher", "quality")}, "gtest", repeat=r,
+                             gtest=(iv["gtest"], iv["gtest.lo"], iv["gtest.hi"])))
+    rows += [cell(m, "fid", FID, "fid", repeat=r, fid=f) for m, fs in (("dcgan", (1.048, 1.204)),
+                                                                      ("cgan", (4.201, 4.737)))
+             for r, f in enumerate(fs)]
+    (t,) = build_leaderboard(runs(rows))
+    ranks = column_ranks(t)
+    assert ranks.at["dcgan", "gtest"] == 1 and ranks.at["cgan", "gtest"] == 2
+    md = render([t])
+    assert "± 0 " not in md and "± 0|" not in md.replace(" ", "")
+    assert "1.13 ± 0.11" in md and "4.47 ± 0.38" in md
+
+
+def test_a_bound_prints_as_a_bound_and_never_beats_a_number():
+    eff = {"effective_size": score("higher", "utility")}
+    rows = [cell("clamped_low", "curve", eff, "effective_size", effective_size=179.0),
+            cell("clamped_lower", "curve", eff, "effective_size", effective_size=179.0),
+            cell("measured", "curve", eff, "effective_size", effective_size=150.0)]
+    df = runs(rows)
+    for m in ("clamped_low", "clamped_lower"):
+        df.loc[df["model"] == m, "m:effective_size.bound"] = -1.0
+    (t,) = build_leaderboard(df)
+    ranks = column_ranks(t)
+    # ≤ 179 may be below 150: neither bound is shown better than the measured 150
+    assert ranks.at["measured", "effective_size"] == 1
+    assert ranks.at["clamped_low", "effective_size"] == ranks.at["clamped_lower", "effective_size"] == 1
+    assert "≤ 179" in render([t])
+
+
+def test_vectorised_dominance_equals_the_pairwise_definition():
+    rng = np.random.default_rng(0)
+    g, u = rng.normal(size=300), rng.uniform(0, 0.5, size=300)
+    g[::37] = np.nan
+    up, lo = rng.random(300) < 0.1, rng.random(300) < 0.1
+    fast = dominance(g, u, up, lo, chunk=64)
+    for i in range(300):
+        if np.isnan(g[i]):
+            assert np.isnan(fast[i])
+            continue
+        better = sum(1 for j in range(300) if not np.isnan(g[j]) and not up[j] and not lo[i]
+                     and g[j] - g[i] > max(np.hypot(u[i], u[j]), 1e-12))
+        assert fast[i] == 1 + better
+
+
+def test_no_negative_zero_and_no_eight_decimals():
+    assert fmt_value(-7.105e-15) == "0"
+    assert fmt_value(-0.0001, u=0.01, lo=-0.01, hi=0.01) == "0.000 [-0.010, 0.010]"
+    assert fmt_value(0.97590923, lo=0.97199123, hi=0.97982724, u=0.0039) == "0.976 [0.972, 0.980]"
+    assert fmt_value(1.0, lo=0.99999999, hi=1.00000001, u=1e-8) == "1.000 [1.000, 1.000]"
