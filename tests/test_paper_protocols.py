@@ -215,6 +215,7 @@ def test_balancing_trains_a_trainable_source_on_the_imbalanced_split(digits, cac
     assert {"augmented_all_acc", "augmented_all_bacc", "augmented_all_minority_recall"} <= set(v)
     assert "synthetic_only_bacc" not in v
     assert METRICS.get("balancing").value("augmented_all_bacc").role == "diagnostic"
+    assert not [f for f in ctx.flags if f.kind == "balancing_leak"]  # trained leak-free
 
 
 def test_balancing_tags_a_model_the_suite_did_not_train(digits, cache, tmp_path):
@@ -223,8 +224,75 @@ def test_balancing_tags_a_model_the_suite_did_not_train(digits, cache, tmp_path)
     with pytest.warns(RuntimeWarning, match="may have seen the minority images withheld"):
         v = metric("balancing", classifier={"epochs": 2}, synthetic_only=False).compute(gen, digits, ctx)
     assert ctx.tags["balancing_leak"] == "possible"
-    # real images for every class: the classes stay imbalanced (2:1.1), topping up balances
+    # the tag is shown on no board: the cell also carries a warning flag on the ranked gain
+    (flag,) = [f for f in ctx.flags if f.kind == "balancing_leak"]
+    assert flag.value == "balancing_gain_over_oversampled" and not flag.gate and flag.reason
+    # real images for every class, topped up to one common count: balanced
     assert v["augmented_all_bacc"] > v["imbalanced_bacc"]
+
+
+class Trainings:
+    """Records every classifier the protocol metrics train: (desc, labels, images)."""
+
+    def __init__(self, monkeypatch):
+        import bench.metrics._protocol as protocol
+
+        self.calls: list[tuple[str, torch.Tensor, torch.Tensor]] = []
+        original = protocol.train_classifier
+
+        def train(cfg, x, y, *args, desc: str = "", **kw):
+            self.calls.append((desc, y.clone(), x.clone()))
+            return original(cfg, x, y, *args, desc=desc, **kw)
+
+        monkeypatch.setattr(protocol, "train_classifier", train)
+
+    def one(self, desc: str) -> tuple[torch.Tensor, torch.Tensor]:
+        (call,) = [(y, x) for d, y, x in self.calls if d == desc]
+        return call
+
+
+@pytest.mark.filterwarnings("ignore:balancing. the model was not trained:RuntimeWarning")
+def test_balancing_gain_is_measured_against_oversampled_real(digits, tmp_path, monkeypatch):
+    """Augmented-all is balanced; the oversampled-real arm has balanced-gen's class counts
+    from the imbalanced real images alone, is shared across models, and the ranked gain is
+    balanced-gen's over it (the gain over the imbalanced set is a diagnostic)."""
+    fresh = Cache(tmp_path / "cache")  # every arm trains here, so each training is seen
+    rec = Trainings(monkeypatch)
+    m = metric("balancing", classifier={"epochs": 1}, synthetic_only=False)
+    gen = ReferenceGenerator(digits, ReferenceOptions(kind="real"))
+    v = m.compute(gen, digits, context(fresh, tmp_path / "a"))
+    imbalanced, target, _, minority = m.plan(digits)
+    k = digits.num_classes
+
+    y, _ = rec.one("train on imbalanced real + generated for every class")
+    every = torch.bincount(y, minlength=k)
+    assert every.max() == every.min() == 2 * target.max()  # imbalance ratio 1
+
+    y, x = rec.one("train on oversampled real")
+    assert torch.bincount(y, minlength=k).tolist() == target.tolist()
+    for c in minority:  # the top-up repeats the few real minority images, nothing new
+        assert len(torch.unique(x[y == c].flatten(1), dim=0)) <= imbalanced[c] < target[c]
+
+    assert v["balancing_gain_over_oversampled"] == pytest.approx(
+        v["balanced_gen_bacc"] - v["oversampled_real_bacc"])
+    assert v["balancing_gain"] == pytest.approx(v["balanced_gen_bacc"] - v["imbalanced_bacc"])
+    cls = METRICS.get("balancing")
+    assert cls.primary == "balancing_gain_over_oversampled"
+    assert {n: cls.value(n).role for n in ("balancing_gain_over_oversampled", "balancing_gain",
+                                           "balanced_gen_bacc", "augmented_all_bacc",
+                                           "oversampled_real_bacc", "imbalanced_bacc",
+                                           "balanced_real_bacc")} == {
+        "balancing_gain_over_oversampled": "score", "balancing_gain": "diagnostic",
+        "balanced_gen_bacc": "diagnostic", "augmented_all_bacc": "diagnostic",
+        "oversampled_real_bacc": "reference", "imbalanced_bacc": "reference",
+        "balanced_real_bacc": "reference"}
+
+    # another model on the same cache: the real-only arms (oversampled included) are reused
+    rec.calls.clear()
+    other = ReferenceGenerator(digits, ReferenceOptions(kind="mode_drop"))
+    w = m.compute(other, digits, context(fresh, tmp_path / "b"))
+    assert all("generated" in d for d, *_ in rec.calls), [d for d, *_ in rec.calls]
+    assert w["oversampled_real_bacc"] == v["oversampled_real_bacc"]
 
 
 # ---------------------------------------------------------------- latent projection
@@ -351,6 +419,10 @@ def test_paper_protocols_through_the_runner(write_suite, tracking_uri):
     assert t4.tags["bench.primary"] == "mean_aug_gain_subset"
     assert runs[("gan", "balancing")].data.tags["bench.balancing_leak"] == "none"
     assert runs[("real", "balancing")].data.tags["bench.balancing_leak"] == "possible"
+    leak = [f for f in json.loads(runs[("real", "balancing")].data.tags["bench.flags"])
+            if f["kind"] == "balancing_leak"]  # the cell's flag, shown on the board
+    assert leak and leak[0]["value"] == "balancing_gain_over_oversampled"
+    assert "balancing_leak" not in runs[("gan", "balancing")].data.tags.get("bench.flags", "")
     lp = runs[("gan", "latent_projection")]
     assert json.loads(lp.data.tags["bench.values"])["projection_gap"] == {
         "role": "score", "ideal": "target", "aspect": "memorisation", "target": 0.0, "ref": True}
