@@ -53,6 +53,8 @@ import torch
 import bench
 from bench.cache import Cache, atomic_write, stable_hash
 from bench.errors import BenchError
+from bench.flags import Flag
+from bench.models import output_checks
 from bench.progress import bar
 
 if TYPE_CHECKING:  # the value types of keys, named in quotes in their `Key[...]` bases
@@ -196,6 +198,8 @@ class GeneratedImages:
     # when persisted (copy-on-write: writing to it never changes the file)
     images: torch.Tensor
     labels: torch.Tensor  # int64 (N,): the labels the images were generated for
+    # output checks of the stream (bench.models.output_checks); None: not known yet
+    flags: list[Flag] | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -383,7 +387,14 @@ class Store:
         """At least the first n images of the stream (whole chunks), sampling only what no
         earlier request did (in memory or on disk). `sample(labels, start)` gives the images
         of `labels[start:]`, one chunk of the stream whose labels so far are `labels`
-        (bench.models.base.sample_stream with the key's seed)."""
+        (bench.models.base.sample_stream with the key's seed). The stream's output flags go
+        to the generator object(s) it is drawn for (output_checks.output_flags)."""
+        out = self._generated_images(key, sample, dataset, n, persist, progress)
+        output_checks.note(self._drawing(key), out.flags)
+        return out
+
+    def _generated_images(self, key: GeneratedImagesKey, sample: Callable[[torch.Tensor, int], torch.Tensor],
+                          dataset: Any, n: int, persist: bool, progress: bool) -> GeneratedImages:
         need = _whole(n, key.chunk)
         cur = self._items.get(key)
         if cur is not None and len(cur) >= need:
@@ -397,21 +408,28 @@ class Store:
                 if disk is not None:
                     cur = disk
                     if len(disk) >= need:
+                        if disk.flags is None:  # cached without its flags: the uint8 checks again
+                            disk.flags = output_checks.check_images(disk.images, dataset, key.chunk)
                         self.loaded[key.kind] += 1
                         self._keep_stream(key, disk)
                         return disk
             labels = self.labels(dataset, key.seed, need)
             chunks = self._sampled(key, sample, dataset, labels, len(cur) if cur is not None else 0,
                                    progress)
+            checks = output_checks.StreamChecks(dataset)
+            rows = checks.watch(_rows(cur, key.chunk, chunks))  # every row, old and new
             if path is None:  # in memory: one preallocated tensor, never a list and a cat
                 images = torch.empty((need, *dataset.image_shape), dtype=torch.uint8)
-                for start, x in _rows(cur, key.chunk, chunks):
+                for start, x in rows:
                     images[start : start + len(x)] = x
             else:  # written to the file as sampled, then memory-mapped: no copy in memory
                 shape = (need, *dataset.image_shape)
-                atomic_write(path, lambda tmp: _write_npy(tmp, shape, _rows(cur, key.chunk, chunks)))
+                atomic_write(path, lambda tmp: _write_npy(tmp, shape, rows))
                 images = torch.from_numpy(np.load(path, mmap_mode="c", allow_pickle=False))
-            out = GeneratedImages(images, labels)
+            flags = checks.finish(self._drawing(key), cur.flags if cur is not None else None)
+            if path is not None:
+                output_checks.write_flags(path, flags)
+            out = GeneratedImages(images, labels, flags)
             self.computed[key.kind] += 1
             self._keep_stream(key, out)
             return out
@@ -427,6 +445,10 @@ class Store:
             return GeneratedImages(images, labels)
 
         return self.get(key, compute)
+
+    def _drawing(self, key: GeneratedImagesKey) -> list[Any]:
+        """The generator objects a stream is drawn for (one, or several names with equal options)."""
+        return [g for g, ident, _ in self._identity.values() if ident == key.generator]
 
     def _sampled(self, key: GeneratedImagesKey, sample: Callable[[torch.Tensor, int], torch.Tensor],
                  dataset: Any, labels: torch.Tensor, have: int, progress: bool
@@ -452,7 +474,8 @@ class Store:
                 tuple(arr.shape[1:]) != tuple(dataset.image_shape):
             return None
         images = torch.from_numpy(arr)
-        return GeneratedImages(images, self.labels(dataset, key.seed, len(images)))
+        return GeneratedImages(images, self.labels(dataset, key.seed, len(images)),
+                               output_checks.read_flags(path))
 
     # ------------------------------------------------------------ generated features
     def generated_features(self, key: GeneratedFeaturesKey, n: int,

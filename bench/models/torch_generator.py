@@ -27,6 +27,7 @@ from torch import nn
 from bench.classifiers.train import ClassifierConfig
 from bench.data.base import Dataset
 from bench.errors import BenchError
+from bench.models import output_checks
 from bench.models.base import BuildContext, Generator
 from bench.registry import Options
 
@@ -117,25 +118,40 @@ class TorchGenerator(Generator):
         return self.render_latent_grad(z, labels)
 
     def render_latent_grad(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self._render(z, labels)
+
+    def _render(self, z: torch.Tensor, labels: torch.Tensor,
+                checks: output_checks.OutputChecks | None = None) -> torch.Tensor:
+        """Float images in [0, 255]; with `checks`, each batch of the module's raw output is
+        checked first (non-finite: an error; range statistics: bench.models.output_checks)."""
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must be (n, {self.latent_dim}), got {tuple(z.shape)}")
         if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
             raise ValueError(f"labels must be in 0..{self.num_classes - 1}")
-        outs = [_to_255(self._forward(z[i : i + self.batch_size], labels[i : i + self.batch_size]),
-                        self.output_range)
-                for i in range(0, z.shape[0], self.batch_size)]
+        outs = []
+        for i in range(0, z.shape[0], self.batch_size):
+            raw = self._forward(z[i : i + self.batch_size], labels[i : i + self.batch_size])
+            if checks is not None:
+                checks.floats(raw, self.output_range)
+            outs.append(_to_255(raw, self.output_range))
         return torch.cat(outs) if outs else torch.zeros(0, *self.image_shape, device=self.device)
 
     def sample_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.render_latent(z, labels).round().to(torch.uint8)
 
+    @torch.no_grad()
     def sample(self, n: int, labels: torch.Tensor, seed: int) -> torch.Tensor:
+        """uint8 images; the module's float output is checked on the way (output_checks):
+        the stream every metric sees is drawn through here. The latent-space paths
+        (render_latent*, for path length and projection) are not: they feed the module
+        latents of their own choosing."""
         if len(labels) != n:
             raise ValueError(f"{n} images requested with {len(labels)} labels")
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.latent_dim, generator=g)  # on the CPU: same z on every device
-        outs = [self.sample_latent(z[i : i + self.batch_size], labels[i : i + self.batch_size]).cpu()
-                for i in range(0, n, self.batch_size)]
+        checks = output_checks.checks_of(self)
+        outs = [self._render(z[i : i + self.batch_size], labels[i : i + self.batch_size], checks)
+                .round().to(torch.uint8).cpu() for i in range(0, n, self.batch_size)]
         return torch.cat(outs) if outs else torch.zeros(0, *self.image_shape, dtype=torch.uint8)
 
 
@@ -158,6 +174,8 @@ class PseudoLabelGenerator(Generator):
         self.num_classes = base.num_classes
         self.latent_dim = base.latent_dim
         self.tags = {**base.tags, "pseudo_labels": "true"}
+        # one output record: the base's float batches are this generator's output
+        setattr(self, output_checks.ATTR, output_checks.checks_of(base))
 
     def render_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The latent path ignores labels: an unconditional model has no label input."""
@@ -228,6 +246,7 @@ def build_torch_generator(net: nn.Module, opts: TorchModelOptions, dataset: Data
                          latent_dim=latent, label_input=opts.label_input,
                          output_range=opts.output_range, batch_size=opts.batch_size,
                          device=ctx.device, tags=tags)
+    output_checks.checks_of(gen).model = model_name
     if opts.label_input != "none":
         return gen
 
