@@ -483,20 +483,28 @@ def places(t: Table) -> pd.Series:
 
 
 def verdict(tables: list[Table], model: str) -> str:
-    """'pass', or the reasons a model is kept below the passing ones: failed cells with their
-    first error line, and each gate flag (kind and reason)."""
-    fails, gates = [], []
+    """'pass', or in a few words why a model is kept below the passing ones: 'failed: <the
+    first error line>' or each gate's kind with the values behind it ('copies
+    (authenticity, data_copying_ct); constant'). The reasons in full are under the tables."""
+    fails: list[str] = []
+    gates: dict[str, list[str]] = {}
     for t in tables:
         if model not in t.mean.index:
             continue
         if t.failed(model):
-            fails.append(t.failure_text(model))
-        for f in t.flags.get(model, []):
-            if f.gate and f.text not in gates:
-                gates.append(f.text)
+            f = t.failures[t.failures["model"] == model]
+            fails.extend(first_line(e) for e in f["error"])
+        for fl in t.flags.get(model, []):
+            if fl.gate:
+                vals = gates.setdefault(fl.kind, [])
+                if fl.value and fl.value not in vals:
+                    vals.append(fl.value)
     if fails:
-        return "failed: " + "; ".join(dict.fromkeys(fails))
-    return "; ".join(gates) if gates else "pass"
+        text = next(iter(dict.fromkeys(fails)))
+        return "failed: " + (text if len(text) <= 120 else text[:117] + "...")
+    if not gates:
+        return "pass"
+    return "; ".join(k + (f" ({', '.join(v)})" if v else "") for k, v in gates.items())
 
 
 def summarize(tables: list[Table]) -> pd.DataFrame:
@@ -866,10 +874,11 @@ def notes(t: Table) -> list[str]:
         for f in t.flags.get(m, []):
             mark = "✗" if f.gate else "⚠"
             out.append(f"{mark} `{m}` {f.kind}" + (f" (`{f.value}`)" if f.value else "") + f": {f.reason}")
-    if not t.failures.empty:
-        for (m, metric), f in t.failures.groupby(["model", "metric"], sort=False):
-            reps = f"repeats {sorted(map(int, f['repeat']))}: " if len(f) > 1 else ""
-            out.append(f"✗ `{m}` × `{metric}` failed: {reps}{first_line(f['error'].iloc[0])}")
+    if not t.failures.empty:  # one line per model and error: a broken model fails every cell alike
+        f = t.failures.assign(line=[first_line(e) for e in t.failures["error"]])
+        for (m, line), g in f.groupby(["model", "line"], sort=False):
+            metrics = ", ".join(f"`{x}`" for x in dict.fromkeys(map(str, g["metric"])))
+            out.append(f"✗ `{m}` failed ({metrics}): {line}")
     return out
 
 

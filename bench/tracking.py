@@ -312,8 +312,9 @@ class Tracker:
                 run_ids: list[str] | None = None, failed: bool = False) -> list[CellRecord]:
         """Cell runs as records (bench.record), newest first: FINISHED ones, and FAILED ones
         too with `failed=True` (the board shows a failed cell as failed). One paged query."""
-        status = "attributes.status IN ('FINISHED', 'FAILED')" if failed else "attributes.status = 'FINISHED'"
-        filt = [f"tags.`{TAG}kind` = 'cell'", status]
+        # MLflow's search takes IN lists for run ids only: read FAILED too by not filtering
+        filt = [f"tags.`{TAG}kind` = 'cell'"] + ([] if failed else ["attributes.status = 'FINISHED'"])
+        keep = {"FINISHED", "FAILED"} if failed else {"FINISHED"}
         if suite:
             filt.append(f"tags.`{TAG}suite` = '{suite}'")
         runs: list[Run] = []
@@ -329,7 +330,7 @@ class Tracker:
         wanted = set(run_ids) if run_ids is not None else None
         out = []
         for r in runs:
-            if wanted is not None and r.info.run_id not in wanted:
+            if r.info.status not in keep or (wanted is not None and r.info.run_id not in wanted):
                 continue
             if parent and wanted is None and r.data.tags.get(MLFLOW_PARENT_RUN_ID) != parent:
                 continue

@@ -347,10 +347,11 @@ def test_gates_keep_copiers_and_flagged_models_below_every_passing_model():
     s = summarize([t])
     assert list(s.index) == ["honest", "weak", "copier", "label_blind"]
     assert s.at["honest", "verdict"] == "pass" and "copies" in s.at["copier", "verdict"]
-    assert "-1.645" in s.at["copier", "verdict"] and "held-out" in s.at["copier", "verdict"]
+    assert s.at["copier", "verdict"] == "copies (authenticity, data_copying_ct)"
     assert not best_mask(t).loc["copier"].any()  # a flagged model is never a column's winner
     md = render([t])
     assert "copier ✗" in md and "✗ `copier` copies" in md and "ignores_labels" in md
+    assert "-1.645" in md and "held-out real row" in md  # the reasons in full, under the table
 
 
 def test_the_order_of_two_models_does_not_depend_on_a_third():
@@ -376,7 +377,7 @@ def test_failed_models_are_rows_and_removed_models_are_not_shown():
     assert "old" not in t.mean.index and {"good", "broken", "never"} <= set(t.mean.index)
     assert t.failed("broken") and t.failed("never") and not t.failed("good")
     s = summarize([t])
-    assert s.index[0] == "good" and s.at["broken", "verdict"].startswith("failed: gan_train: model 'broken'")
+    assert s.index[0] == "good" and s.at["broken", "verdict"].startswith("failed: model 'broken'")
     assert "no run recorded" in s.at["never", "verdict"]
     md = render([t])
     assert "| broken ✗" in md and "failed" in md and "more" not in md  # the first error line only
