@@ -87,7 +87,8 @@ def test_intra_fid_is_the_mean_of_per_class_fids(tmp_path, synthetic):
     real, real_y, fake, fake_y = synthetic
     per_class = [_frechet(real[real_y == c], fake[fake_y == c]) for c in range(K)]
     out, ctx = _run("intra_fid", tmp_path, *synthetic)
-    assert out == {"intra_fid": pytest.approx(np.mean(per_class), rel=1e-7)}
+    assert set(out) == {"intra_fid", "intra_fid.lo", "intra_fid.hi"}
+    assert out["intra_fid"] == pytest.approx(np.mean(per_class), rel=1e-7)
     table = pd.read_csv(ctx.artifact("intra_fid_per_class.csv"))
     assert table["n_real"].tolist() == N_REAL and table["n_generated"].tolist() == N_FAKE
     np.testing.assert_allclose(table["fid"], per_class, rtol=1e-5)
@@ -118,7 +119,8 @@ def test_conditional_kid_is_the_mean_of_per_class_torch_fidelity_kids(tmp_path, 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the per-class clamp of subset_size is silent
         out, _ = _run("conditional_kid", tmp_path, *synthetic, num_subsets=10)
-    assert out == {"cond_kid": pytest.approx(np.mean(ref), rel=1e-6)}
+    assert set(out) == {"cond_kid", "cond_kid.lo", "cond_kid.hi"}
+    assert out["cond_kid"] == pytest.approx(np.mean(ref), rel=1e-6)
 
 
 def test_declared_values():
@@ -131,6 +133,45 @@ def test_declared_values():
     assert prdc_cls.value("cond_density").ideal == "target" and prdc_cls.value("cond_density").ref
     assert prdc_cls.value("cond_recall").role == "diagnostic"  # label_shuffle would win it
     assert METRICS.get("intra_fid").value("intra_fid").ideal == "lower"
+
+
+# ---------------------------------------------------------------- intervals over classes
+def test_class_mean_interval_is_the_t_interval_of_the_per_class_values():
+    from scipy import stats
+
+    from bench.metrics._conditional import class_mean_interval
+
+    v = np.array([1.0, 1.4, 0.7, np.nan, 1.1])  # NaN: a class left out of the mean
+    mean, lo, hi = class_mean_interval(v)
+    finite = v[~np.isnan(v)]
+    ref = stats.t.interval(0.95, len(finite) - 1, loc=finite.mean(), scale=stats.sem(finite))
+    assert mean == pytest.approx(finite.mean()) and (lo, hi) == pytest.approx(ref)
+    assert class_mean_interval([2.0, np.nan]) is None  # one class: no spread to measure
+    assert class_mean_interval([2.0, 2.0, 2.0]) == (2.0, 2.0, 2.0)
+
+
+@pytest.mark.parametrize("metric,value,col,opts", [
+    ("intra_fid", "intra_fid", "fid", {}),
+    ("conditional_kid", "cond_kid", "kid_mean", {"num_subsets": 10}),
+    ("conditional_prdc", "cond_coverage", "coverage", {}),
+    ("conditional_prdc", "cond_precision", "precision", {}),
+])
+def test_the_mean_over_classes_has_an_interval_wider_when_classes_disagree(
+        tmp_path, synthetic, metric, value, col, opts):
+    from bench.metrics._conditional import class_mean_interval
+
+    real, real_y, fake, fake_y = synthetic
+    out, ctx = _run(metric, tmp_path / "even", real, real_y, fake, fake_y, **opts)
+    assert out[f"{value}.lo"] <= out[value] <= out[f"{value}.hi"]
+    table = pd.read_csv(ctx.artifact(f"{metric}_per_class.csv"))
+    assert (out[f"{value}.lo"], out[f"{value}.hi"]) == pytest.approx(
+        class_mean_interval(table[col])[1:], rel=1e-5)  # the table is written to 6 digits
+    # class 3's images far off, the others as before: the per-class values spread more
+    uneven = fake.copy()
+    uneven[fake_y == 3] += 3.0
+    wide, _ = _run(metric, tmp_path / "uneven", real, real_y, uneven, fake_y, **opts)
+    assert wide[f"{value}.lo"] <= wide[value] <= wide[f"{value}.hi"]
+    assert wide[f"{value}.hi"] - wide[f"{value}.lo"] > out[f"{value}.hi"] - out[f"{value}.lo"]
 
 
 # ---------------------------------------------------------------- few images per class

@@ -1,5 +1,11 @@
 """The real-trained classifier, trained once per (dataset digest, classifier config, seed)
-and cached in memory (bench.store) and on disk: a suite of K models pays for one real training."""
+and cached in memory (bench.store) and on disk: a suite of K models pays for one real training.
+
+The key holds the *resolved* config (`ClassifierConfig.resolve(image_shape)`: `auto` made a
+classifier, every None the recipe's default), as the trainer resolves it and as the real
+curves of augmentation and balancing are keyed: two configs that train the same recipe
+share one entry, and a changed recipe default gives a new key instead of loading a
+classifier trained under the old one."""
 
 from __future__ import annotations
 
@@ -17,17 +23,24 @@ if TYPE_CHECKING:
     from bench.store import Store
 
 
+def real_classifier_key(dataset: Dataset, cfg: ClassifierConfig, seed: int) -> dict:
+    """The disk cache key of the real classifier: data, *resolved* config and seed."""
+    return {"dataset": dataset.digest,
+            "classifier": cfg.resolve(dataset.image_shape).model_dump(mode="json"), "seed": seed}
+
+
 def real_classifier(dataset: Dataset, cfg: ClassifierConfig, device: torch.device, seed: int,
                     cache: Cache, store: Store | None = None, progress: bool = True) -> TrainedClassifier:
     """From the store (counted as a cache hit, as before the store), else from the disk cache
-    (same entry names as ever), else trained and saved; `store=None`: no in-memory reuse."""
+    (`real_classifier_key`: the resolved config), else trained and saved; `store=None`: no
+    in-memory reuse."""
     from bench.store import RealClassifierKey
 
-    key = {"dataset": dataset.digest, "classifier": cfg.model_dump(mode="json"), "seed": seed}
-    path = cache.path("real_classifier", key, suffix=".pt")
+    rcfg = cfg.resolve(dataset.image_shape)  # `auto` -> a classifier, None -> default, as in training
+    path = cache.path("real_classifier", real_classifier_key(dataset, cfg, seed), suffix=".pt")
+
     def load(p: Path) -> TrainedClassifier:
         c, h, _ = dataset.image_shape
-        rcfg = cfg.resolve(dataset.image_shape)  # `auto` -> a classifier, as in training
         model = CLASSIFIERS.get(rcfg.name)(in_chans=c, num_classes=dataset.num_classes,
                                            image_size=h, **rcfg.args)
         model.load_state_dict(torch.load(p, map_location="cpu", weights_only=True))
@@ -35,7 +48,7 @@ def real_classifier(dataset: Dataset, cfg: ClassifierConfig, device: torch.devic
                                  dataset.num_classes)
 
     def train() -> TrainedClassifier:
-        return train_classifier(cfg, dataset.train_x, dataset.train_y, dataset.num_classes,
+        return train_classifier(rcfg, dataset.train_x, dataset.train_y, dataset.num_classes,
                                 device, seed, desc="train real classifier", progress=progress)
 
     def save(p: Path, clf: TrainedClassifier) -> None:
@@ -43,5 +56,5 @@ def real_classifier(dataset: Dataset, cfg: ClassifierConfig, device: torch.devic
 
     if store is None:
         return cache.entry(path, "real_classifier", load, train, save)
-    skey = RealClassifierKey(dataset.digest, cfg.model_dump_json(), seed)
+    skey = RealClassifierKey(dataset.digest, rcfg.model_dump_json(), seed)
     return store.entry(skey, cache, path, "real_classifier", load, train, save)

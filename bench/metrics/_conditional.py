@@ -16,6 +16,16 @@ at all (2 for a covariance or an MMD, k+1 for k-NN radii) is left out of the mea
 whose value is computable but biased (FID from no more images than feature dimensions) is
 kept. Both are reported by class and count, as a warning and as the run tag
 `few_images_per_class`. Only when no class at all can be scored does the metric refuse.
+
+Intervals: each logged mean comes with a 95% interval (`<value>.lo`/`.hi`), the Student t
+interval of the mean of the per-class values (`class_mean_interval`: mean ± t(0.975, n-1)
+x sd / sqrt(n) over the n scored classes). It measures the spread over classes: how much
+the mean would move with other classes of the same kind, or with per-class values this
+scattered, not the sampling noise of the images within one class (a per-class bootstrap
+would redo every class's FID, covariance square root included, B times). Two models whose
+mean differs by less than the classes disagree among themselves are not separated on the
+board. With one scored class there is no spread and no interval; the interval is not
+clipped to the value's range (a coverage may show an upper end above 1).
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from bench.errors import BenchError
 from bench.metrics._distribution import FeatureMetric
 from bench.metrics.base import Context
 from bench.models.base import Generator
+from bench.values import with_interval
 
 TAG = "few_images_per_class"
 _MAX_LISTED = 20  # classes named in a warning or tag; the rest are counted
@@ -47,6 +58,20 @@ def split_by_class(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> list[t
     order = torch.argsort(y, stable=True)
     counts = torch.bincount(y, minlength=num_classes).tolist()
     return [x[idx] for idx in torch.split(order, counts)]
+
+
+def class_mean_interval(values: Any, confidence: float = 0.95) -> tuple[float, float, float] | None:
+    """(mean, lo, hi) of the finite per-class `values`: the Student t interval of their mean
+    (the spread over classes, see the module docstring); None with fewer than two classes."""
+    from scipy.stats import t
+
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]  # the classes left out of the mean
+    if len(v) < 2:
+        return None
+    mean = float(v.mean())
+    half = float(t.ppf(0.5 + confidence / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return (mean, mean - half, mean + half) if np.isfinite(half) else None
 
 
 def _listing(items: list[str]) -> str:
@@ -135,5 +160,9 @@ class ConditionalFeatureMetric(FeatureMetric):
                           RuntimeWarning, stacklevel=2)
         table = pd.DataFrame(rows)
         table.to_csv(ctx.artifact(f"{self.name}_per_class.csv"), index=False, float_format="%.6g")
-        return {out: float(np.nanmean(table[col].to_numpy(dtype=float)))
-                for col, out in self.logged.items()}
+        out: dict[str, float] = {}
+        for col, name in self.logged.items():
+            per_class = table[col].to_numpy(dtype=float)
+            ci = class_mean_interval(per_class)
+            out.update({name: float(np.nanmean(per_class))} if ci is None else with_interval(name, *ci))
+        return out

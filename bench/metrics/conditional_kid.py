@@ -1,7 +1,8 @@
 """Conditional KID: KID (Bińkowski et al. 2018, unbiased MMD^2 with the cubic polynomial
 kernel over seeded subsets) per class between the images generated for class c and the
-real training images of class c, averaged over classes. KID is unbiased at any subset
-size, so it suits the small per-class sets better than intra-FID."""
+real training images of class c, averaged over classes (95% interval: the t interval of
+the mean over classes, bench.metrics._conditional). KID is unbiased at any subset size,
+so it suits the small per-class sets better than intra-FID."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ class ConditionalKID(ConditionalFeatureMetric):
 
     Options = CondKIDOptions
     options: CondKIDOptions
-    version = "2"  # 2: the model's shared sample stream (bench.store)
+    # 2: the model's shared sample stream (bench.store); 3: a 95% interval, the t interval of
+    # the mean over classes (bench.metrics._conditional)
+    version = "3"
     values = {"cond_kid": score("lower", "conditioning")}
     primary = "cond_kid"
     logged = {"kid_mean": "cond_kid"}  # the per-class table also has kid_std

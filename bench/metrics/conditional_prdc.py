@@ -1,8 +1,9 @@
-"""Conditional precision, recall, density and coverage: the k-NN metrics of Kynkäänniemi
-et al. 2019 and Naeem et al. 2020, computed per class between the images generated for
-class c and the real training images of class c, averaged over classes. A generator that
-ignores its label puts other classes' images into class c: they fall outside class c's
-real neighbourhoods (precision, density drop) and leave them unvisited (coverage, recall
+"""Conditional precision, recall, density and coverage: the k-NN metrics of Kynkäänniemi et
+al. 2019 and Naeem et al. 2020, computed per class between the images generated for class
+c and the real training images of class c, averaged over classes (95% intervals: the t
+interval of the mean over classes, bench.metrics._conditional). A generator that ignores
+its label puts other classes' images into class c: they fall outside class c's real
+neighbourhoods (precision, density drop) and leave them unvisited (coverage, recall
 drop), while the unconditional metrics see nothing wrong."""
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ class ConditionalPRDC(ConditionalFeatureMetric):
 
     Options = CondPRDCOptions
     options: CondPRDCOptions
-    version = "2"  # 2: the model's shared sample stream (bench.store)
+    # 2: the model's shared sample stream (bench.store); 3: 95% intervals, the t interval of
+    # the mean over classes (bench.metrics._conditional)
+    version = "3"
     # density is 1 in expectation for samples from the real class distribution (as for the
     # unconditional density): above 1 means crowding, not better quality
     # recall is shown, not ranked: a generator that ignores its label spreads every class's

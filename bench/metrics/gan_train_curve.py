@@ -10,6 +10,15 @@ Every point of both curves trains for the same number of optimizer steps (those 
 `classifier.epochs` epochs over the largest size): with equal epochs a small set would
 also get less training, the real curve would understate small real sets, and the
 effective size would be inflated by compute rather than measured in data.
+
+Beyond the real curve: a GAN-train accuracy below the curve's smallest real point (or
+above its largest) has no size on the curve. The effective size is then logged as the
+bound it is, `effective_size.bound` = -1 ("at most the smallest real size", shown `≤ n`)
+or +1 ("at least the largest", `≥ n`), without an interval (bench.values.bounded), and
+`effective_ratio` likewise. Clamped to a plain number it would tie every generator below
+the curve (accuracies 0.50 and 0.79 both "worth 179 images") and rank them as if equal;
+as a bound the board never counts it better than a number it might not beat, and
+`best_gan_train_acc` still tells them apart.
 """
 
 from __future__ import annotations
@@ -34,7 +43,15 @@ from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import balanced_counts, subset_by_counts
 from bench.models.base import Generator
 from bench.registry import Options
-from bench.values import accuracy_with_interval, diagnostic, reference, score, wilson, with_interval
+from bench.values import (
+    accuracy_with_interval,
+    bounded,
+    diagnostic,
+    reference,
+    score,
+    wilson,
+    with_interval,
+)
 
 
 class GanTrainCurveOptions(Options):
@@ -74,12 +91,12 @@ class GanTrainCurve(Metric):
     Options = GanTrainCurveOptions
     options: GanTrainCurveOptions
     # 2: 95% intervals (Wilson; effective size through the real curve); 3: generated images
-    # from the model's shared stream (Context.generated_by_class)
-    version = "3"
+    # from the model's shared stream (Context.generated_by_class); 4: off the curve the
+    # effective size (and ratio) is a bound (`.bound`, no interval), effective_size_bound dropped
+    version = "4"
     trains_on_model_images = True  # tested on real val: never fed the val split (bench.leakage)
     values = {"effective_size": score("higher", "utility"),
               "best_gan_train_acc": diagnostic("higher"),
-              "effective_size_bound": diagnostic("target", target=0),
               "effective_ratio": diagnostic("higher"),  # effective_size / largest size
               "real_curve_best_acc": reference("higher")}
     primary = "effective_size"
@@ -111,18 +128,21 @@ class GanTrainCurve(Metric):
         real_sizes, real_accs = np.array(list(real)), np.array(list(real.values()))
         size, bound = effective_size(real_sizes, real_accs, best)
         self._write(ctx, gen, real, best, size, bound)
-        # intervals: every point is scored on real val, so an accuracy gets its Wilson interval
-        # over n_val images (test-set noise; `best` is a max over sizes, read as one accuracy).
-        # The effective size's interval is that of best_gan_train_acc mapped through the real
-        # curve (monotone, so it holds the estimate); the real curve's own noise is not in it.
         n_val = len(dataset.val_y)
-        size_lo, size_hi = (effective_size(real_sizes, real_accs, a)[0]
-                            for a in wilson(round(best * n_val), n_val))
-        return {**accuracy_with_interval("best_gan_train_acc", best, n_val),
-                **with_interval("effective_size", size, size_lo, size_hi),
-                "effective_size_bound": float(bound),
-                **with_interval("effective_ratio", size / sizes[-1], size_lo / sizes[-1],
-                                size_hi / sizes[-1]),
+        ratio = size / sizes[-1]
+        if bound:  # off the measured curve: only a bound, which has no interval
+            eff = {**bounded("effective_size", size, bound), **bounded("effective_ratio", ratio, bound)}
+        else:
+            # intervals: every point is scored on real val, so an accuracy gets its Wilson
+            # interval over n_val images (test-set noise; `best` is a max over sizes, read as
+            # one accuracy). The effective size's interval is that of best_gan_train_acc
+            # mapped through the real curve (monotone, so it holds the estimate; an end past
+            # the curve stops at its last point); the real curve's own noise is not in it.
+            size_lo, size_hi = (effective_size(real_sizes, real_accs, a)[0]
+                                for a in wilson(round(best * n_val), n_val))
+            eff = {**with_interval("effective_size", size, size_lo, size_hi),
+                   **with_interval("effective_ratio", ratio, size_lo / sizes[-1], size_hi / sizes[-1])}
+        return {**accuracy_with_interval("best_gan_train_acc", best, n_val), **eff,
                 **accuracy_with_interval("real_curve_best_acc", max(real.values()), n_val)}
 
     @staticmethod

@@ -1,9 +1,10 @@
 """Intra-FID (Miyato & Koyama, "cGANs with Projection Discriminator", ICLR 2018): for each
-class, the FID between the images generated for that class and the real training images of
-that class; the mean over classes is logged. Unlike FID it sees the labels: images of the
-wrong class raise it. Per-class values are larger than a pooled FID of the same generator,
-partly because each class has fewer images (FID is biased upward at small N), so compare
-intra-FIDs only with intra-FIDs at the same sample sizes."""
+class, the FID between the images generated for that class and the real training images
+of that class; the mean over classes is logged, with the 95% t interval of that mean from
+the spread of the per-class values (bench.metrics._conditional). Unlike FID it sees the
+labels: images of the wrong class raise it. Per-class values are larger than a pooled FID
+of the same generator, partly because each class has fewer images (FID is biased upward
+at small N), so compare intra-FIDs only with intra-FIDs at the same sample sizes."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from bench.values import score
 class IntraFID(ConditionalFeatureMetric):
     """Intra-class FID: per-class FID against that class's real images, mean over classes."""
 
-    version = "2"  # 2: the model's shared sample stream (bench.store)
+    # 2: the model's shared sample stream (bench.store); 3: a 95% interval, the t interval of
+    # the mean over classes (bench.metrics._conditional)
+    version = "3"
     values = {"intra_fid": score("lower", "conditioning")}
     primary = "intra_fid"
     logged = {"fid": "intra_fid"}
