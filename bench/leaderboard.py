@@ -994,7 +994,7 @@ def _latex(tables: list[Table]) -> str:
 
         def row(m: str, ranked: bool, t: Table = t, best: pd.DataFrame = best,
                 unc: pd.DataFrame = unc, cols: list[str] = cols) -> list[str]:
-            out_row = [latex_escape(m)]
+            out_row = [latex_escape(m + {1: " (flagged)", 2: " (failed)"}.get(t.tier(m), ""))]
             for c in cols:
                 text = _cell_text(t, unc, m, c)
                 if not text:
