@@ -52,7 +52,7 @@ def rows() -> list[tuple[str, ...]]:
     if broken:
         raise RuntimeError("cannot generate the values table: "
                            + "; ".join(f"{n}: {why}" for n, why in sorted(broken.items())))
-    out = []
+    out: list[tuple[str, ...]] = []
     for name, cls in METRICS.items():
         if not cls.__module__.startswith("bench."):
             continue

@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-
-from collections.abc import Iterable
 
 from bench.flags import Flag
 from bench.flags import merge as merge_flags
@@ -260,8 +259,8 @@ def build_leaderboard(runs: pd.DataFrame, sort_by: str | None = None,
     that value, else by the headline (see `headline_of`)."""
     pairs = None if declared is None else {(str(d), str(m)) for d, m in declared}
     if pairs is not None and not runs.empty:
-        keep = [(d, m) in pairs for d, m in zip(runs["dataset"], runs["model"], strict=True)]
-        runs = runs[keep]
+        declared_rows = [(d, m) in pairs for d, m in zip(runs["dataset"], runs["model"], strict=True)]
+        runs = runs[declared_rows]
     if runs.empty and not pairs:
         return []
     latest = _latest(runs) if not runs.empty else _latest(pd.DataFrame(
@@ -300,7 +299,7 @@ def build_leaderboard(runs: pd.DataFrame, sort_by: str | None = None,
         # reference-role values describe the data: one row per value, not per model
         data_cols = [c for c in frames["mean"].columns if values[c].role == "reference"]
         data = _data_rows(frames, data_cols, ref)
-        keep = [c for c in frames["mean"].columns if values[c].role != "reference"]
+        keep = [str(c) for c in frames["mean"].columns if values[c].role != "reference"]
         order_cols = _column_order(keep, primaries, values)
         frames = {k: f.reindex(columns=order_cols) for k, f in frames.items()}
         targets, source = _targets(g, frames["mean"], values, held_out)
@@ -512,7 +511,8 @@ def summarize(tables: list[Table]) -> pd.DataFrame:
     then the headline), its verdict, the aspect view (mean dominance rank per aspect over the
     (dataset, primary) columns of that aspect: descriptive, it does not order the rows), how
     many primaries it was ranked on and its clear wins. Sorted by tier, then place."""
-    parts, wins, place_parts, tiers = [], [], [], {}
+    parts, wins, place_parts = [], [], []
+    tiers: dict[str, int] = {}
     aspect_of: dict[str, str] = {}
     for t in tables:
         if not t.ranked:

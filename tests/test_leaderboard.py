@@ -315,7 +315,7 @@ def test_ranking_agreement_is_oriented_by_ideal_and_wide_tables_split_by_aspect(
 # ---------------------------------------------------------------- the verdict: gates, failures, bounds
 
 from bench.flags import Flag  # noqa: E402
-from bench.leaderboard import dominance, places  # noqa: E402
+from bench.leaderboard import dominance  # noqa: E402
 from bench.metrics.authenticity import Authenticity  # noqa: E402
 from bench.metrics.data_copying import DataCopying  # noqa: E402
 
@@ -358,7 +358,7 @@ def test_the_order_of_two_models_does_not_depend_on_a_third():
     def board(models):
         rows = [cell(m, "gan_train", TRAIN, "gan_train_acc", gan_train_acc=(a, a - 0.02, a + 0.02))
                 for m, a in models]
-        rows += [cell(m, "fid", FID, "fid", fid=f) for (m, _), f in zip(models, (9.0, 1.0, 5.0))]
+        rows += [cell(m, "fid", FID, "fid", fid=f) for (m, _), f in zip(models, (9.0, 1.0, 5.0), strict=False)]
         return summarize(build_leaderboard(runs(rows)))
 
     two = board([("a", 0.80), ("b", 0.70)])

@@ -17,11 +17,11 @@ from bench import threads
 from bench.cache import Cache
 from bench.cells import Cell, resolve_device
 from bench.errors import BenchError
-from bench.grids import grid_counts, sample_grid
-from bench.store import Store, generator_fingerprint, sharing_tags
 from bench.flags import merge as merge_flags
+from bench.grids import grid_counts, sample_grid
 from bench.models.output_checks import output_flags
 from bench.record import CellRecord
+from bench.store import Store, generator_fingerprint, sharing_tags
 from bench.tracking import Tracker, flatten, package_version
 
 
