@@ -124,7 +124,9 @@ def compare(base: pd.DataFrame, new: pd.DataFrame, history: list[pd.DataFrame] |
             zscore = change / spread if s2 > 0 else float("nan")
         limit = cfg.thresholds.get(row["value"], cfg.threshold)
         beyond_noise = source == "none" or abs(zscore) > cfg.z
-        if abs(rel) > limit and beyond_noise:
+        if abs(rel) > limit and beyond_noise and decl.role != "score":
+            status = "changed"  # a diagnostic or data value: shown, never a regression
+        elif abs(rel) > limit and beyond_noise:
             status = "regression" if worse else "improvement"
         else:
             status = "unchanged"
@@ -145,7 +147,7 @@ def render(df: pd.DataFrame, fmt: str = "markdown") -> str:
     show = df.reindex(columns=cols).copy()
     show["rel_change"] = show["rel_change"].map(lambda v: "" if pd.isna(v) else f"{v:+.1%}")
     show["z"] = show["z"].map(lambda v: "" if pd.isna(v) else f"{v:+.1f}")
-    order = {"regression": 0, "improvement": 1, "new segment": 2, "new": 3, "unchanged": 4}
+    order = {"regression": 0, "improvement": 1, "changed": 2, "new segment": 3, "new": 4, "unchanged": 5}
     show = show.sort_values("status", key=lambda s: s.map(order), kind="stable")
     n_reg = int((df["status"] == "regression").sum())
     head = f"**{n_reg} regression(s)**, {int((df['status'] == 'improvement').sum())} improvement(s)\n\n"

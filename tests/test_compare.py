@@ -6,7 +6,7 @@ import pandas as pd
 
 from bench.cli import main
 from bench.compare import CompareConfig, compare, render
-from bench.values import Value, score
+from bench.values import Value, diagnostic, score
 
 DECL = {"fid": score("lower", "quality"), "acc": score("higher", "utility"),
         "auth": score("target", "memorisation", ref=True), "ct": score("target", target=0.0)}
@@ -49,6 +49,12 @@ def test_noise_alone_is_not_a_regression():
         new = suite_run({("g", "fid"): [20.0 + rng.normal(0, 2.0)]})
         false_alarms += status(compare(hist[0], new, hist)) == "regression"
     assert false_alarms <= 1
+
+
+def test_a_diagnostic_that_moves_is_shown_never_counted_as_a_regression():
+    decl = {**DECL, "tsts": diagnostic("higher")}
+    df = compare(suite_run({("g", "tsts"): [0.9]}, decl=decl), suite_run({("g", "tsts"): [0.5]}, decl=decl))
+    assert status(df, value="tsts") == "changed"
 
 
 def test_direction_decides_regression_or_improvement():
