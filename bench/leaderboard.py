@@ -15,10 +15,10 @@ run as the `bench.values` tag), and the tables follow it:
   and better (difference beyond the combined half-widths, sqrt(u_a² + u_b²)); models within
   each other's uncertainty share a rank. A value is bold only when one model alone has rank
   1, i.e. it is separated from the runner-up.
-- the summary ranks one score per metric (its primary), grouped by aspect (quality,
-  diversity, conditioning, memorisation, utility): mean rank per aspect and overall (the
-  mean of the aspect means, so a suite with four utility metrics does not drown quality),
-  and clear wins (primaries where the model alone is best).
+- the summary orders models by verdict tier (pass, flagged by a gate, failed), then by the
+  dominance rank of one headline value (`place`); the mean rank per aspect (quality,
+  diversity, conditioning, memorisation, utility) is shown as a view of strengths, never
+  summed into an order, with clear wins (primaries where the model alone is best).
 
 Reference rows (calibration models such as real data or noise) are shown apart and never
 ranked. Rendered as markdown, CSV, JSON or LaTeX here; HTML is bench/html_report.py. This
