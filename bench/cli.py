@@ -27,13 +27,142 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+# ---------------------------------------------------------------- arguments checked before any work
+# MLflow's own store schemes (its registry answers below, when it can be read)
+_SCHEMES = ("", "file", "sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks",
+            "databricks-uc", "uc")
+
+
+def _store_schemes() -> list[str]:
+    try:
+        from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+        return sorted(set(_SCHEMES) | set(_tracking_store_registry._registry))
+    except Exception:  # noqa: BLE001 - a private API: the fixed list is enough
+        return list(_SCHEMES)
+
+
+def _uri_origin(cli: str | None, suite: str | None = None) -> str:
+    """Where the tracking URI that `resolve_uri` picks comes from, for messages."""
+    if cli:
+        return "--tracking-uri"
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return "MLFLOW_TRACKING_URI"
+    return "the suite's tracking_uri" if suite else "the default"
+
+
+def check_tracking_uri(uri: str, origin: str = "--tracking-uri") -> str:
+    """A tracking URI MLflow can open: a known scheme (`htp://` is refused here, not deep
+    inside MLflow with a traceback), a complete sqlite URI. Returns the URI."""
+    from urllib.parse import urlparse
+
+    from bench.registry import did_you_mean
+
+    scheme = urlparse(uri).scheme.lower()
+    if len(scheme) == 1:  # a Windows drive letter: a path
+        return uri
+    known = _store_schemes()
+    if scheme not in known:
+        raise BenchError(f"{origin} '{uri}': unknown scheme '{scheme}'.{did_you_mean(scheme, known)} "
+                         "Use http(s)://HOST:PORT (a tracking server), sqlite:///FILE.db, or a folder.")
+    if scheme == "sqlite" and not uri.lower().startswith("sqlite:///"):
+        raise BenchError(f"{origin} '{uri}': a SQLite URI has three slashes before a relative path "
+                         "and four before an absolute one: sqlite:///mlflow.db, sqlite:////abs/mlflow.db.")
+    if scheme in ("http", "https") and not urlparse(uri).netloc:
+        raise BenchError(f"{origin} '{uri}': no host. Use {scheme}://HOST:PORT, e.g. {scheme}://localhost:5000.")
+    return uri
+
+
+def _local_store(uri: str) -> Path | None:
+    """The file or folder of a local store (sqlite:///..., file:..., a path); None for a server."""
+    from urllib.parse import unquote, urlparse
+
+    if uri.lower().startswith("sqlite:///"):
+        path = unquote(uri[len("sqlite:///"):].split("?", 1)[0])
+        return Path(path) if path and path != ":memory:" else None
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if len(parsed.scheme) <= 1:  # a plain path (or a Windows drive)
+        return Path(uri)
+    return None
+
+
+def check_store_exists(uri: str, origin: str = "--tracking-uri") -> None:
+    """Reading commands never create a store: a missing SQLite file or folder is a mistake
+    (a typo, or another working directory than `bench run`'s), not an empty board."""
+    path = _local_store(uri)
+    if path is not None and not path.exists():
+        raise BenchError(f"the tracking store {path} ({origin} '{uri}') does not exist. Pass the "
+                         "store `bench run` wrote (--tracking-uri), or run from its folder.")
+
+
+def check_out(out: str | None) -> None:
+    """`--out` can be written, checked before any work (not after every cell has run)."""
+    if not out:
+        return
+    p = Path(out)
+    if p.is_dir():
+        raise BenchError(f"--out {out} is a directory: give a file path, e.g. {p / 'board.md'}.")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise BenchError(f"--out {out}: the folder {parent} does not exist. Create it "
+                         f"(mkdir -p {parent}) or choose another path.")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise BenchError(f"--out {out}: not writable. Choose another path, or fix the permissions.")
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """What the command line alone can tell is wrong, before a suite is read or a store opened."""
+    check_out(getattr(args, "out", None))
+    if getattr(args, "tracking_uri", None):
+        check_tracking_uri(args.tracking_uri)
+    elif os.environ.get("MLFLOW_TRACKING_URI"):
+        check_tracking_uri(os.environ["MLFLOW_TRACKING_URI"], "MLFLOW_TRACKING_URI")
+    if getattr(args, "threshold_for", None):
+        _threshold_pairs(args.threshold_for)
+
+
+def _suite_uri(args: argparse.Namespace, suite) -> str:
+    """The tracking URI a suite's command uses (flag, env, suite file, default), checked."""
+    from bench.tracking import resolve_uri
+
+    uri = resolve_uri(args.tracking_uri, suite.tracking_uri)
+    return check_tracking_uri(uri, _uri_origin(args.tracking_uri, suite.tracking_uri))
+
+
+def _check_registry_models(suite, uri: str, origin: str) -> int:
+    """Every `mlflow` model of a suite (models:/name/version, @alias, model id, runs:/) exists in
+    the store that will be read. Returns how many were checked."""
+    from bench.models.mlflow_model import check_model_exists
+
+    uris = [spec.options.uri for spec in suite.models.values() if spec.plugin == "mlflow"]
+    if not uris:
+        return 0
+    if not os.environ.get("MLFLOW_REGISTRY_URI"):
+        check_store_exists(uri, origin)
+    problems = []
+    for key, spec in suite.models.items():
+        if spec.plugin == "mlflow":
+            try:
+                check_model_exists(spec.options.uri, uri)
+            except BenchError as e:
+                problems.append(f"{suite.path}: models.{key}: {e}")
+    if problems:
+        raise BenchError("\n".join(problems))
+    return len(uris)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from bench.suite import load_suite
 
     s = load_suite(args.suite)
+    uri = _suite_uri(args, s)
+    registered = _check_registry_models(s, uri, _uri_origin(args.tracking_uri, s.tracking_uri))
     print(f"{args.suite}: OK — suite '{s.name}', {len(s.datasets)} dataset(s), {len(s.models)} "
           f"model(s), {len(s.metrics)} metric(s), {len(s.cells)} cell run(s) "
-          f"({s.repeats} repeat(s) each)")
+          f"({s.repeats} repeat(s) each)"
+          + (f"; {registered} MLflow model(s) found at {uri}" if registered else ""))
     for c in s.cells:
         print(f"  {c.key}  {c.label}")
     return 0
@@ -44,6 +173,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.suite import load_suite
 
     suite = load_suite(args.suite)  # validates everything before any run exists
+    uri = _suite_uri(args, suite)
+    _check_registry_models(suite, uri, _uri_origin(args.tracking_uri, suite.tracking_uri))
     report = run_suite(suite, tracking_uri=args.tracking_uri, force=args.force,
                        progress=not args.no_progress, cache_dir=args.cache_dir,
                        executor=_executor(args, suite))
@@ -66,6 +197,10 @@ def _open_store(args: argparse.Namespace):
 
     target = args.suite
     suite_uri = None
+    if Path(target).is_dir():
+        from bench.suite import load_suite
+
+        load_suite(target)  # says it is a directory, naming a suite in it
     if target.endswith((".yaml", ".yml")) or Path(target).is_file():
         from bench.suite import load_suite
 
@@ -74,6 +209,9 @@ def _open_store(args: argparse.Namespace):
     else:
         name, experiment = target, args.experiment or target
     uri = resolve_uri(args.tracking_uri, suite_uri)
+    origin = _uri_origin(args.tracking_uri, suite_uri)
+    check_tracking_uri(uri, origin)
+    check_store_exists(uri, origin)  # reading never creates an empty store
     # the suite's own experiment, also under `mlflow run` (whose run may live in "Default"):
     # the runner always logs cells there (bench.runner)
     return Tracker(uri, experiment_id=_experiment_id(uri, experiment)), name
@@ -115,6 +253,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     # unless --all); a suite name: every model that has runs
     declared = None if args.all else _declared(args.suite)
     tables = build_leaderboard(runs, sort_by=args.sort, declared=declared)
+    if args.sort:
+        _check_sort(args.sort, tables)
     if args.format == "html":
         text = _leaderboard_html(args, tracker, name, tables, runs)
     else:
@@ -124,6 +264,16 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         tracker.log_text(os.environ["MLFLOW_RUN_ID"], text, f"leaderboard.{ext}")
     _emit(text, args.out)
     return 0
+
+
+def _check_sort(sort: str, tables) -> None:
+    """`--sort` names a value of the board (a typo would silently sort by the headline)."""
+    from bench.registry import did_you_mean
+
+    names = list(dict.fromkeys(str(c) for t in tables for c in t.mean.columns))
+    if sort not in names:
+        raise BenchError(f"--sort {sort}: no such value on this board.{did_you_mean(sort, names)} "
+                         f"Values: {', '.join(names) or '(none)'}.")
 
 
 def _leaderboard_html(args: argparse.Namespace, tracker, name: str, tables, runs=None) -> str:
@@ -186,17 +336,39 @@ def _emit(text: str, out: str | None) -> None:
 def _compare_config(args: argparse.Namespace):
     from bench.compare import CompareConfig
 
+    return CompareConfig(threshold=args.threshold, thresholds=_threshold_pairs(args.threshold_for),
+                         z=args.z)
+
+
+def _threshold_pairs(items: list[str] | None) -> dict[str, float]:
     per = {}
-    for item in args.threshold_for or []:
+    for item in items or []:
         k, _, v = item.partition("=")
         try:
-            per[k] = float(v)
+            per[k.strip()] = float(v)
         except ValueError:
             raise BenchError(f"--threshold-for expects VALUE=FRACTION (e.g. fid=0.1), got '{item}'") from None
-    return CompareConfig(threshold=args.threshold, thresholds=per, z=args.z)
+        if not k.strip() or not per[k.strip()] >= 0:
+            raise BenchError(f"--threshold-for expects VALUE=FRACTION with a fraction >= 0 (e.g. "
+                             f"fid=0.1), got '{item}'")
+    return per
 
 
-def _compare_runs(tracker, name: str, base: str, new: str, history: int, cfg) -> tuple[str, pd.DataFrame]:
+def _check_threshold_names(args: argparse.Namespace, suite) -> None:
+    """`bench nightly`: each `--threshold-for` name is a value the suite's metrics declare
+    (exactly, or under a declared prefix such as `swd`), checked before the suite runs."""
+    from bench.registry import did_you_mean
+
+    declared = list(dict.fromkeys(v for spec in suite.metrics.values() for v in spec.cls.values))
+    for name in _threshold_pairs(args.threshold_for):
+        if not any(name == d or name.startswith(d) for d in declared):
+            raise BenchError(f"--threshold-for {name}: no metric of suite '{suite.name}' logs this "
+                             f"value.{did_you_mean(name, declared)} Values: {', '.join(declared)}.")
+
+
+def _compare_runs(tracker, name: str, base: str, new: str, history: int, cfg
+                  ) -> tuple[str, str, pd.DataFrame]:
+    """(base run id, new run id, the comparison) for `latest` / `previous` / run ids."""
     from bench.compare import compare
 
     finished = tracker.suite_runs(name, limit=history + 2)
@@ -219,16 +391,17 @@ def _compare_runs(tracker, name: str, base: str, new: str, history: int, cfg) ->
     hist = [_suite_run_values(tracker, all_runs, r) for r in [base_id, *earlier]] if history else None
     table = compare(_suite_run_values(tracker, all_runs, base_id),
                     _suite_run_values(tracker, all_runs, new_id), hist, cfg)
-    return f"base {base_id} -> new {new_id}", table
+    return base_id, new_id, table
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from bench.compare import render
 
     tracker, name = _open_store(args)
-    title, table = _compare_runs(tracker, name, args.base, args.new, args.history, _compare_config(args))
-    text = render(table, args.format)
-    _emit((f"{title}\n\n" if args.format == "markdown" else "") + text, args.out)
+    cfg = _compare_config(args)
+    base_id, new_id, table = _compare_runs(tracker, name, args.base, args.new, args.history, cfg)
+    text = render(table, args.format, suite=name, base=base_id, new=new_id, cfg=cfg)
+    _emit((f"base {base_id} -> new {new_id}\n\n" if args.format == "markdown" else "") + text, args.out)
     return 1 if (table["status"] == "regression").any() else 0
 
 
@@ -239,6 +412,9 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     from bench.suite import load_suite
 
     suite = load_suite(args.suite)
+    uri = _suite_uri(args, suite)
+    _check_registry_models(suite, uri, _uri_origin(args.tracking_uri, suite.tracking_uri))
+    _check_threshold_names(args, suite)
     report = run_suite(suite, tracking_uri=args.tracking_uri, force=True,
                        progress=not args.no_progress, cache_dir=args.cache_dir,
                        executor=_executor(args, suite))
@@ -249,11 +425,13 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     tracker = Tracker(report.tracking_uri, experiment_id=report.experiment_id)
     regressions = False
     if len([r for r in tracker.suite_runs(suite.name) if r != report.parent_run_id]) >= 1:
-        title, table = _compare_runs(tracker, suite.name, "latest", report.parent_run_id,
-                                     args.history, _compare_config(args))
-        text = f"{title}\n\n{render(table)}"
+        cfg = _compare_config(args)
+        base_id, new_id, table = _compare_runs(tracker, suite.name, "latest", report.parent_run_id,
+                                               args.history, cfg)
+        text = f"base {base_id} -> new {new_id}\n\n{render(table)}"
         tracker.log_text(report.parent_run_id, text, "compare.md")
-        tracker.log_text(report.parent_run_id, render(table, "json"), "compare.json")
+        tracker.log_text(report.parent_run_id, render(table, "json", suite=suite.name, base=base_id,
+                                                      new=new_id, cfg=cfg), "compare.json")
         print(text)
         regressions = bool((table["status"] == "regression").any())
         tracker.set_tags(report.parent_run_id, {"bench.regressions": int((table["status"] == "regression").sum())})
@@ -393,6 +571,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check a suite without running anything")
     v.add_argument("suite")
+    v.add_argument("--tracking-uri", help="the store whose model registry holds the suite's "
+                   "models:/ URIs (default: env, suite, sqlite:///mlflow.db)")
     v.set_defaults(func=cmd_validate)
 
     lb = sub.add_parser("leaderboard", help="tables of a suite's finished runs")
@@ -465,6 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
     try:
+        _check_arguments(args)
         return args.func(args)
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.registry import did_you_mean
 from bench.values import Value, is_interval
 
 
@@ -75,6 +76,16 @@ def _agg(long: pd.DataFrame) -> pd.DataFrame:
                                   version=("metric_version", "first"))
 
 
+def target_of(decl: Value) -> str | None:
+    """What a target ideal aims at, as the leaderboard's JSON writes it: "ref" (the held-out
+    row), the fallback value's name, or the number; None for higher/lower."""
+    if decl.ideal != "target":
+        return None
+    if decl.ref:
+        return "ref"
+    return decl.fallback or (f"{decl.target:g}" if decl.target is not None else None)
+
+
 def is_worse(decl: Value, base: float, new: float, target: float) -> bool:
     """Did the value move away from its ideal? For a target: farther from it (a target that
     cannot be resolved falls back to "any change is suspicious": never worse, reported)."""
@@ -95,12 +106,18 @@ def compare(base: pd.DataFrame, new: pd.DataFrame, history: list[pd.DataFrame] |
     if n.empty:
         raise BenchError("the new suite run has no finished cells to compare")
     hist = [_agg(long_values(h)) for h in (history or [])]
+    names = sorted({str(k[3]) for k in (*b.index, *n.index)})
+    for name in cfg.thresholds:
+        if name not in names:
+            raise BenchError(f"--threshold-for {name}: no value of this name in the compared suite "
+                             f"runs.{did_you_mean(name, names)} Values: {', '.join(names)}.")
     rows = []
     for key, nr in n.iterrows():
         row = dict(zip(["dataset", "model", "metric", "value"], key, strict=True))
         decl: Value = nr["decl"]
         row.update(new=nr["mean"], new_std=nr["std"], n_new=int(nr["n"]), role=decl.role,
-                   ideal=decl.symbol, target=nr["target"])
+                   ideal=decl.symbol, ideal_name=decl.ideal, target_of=target_of(decl),
+                   target=nr["target"])
         if key not in b.index:
             rows.append({**row, "status": "new"})
             continue
@@ -138,9 +155,34 @@ def compare(base: pd.DataFrame, new: pd.DataFrame, history: list[pd.DataFrame] |
 FORMATS = ("markdown", "json")  # what render() writes
 
 
-def render(df: pd.DataFrame, fmt: str = "markdown") -> str:
+JSON_ROW = ["status", "dataset", "model", "metric", "value", "role", "ideal", "target", "target_value",
+            "base", "base_std", "n_base", "new", "new_std", "n_new", "change", "rel_change", "z",
+            "noise", "threshold", "note"]
+
+
+def to_json(df: pd.DataFrame, suite: str | None = None, base: str | None = None,
+            new: str | None = None, cfg: CompareConfig | None = None) -> dict:
+    """The comparison as one object: which suite runs, the thresholds, how many regressions,
+    and a row per value in the leaderboard JSON's vocabulary (`ideal`: higher, lower or
+    target; `target`: ref, a fallback value's name or the number; `target_value`: the
+    resolved number). NaN is null."""
+    cfg = cfg or CompareConfig()
+    rows = df.rename(columns={"ideal": "symbol", "ideal_name": "ideal", "target": "target_value",
+                              "target_of": "target"}).reindex(columns=JSON_ROW)
+    records = json.loads(rows.to_json(orient="records")) if not rows.empty else []
+    records = [{k: v for k, v in r.items() if not (k == "note" and v is None)} for r in records]
+    status = df["status"] if "status" in df.columns else pd.Series(dtype=str)
+    return {"suite": suite, "base": base, "new": new, "threshold": cfg.threshold,
+            "thresholds": dict(cfg.thresholds), "z": cfg.z,
+            "regressions": int((status == "regression").sum()),
+            "improvements": int((status == "improvement").sum()), "rows": records}
+
+
+def render(df: pd.DataFrame, fmt: str = "markdown", suite: str | None = None, base: str | None = None,
+           new: str | None = None, cfg: CompareConfig | None = None) -> str:
+    """Markdown (a table, regressions first) or JSON (`to_json`: the runs, thresholds, count)."""
     if fmt == "json":
-        return json.dumps(json.loads(df.to_json(orient="records")), indent=1)
+        return json.dumps(to_json(df, suite, base, new, cfg), indent=1)
     if df.empty:
         return "(nothing to compare)\n"
     cols = ["status", "dataset", "model", "metric", "value", "ideal", "base", "new", "rel_change", "z", "noise"]

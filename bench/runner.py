@@ -12,6 +12,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from tqdm.auto import tqdm
 
@@ -88,12 +89,14 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
     if commit:
         suite_tags[f"{TAG}git_commit"] = commit
     tracker.close_dead_suite_runs(suite.name)  # refuses while another live runner holds the suite
+    # suite runs are told apart by when they ran, e.g. "quickstart 2026-12-05 13:40 UTC"
+    run_name = f"{suite.name} {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     if attach:
         parent = attach
         # never re-log the params `mlflow run` logged; give the run the suite's name
-        tracker.set_tags(parent, {**suite_tags, "mlflow.runName": suite.name})
+        tracker.set_tags(parent, {**suite_tags, "mlflow.runName": run_name})
     else:
-        parent = tracker.create_parent(suite.name, suite_tags)
+        parent = tracker.create_parent(run_name, suite_tags)
         tracker.log_params(parent, {"seed": str(suite.seed), "repeats": str(suite.repeats),
                                     "device": suite.device, "suite_file": str(suite.path),
                                     "num_cells": str(len(suite.cells))})

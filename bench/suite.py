@@ -19,6 +19,7 @@ from bench.errors import BenchError
 from bench.executors import EXECUTORS, ExecutorConfig
 from bench.leakage import leaking_cells
 from bench.registry import Options, Registry, did_you_mean
+from bench.safe_names import name_problem, printable
 
 if TYPE_CHECKING:
     from bench.data.base import DataInfo
@@ -79,7 +80,7 @@ class Problems:
             if path[:i] in self.lines:
                 line = self.lines[path[:i]]
                 break
-        key = ".".join(str(p) for p in path) or "(top level)"
+        key = printable(".".join(str(p) for p in path)) or "(top level)"  # a name may hold ESC
         self.items.append(f"{self.file}:{line}: {key}: {msg}")
 
     def raise_if_any(self) -> None:
@@ -254,9 +255,32 @@ def _select(names: Any, pool: dict[str, Any], path: tuple, problems: Problems) -
     return out
 
 
+def _check_names_and_code(sf: SuiteFile, specs: dict[str, dict[str, Spec]],
+                          problems: Problems) -> None:
+    """Names no file or terminal can show are refused (bench.safe_names; any other name is
+    mapped where a file is named after it), and so is code a shared runner does not allow
+    (bench.allowlist), before any later check imports or unpickles it: such a model is
+    dropped from `specs`."""
+    for section in SECTIONS:
+        for key in getattr(sf, section):
+            if why := name_problem(key):
+                problems.add((section, key), f"the {KIND_OF[section]} name "
+                             f"'{printable(key[:60])}{'...' * (len(key) > 60)}' {why}.")
+    for key, spec in list(specs["models"].items()):
+        try:
+            spec.instance().check_allowed()
+        except BenchError as e:
+            problems.add(("models", key), str(e))
+            del specs["models"][key]
+
+
 def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
     """Parse and validate a suite file. Raises BenchError listing every problem found."""
     path = Path(path)
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.y*ml"))[:3]
+        raise BenchError(f"{path} is a directory, not a suite file. Pass the path of a YAML suite"
+                         + (f" in it, e.g. {path / found[0]}." if found else ", e.g. suites/quickstart.yaml."))
     if not path.is_file():
         raise BenchError(f"suite file {path} not found. Pass the path of a YAML suite, "
                          "e.g. suites/quickstart.yaml.")
@@ -265,6 +289,15 @@ def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
     except UnicodeDecodeError:
         raise BenchError(f"{path}: not a text file (not UTF-8). A suite is a YAML file, e.g. "
                          "suites/quickstart.yaml.") from None
+    return parse_suite(text, path, check_resources)
+
+
+def parse_suite(text: str, path: str | Path, check_resources: bool = True,
+                folder: Path | None = None) -> Suite:
+    """Validate a suite given as YAML text (what `load_suite` read from `path`, or what
+    `bench.run_suite` / `bench.evaluate` built in memory). `path` names it in messages;
+    relative file options resolve against `folder` (default: the folder of `path`)."""
+    path = Path(path)
     try:
         node = yaml.compose(text)
         duplicates = _duplicate_keys(node) if node is not None else []
@@ -293,7 +326,7 @@ def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
             problems.raise_if_any()
             raise
     regs = _registries()
-    base = path.parent.resolve()
+    base = (folder or path.parent).resolve()
     specs: dict[str, dict[str, Spec]] = {}
     for section in SECTIONS:
         specs[section] = {}
@@ -301,6 +334,7 @@ def load_suite(path: str | Path, check_resources: bool = True) -> Suite:
             spec = _parse_spec(section, key, raw, regs[section], base, problems)
             if spec is not None:
                 specs[section][key] = spec
+    _check_names_and_code(sf, specs, problems)
     executor = _parse_executor(sf.executor, problems)
     if sf.device.startswith("cuda") and check_resources:
         import torch
@@ -414,7 +448,53 @@ def _check_resources(specs: dict[str, dict[str, Spec]], triples: list[tuple[str,
             specs["models"][m].instance().check(infos[d])
         except BenchError as e:
             problems.add(("models", m), f"cannot be used with dataset '{d}': {e}")
+    for (_, _, t), msg in unlabeled_cells(specs, triples, infos):
+        problems.add(("metrics", t), msg)
     _check_memory(specs, triples, infos, problems, executor)
+
+
+def unlabeled_cells(specs: dict[str, dict[str, Spec]], triples: list[tuple[str, str, str]],
+                    infos: dict[str, DataInfo]) -> list[tuple[tuple[str, str, str], str]]:
+    """((model, dataset, metric), one-line message) for each cell whose metric needs class
+    labels (`Metric.label_need`) on a dataset without labels (`DataInfo.labeled`) or a model
+    whose images have none (`ModelSource.unconditional`): a flat folder, an npz without labels."""
+    out = []
+    need: dict[str, str | None] = {}
+    source: dict[str, str | None] = {}
+    for m, d, t in triples:
+        if m not in specs["models"] or t not in specs["metrics"] or d not in infos:
+            continue
+        if t not in need:
+            need[t] = specs["metrics"][t].instance().label_need()
+        if not need[t]:
+            continue
+        if not infos[d].labeled:
+            why, pair = f"dataset '{d}' has none (no class sub-folders or labels)", f"dataset: {d}"
+        else:
+            if m not in source:
+                source[m] = specs["models"][m].instance().unconditional()
+            if not source[m]:
+                continue
+            why, pair = f"model '{m}' has none ({source[m]})", f"model: {m}"
+        out.append(((m, d, t), f"cell (model '{m}', dataset '{d}', metric '{t}'): "
+                    f"{specs['metrics'][t].plugin} needs class labels ({need[t]}), and {why}. "
+                    f"Use label-free metrics ({', '.join(label_free_metrics())}), or exclude the "
+                    f"pair: `exclude: [{{{pair}, metric: {t}}}]`."))
+    return out
+
+
+def label_free_metrics() -> list[str]:
+    """The registered metrics that run without labels with their default options."""
+    from bench.metrics import METRICS
+
+    out = []
+    for name, cls in METRICS.items():
+        try:
+            if not cls().label_need() and cls.values and not cls.needs_latent:
+                out.append(name)
+        except Exception:  # noqa: BLE001 - a metric that needs options: not listed
+            continue
+    return out
 
 
 def _check_memory(specs: dict[str, dict[str, Spec]], triples: list[tuple[str, str, str]],

@@ -93,7 +93,7 @@ def test_mlflow_run_on_the_mlproject(tmp_path):
     kids = [x for x in runs if "mlflow.parentRunId" in x.data.tags]
     assert len(parents) == 1 and len(kids) == 1
     parent = parents[0]
-    assert parent.info.status == "FINISHED" and parent.info.run_name == "tiny"
+    assert parent.info.status == "FINISHED" and parent.info.run_name.startswith("tiny 20")
     assert outer.data.tags["bench.suite_run_id"] == parent.info.run_id
     assert parent.data.tags["bench.suite"] == "tiny"
     assert kids[0].data.metrics["gan_test_acc"] > 0.5

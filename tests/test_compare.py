@@ -3,6 +3,7 @@ and metric-version changes are not alarms; and the CLI on real suite runs."""
 
 import numpy as np
 import pandas as pd
+from mlflow import MlflowClient
 
 from bench.cli import main
 from bench.compare import CompareConfig, compare, render
@@ -126,5 +127,51 @@ metrics:
                  "--format", "json", "--out", str(tmp_path / "c.json")]) == 1
     import json
 
-    rows = json.loads((tmp_path / "c.json").read_text())
+    doc = json.loads((tmp_path / "c.json").read_text())
+    assert doc["suite"] == "nightly" and doc["regressions"] == 1 and doc["threshold"] == 0.05
+    client = MlflowClient(uri)
+    runs = {r.info.run_id: r for r in client.search_runs(
+        [client.get_experiment_by_name("nightly").experiment_id], "tags.`bench.kind` = 'suite'",
+        order_by=["attributes.start_time DESC"])}
+    assert doc["new"] == list(runs)[0] and doc["base"] == list(runs)[1]
+    rows = doc["rows"]
     assert {r["status"] for r in rows if r["value"] == "gan_test_acc"} == {"regression"}
+    assert {r["ideal"] for r in rows} <= {"higher", "lower", "target"}  # the leaderboard's words
+    # diagnostics move with the model but are never counted as regressions
+    assert all(r["role"] == "score" for r in rows if r["status"] == "regression")
+    assert sum(r["status"] == "regression" for r in rows) == doc["regressions"]
+    # suite runs are named by suite and time, cell params hold the values actually used
+    names = [r.data.tags["mlflow.runName"] for r in runs.values()]
+    assert all(n.startswith("nightly 20") for n in names)
+    cell = client.search_runs([client.get_experiment_by_name("nightly").experiment_id],
+                              "tags.`bench.kind` = 'cell'", max_results=1)[0]
+    assert cell.data.params["metric.classifier.batch_size"] == "128"
+    assert cell.data.params["metric.classifier.name"] == "small_cnn"
+
+
+def test_compare_json_uses_the_leaderboards_vocabulary():
+    import json
+
+    decl = {**DECL, "tsts": diagnostic("higher")}
+    base = suite_run({("g", "fid"): [20.0], ("g", "tsts"): [0.9], ("g", "ct"): [1.0]}, decl=decl)
+    new = suite_run({("g", "fid"): [30.0], ("g", "tsts"): [0.5], ("g", "ct"): [1.0]}, decl=decl)
+    cfg = CompareConfig(thresholds={"fid": 0.1})
+    doc = json.loads(render(compare(base, new, cfg=cfg), "json", suite="s", base="b1", new="n1", cfg=cfg))
+    assert (doc["suite"], doc["base"], doc["new"], doc["regressions"]) == ("s", "b1", "n1", 1)
+    assert doc["thresholds"] == {"fid": 0.1}
+    rows = {r["value"]: r for r in doc["rows"]}
+    assert rows["fid"]["ideal"] == "lower" and rows["fid"]["status"] == "regression"
+    assert rows["tsts"]["status"] == "changed" and rows["tsts"]["role"] == "diagnostic"
+    assert rows["ct"]["ideal"] == "target" and rows["ct"]["target"] == "0"
+    assert rows["ct"]["target_value"] == 0.0 and rows["fid"]["target"] is None
+    assert "↓" not in json.dumps(doc)
+
+
+def test_a_threshold_for_an_unknown_value_is_refused():
+    import pytest
+
+    from bench.errors import BenchError
+
+    base, new = suite_run({("g", "fid"): [20.0]}), suite_run({("g", "fid"): [21.0]})
+    with pytest.raises(BenchError, match="no value of this name.*Did you mean 'fid'"):
+        compare(base, new, cfg=CompareConfig(thresholds={"fdi": 0.1}))

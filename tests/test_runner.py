@@ -124,7 +124,7 @@ def test_attaches_to_an_existing_run_without_relogging_params(write_suite, track
     assert report.parent_run_id == outer.info.run_id
     run = client.get_run(outer.info.run_id)
     assert run.data.params == {"suite": "something"}
-    assert run.data.tags["bench.suite"] == "tiny" and run.info.run_name == "tiny"
+    assert run.data.tags["bench.suite"] == "tiny" and run.info.run_name.startswith("tiny 20")
     kids = children(client, exp, outer.info.run_id)
     assert len(kids) == 1 and kids[0].info.status == "FINISHED"
     cells = json.loads(open(client.download_artifacts(outer.info.run_id, "cells.json")).read())

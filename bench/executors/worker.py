@@ -150,10 +150,13 @@ def run_cell(cell: Cell, tracker: Tracker, parent: str, shared: Shared, progress
                            "tracking server, then run the suite again.")
     try:
         tracker.log_params(run_id, {"seed": str(cell.seed), **flatten(cell.model.resolved(), "model."),
-                                    **flatten(cell.dataset.resolved(), "dataset."),
-                                    **flatten(cell.metric.resolved(), "metric.")})
+                                    **flatten(cell.dataset.resolved(), "dataset.")})
         with tempfile.TemporaryDirectory(prefix="bench-cell-") as tmp:
             ds = shared.dataset(cell)
+            # the metric's options as used on this data (classifier recipes resolved, data-sized
+            # defaults filled in), not the declared None
+            tracker.log_params(run_id, flatten({**cell.metric.resolved(),
+                                                **cell.metric.instance().used_options(ds)}, "metric."))
             tracker.log_dataset(run_id, cell.dataset.key, ds.digest,
                                 {"train": len(ds.train_y), "val": len(ds.val_y)},
                                 cell.dataset.resolved())

@@ -240,6 +240,27 @@ class Metric(Plugin):
     def check(self) -> None:
         """Raise BenchError for what `bench validate` can catch (missing weights files...)."""
 
+    def used_options(self, dataset: Dataset) -> dict[str, Any]:
+        """The options as a cell on `dataset` uses them, for its run's params: every classifier
+        config resolved for the dataset's images (`auto` -> a classifier, None -> the recipe's
+        setting). Metrics whose other defaults depend on the data fill them in too. (The cell
+        key hashes the options as declared, so keys do not change with a recipe's default.)"""
+        update = {k: v.resolve(dataset.image_shape) for k, v in self.options
+                  if isinstance(v, ClassifierConfig)}
+        return self.options.model_copy(update=update).model_dump(mode="json")
+
+    def label_need(self) -> str | None:
+        """Why this metric, with these options, needs class labels (the dataset's and the
+        generator's), or None when it runs on unconditional data and models: `needs_labels`,
+        or features from the real-trained classifier (trained on the labels)."""
+        if self.needs_labels:
+            return self.labels_for or "it uses class labels"
+        for name, v in self.options:
+            if isinstance(v, FeatureSpec) and v.name == "classifier":
+                return (f"its `{name}` are the real-trained classifier's, trained on class labels; "
+                        f"give it `{name}: {{name: inception}}` or timm features")
+        return None
+
     def trains_model(self) -> str | None:
         """Why this metric, with these options, trains the cell's model source itself on data
         it chooses (`Context.train_generator`), or None when it only samples the given model.

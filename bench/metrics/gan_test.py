@@ -30,6 +30,8 @@ cell tells them apart with its own numbers, no other model involved:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from pydantic import Field
@@ -103,11 +105,20 @@ class GanTest(Metric):
                   "class with p >= 0.5, whatever the requested label"),
               "real_val_acc": reference("higher")}
     primary = "gan_test_acc"
+    needs_labels = True
+    labels_for = "it checks that the images generated for each class are recognised as that class"
+    needs_held_out = True  # tested on the val split
+
+    def num_samples(self, dataset: Dataset) -> int:
+        return len(dataset.val_y) if self.options.num_samples is None else self.options.num_samples
+
+    def used_options(self, dataset: Dataset) -> dict[str, Any]:
+        return {**super().used_options(dataset), "num_samples": self.num_samples(dataset)}
 
     def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
         o = self.options
         clf = ctx.real_classifier(dataset, o.classifier)
-        n = len(dataset.val_y) if o.num_samples is None else o.num_samples
+        n = self.num_samples(dataset)
         x, labels = ctx.generated(generator, dataset, n)
         logits = predict(clf, x, ctx.device)
         ev = _evaluation(logits, labels, clf.num_classes)

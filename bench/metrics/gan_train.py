@@ -7,6 +7,8 @@ images) is logged beside it as the upper reference.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from bench.classifiers.train import ClassifierConfig, evaluate, train_classifier
@@ -43,10 +45,19 @@ class GanTrain(Metric):
               "tsts_acc": diagnostic("higher"),
               "real_val_acc": reference("higher")}
     primary = "gan_train_acc"
+    needs_labels = True
+    labels_for = "it trains a classifier on the images generated for each class"
+    needs_held_out = True  # tested on the val split
+
+    def num_samples(self, dataset: Dataset) -> int:
+        return len(dataset.train_y) if self.options.num_samples is None else self.options.num_samples
+
+    def used_options(self, dataset: Dataset) -> dict[str, Any]:
+        return {**super().used_options(dataset), "num_samples": self.num_samples(dataset)}
 
     def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
         o = self.options
-        n = len(dataset.train_y) if o.num_samples is None else o.num_samples
+        n = self.num_samples(dataset)
         # one stream (bench.store): train on its first n images, TSTS on the next val-size
         # block (images the classifier never saw); both blocks have the training balance
         x, labels = ctx.generated(generator, dataset, n + len(dataset.val_y))

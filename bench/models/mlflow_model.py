@@ -81,6 +81,56 @@ def _resolve_source(uri: str) -> tuple[str | None, dict[str, str]]:
     return run_id, tags
 
 
+def check_model_exists(uri: str, tracking_uri: str) -> None:
+    """Raise BenchError unless the model `uri` names is in the store at `tracking_uri` (its
+    registry: MLFLOW_REGISTRY_URI, else the same store): the registered name and version or
+    alias, the logged model id, or the run. `bench validate` calls it, so that a missing
+    model fails there, not when its cells run. Metadata only: nothing is downloaded."""
+    import logging
+
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from bench.registry import did_you_mean
+    from bench.tracking import probe
+
+    probe(tracking_uri)
+    hint = ("Check the name, version or alias (MLflow UI, Models tab), or pass --tracking-uri "
+            "for the store that holds it.")
+    logging.disable(logging.CRITICAL)  # the SQL store logs a traceback before raising
+    try:
+        client = MlflowClient(tracking_uri)
+        name = m["name"] if (m := _MODELS_VERSION.match(uri) or _MODELS_ALIAS.match(uri)) else None
+        if name is not None:
+            names = [r.name for r in client.search_registered_models(max_results=1000)]
+            if name not in names:
+                raise BenchError(f"'{uri}': no registered model '{name}' at {tracking_uri}."
+                                 f"{did_you_mean(name, names)} {hint}")
+            versions = sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
+            if (m := _MODELS_VERSION.match(uri)) and m["version"] != "latest":
+                if m["version"] not in {str(v.version) for v in versions}:
+                    have = ", ".join(str(v.version) for v in versions) or "none"
+                    raise BenchError(f"'{uri}': model '{name}' has no version {m['version']} at "
+                                     f"{tracking_uri} (versions: {have}). {hint}")
+            elif m := _MODELS_ALIAS.match(uri):
+                aliases = sorted(client.get_registered_model(name).aliases or {})
+                if m["alias"] not in aliases:
+                    raise BenchError(f"'{uri}': model '{name}' has no alias '{m['alias']}' at "
+                                     f"{tracking_uri} (aliases: {', '.join(aliases) or 'none'})."
+                                     f"{did_you_mean(m['alias'], aliases)} {hint}")
+            elif not versions:
+                raise BenchError(f"'{uri}': model '{name}' has no versions at {tracking_uri}. {hint}")
+        elif m := _MODELS_ID.match(uri):
+            client.get_logged_model(m["id"])
+        elif m := _RUNS.match(uri):
+            client.get_run(m["run"])
+    except MlflowException as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise BenchError(f"'{uri}' is not in the store {tracking_uri}: {first}. {hint}") from None
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def _run_latent_dim(run_id: str | None) -> int | None:
     """`latent_dim` as the training run logged it (the built-in cgan does)."""
     if not run_id:
@@ -106,11 +156,23 @@ class MlflowModel(ModelSource):
         """Only the URI's form (checked by the options): the tracking store is known once the
         runner has resolved it, so whether the model exists is reported at build time."""
 
+    def check_allowed(self) -> None:
+        """Loading unpickles the model: a shared runner allows it by the registered name, the
+        run id or the logged model id the URI names (bench.allowlist)."""
+        from bench import allowlist
+
+        uri = self.options.uri
+        m = _MODELS_VERSION.match(uri) or _MODELS_ALIAS.match(uri)
+        names = ([m["name"]] if m else [m["id"]] if (m := _MODELS_ID.match(uri))
+                 else [m["run"]] if (m := _RUNS.match(uri)) else [])
+        allowlist.check_mlflow_model(uri, names)
+
     def _load(self) -> Any:
         import mlflow
         import mlflow.pytorch
 
         uri = self.options.uri
+        self.check_allowed()  # also where the suite was not validated first
         try:
             return mlflow.pytorch.load_model(uri, map_location="cpu")
         except Exception as e:  # noqa: BLE001 - MLflow raises many types for a bad URI
