@@ -17,6 +17,8 @@ from bench.leaderboard import FORMATS as LEADERBOARD_FORMATS
 if TYPE_CHECKING:
     import pandas as pd
 
+TREND_RUNS = 7  # suite runs the HTML board's trends cover by default
+
 
 def _quiet_libraries() -> None:
     # MLflow's store migrations and git warnings are noise for a benchmark user
@@ -276,29 +278,67 @@ def _check_sort(sort: str, tables) -> None:
                          f"Values: {', '.join(names) or '(none)'}.")
 
 
-def _leaderboard_html(args: argparse.Namespace, tracker, name: str, tables, runs=None) -> str:
-    """The self-contained page, with the image artifacts of the runs read through the tracker."""
+def _leaderboard_html(args: argparse.Namespace, tracker, name: str, tables, runs=None,
+                      trends=None) -> str:
+    """The self-contained page, with the image artifacts of the runs read through the tracker
+    and, with two or more suite runs, the trends of the last `--trends` of them."""
     from datetime import UTC, datetime
 
     from bench.html_report import default_ui_url, html_report, mlflow_access, safe_ui_url
 
-    if args.ui_url and not safe_ui_url(args.ui_url):
-        raise BenchError(f"--ui-url must be an http(s) address of the MLflow UI, got '{args.ui_url}'")
+    ui_url = getattr(args, "ui_url", None)
+    if ui_url and not safe_ui_url(ui_url):
+        raise BenchError(f"--ui-url must be an http(s) address of the MLflow UI, got '{ui_url}'")
     from bench.figures import suite_figures
 
+    last: int = getattr(args, "trends", None) or 0
+    if trends is None and last:
+        trends = _trends(tracker, name, last, until=getattr(args, "run_id", None))
     fetch, listing = mlflow_access(tracker.client)
     figures = suite_figures(runs, fetch) if runs is not None else {}
     return html_report(tables, fetch, listing, title=f"Leaderboard: {name}", figures=figures,
                        experiment_id=tracker.experiment_id,
-                       ui_url=args.ui_url or default_ui_url(tracker.uri),
-                       generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+                       ui_url=ui_url or default_ui_url(tracker.uri),
+                       generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), trends=trends)
+
+
+def _suite_points(tracker, name: str, all_runs, last: int = 50, until: str | None = None
+                  ) -> list[tuple[str, str, pd.DataFrame]]:
+    """(start time, suite run id, its cell runs) of the suite's last finished runs, oldest
+    first; `until`: the newest one to take (a suite run id)."""
+    from datetime import UTC, datetime
+
+    ids = tracker.suite_runs(name, limit=max(last, 50))  # newest first
+    if until in ids:
+        ids = ids[ids.index(until):]
+    points: list[tuple[str, str, pd.DataFrame]] = []
+    for rid in ids:
+        if len(points) == last:
+            break
+        try:
+            runs = _suite_run_values(tracker, all_runs, rid)
+        except BenchError:  # a suite run without cells.json (interrupted before the end)
+            continue
+        start = tracker.client.get_run(rid).info.start_time
+        points.append((datetime.fromtimestamp(start / 1000, UTC).strftime("%Y-%m-%d %H:%M"), rid, runs))
+    return points[::-1]
+
+
+def _trends(tracker, name: str, last: int, until: str | None = None, cfg=None, history: int = 7):
+    """The trends table of the HTML board (bench.compare.trends) over the last `last` suite
+    runs, or None with fewer than two."""
+    from bench.compare import trends
+
+    if last < 2:
+        return None
+    # the runs before the window are the first shown runs' history, as in `bench compare`
+    points = _suite_points(tracker, name, tracker.cell_runs(suite=name), last + history, until)
+    return trends(points, history=history, cfg=cfg, last=last) if len(points) >= 2 else None
 
 
 def _leaderboard_history(args: argparse.Namespace, tracker, name: str) -> int:
     """`--model NAME --history`: one model's values over the suite's finished runs, oldest
     first, so that a slow drift shows that a night-to-night comparison would miss."""
-    from datetime import UTC, datetime
-
     from bench.leaderboard import TEXT_FORMATS, history_table, render_history
 
     if not (args.model and args.history):
@@ -311,14 +351,7 @@ def _leaderboard_history(args: argparse.Namespace, tracker, name: str) -> int:
     if args.model not in known:
         raise BenchError(f"no finished cell runs of model '{args.model}' in suite '{name}' at "
                          f"{tracker.uri}; models: {', '.join(known) or '(none)'}.")
-    points = []
-    for rid in reversed(tracker.suite_runs(name)):  # newest first -> oldest first
-        try:
-            runs = _suite_run_values(tracker, all_runs, rid)
-        except BenchError:  # a suite run without cells.json (interrupted before the end)
-            continue
-        start = tracker.client.get_run(rid).info.start_time
-        points.append((datetime.fromtimestamp(start / 1000, UTC).strftime("%Y-%m-%d %H:%M"), rid, runs))
+    points = _suite_points(tracker, name, all_runs)
     if not points:
         raise BenchError(f"suite '{name}' has no finished suite run at {tracker.uri}.")
     _emit(render_history(history_table(points, args.model), args.model, args.format), args.out)
@@ -437,9 +470,29 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         tracker.set_tags(report.parent_run_id, {"bench.regressions": int((table["status"] == "regression").sum())})
     else:
         print("first run of this suite: nothing to compare yet")
+    # the HTML board again, now that this run is finished: with the trends of the last runs
+    html_out = bool(args.out) and args.out.lower().endswith((".html", ".htm"))
+    trend = _trends(tracker, suite.name, args.trends, until=report.parent_run_id,
+                    cfg=_compare_config(args), history=args.history)
+    page = _suite_run_html(tracker, suite, report.parent_run_id, trend) if trend is not None or html_out else None
+    if trend is not None and page is not None:
+        tracker.log_text(report.parent_run_id, page, "leaderboard.html")
     if args.out:
-        Path(args.out).write_text(report.leaderboard)
+        Path(args.out).write_text(page if html_out and page is not None else report.leaderboard)
     return 1 if regressions or not report.ok else 0
+
+
+def _suite_run_html(tracker, suite, parent: str, trend) -> str | None:
+    """One suite run's HTML board (the suite as declared), with `trend` when given."""
+    from bench.leaderboard import build_leaderboard
+    from bench.runner import declared_pairs
+
+    try:
+        runs = _suite_run_values(tracker, tracker.cell_runs(suite=suite.name, failed=True), parent)
+    except BenchError:  # no cells.json: the runner was stopped before the end
+        return None
+    tables = build_leaderboard(runs, declared=declared_pairs(suite))
+    return _leaderboard_html(argparse.Namespace(), tracker, suite.name, tables, runs, trends=trend)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -618,7 +671,10 @@ def build_parser() -> argparse.ArgumentParser:
     nt.add_argument("suite")
     nt.add_argument("--tracking-uri")
     nt.add_argument("--cache-dir")
-    nt.add_argument("--out", help="write the leaderboard (markdown) here")
+    nt.add_argument("--out", help="write the leaderboard here: markdown, or the HTML page (with "
+                    "the trends) for a name ending in .html")
+    nt.add_argument("--trends", type=int, default=TREND_RUNS, metavar="N",
+                    help=f"suite runs in the HTML board's trends (default {TREND_RUNS}; 0: none)")
     nt.add_argument("--no-progress", action="store_true", help="no progress bars (as in `bench run`)")
     _executor_arguments(nt)
     compare_opts(nt)
@@ -628,6 +684,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "print its model URI (register it with --register NAME)")
     tr.add_argument("suite", help="suite YAML file")
     tr.add_argument("--model", required=True, help="the suite's model (source baseline or cgan)")
+    lb.add_argument("--trends", type=int, default=TREND_RUNS, metavar="N",
+                    help=f"html: each ranked value over the last N suite runs, with compare's noise "
+                    f"band and regressions marked (default {TREND_RUNS}; 0: none)")
     tr.add_argument("--dataset", help="the suite's dataset to train on (default: its first)")
     tr.add_argument("--register", help="register the model under this name (models:/NAME/VERSION)")
     tr.add_argument("--tracking-uri")

@@ -99,15 +99,17 @@ def is_worse(decl: Value, base: float, new: float, target: float) -> bool:
 
 
 def compare(base: pd.DataFrame, new: pd.DataFrame, history: list[pd.DataFrame] | None = None,
-            cfg: CompareConfig | None = None) -> pd.DataFrame:
-    """Rows per (dataset, model, metric, value): base, new, change, noise, verdict."""
+            cfg: CompareConfig | None = None, check_names: bool = True) -> pd.DataFrame:
+    """Rows per (dataset, model, metric, value): base, new, change, noise, verdict. A
+    per-value threshold for a value neither run has is refused (a typo) unless not
+    `check_names`."""
     cfg = cfg or CompareConfig()
     b, n = _agg(long_values(base)), _agg(long_values(new))
     if n.empty:
         raise BenchError("the new suite run has no finished cells to compare")
     hist = [_agg(long_values(h)) for h in (history or [])]
     names = sorted({str(k[3]) for k in (*b.index, *n.index)})
-    for name in cfg.thresholds:
+    for name in cfg.thresholds if check_names else ():
         if name not in names:
             raise BenchError(f"--threshold-for {name}: no value of this name in the compared suite "
                              f"runs.{did_you_mean(name, names)} Values: {', '.join(names)}.")
@@ -147,9 +149,65 @@ def compare(base: pd.DataFrame, new: pd.DataFrame, history: list[pd.DataFrame] |
             status = "regression" if worse else "improvement"
         else:
             status = "unchanged"
+        # the band of new values that are no change: within the threshold of the base, or
+        # (history, repeats) within z spreads of the center; its hull, for plots (bench.html_report)
+        b0, width = float(br["mean"]), limit * abs(float(br["mean"]))
+        lo, hi = b0 - width, b0 + width
+        if source != "none" and spread > 0 and math.isfinite(spread):
+            c0 = center if source == "history" else b0
+            lo, hi = min(lo, c0 - cfg.z * spread), max(hi, c0 + cfg.z * spread)
         rows.append({**row, "change": change, "rel_change": rel, "z": zscore, "noise": source,
-                     "threshold": limit, "status": status})
+                     "threshold": limit, "band_lo": lo, "band_hi": hi, "status": status})
     return pd.DataFrame(rows)
+
+
+def trends(points: list[tuple[str, str, pd.DataFrame]], history: int = 7,
+           cfg: CompareConfig | None = None, last: int | None = None) -> pd.DataFrame:
+    """The ranked values of the last suite runs, as `bench compare` judges them night by night.
+
+    `points`: (label, suite run id, its cell runs) oldest first. Each run is compared with
+    the one before it, with the runs before that as its history (as `bench nightly` does), so
+    a run's band and its verdict are what that night's comparison said. Only each metric's
+    primary score of the competing (non-reference) models is kept. `last`: only the last
+    runs are returned (the earlier points are their history).
+
+    One row per (dataset, model, metric, value, run): `i` (0 = oldest shown), `label`, `run_id`,
+    `mean`, `band_lo`/`band_hi` (NaN for the first run and after a metric version change),
+    `status` (first, regression, improvement, unchanged, new, new segment), `ideal`."""
+    cols = ["dataset", "model", "metric", "value", "i", "label", "run_id", "mean", "band_lo",
+            "band_hi", "status", "ideal"]
+    cfg = cfg or CompareConfig()
+    rows = []
+    start = max(0, len(points) - last) if last else 0
+    for i, (label, rid, runs) in enumerate(points):
+        if runs.empty or i < start:
+            continue
+        keep = _primary_keys(runs)
+        if i == 0 or points[i - 1][2].empty:
+            agg = _agg(long_values(runs)).reset_index()
+            agg = agg.assign(band_lo=np.nan, band_hi=np.nan, status="first", ideal=agg["decl"].map(lambda d: d.ideal))
+        else:
+            earlier = [p[2] for p in reversed(points[max(0, i - 1 - history):i - 1])]
+            agg = compare(points[i - 1][2], runs, [points[i - 1][2], *earlier] if history else None,
+                          cfg, check_names=False).rename(columns={"new": "mean"})
+            agg["ideal"] = agg["ideal_name"]
+        for r in agg.itertuples(index=False):
+            if (r.dataset, r.model, r.metric, r.value) in keep:
+                rows.append({"dataset": r.dataset, "model": r.model, "metric": r.metric, "value": r.value,
+                             "i": i - start, "label": label, "run_id": rid, "mean": r.mean,
+                             "band_lo": getattr(r, "band_lo", np.nan), "band_hi": getattr(r, "band_hi", np.nan),
+                             "status": r.status, "ideal": r.ideal})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _primary_keys(runs: pd.DataFrame) -> set[tuple[str, str, str, str]]:
+    """(dataset, model, metric, primary value) of the competing models' cells."""
+    if "primary" not in runs.columns:
+        return set()
+    ref = runs["reference"].astype(bool) if "reference" in runs.columns else pd.Series(False, index=runs.index)
+    sel = runs[~ref & runs["primary"].astype(bool)]
+    return set(zip(sel["dataset"].astype(str), sel["model"].astype(str), sel["metric"].astype(str),
+                   sel["primary"].astype(str), strict=True))
 
 
 FORMATS = ("markdown", "json")  # what render() writes

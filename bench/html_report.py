@@ -190,6 +190,8 @@ tbody.reference tr.divider th{font-size:.85em;text-transform:uppercase;letter-sp
 figure{margin:0;max-width:380px}figure img{max-width:100%;border:1px solid #ddd}
 figcaption{font-size:.85em;color:#555}
 .runs{font-size:.9em}.badge{font-size:.75em;background:#e8e8e0;padding:.1em .4em;border-radius:3px}
+table.trends td{vertical-align:middle}svg.spark{vertical-align:middle}
+.reg{color:#d00000;font-weight:700}.latest{font-variant-numeric:tabular-nums}
 """
 
 # Sorts each tbody of a table on its own (reference rows stay in their group). A first click
@@ -376,10 +378,108 @@ def _figures_section(figures: dict[str, bytes]) -> str:
             if figs else "")
 
 
+_TREND_MARK = {"regression": ("#d00000", 3.6), "improvement": ("#1a7f37", 2.6),
+               "new segment": ("#ffffff", 2.6)}
+
+
+def _fmt(x: float) -> str:
+    return "–" if pd.isna(x) else f"{x:.4g}"
+
+
+def sparkline(points: pd.DataFrame, runs: int, width: int = 150, height: int = 38) -> str:
+    """One value's trend as a small inline SVG (no script, no external file): its value per
+    suite run (`i`, 0 = oldest, of `runs`), the noise band `bench compare` used that night
+    shaded behind it, a red dot where the night's comparison found a regression, green for an
+    improvement. Hovering a dot shows the run, value and verdict."""
+    pts = points.sort_values("i")
+    ys = pd.concat([pts["mean"], pts["band_lo"], pts["band_hi"]]).astype(float)
+    ys = ys[np.isfinite(ys)]
+    if ys.empty:
+        return ""
+    lo, hi = float(ys.min()), float(ys.max())
+    pad = (hi - lo) * 0.08 or (abs(hi) * 0.05 or 1.0)
+    lo, hi = lo - pad, hi + pad
+    step = (width - 8) / max(runs - 1, 1)
+
+    def x(i: float) -> float:
+        return 4 + i * step
+
+    def y(v: float) -> float:
+        return height - 3 - (v - lo) / (hi - lo) * (height - 6)
+
+    parts = []
+    for r in pts.itertuples(index=False):
+        if np.isfinite(r.band_lo) and np.isfinite(r.band_hi):
+            top, bottom = y(float(r.band_hi)), y(float(r.band_lo))
+            parts.append(f'<rect x="{x(r.i) - step / 2:.1f}" y="{top:.1f}" width="{step:.1f}" '
+                         f'height="{max(bottom - top, 0.5):.1f}" fill="#dfe7f1"/>')
+    line = " ".join(f"{x(r.i):.1f},{y(float(r.mean)):.1f}" for r in pts.itertuples(index=False)
+                    if np.isfinite(r.mean))
+    parts.append(f'<polyline points="{line}" fill="none" stroke="#555" stroke-width="1.2"/>')
+    for r in pts.itertuples(index=False):
+        if not np.isfinite(r.mean):
+            continue
+        fill, radius = _TREND_MARK.get(str(r.status), ("#555555", 1.8))
+        band = (f"; band {_fmt(r.band_lo)} to {_fmt(r.band_hi)}"
+                if np.isfinite(r.band_lo) and np.isfinite(r.band_hi) else "")
+        tip = f"{r.label}: {_fmt(r.mean)} ({r.status}{band})"
+        parts.append(f'<circle cx="{x(r.i):.1f}" cy="{y(float(r.mean)):.1f}" r="{radius}" fill="{fill}" '
+                     f'stroke="#555" stroke-width="0.6" class="{escape(str(r.status).replace(" ", "-"))}">'
+                     f"<title>{escape(tip)}</title></circle>")
+    label = f"trend over {runs} suite runs, latest {_fmt(pts['mean'].iloc[-1])}"
+    return (f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            f'role="img" aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">'
+            + "".join(parts) + "</svg>")
+
+
+def trends_section(trend: pd.DataFrame) -> str:
+    """The last suite runs' ranked values (bench.compare.trends), one sparkline per model and
+    value, per dataset; empty when there are fewer than two runs."""
+    if trend is None or trend.empty or trend["i"].nunique() < 2:
+        return ""
+    runs = int(trend["i"].max()) + 1
+    labels = trend.drop_duplicates("i").sort_values("i")["label"].astype(str).tolist()
+    n_reg = int((trend["status"] == "regression").sum())
+    latest = trend[trend["i"] == trend["i"].max()]
+    n_now = int((latest["status"] == "regression").sum())
+    parts = ['<section id="trends"><h2>Trends</h2>',
+             f'<p class="note">Each ranked value over the last {runs} suite runs ({escape(labels[0])} to '
+             f"{escape(labels[-1])}), oldest left. The shaded band is the noise band of that night's "
+             "<code>bench compare</code> against the run before it (the threshold and the history's or the "
+             "repeats' spread): a value outside it that moved the wrong way is a regression "
+             f'(<span class="reg">red</span>), the right way an improvement (green). {n_reg} '
+             f"regression(s) over these runs, {n_now} in the latest.</p>"]
+    for ds, g in trend.groupby("dataset", sort=True):
+        values = list(dict.fromkeys(g.sort_values(["metric", "value"])["value"].astype(str)))
+        ideal = {str(v): str(d) for v, d in zip(g["value"], g["ideal"], strict=True)}
+        arrow = {"higher": " ↑", "lower": " ↓", "target": " →"}
+        heads = "<th>model</th>" + "".join(
+            f'<th title="ideal: {escape(ideal.get(v, ""))}">{escape(v)}{arrow.get(ideal.get(v, ""), "")}</th>'
+            for v in values)
+        rows = []
+        for model, mg in g.groupby("model", sort=True):
+            cells = []
+            for v in values:
+                pts = mg[mg["value"].astype(str) == v]
+                if pts.empty:
+                    cells.append("<td></td>")
+                    continue
+                last = pts.sort_values("i").iloc[-1]
+                flag = (' <span class="reg">regression</span>' if last["status"] == "regression"
+                        and int(last["i"]) == runs - 1 else "")
+                cells.append(f'<td class="trend">{sparkline(pts, runs)} <span class="latest">'
+                             f"{escape(_fmt(last['mean']))}</span>{flag}</td>")
+            rows.append(f'<tr><th scope="row">{escape(str(model))}</th>{"".join(cells)}</tr>')
+        parts.append(f"<h3>{escape(str(ds))}</h3><table class=\"trends\"><thead><tr>{heads}</tr></thead>"
+                     f"<tbody>{''.join(rows)}</tbody></table>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
 def render_html(tables: list[Table], *, title: str = "Leaderboard", images: list[Image] | None = None,
                 figures: dict[str, bytes] | None = None,
                 experiment_id: str | None = None, ui_url: str | None = None,
-                generated: str | None = None) -> str:
+                generated: str | None = None, trends: pd.DataFrame | None = None) -> str:
     """The whole page: summary, one sortable table per dataset, then each model's runs (linked
     to the MLflow UI when `ui_url` is given) and its image artifacts."""
     images = images or []
@@ -393,9 +493,12 @@ def render_html(tables: list[Table], *, title: str = "Leaderboard", images: list
         parts.append("<p>(no finished runs)</p>")
     else:
         nav = "".join(f'<li><a href="#dataset-{i}">{escape(t.dataset)}</a></li>' for i, t in enumerate(tables))
-        parts.append(f'<nav><ul><li><a href="#summary">summary</a></li>{nav}'
-                     '<li><a href="#models">runs and artifacts</a></li></ul></nav>')
+        trend_html = trends_section(trends) if trends is not None else ""
+        parts.append('<nav><ul><li><a href="#summary">summary</a></li>'
+                     + ('<li><a href="#trends">trends</a></li>' if trend_html else "")
+                     + f'{nav}<li><a href="#models">runs and artifacts</a></li></ul></nav>')
         parts.append(f'<section id="summary"><h2>Summary</h2>{_summary_table(tables, anchors)}</section>')
+        parts.append(trend_html)
         parts.append(_figures_section(figures or {}))
         parts += [f'<section id="dataset-{i}"><h2>{escape(t.dataset)}</h2>{_dataset_table(t, anchors)}</section>'
                   for i, t in enumerate(tables)]

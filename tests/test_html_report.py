@@ -216,3 +216,128 @@ def test_summary_sorts_in_a_real_browser(browser, tmp_path):
     assert _names(browser, "summary")[-1] == "good"
     assert re.search(r"clear wins", browser.find_element(By.ID, "summary").text)
 
+
+
+# ------------------------------------------------------------------ trends over suite runs
+
+
+def nights(n: int = 9, planted: int | None = 8, seed: int = 0) -> list[tuple[str, str, pd.DataFrame]]:
+    """`n` suite runs of the synthetic suite, oldest first: fid wobbles by 1%; on night
+    `planted` the model `good` gets 50% worse fid (lower is better)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    points = []
+    for night in range(n):
+        df = synthetic_runs().assign(metric_version="1")
+        df["m:fid"] = df["m:fid"] * (1 + rng.normal(0, 0.01, len(df)))
+        if night == planted:
+            df.loc[df["model"] == "good", "m:fid"] *= 1.5
+        points.append((f"2026-12-{night + 1:02d} 03:00", f"suite{night}", df))
+    return points
+
+
+def test_trends_judge_each_night_as_bench_compare_does():
+    from bench.compare import compare, trends
+
+    points = nights()
+    t = trends(points, history=7, last=7)
+    # the last 7 runs, ranked values only: competing models x primaries, no reference row
+    assert sorted(t["i"].unique()) == list(range(7)) and "real" not in set(t["model"])
+    assert len(t) == 7 * 3 * 2 and set(t["value"]) == {"acc", "fid"}
+    assert list(t.drop_duplicates("i")["run_id"]) == [f"suite{i}" for i in range(2, 9)]
+    # the earlier runs are the first shown night's history: it has a band too
+    assert t[t["i"] == 0]["band_lo"].notna().all()
+    regs = t[t["status"] == "regression"]
+    assert list(zip(regs["model"], regs["value"], regs["i"], strict=True)) == [("good", "fid", 6)]
+    # the same verdict and band as `bench compare` of that night with its history
+    hist = [p[2] for p in points[:8]][::-1]
+    c = compare(points[7][2], points[8][2], hist).set_index(["model", "value"]).loc[("good", "fid")]
+    last = t[(t["model"] == "good") & (t["value"] == "fid") & (t["i"] == 6)].iloc[0]
+    assert c["status"] == "regression" and (last["band_lo"], last["band_hi"]) == (c["band_lo"], c["band_hi"])
+    assert last["band_lo"] < 5.2 < last["band_hi"] < last["mean"]  # the jump is outside the band
+    assert set(t["ideal"]) == {"higher", "lower"}
+
+
+def test_trends_section_draws_sparklines_with_band_and_marks_regressions():
+    from bench.compare import trends
+
+    points = nights()
+    html = render_html(build_leaderboard(points[-1][2]), trends=trends(points, last=7))
+    section = html[html.index('<section id="trends">'):]
+    section = section[:section.index("</section>")]
+    assert section.count('<svg class="spark"') == 6  # 3 models x 2 ranked values
+    assert section.count('class="regression"') == 1 and "#d00000" in section
+    assert section.count("<rect") >= 6 * 7  # a band per night
+    assert '<a href="#trends">' in html and "1 regression(s) over these runs, 1 in the latest" in section
+    # still one script, user text escaped in the section too, no external resource
+    assert html.count("<script") == 1 and EVIL not in html
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in section
+    assert not re.search(r"""(src|href)=["']https?:""", section)
+    # one run: nothing to trend
+    assert 'id="trends"' not in render_html(build_leaderboard(points[0][2]), trends=trends(points[:1]))
+
+
+def test_trends_section_in_a_real_browser(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from bench.compare import trends
+
+    points = nights()
+    path = tmp_path / "board.html"
+    path.write_text(render_html(build_leaderboard(points[-1][2]), trends=trends(points, last=7)))
+    browser.get(path.as_uri())
+    sparks = browser.find_elements(By.CSS_SELECTOR, "#trends svg.spark")
+    assert len(sparks) == 6 and all(s.size["width"] > 100 and s.size["height"] > 20 for s in sparks)
+    red = browser.find_elements(By.CSS_SELECTOR, "#trends circle.regression")
+    assert len(red) == 1 and red[0].is_displayed()
+    assert "regression" in red[0].find_element(By.TAG_NAME, "title").get_attribute("textContent")
+    assert browser.execute_script("return typeof window.__pwned") == "undefined"
+    assert len(browser.find_elements(By.TAG_NAME, "script")) == 1
+
+
+TRENDING = """\
+name: trending
+datasets:
+  digits: {source: digits}
+models:
+  noisy: {source: reference, kind: noise, sigma: 0.3, ranked: true}
+  real: {source: reference, kind: real}
+metrics:
+  test_constant: {}
+"""
+
+
+def test_leaderboard_and_nightly_html_include_trends_from_real_suite_runs(write_suite, tmp_path, capsys):
+    from mlflow import MlflowClient
+
+    from bench.cli import main
+
+    suite, uri = str(write_suite(TRENDING)), f"sqlite:///{tmp_path}/mlflow.db"
+    assert main(["nightly", suite, "--tracking-uri", uri, "--no-progress",
+                 "--out", str(tmp_path / "first.html")]) == 0
+    first = (tmp_path / "first.html").read_text()
+    assert "<h1>Leaderboard: trending</h1>" in first and 'id="trends"' not in first  # one run
+    assert main(["run", suite, "--tracking-uri", uri, "--force", "--no-progress"]) == 0
+    assert main(["nightly", suite, "--tracking-uri", uri, "--no-progress",
+                 "--out", str(tmp_path / "night.html")]) == 0
+    night = (tmp_path / "night.html").read_text()
+    section = night[night.index('<section id="trends">'):]
+    assert "over the last 3 suite runs" in section and section.count('<svg class="spark"') == 1
+    assert night.count("<script") == 1
+    # the nightly logs the same page on its suite run
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("trending").experiment_id
+    latest = client.search_runs([exp], "tags.`bench.kind` = 'suite'", order_by=["attributes.start_time DESC"])[0]
+    logged = Path(client.download_artifacts(latest.info.run_id, "leaderboard.html", str(tmp_path))).read_text()
+    assert 'id="trends"' in logged
+    # bench leaderboard --format html: the trends of the last N runs; --trends 0: none
+    out = tmp_path / "board.html"
+    assert main(["leaderboard", suite, "--tracking-uri", uri, "--format", "html", "--out", str(out)]) == 0
+    assert out.read_text().count('<svg class="spark"') == 1
+    assert main(["leaderboard", suite, "--tracking-uri", uri, "--format", "html", "--out", str(out),
+                 "--trends", "2"]) == 0
+    assert "over the last 2 suite runs" in out.read_text()
+    assert main(["leaderboard", suite, "--tracking-uri", uri, "--format", "html", "--out", str(out),
+                 "--trends", "0"]) == 0
+    assert 'id="trends"' not in out.read_text()
