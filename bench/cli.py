@@ -1,4 +1,4 @@
-"""`bench run | validate | list | leaderboard | compare | nightly`: the command line. User mistakes print one
+"""`bench run | validate | list | leaderboard | compare | nightly | score`: the command line. User mistakes print one
 clear message (no traceback) and exit 2; failed cells exit 1; Ctrl-C exits 130."""
 
 from __future__ import annotations
@@ -495,6 +495,42 @@ def _suite_run_html(tracker, suite, parent: str, trend) -> str | None:
     return _leaderboard_html(argparse.Namespace(), tracker, suite.name, tables, runs, trends=trend)
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score generated images against real ones without a suite file (bench.api.evaluate:
+    the same runner, store and cache as `bench run`)."""
+    from bench.api import EvaluationFailed, evaluate
+
+    features = args.features
+    if features.lstrip().startswith("{"):  # options of the extractor, as YAML/JSON
+        import yaml
+
+        try:
+            features = yaml.safe_load(features)
+        except yaml.YAMLError as e:
+            raise BenchError(f"--features: not a valid mapping ({e}); e.g. "
+                             "--features '{name: timm, model: resnet50, weights: w.pth}'") from None
+    try:
+        res = evaluate(args.real, args.fake, [m.strip() for m in args.metrics.split(",") if m.strip()],
+                       features, real_val=args.real_val, range=args.range, layout=args.layout,
+                       num_samples=args.num_samples, image_size=args.image_size, seed=args.seed,
+                       device=args.device, name=args.name, log=args.log or bool(args.tracking_uri),
+                       tracking_uri=args.tracking_uri, experiment=args.experiment,
+                       cache_dir=args.cache_dir, progress=args.progress, verbose=args.verbose)
+    except EvaluationFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        import json
+
+        print(json.dumps(res.to_json(), indent=1))
+    else:
+        print(res.table())
+        if res.tracking_uri:
+            print(f"\nMLflow: {res.tracking_uri}, experiment id {res.experiment_id}, suite run "
+                  f"{res.suite_run_id}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one baseline model of a suite, log it to MLflow, optionally register it."""
     from bench.train import train_model
@@ -693,6 +729,37 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--cache-dir")
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(func=cmd_train)
+
+    sc = sub.add_parser("score", help="score generated images against real ones, no suite "
+                        "file: two folders (by class or flat) or .npz files")
+    sc.add_argument("real", help="real images: a folder (class sub-folders, or flat) or an .npz "
+                    "(`images`, optional `labels`); every image is the reference")
+    sc.add_argument("fake", help="generated images: a folder or an .npz, as for REAL")
+    sc.add_argument("--metrics", default="fid", help="comma-separated metrics (default fid), "
+                    "e.g. fid,kid,precision_recall (see `bench list metrics`)")
+    sc.add_argument("--features", default="inception", help="feature extractor of the metrics: "
+                    "a name (default inception), or its options as '{name: timm, model: ...}'")
+    sc.add_argument("--real-val", help="held-out real images (folder or .npz), for metrics that "
+                    "compare with them (data_copying, the classifier protocol)")
+    sc.add_argument("--num-samples", type=int, help="generated images per metric (default: all)")
+    sc.add_argument("--range", help='value range of float .npz images: "[0, 1]", "[-1, 1]", '
+                    '"[0, 255]"')
+    sc.add_argument("--layout", choices=["auto", "nchw", "nhwc"], default="auto",
+                    help="axis order of 4-d .npz images (default: auto, when unambiguous)")
+    sc.add_argument("--image-size", type=int, help="resize real folder images to this square side")
+    sc.add_argument("--seed", type=int, default=0)
+    sc.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda:N")
+    sc.add_argument("--log", action="store_true", help="record the runs in MLflow (--tracking-uri, "
+                    "else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db); default: a temporary store")
+    sc.add_argument("--tracking-uri", help="MLflow store for --log (implies --log)")
+    sc.add_argument("--experiment", default="bench-score", help="MLflow experiment of --log")
+    sc.add_argument("--name", default="fake", help="the model's name in MLflow (--log)")
+    sc.add_argument("--cache-dir", help="bench cache (real features across calls; default "
+                    "$BENCH_CACHE_DIR or .bench_cache)")
+    sc.add_argument("--format", choices=["text", "json"], default="text")
+    sc.add_argument("--progress", action="store_true", help="progress bars")
+    sc.add_argument("--verbose", action="store_true", help="the runner's console lines")
+    sc.set_defaults(func=cmd_score)
 
     ls = sub.add_parser("list", help=f"registered {', '.join(LISTS)}, with their options")
     ls.add_argument("kind", nargs="?", choices=list(LISTS))

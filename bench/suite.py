@@ -84,9 +84,10 @@ class Problems:
         self.items.append(f"{self.file}:{line}: {key}: {msg}")
 
     def raise_if_any(self) -> None:
+        if len(self.items) == 1:  # one line: it names the file, line and key already
+            raise BenchError(self.items[0])
         if self.items:
-            n = len(self.items)
-            raise BenchError(f"{n} problem{'s' * (n > 1)} in suite {self.file}:\n  "
+            raise BenchError(f"{len(self.items)} problems in suite {self.file}:\n  "
                              + "\n  ".join(self.items))
 
 

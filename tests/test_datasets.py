@@ -399,11 +399,17 @@ def test_npz_errors(tmp_path):
         Npz(NpzOptions(path=tmp_path / "none.npz")).check()
     np.savez(tmp_path / "f.npz", train_images=np.zeros((2, 4, 4), np.float32), train_labels=[0, 1],
              val_images=np.zeros((2, 4, 4), np.uint8), val_labels=[0, 1])
-    with pytest.raises(BenchError, match="`train_images` must be uint8"):
+    with pytest.raises(BenchError, match=r"`train_images` \(float32 array of shape \(2, 4, 4\)\): "
+                       r"float32 images need their value range declared, e.g. `range: \"\[-1, 1\]\"`"):
         Npz(NpzOptions(path=tmp_path / "f.npz")).check()
     np.savez(tmp_path / "m.npz", images=np.zeros((2, 4, 4), np.uint8))
-    with pytest.raises(BenchError, match=r"missing array\(s\) \['labels'\]"):
-        Npz(NpzOptions(train=tmp_path / "m.npz", val=tmp_path / "m.npz")).check()
+    np.savez(tmp_path / "l.npz", images=np.zeros((2, 4, 4), np.uint8), labels=[0, 1])
+    with pytest.raises(BenchError, match="the train split has labels, the other has none"):
+        Npz(NpzOptions(train=tmp_path / "l.npz", val=tmp_path / "m.npz")).check()
+    np.savez(tmp_path / "x.npz", pictures=np.zeros((2, 4, 4), np.uint8))
+    with pytest.raises(BenchError, match=r"missing array `images` \(or `train_images` and `val_images`\); "
+                       r"found \['pictures'\]"):
+        Npz(NpzOptions(path=tmp_path / "x.npz")).check()
     np.savez(tmp_path / "n.npz", images=np.zeros((2, 4, 4), np.uint8), labels=[0, 5])
     with pytest.raises(BenchError, match="label 5 found but `class_names` lists 2"):
         Npz(NpzOptions(train=tmp_path / "n.npz", val=tmp_path / "n.npz", class_names=["a", "b"])).check()

@@ -111,8 +111,14 @@ def test_samples_npz_hwc_and_folder(digits, tmp_path):
 
 def test_samples_errors_name_the_file(digits, tmp_path):
     np.savez(tmp_path / "f.npz", images=np.zeros((4, 8, 8), np.float32), labels=np.zeros(4, int))
-    with pytest.raises(BenchError, match="f.npz: `images` must be uint8"):
+    with pytest.raises(BenchError, match=r"f.npz: `images` \(float32 array of shape \(4, 8, 8\)\): "
+                       r"float32 images need their value range declared, e.g. `range: "):
         Samples(SamplesOptions(path=tmp_path / "f.npz")).check(digits.info)
+    np.savez(tmp_path / "u.npz", images=np.ones((4, 8, 8), np.float32))  # no labels
+    src = Samples(SamplesOptions(path=tmp_path / "u.npz", range="[-1, 1]"))
+    src.check(digits.info)  # declared: converted; unconditional: served for any class
+    assert src.unconditional() and src.build(digits, ctx(tmp_path)).sample(
+        3, torch.tensor([0, 5, 9]), 0).unique().tolist() == [255]
     np.savez(tmp_path / "k.npz", pictures=np.zeros((4, 8, 8), np.uint8))
     with pytest.raises(BenchError, match="missing array"):
         Samples(SamplesOptions(path=tmp_path / "k.npz")).check(digits.info)

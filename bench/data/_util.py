@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,14 +55,157 @@ def resize_uint8(x: torch.Tensor, size: int, chunk: int = 2048) -> torch.Tensor:
     return torch.cat(out) if out else x.new_zeros((0, x.shape[1], size, size))
 
 
-def to_nchw(images: np.ndarray, where: str) -> np.ndarray:
-    """(N, H, W) or (N, H, W, C) -> (N, C, H, W), the layout every Dataset uses."""
-    if images.ndim == 3:
+def to_nchw(images: np.ndarray, where: str, layout: str = "auto", field: str = "images") -> np.ndarray:
+    """(N, H, W), (N, H, W, C) or (N, C, H, W) -> (N, C, H, W), the layout every Dataset
+    uses (`layout`: see `image_layout`)."""
+    kind, _ = image_layout(tuple(images.shape), layout, where, field, images.dtype)
+    if kind == "nhw":
         return images[:, None]
-    if images.ndim == 4 and images.shape[3] in (1, 3):
+    if kind == "nhwc":
         return images.transpose(0, 3, 1, 2)
-    raise BenchError(f"{where}: images must have shape (N, H, W) or (N, H, W, C) with C 1 or 3, "
-                     f"got {images.shape}. Save them channels-last.")
+    return images
+
+
+# ---------------------------------------------------------------- arrays of images
+# Arrays written by other frameworks come as uint8 in [0, 255], or as floats in [0, 1]
+# (torchvision's ToTensor), [-1, 1] (a tanh generator) or [0, 255]; channels last (numpy,
+# PIL, TensorFlow) or first (torch). A float array's range cannot be told from its values
+# (a dark [0, 255] image is all below 1), nor can (N, 3, 8, 3) say which axis holds the
+# channels: both are declared (`range`, `layout`), never guessed where a guess could be wrong.
+LAYOUTS = ("auto", "nchw", "nhwc")
+COMMON_RANGES = ('"[0, 1]"', '"[-1, 1]"', '"[0, 255]"')
+CHANNELS = (1, 3)
+
+
+def parse_range(value: object) -> str | None:
+    """A declared value range as its canonical text "[lo, hi]" (from "[-1, 1]", "-1,1" or a
+    two-number list); ValueError when it is none of these or lo >= hi."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts = value.strip().removeprefix("[").removesuffix("]").split(",")
+    elif isinstance(value, list | tuple):
+        parts = list(value)
+    else:
+        parts = []
+    try:
+        lo, hi = (float(p) for p in parts)
+    except (TypeError, ValueError):
+        raise ValueError(f"`range` is the images' value range as \"[lo, hi]\", e.g. "
+                         f"{', '.join(COMMON_RANGES)}; got {value!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"`range` needs finite lo < hi, got {value!r}")
+    return f"[{lo:g}, {hi:g}]"
+
+
+def range_bounds(declared: str) -> tuple[float, float]:
+    lo, hi = declared.strip("[]").split(",")
+    return float(lo), float(hi)
+
+
+def describe_array(shape: tuple[int, ...], dtype: Any = None) -> str:
+    """An array as a person would check it against what they saved: dtype and shape."""
+    return f"{np.dtype(dtype).name + ' ' if dtype is not None else ''}array of shape {tuple(shape)}"
+
+
+def image_layout(shape: tuple[int, ...], layout: str, where: str, field: str = "images",
+                 dtype: Any = None) -> tuple[str, tuple[int, int, int]]:
+    """("nhw" | "nchw" | "nhwc", (C, H, W)) of an image array of `shape`, or a BenchError
+    that describes the array as it is. `layout: auto` decides only when one end of a 4-d
+    array is a channel count (1 or 3) and the other is not; otherwise it must be declared."""
+    what = f"{where}: `{field}` is a {describe_array(shape, dtype)}"
+    if len(shape) == 3:
+        if layout != "auto":
+            raise BenchError(f"{what}: 3 dimensions are grey images (N, H, W), without a channel "
+                             f"axis, but `layout: {layout}` was declared. Drop `layout`, or save "
+                             f"the images with their channel axis.")
+        return "nhw", (1, int(shape[1]), int(shape[2]))
+    if len(shape) != 4:
+        raise BenchError(f"{what}: images need 3 dimensions (N, H, W: grey) or 4 (N, H, W, C "
+                         "or N, C, H, W with C 1 or 3). Reshape the array.")
+    n, a, b, c = (int(s) for s in shape)
+    first, last = a in CHANNELS, c in CHANNELS
+    as_nchw = f"(N, C, H, W) = {n} images, {a} channel(s), {b}x{c}"
+    as_nhwc = f"(N, H, W, C) = {n} images of {a}x{b}, {c} channel(s)"
+    if layout == "nchw" or (layout == "auto" and first and not last):
+        if not first:
+            raise BenchError(f"{what}: with `layout: nchw` that is {as_nchw}, and images have 1 "
+                             f"or 3 channels.{' Its last axis fits: `layout: nhwc`.' if last else ''}")
+        return "nchw", (a, b, c)
+    if layout == "nhwc" or (layout == "auto" and last and not first):
+        if not last:
+            raise BenchError(f"{what}: with `layout: nhwc` that is {as_nhwc}, and images have 1 "
+                             f"or 3 channels.{' Its axis 1 fits: `layout: nchw`.' if first else ''}")
+        return "nhwc", (c, a, b)
+    if layout not in LAYOUTS:
+        raise BenchError(f"{where}: `layout: {layout}`: use one of {', '.join(LAYOUTS)}.")
+    if first and last:
+        raise BenchError(f"{what}: it reads as {as_nchw}, or as {as_nhwc}. Declare which: "
+                         "`layout: nchw` or `layout: nhwc`.")
+    raise BenchError(f"{what}: neither axis 1 ({a}) nor axis 3 ({c}) is a channel count (1 or "
+                     "3), so it is not (N, C, H, W) nor (N, H, W, C). Save grey images as (N, H, "
+                     "W), colour images with 3 channels.")
+
+
+def undeclared_range(what: str, dtype: Any, values: tuple[float, float] | None = None) -> str:
+    """The message for a float (or wide integer) array whose value range is not declared:
+    which declaration to add, where."""
+    seen = f" (values from {values[0]:.4g} to {values[1]:.4g})" if values is not None else ""
+    return (f"{what}{seen}: {np.dtype(dtype).name} images need their value range declared, "
+            f"e.g. `range: \"[-1, 1]\"` (or {COMMON_RANGES[0]}, {COMMON_RANGES[2]}) on the "
+            "dataset or model entry of the suite, `range=\"[-1, 1]\"` in bench.evaluate, "
+            "`--range \"[-1, 1]\"` in `bench score`; or save uint8 images in [0, 255].")
+
+
+def check_dtype(what: str, dtype: Any, declared: str | None) -> None:
+    """Refuse what `to_uint8` cannot convert, from the array's header alone (validation)."""
+    dt = np.dtype(dtype)
+    if dt == np.uint8:
+        if declared not in (None, "[0, 255]"):
+            raise BenchError(f"{what}: uint8 images are in [0, 255]; `range: {declared}` is for "
+                             "float arrays. Drop `range`.")
+        return
+    if dt.kind not in "fiu":
+        raise BenchError(f"{what}: {dt.name} is not an image type. Save uint8 images in [0, 255], "
+                         "or floats with a declared `range`.")
+    if declared is None:
+        raise BenchError(undeclared_range(what, dt))
+
+
+def to_uint8(images: np.ndarray, what: str, declared: str | None, chunk: int = 4096) -> np.ndarray:
+    """uint8 images from an array of any numeric dtype: uint8 as it is, anything else
+    mapped from its declared range [lo, hi] linearly onto [0, 255] and rounded. Values
+    beyond the range by more than half a grey level are refused (a wrong declaration,
+    e.g. [0, 1] for [0, 255] data), never silently clipped."""
+    check_dtype(what, images.dtype, declared)
+    if images.dtype == np.uint8:
+        return images
+    assert declared is not None
+    lo, hi = range_bounds(declared)
+    if images.size == 0:
+        return np.zeros(images.shape, np.uint8)
+    mn, mx = float(np.nanmin(images)), float(np.nanmax(images))
+    if images.dtype.kind == "f" and not np.isfinite(images).all():
+        raise BenchError(f"{what}: the array holds NaN or infinite values; images must be finite.")
+    slack = (hi - lo) / 510
+    if mn < lo - slack or mx > hi + slack:
+        raise BenchError(f"{what}: values from {mn:.4g} to {mx:.4g}, outside the declared "
+                         f"`range: {declared}`. Declare the range the values are in (e.g. "
+                         f"{', '.join(COMMON_RANGES)}).")
+    out = np.empty(images.shape, np.uint8)
+    scale = 255.0 / (hi - lo)
+    for i in range(0, images.shape[0], chunk):  # a float copy of one chunk at a time
+        block = (images[i : i + chunk].astype(np.float64) - lo) * scale
+        out[i : i + chunk] = np.clip(np.rint(block), 0, 255)
+    return out
+
+
+def images_to_nchw_uint8(images: np.ndarray, where: str, field: str, declared: str | None,
+                         layout: str = "auto") -> np.ndarray:
+    """Any accepted image array -> uint8 (N, C, H, W), C-contiguous; errors name `where`
+    (the file) and `field` (the array)."""
+    x = to_nchw(images, where, layout, field)
+    return np.ascontiguousarray(to_uint8(x, f"{where}: `{field}`", declared))
 
 
 def imbalance_note(name: str, counts: np.ndarray, class_names: Sequence[str],

@@ -22,6 +22,9 @@ class DataInfo:
     height: int
     width: int
     num_classes: int
+    # False: images without class labels (a flat folder, an npz without labels): one class,
+    # every label 0; metrics that need labels are refused for it (`Metric.label_need`)
+    labeled: bool = True
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -45,6 +48,9 @@ class Dataset:
     # set on a view made by `restrict_train`: "<parent digest>:<sha of the kept indices>",
     # which is then the whole digest (a subset is a dataset of its own to every cache)
     subset: str = ""
+    # False: the images have no class labels (unconditional data): num_classes is 1 and
+    # every label 0, so label-free metrics run unchanged; see DataInfo.labeled
+    labeled: bool = True
 
     def __post_init__(self) -> None:
         for split, x, y in (("train", self.train_x, self.train_y), ("val", self.val_x, self.val_y)):
@@ -58,7 +64,7 @@ class Dataset:
     @property
     def info(self) -> DataInfo:
         c, h, w = self.train_x.shape[1:]
-        return DataInfo(int(c), int(h), int(w), self.num_classes)
+        return DataInfo(int(c), int(h), int(w), self.num_classes, self.labeled)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -99,7 +105,7 @@ class Dataset:
                  + (f" ({why})" if why else "")}
         return Dataset(f"{self.name}[subset]", self.train_x[idx], self.train_y[idx], self.val_x,
                        self.val_y, self.num_classes, list(self.class_names), notes,
-                       self.split_key, subset=f"{self.digest}:{kept}")
+                       self.split_key, subset=f"{self.digest}:{kept}", labeled=self.labeled)
 
 
 class DatasetSource(Plugin):

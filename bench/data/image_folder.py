@@ -1,5 +1,8 @@
 """A folder of class sub-folders (`melanoma/`, `benign/`, ...): the layout most private data
-sets (medical, industrial) already have, so they enter the suite without conversion.
+sets (medical, industrial) already have, so they enter the suite without conversion. A
+flat folder (images directly in it, no sub-folders) is unconditional data: one class,
+`labeled: false`, for the label-free metrics. `val` may be `root` itself: every image is
+then in both splits (the reference of `bench score`), decoded and stored once.
 
 Images are decoded with Pillow, converted to 1 or 3 channels and resized to one square
 size. A corrupt file stops the load with its name, unless the suite opts into skipping
@@ -46,17 +49,20 @@ from bench.data.base import DataInfo, Dataset, DatasetSource, stratified_split
 from bench.errors import BenchError
 from bench.registry import Options
 
+UNLABELED = "all"  # the one class name of a flat folder (unconditional data)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 MAX_LISTED = 10  # bad files named in one error message
-FORMAT = "1"  # of the decoded-images cache entries
+FORMAT = "2"  # of the decoded-images cache entries (2: `labeled`, `val_is_train`)
 DECODE_WINDOW = 256  # files handed to the decoding threads at once (bounds images in flight)
 
 
 class ImageFolderOptions(Options):
     root: Path = Field(description="folder with one sub-folder of images per class "
-                       "(the training split, or everything when `val` is not given)")
+                       "(the training split, or everything when `val` is not given); images "
+                       "directly in it, without sub-folders: unconditional data (no labels)")
     val: Path | None = Field(None, description="optional folder with the same class sub-folders, "
-                             "used as the val split; else a stratified split of `root`")
+                             "used as the val split (`root` itself: every image is in both); "
+                             "else a stratified split of `root`")
     image_size: int | None = Field(None, ge=4, le=1024, description="resize every image to "
                                    "this square side; default: the size of the images (all equal)")
     channels: Literal[1, 3] = Field(3, description="1 (grayscale) or 3 (RGB)")
@@ -93,9 +99,25 @@ def _to_8bit(a: np.ndarray) -> np.ndarray:
     return np.round(a.astype(np.float64) / top * 255.0).clip(0, 255).astype(np.uint8)
 
 
-def _class_dirs(root: Path) -> list[Path]:
+def _sub_dirs(root: Path) -> list[Path]:
     return sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
                   key=lambda p: p.name)
+
+
+def _is_flat(root: Path) -> bool:
+    """Images directly in the folder and no sub-folders: unconditional data (no labels)."""
+    return root.is_dir() and not _sub_dirs(root) and any(
+        p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        for p in root.iterdir())
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    """The class folders, in class order; a flat folder is its own one class."""
+    return [root] if _is_flat(root) else _sub_dirs(root)
+
+
+def _class_names(root: Path) -> list[str]:
+    return [UNLABELED] if _is_flat(root) else [d.name for d in _sub_dirs(root)]
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -136,16 +158,21 @@ class ImageFolder(DatasetSource):
                 raise BenchError(f"image_folder: `{field}` folder {folder} does not exist. Point it "
                                  "at a folder with one sub-folder of images per class (relative "
                                  "paths are resolved against the suite file's folder).")
-        classes = [d.name for d in _class_dirs(o.root)]
-        if len(classes) < 2:
+        classes = _class_names(o.root)
+        if not _is_flat(o.root) and len(classes) < 2:
             raise BenchError(f"image_folder: {o.root} has {len(classes)} class sub-folder(s); a "
-                             "class-conditional benchmark needs at least two (e.g. melanoma/, benign/).")
+                             "class-conditional benchmark needs at least two (e.g. melanoma/, "
+                             "benign/). For data without labels, put the images directly in "
+                             "the folder (no sub-folders): the label-free metrics run on it.")
         for field, folder in self._folders():
             dirs = _class_dirs(folder)
-            if field == "val" and [d.name for d in dirs] != classes:
-                got = [d.name for d in dirs]
-                raise BenchError(f"image_folder: `val` folder {folder} has classes {got}, `root` has "
-                                 f"{classes}. Both need the same class sub-folders.")
+            if field == "val" and _class_names(folder) != classes:
+                got = _class_names(folder)
+                flat = "a flat folder (no labels)" if _is_flat(o.root) else f"classes {classes}"
+                raise BenchError(f"image_folder: `val` folder {folder} has "
+                                 f"{'no class sub-folders' if _is_flat(folder) else f'classes {got}'}"
+                                 f", `root` is {flat}. Both need the same class sub-folders, or "
+                                 "both none.")
             empty = [d.name for d in dirs if not _image_files(d)]
             if empty:
                 raise BenchError(f"image_folder: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in "
@@ -183,9 +210,11 @@ class ImageFolder(DatasetSource):
         o = self.options
         first = _first_image_size(_class_dirs(o.root)) if o.image_size is None else None
         bad: list[tuple[Path, str]] = []
-        for _, folder in self._folders():
+        for field, folder in self._folders():
+            if field == "val" and self._val_is_root():
+                continue  # the same files
             files, y = self._selected(folder)
-            names = [d.name for d in _class_dirs(folder)]
+            names = _class_names(folder)
             readable = np.zeros(len(names), dtype=np.int64)
             example: dict[int, Path] = {}  # a bad file of each class
             for (f, hw, err), c in zip(image_headers(files), y, strict=True):
@@ -241,7 +270,7 @@ class ImageFolder(DatasetSource):
                 raise BenchError(f"image_folder: cannot infer the image size from {o.root}; set "
                                  "`image_size`.")
             h, w = hw
-        return DataInfo(o.channels, h, w, len(dirs))
+        return DataInfo(o.channels, h, w, len(dirs), labeled=not _is_flat(o.root))
 
     # ------------------------------------------------------------------ loading
     def _read(self, f: Path, size: tuple[int, int] | None) -> np.ndarray:
@@ -323,7 +352,7 @@ class ImageFolder(DatasetSource):
         (training rows, then val rows) and its `.json` (labels, notes, digest) last, so an
         entry without its .json is never read."""
         o = self.options
-        names = [d.name for d in _class_dirs(o.root)]
+        names = _class_names(o.root)
         size = ((o.image_size, o.image_size) if o.image_size is not None
                 else _first_image_size(_class_dirs(o.root)))
         if size is None:  # check() has refused this already
@@ -334,7 +363,10 @@ class ImageFolder(DatasetSource):
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=f"{path.stem}.decoding.") as tmp:
             root_raw, val_raw = Path(tmp) / "root.raw", Path(tmp) / "val.raw"
             y, bad, files = self._decode_folder(o.root, size, root_raw)
-            if o.val is not None:
+            same = self._val_is_root()
+            if same:  # every image is both train and val (`bench score`): decoded and kept once
+                vy, vfiles = y, files
+            elif o.val is not None:
                 vy, vbad, vfiles = self._decode_folder(o.val, size, val_raw)
                 bad += vbad
             if bad and not o.skip_bad_files:
@@ -347,7 +379,9 @@ class ImageFolder(DatasetSource):
             if bad:
                 notes["skipped_files"] = str(len(bad))
             root_rows = _raw_rows(root_raw, len(y), chw)
-            if o.val is None and o.group is None:
+            if same:
+                blocks = [(root_rows, np.arange(len(y)))]
+            elif o.val is None and o.group is None:
                 tr, va = stratified_split(y, o.val_fraction, o.split_seed)
                 blocks = [(root_rows, tr), (root_rows, va)]
                 y, vy = y[tr], y[va]
@@ -374,12 +408,13 @@ class ImageFolder(DatasetSource):
                     raise BenchError(f"image_folder {o.root}: no readable {split} images of "
                                      f"class(es) {empty}. Every class needs images in both "
                                      f"splits; add images, or lower `val_fraction`.{why}")
-            atomic_write(path, lambda tmp_npy: write_rows(tmp_npy, (len(y) + len(vy), *chw),
-                                                            blocks))
-        meta: dict[str, Any] = {"format": FORMAT, "shape": [len(y) + len(vy), *chw],
-                                "n_train": len(y), "train_y": y.tolist(), "val_y": vy.tolist(),
-                                "class_names": names, "notes": notes,
-                                "skipped_example": str(bad[0][0]) if bad else ""}
+            rows = len(y) + (0 if same else len(vy))
+            atomic_write(path, lambda tmp_npy: write_rows(tmp_npy, (rows, *chw), blocks))
+        meta: dict[str, Any] = {"format": FORMAT, "shape": [rows, *chw],
+                                "n_train": len(y), "train_y": y.tolist(),
+                                "val_y": [] if same else vy.tolist(), "val_is_train": same,
+                                "class_names": names, "labeled": not _is_flat(o.root),
+                                "notes": notes, "skipped_example": str(bad[0][0]) if bad else ""}
         meta["digest"] = self._dataset(path, meta, warn=False).digest  # one read of the file
         write_meta(path, meta)
         return meta
@@ -401,14 +436,21 @@ class ImageFolder(DatasetSource):
                                names) if warn else None)
         if note:
             notes["imbalance"] = note
+        same = bool(meta.get("val_is_train"))  # `val` is `root`: the rows once, both splits
+        vy = y if same else np.asarray(meta["val_y"], dtype=np.int64)
         ds = Dataset(name=f"image_folder:{o.root.name}", train_x=x[:n], train_y=torch.from_numpy(y),
-                     val_x=x[n:], val_y=torch.from_numpy(np.asarray(meta["val_y"], dtype=np.int64)),
+                     val_x=x[:n] if same else x[n:], val_y=torch.from_numpy(vy),
                      num_classes=len(names), class_names=names,
-                     split_key=f"group={o.group}" if o.group is not None else "")
+                     split_key=f"group={o.group}" if o.group is not None else "",
+                     labeled=bool(meta.get("labeled", True)))
         ds.notes = notes
         if meta.get("digest"):  # hashed when the entry was written: not read again
             ds.__dict__["digest"] = meta["digest"]
         return ds
+
+    def _val_is_root(self) -> bool:
+        o = self.options
+        return o.val is not None and o.val.resolve() == o.root.resolve()
 
     def _check_groups_apart(self, files: list[Path], ids: list[str], vfiles: list[Path],
                             vids: list[str]) -> None:

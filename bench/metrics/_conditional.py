@@ -87,6 +87,8 @@ class ConditionalFeatureMetric(FeatureMetric):
     """
 
     logged: ClassVar[dict[str, str]] = {}
+    needs_labels = True
+    labels_for = "it compares the images generated for each class with that class's real images"
 
     # ------------------------------------------------------------ per metric
     def need(self) -> tuple[int, str]:

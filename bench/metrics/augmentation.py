@@ -104,6 +104,9 @@ class Augmentation(Metric):
               "aug_gain_subset": diagnostic("higher"), "aug_acc_subset": diagnostic("higher"),
               "real_acc": reference("higher")}  # the real-only arm: no generator involved
     primary = "mean_aug_gain"  # with generator_data: subset, mean_aug_gain_subset (worker)
+    needs_labels = True
+    labels_for = "it trains classifiers on real and generated images of each class"
+    needs_held_out = True  # tested on the val split
 
     @property
     def suffix(self) -> str:

@@ -159,6 +159,9 @@ class Balancing(Metric):
               "imbalanced": reference("higher"), "balanced_real": reference("higher"),
               "oversampled_real": reference("higher")}
     primary = GAIN
+    needs_labels = True
+    labels_for = "it tops up rare classes with images generated for those classes"
+    needs_held_out = True  # tested on the val split
 
     def plan(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(imbalanced counts, balanced target counts, balanced-real counts, minority classes)."""

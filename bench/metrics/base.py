@@ -229,6 +229,14 @@ class Metric(Plugin):
     version: ClassVar[str] = "1"
     needs_latent: ClassVar[bool] = False  # only for generators that expose their latent input
     trains_on_model_images: ClassVar[bool] = False  # trains on generated, tests on real val
+    # uses class labels: the dataset's (a classifier trained on them, per-class statistics)
+    # and the generator's (images generated for a class); `labels_for` says what for. Refused
+    # on unconditional data or models at validation (`label_need`, bench.suite)
+    needs_labels: ClassVar[bool] = False
+    labels_for: ClassVar[str] = ""
+    # compares with held-out real images (the val split) as a different set from the
+    # training split: `bench score` (every real image in both splits) asks for a val set
+    needs_held_out: ClassVar[bool] = False
     values: ClassVar[dict[str, Value]] = {}
     primary: ClassVar[str] = ""
 

@@ -34,6 +34,7 @@ class DataCopying(FeatureMetric):
         gate_kind="copies", gate_note="C_T below -1.645: generated samples are closer to the "
         "training data than held-out real data is (Meehan et al.'s test, one-sided 5%)")}
     primary = "data_copying_ct"
+    needs_held_out = True  # held-out real images are its yardstick (C_T's test set)
 
     def score(self, real, fake, dataset, ctx):
         test = ctx.real_features(dataset, self.options.features, "val")

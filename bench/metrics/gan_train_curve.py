@@ -100,6 +100,9 @@ class GanTrainCurve(Metric):
               "effective_ratio": diagnostic("higher"),  # effective_size / largest size
               "real_curve_best_acc": reference("higher")}
     primary = "effective_size"
+    needs_labels = True
+    labels_for = "it trains classifiers on the images generated for each class"
+    needs_held_out = True  # tested on the val split
 
     def sizes(self, n_train: int) -> list[int]:
         o = self.options

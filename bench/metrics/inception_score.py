@@ -48,6 +48,23 @@ class InceptionScore(FeatureMetric):
               "classifier_is_std": diagnostic("lower")}
     primary = "is_mean"
 
+    def label_need(self) -> str | None:
+        """Inception's own 1008 logits need no labels; the fallback classifier's do."""
+        o = self.options
+        if o.features.name == "inception":
+            from bench.errors import BenchError
+            from bench.features.inception import find_weights
+
+            try:
+                if find_weights((o.features.model_extra or {}).get("path")).suffix == ".pth":
+                    return None
+            except BenchError:  # `bench validate` names the missing weights (check())
+                return None
+        if (o.features if o.features.name == "classifier" else o.fallback).name == "classifier":
+            return ("its logits are the real-trained classifier's, trained on class labels (only "
+                    "Inception with pytorch-fid's .pth weights has logits of its own)")
+        return None
+
     def compute(self, generator, dataset, ctx):
         o = self.options
         spec, prefix = o.features, "is"

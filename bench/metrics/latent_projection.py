@@ -295,6 +295,9 @@ class LatentProjection(Metric):
                                                       fallback="projection_heldout_distance"),
               "projection_heldout_distance": diagnostic("lower")}
     primary = "projection_gap"
+    needs_labels = True
+    labels_for = "it projects real images into the generator with their class, in a classifier's features"
+    needs_held_out = True  # its gap compares training with held-out (val) images
 
     def check(self) -> None:
         p = self.options.perceptual

@@ -93,6 +93,9 @@ class NearestNeighbours(Metric):
               "gen_nn_similarity": diagnostic("target", fallback="val_nn_similarity"),
               "val_nn_similarity": reference("higher")}
     primary = "nn_similarity_gap"
+    needs_labels = True
+    labels_for = "it searches in the features of a classifier trained on the real classes"
+    needs_held_out = True  # its gap compares training with held-out (val) images
 
     @staticmethod
     def train_features(ctx: Context, dataset: Dataset, clf: TrainedClassifier

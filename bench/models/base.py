@@ -110,6 +110,12 @@ class ModelSource(Plugin):
     def check(self, info: DataInfo) -> None:
         """Raise BenchError when this model cannot match the dataset (shape, classes, files)."""
 
+    def unconditional(self) -> str | None:
+        """What makes this source's images label-free (e.g. "a folder of samples without
+        class sub-folders"), or None when it generates the classes it is asked for. Suite
+        validation refuses the metrics that need labels on such a source, quoting this."""
+        return None
+
     def serves_split(self) -> str | None:
         """The real split ("train" or "val") whose images this source hands out, or None.
 

@@ -1,7 +1,11 @@
-"""A user's pre-generated images: an .npz (`images`, `labels`) or a folder of class folders.
+"""A user's pre-generated images: an .npz (`images`, optional `labels`) or a folder of images
+(one sub-folder per class, or flat).
 
 This is how generators written in any framework enter the suite: sample once, save, point
-the suite at the file.
+the suite at the file. Samples without labels (a flat folder, an npz without `labels`) are
+an unconditional model: served for any requested class, refused by the metrics that need
+labels (`Metric.label_need`, checked by `bench validate`). Float arrays are converted from
+their declared `range`; the axis order of 4-d arrays is `layout` (as in the npz dataset).
 """
 
 from __future__ import annotations
@@ -10,12 +14,23 @@ import hashlib
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from bench.data._util import bad_files_listing, file_sha256, image_headers, npz_header
+from bench.data._util import (
+    bad_files_listing,
+    check_dtype,
+    describe_array,
+    file_sha256,
+    image_headers,
+    image_layout,
+    images_to_nchw_uint8,
+    npz_header,
+    parse_range,
+)
 from bench.data.base import DataInfo, Dataset
 from bench.errors import BenchError
 from bench.models import MODELS
@@ -27,21 +42,50 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
 
 class SamplesOptions(Options):
-    path: Path = Field(description="an .npz with uint8 `images` (N,H,W[,C]) and int `labels`, "
-                       "or a folder with one sub-folder of PNG/JPEG files per class")
+    path: Path = Field(description="an .npz with `images` (N,H,W[,C] or N,C,H,W) and, for a "
+                       "class-conditional model, int `labels`; or a folder with one sub-folder "
+                       "of PNG/JPEG files per class, or the files directly (unconditional)")
+    range: str | None = Field(None, description="value range of float `images`, e.g. \"[0, 1]\", "
+                              "\"[-1, 1]\", \"[0, 255]\": mapped onto uint8 [0, 255] (required "
+                              "for float arrays; uint8 needs none)")
+    layout: Literal["auto", "nchw", "nhwc"] = Field("auto", description="axis order of 4-d "
+                                                   "`images`; auto: only when unambiguous")
+
+    @field_validator("range", mode="before")
+    @classmethod
+    def _range(cls, v: Any) -> str | None:
+        return parse_range(v)
 
 
-def _to_nchw(images: np.ndarray, where: str) -> np.ndarray:
-    if images.ndim == 3:
-        return images[:, None]
-    if images.ndim == 4:
-        return images.transpose(0, 3, 1, 2)
-    raise BenchError(f"{where}: `images` must have shape (N, H, W) or (N, H, W, C), got {images.shape}")
+class UnconditionalPool(PoolGenerator):
+    """Images without labels, served whatever labels are asked for: one seeded permutation of
+    the whole pool walked without replacement along the stream (wrapping around), as
+    PoolGenerator walks one class. So a stream as long as the pool holds every image once."""
+
+    def __init__(self, images: torch.Tensor, num_classes: int):
+        super().__init__(images, torch.zeros(len(images), dtype=torch.int64), 1)
+        self.num_classes = num_classes
+
+    def sample(self, n: int, labels: torch.Tensor, seed: int) -> torch.Tensor:
+        return super().sample(n, torch.zeros_like(labels), seed)
+
+    def sample_stream(self, labels: torch.Tensor, start: int, seed: int) -> torch.Tensor:
+        return super().sample_stream(torch.zeros_like(labels), start, seed)
+
+
+def _sub_dirs(root: Path) -> list[Path]:
+    return sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                  key=lambda p: p.name)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return [f for f in sorted(folder.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES
+            and not f.name.startswith(".") and f.is_file()]
 
 
 @MODELS.register("samples")
 class Samples(ModelSource):
-    """Pre-generated images from any framework (.npz or a folder of class sub-folders)."""
+    """Pre-generated images from any framework (.npz, or a folder: by class or flat)."""
 
     Options = SamplesOptions
     options: SamplesOptions
@@ -59,11 +103,29 @@ class Samples(ModelSource):
                     h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
         return {"content_sha256": h.hexdigest()[:16]}
 
+    def unconditional(self) -> str | None:
+        path = self.options.path
+        if path.is_dir() and not _sub_dirs(path):
+            return f"a folder of samples without class sub-folders ({path})"
+        if path.is_file() and path.suffix == ".npz":
+            try:
+                header = npz_header(path)
+            except BenchError:
+                return None  # check() reports the file
+            if "images" in header and "labels" not in header:
+                return f"an .npz of samples without `labels` ({path})"
+        return None
+
     def _folder_classes(self, root: Path) -> list[Path]:
-        dirs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name)
-        if not dirs:
-            raise BenchError(f"{root}: no class sub-folders. Put each class's images in its own folder.")
-        return dirs
+        """The class folders of `root` in class order; a flat folder is its own one class."""
+        dirs = _sub_dirs(root)
+        if dirs:
+            return dirs
+        if not _images_in(root):
+            raise BenchError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) and no class "
+                             "sub-folders. Put the samples there, one sub-folder per class (or "
+                             "all in the folder for an unconditional model).")
+        return [root]
 
     def check(self, info: DataInfo) -> None:
         path = self.options.path
@@ -72,28 +134,33 @@ class Samples(ModelSource):
                              "are resolved against the suite file's folder).")
         if path.is_dir():
             dirs = self._folder_classes(path)
-            if len(dirs) != info.num_classes:
+            flat = dirs == [path]
+            if not flat and info.labeled and len(dirs) != info.num_classes:
                 raise BenchError(f"{path}: {len(dirs)} class folders, the dataset has "
                                  f"{info.num_classes} classes. Put the images of class c in the "
-                                 "c-th folder (sorted by name), one folder per class.")
-            self._check_folder(path, dirs, info)
+                                 "c-th folder (sorted by name), one folder per class (or all "
+                                 "images directly in the folder for an unconditional model).")
+            self._check_folder(path, dirs, info, flat)
             return
         header = npz_header(path)  # raises a BenchError for an unreadable file
-        missing = {"images", "labels"} - set(header)
-        if missing:
-            raise BenchError(f"{path}: missing array(s) {sorted(missing)}; found {sorted(header)}. "
-                             "Save with numpy.savez(path, images=..., labels=...).")
+        if "images" not in header:
+            raise BenchError(f"{path}: missing array `images`; found {sorted(header) or 'none'}. "
+                             "Save with numpy.savez(path, images=..., labels=...) (labels are "
+                             "optional: without them the model is unconditional).")
         shape, dtype = header["images"]
-        if dtype != np.uint8:
-            raise BenchError(f"{path}: `images` must be uint8 in [0, 255], got {dtype}.")
-        if len(shape) not in (3, 4):
-            raise BenchError(f"{path}: `images` must be (N, H, W) or (N, H, W, C), got {shape}")
-        chw = (1, *shape[1:3]) if len(shape) == 3 else (shape[3], *shape[1:3])
+        what = f"{path}: `images` ({describe_array(shape, dtype)})"
+        check_dtype(what, dtype, self.options.range)
+        _, chw = image_layout(shape, self.options.layout, str(path), "images", dtype)
         if tuple(chw) != info.image_shape:
-            layout = "(N, H, W)" if info.channels == 1 else f"(N, H, W, {info.channels})"
-            raise BenchError(f"{path}: images are {chw} (C, H, W), the dataset's are "
-                             f"{info.image_shape}. Generate at the dataset's resolution and save "
-                             f"`images` as {layout} uint8.")
+            c = info.channels
+            raise BenchError(f"{path}: images are {tuple(chw)} (C, H, W) (`images` is a "
+                             f"{describe_array(shape, dtype)}); the dataset's are {info.image_shape}. "
+                             "Generate at the dataset's resolution and save `images` as "
+                             f"{'(N, H, W)' if c == 1 else f'(N, H, W, {c})'} uint8.")
+        if shape[0] == 0:
+            raise BenchError(f"{path}: `images` is empty.")
+        if "labels" not in header or not info.labeled:  # unconditional samples, or data
+            return
         lshape, ldtype = header["labels"]
         if lshape != (shape[0],):
             raise BenchError(f"{path}: `labels` has shape {lshape}, expected ({shape[0]},): one "
@@ -126,13 +193,12 @@ class Samples(ModelSource):
                              "class-conditional benchmark needs samples of every class. "
                              "Generate images of those classes too.")
 
-    def _check_folder(self, path: Path, dirs: list[Path], info: DataInfo) -> None:
+    def _check_folder(self, path: Path, dirs: list[Path], info: DataInfo, flat: bool) -> None:
         """Every class folder has images, and every image has a readable header of the
         dataset's size (Pillow's verify: no pixels are decoded)."""
-        files = [[f for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
-                 for d in dirs]
+        files = [_images_in(d) for d in dirs]
         empty = [d.name for d, fs in zip(dirs, files, strict=True) if not fs]
-        if empty:
+        if empty and info.labeled:
             raise BenchError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in class "
                              f"folder(s) {empty[:20]}; a class-conditional benchmark needs "
                              "samples of every class. Generate images of those classes too.")
@@ -150,33 +216,42 @@ class Samples(ModelSource):
                              f"dataset's size), e.g. {f} is {hw[0]}x{hw[1]}. Generate at the "
                              "dataset's resolution.")
 
-    def _load(self, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    def _load(self, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """uint8 (N, C, H, W) images and their labels (None: the samples have none)."""
         path = self.options.path
+        labels: np.ndarray | None
         if path.is_dir():
             from PIL import Image
 
             xs, ys = [], []
             mode = "L" if dataset.info.channels == 1 else "RGB"
-            for c, d in enumerate(self._folder_classes(path)):
-                for f in sorted(d.iterdir()):
-                    if f.suffix.lower() in IMAGE_SUFFIXES:
-                        try:
-                            xs.append(np.asarray(Image.open(f).convert(mode)))
-                        except OSError as e:
-                            raise BenchError(f"{f}: cannot read image ({e}).") from None
-                        ys.append(c)
-            images = _to_nchw(np.stack(xs), str(path))
-            labels = np.asarray(ys)
+            dirs = self._folder_classes(path)
+            for c, d in enumerate(dirs):
+                for f in _images_in(d):
+                    try:
+                        with Image.open(f) as im:
+                            xs.append(np.asarray(im.convert(mode)))
+                    except OSError as e:
+                        raise BenchError(f"{f}: cannot read image ({e}).") from None
+                    ys.append(c)
+            stacked = np.stack(xs)
+            images = stacked[:, None] if stacked.ndim == 3 else stacked.transpose(0, 3, 1, 2)
+            labels = None if dirs == [path] else np.asarray(ys)
         else:
             with np.load(path) as z:
-                images, labels = _to_nchw(z["images"], str(path)), z["labels"]
-        if labels.min() < 0 or labels.max() >= dataset.num_classes:
+                images = images_to_nchw_uint8(z["images"], str(path), "images", self.options.range,
+                                              self.options.layout)
+                labels = np.asarray(z["labels"]) if "labels" in z.files else None
+        if labels is not None and dataset.labeled and (labels.min() < 0 or labels.max() >= dataset.num_classes):
             raise BenchError(f"{path}: labels must be in 0..{dataset.num_classes - 1}, "
                              f"found {labels.min()}..{labels.max()}")
-        return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels.astype(np.int64))
+        y = torch.from_numpy(labels.astype(np.int64)) if labels is not None else None
+        return torch.from_numpy(np.ascontiguousarray(images)), y
 
     def build(self, dataset: Dataset, ctx: BuildContext) -> Generator:
         x, y = self._load(dataset)
+        if y is None or not dataset.labeled:  # no labels, or data without classes: one pool
+            return UnconditionalPool(x, dataset.num_classes)
         gen = PoolGenerator(x, y, dataset.num_classes)
         if gen.missing_classes():
             raise BenchError(f"{self.options.path}: no images of class(es) {gen.missing_classes()}; "

@@ -1,0 +1,724 @@
+"""The Python API: score images against real data, or run a suite, without a YAML file.
+
+    import bench
+    res = bench.evaluate(real="data/real", fake="samples.npz", metrics=["fid", "kid"])
+    res["fid"].value, res["fid"].lo, res["fid"].hi       # with its 95% interval
+    print(res)                                            # a table of every value
+
+    bench.run_suite({"name": "s", "datasets": ..., "models": ..., "metrics": ...})
+
+`evaluate` is not a second implementation of the metrics: it writes what it was given as a
+suite (the real images a dataset, the generated ones a model, one cell per metric), runs
+that suite through the runner (bench.runner.run_suite: the store, one sampling and one
+feature pass per model, the on-disk cache of real features) into an MLflow store, and
+reads the cell records back (bench.record.CellRecord). So a value from `evaluate` or
+`bench score` is the value a suite run on the same images gets, and the real side is
+cached across calls like everywhere else. The store is a temporary one, deleted after the
+call, unless `log=True` (or a `tracking_uri`) asks for the runs to be kept.
+
+What `real` and `fake` may be: a folder of images (class sub-folders, or flat for data
+without labels), an .npz file, an array or tensor of images (with labels as a tuple
+`(images, labels)`), a `torch.utils.data.Dataset` of images or (image, label) pairs; `fake`
+may also be a generator (a `bench.models.Generator`, an object with `sample(n, labels,
+seed)`, or a function `f(n, labels, seed)`). Float arrays need their `range` declared.
+Arrays are written once to the bench cache as content-addressed .npz files, so the same
+arrays are the same dataset (and the same cached features) in every call.
+
+Every real image is the reference (the train split) and also the val split, as in
+torch-fidelity and clean-fid; metrics that compare with held-out real images
+(`Metric.needs_held_out`: data copying, the classifier protocol) need `real_val`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import math
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import Field
+
+from bench.errors import BenchError
+from bench.models.base import BuildContext, Generator, ModelSource
+from bench.registry import Options
+
+if TYPE_CHECKING:
+    import torch
+
+    from bench.data.base import Dataset
+    from bench.record import CellRecord
+    from bench.runner import SuiteReport
+    from bench.suite import Suite
+    from bench.values import Value
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+OBJECT_SOURCE = "python_object"  # the model source of in-memory generators (only during a call)
+
+
+class EvaluationFailed(BenchError):
+    """A metric's cell failed (its error is in the message; with `log`, in its MLflow run)."""
+
+
+# ---------------------------------------------------------------- results
+@dataclass(frozen=True)
+class Result:
+    """One logged value: the number, its 95% interval (None where the metric gives none) and
+    its declaration (role `score` / `diagnostic` / `reference`, ideal, aspect)."""
+
+    metric: str  # the metric entry that logged it
+    name: str
+    value: float
+    lo: float | None
+    hi: float | None
+    declaration: Value
+
+    @property
+    def role(self) -> str:
+        return self.declaration.role
+
+    @property
+    def ideal(self) -> str:
+        return self.declaration.ideal
+
+    @property
+    def aspect(self) -> str | None:
+        return self.declaration.aspect
+
+    def __float__(self) -> float:
+        return self.value
+
+    def interval(self) -> str:
+        return "" if self.lo is None or self.hi is None else f"[{self.lo:.4g}, {self.hi:.4g}]"
+
+    def __str__(self) -> str:
+        return f"{self.value:.4g}" + (f" {self.interval()}" if self.interval() else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metric": self.metric, "value": self.value, "lo": self.lo, "hi": self.hi,
+                "declaration": self.declaration.to_json()}
+
+
+@dataclass
+class Evaluation(Mapping[str, Result]):
+    """The values of `evaluate`, by value name (`fid`, `kid_mean`, ...), in the order of the
+    metrics asked for, each metric's primary value first. `records` are the cell records as
+    read back from the store; `tracking_uri`, `suite_run_id` and `run_ids` (per metric) say
+    where they were logged (None: a temporary store, gone after the call)."""
+
+    results: dict[str, Result]
+    records: list[CellRecord] = field(default_factory=list)
+    tracking_uri: str | None = None
+    experiment_id: str | None = None
+    suite_run_id: str | None = None
+    run_ids: dict[str, str] = field(default_factory=dict)
+    log: str = ""  # the runner's console lines (shown with verbose=True)
+
+    def __getitem__(self, name: str) -> Result:
+        try:
+            return self.results[name]
+        except KeyError:
+            from bench.registry import did_you_mean
+
+            raise KeyError(f"no value '{name}'.{did_you_mean(name, list(self.results))} "
+                           f"Values: {', '.join(self.results)}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def as_dict(self) -> dict[str, float]:
+        """{value name: number}."""
+        return {k: r.value for k, r in self.results.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"values": {k: r.to_json() for k, r in self.results.items()},
+                "tracking_uri": self.tracking_uri, "experiment_id": self.experiment_id,
+                "suite_run_id": self.suite_run_id, "run_ids": self.run_ids}
+
+    def table(self) -> str:
+        """The values as a plain-text table: value, 95% interval, what is better."""
+        rows = [("value", "", "95% interval", "")]
+        for name, r in self.results.items():
+            better = {"higher": "higher is better", "lower": "lower is better"}.get(
+                r.ideal, f"target {r.declaration.symbol.removeprefix('→')}")
+            what = better if r.role == "score" else f"{r.role}, {better}"
+            rows.append((name, f"{r.value:.6g}", r.interval(), what))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                         for row in rows)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+# ---------------------------------------------------------------- in-memory generators
+_OBJECTS: dict[str, Any] = {}  # ref -> the generator object of a running `evaluate` call
+
+
+class ObjectOptions(Options):
+    ref: str = Field(description="key of a generator object handed to bench.evaluate")
+    range: str | None = Field(None, description="value range of float outputs")
+
+
+class _Adapter(Generator):
+    """A user's generator object or function as a Generator: uint8 (n, C, H, W) torch
+    tensors, float output mapped from the declared range."""
+
+    def __init__(self, obj: Any, dataset: Dataset, declared: str | None):
+        self.obj, self.declared = obj, declared
+        self.image_shape = dataset.image_shape
+        self.num_classes = dataset.num_classes
+        self.latent_dim = getattr(obj, "latent_dim", None)
+
+    def sample(self, n: int, labels: torch.Tensor, seed: int) -> torch.Tensor:
+        import torch
+
+        from bench.data._util import to_uint8
+
+        fn = self.obj.sample if hasattr(self.obj, "sample") else self.obj
+        out = fn(n, labels, seed)
+        if isinstance(out, torch.Tensor) and out.dtype == torch.uint8:
+            return out
+        arr = out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
+        return torch.from_numpy(to_uint8(arr, "the generator's output", self.declared))
+
+
+class PythonObject(ModelSource):
+    """A generator object in this process (bench.evaluate's `fake`): never persisted."""
+
+    Options = ObjectOptions
+    options: ObjectOptions
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"object": self.options.ref}  # one call's object: never resumed, never shared
+
+    def build(self, dataset: Dataset, ctx: BuildContext) -> Generator:
+        obj = _OBJECTS.get(self.options.ref)
+        if obj is None:
+            raise BenchError("the generator object of this cell is gone: it lives only during "
+                             "its bench.evaluate call.")
+        if isinstance(obj, Generator) and self.options.range is None:
+            return obj
+        return _Adapter(obj, dataset, self.options.range)
+
+
+def _is_generator(x: Any) -> bool:
+    return isinstance(x, Generator) or hasattr(x, "sample") or (
+        callable(x) and not _is_torch_dataset(x) and not isinstance(x, type))
+
+
+def _is_torch_dataset(x: Any) -> bool:
+    try:
+        from torch.utils.data import Dataset as TorchDataset
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return isinstance(x, TorchDataset)
+
+
+# ---------------------------------------------------------------- inputs -> suite entries
+def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
+    from bench.cache import Cache
+
+    return Cache(cache_dir).root
+
+
+def _arrays_from(x: Any, what: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(images, labels or None) from an array, a tensor, an (images, labels) tuple or a torch
+    Dataset (of images, or of (image, label) pairs; PIL images, arrays or tensors)."""
+    import torch
+
+    def arr(v: Any) -> np.ndarray:
+        if isinstance(v, torch.Tensor):
+            return v.detach().cpu().numpy()
+        return np.asarray(v)
+
+    if isinstance(x, tuple) and len(x) == 2:
+        images, given = arr(x[0]), arr(x[1])
+        if given.ndim != 1 or len(given) != len(images) or not np.issubdtype(given.dtype, np.integer):
+            raise BenchError(f"{what}: (images, labels) needs one integer label per image; got "
+                             f"labels of {given.dtype} {given.shape} for {len(images)} images.")
+        return images, given.astype(np.int64)
+    if _is_torch_dataset(x):
+        items = [x[i] for i in range(len(x))]
+        if not items:
+            raise BenchError(f"{what}: the torch Dataset is empty.")
+        pairs = all(isinstance(it, tuple | list) and len(it) >= 2 for it in items)
+        imgs = [arr(it[0] if pairs else it) for it in items]
+        shapes = {a.shape for a in imgs}
+        if len(shapes) > 1:
+            raise BenchError(f"{what}: the Dataset's images differ in shape ({sorted(shapes)[:3]}); "
+                             "resize them to one size (a transform) first.")
+        labels: np.ndarray | None = None
+        if pairs:
+            ys = [it[1] for it in items]
+            if all(np.ndim(arr(y)) == 0 and np.issubdtype(arr(y).dtype, np.integer) for y in ys):
+                labels = np.asarray([int(arr(y)) for y in ys], np.int64)
+        return np.stack(imgs), labels
+    if isinstance(x, np.ndarray | torch.Tensor):
+        return arr(x), None
+    raise BenchError(f"{what}: expected a folder, an .npz file, an array or tensor of images, "
+                     f"(images, labels), or a torch Dataset; got {type(x).__name__}.")
+
+
+def _write_npz(images: np.ndarray, labels: np.ndarray | None, root: Path) -> Path:
+    """The arrays as an .npz in the cache, named by their content: the same arrays are the
+    same file (hence the same dataset digest and cached features) in every call."""
+    h = hashlib.sha256()
+    for a in (images, labels):
+        if a is not None:
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.data)
+    path = root / "arrays" / f"{h.hexdigest()[:24]}.npz"
+    if not path.is_file():
+        from bench.cache import atomic_write
+
+        arrays = {"images": images} if labels is None else {"images": images, "labels": labels}
+        atomic_write(path, lambda tmp: np.savez(tmp, **arrays))  # type: ignore[arg-type]
+    return path
+
+
+def _as_path(x: Any, what: str) -> Path | None:
+    if not isinstance(x, str | os.PathLike):
+        return None
+    p = Path(x).expanduser().resolve()
+    if not p.exists():
+        raise BenchError(f"{what}: {x} does not exist. Pass a folder of images, an .npz file, "
+                         "or the images themselves.")
+    if p.is_file() and p.suffix != ".npz":
+        raise BenchError(f"{what}: {x} is a {p.suffix or 'suffix-less'} file; pass a folder of "
+                         "images or an .npz file (numpy.savez(path, images=..., labels=...)).")
+    return p
+
+
+def _first_image(folder: Path) -> Path | None:
+    for f in sorted(folder.rglob("*")):
+        if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file() and not f.name.startswith("."):
+            return f
+    return None
+
+
+def _channels(folder: Path) -> int:
+    """1 when the folder's images are grey (the first image's mode), else 3."""
+    from PIL import Image
+
+    f = _first_image(folder)
+    if f is None:
+        return 3  # the dataset's check names the empty folder
+    with Image.open(f) as im:
+        return 1 if im.mode in GREY_MODES else 3
+
+
+def _count(path: Path) -> int | None:
+    """How many images a samples folder or .npz holds (None: not known cheaply)."""
+    if path.is_dir():
+        return sum(1 for f in path.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES
+                   and f.is_file() and not f.name.startswith("."))
+    from bench.data._util import npz_header
+
+    h = npz_header(path)
+    return int(h["images"][0][0]) if "images" in h and h["images"][0] else None
+
+
+def _float_array(path: Path) -> bool:
+    """Whether an .npz's images are not uint8 (a declared range applies to it)."""
+    from bench.data._util import npz_header
+
+    h = npz_header(path)
+    dt = next((h[k][1] for k in ("images", "train_images") if k in h), None)
+    return dt is not None and np.dtype(dt) != np.uint8
+
+
+def _real_entry(real: Any, real_val: Any, root: Path, declared: str | None, layout: str,
+                image_size: int | None) -> tuple[dict[str, Any], bool]:
+    """The dataset entry of the real images, and whether it has a held-out split."""
+    p, v = _as_path(real, "real"), _as_path(real_val, "real_val") if real_val is not None else None
+    if p is None:
+        p = _write_npz(*_arrays_from(real, "real"), root)
+    if real_val is not None and v is None:
+        v = _write_npz(*_arrays_from(real_val, "real_val"), root)
+    if p.is_dir():
+        if v is not None and not v.is_dir():
+            raise BenchError("real is a folder and real_val is not: give both as folders, or both "
+                             "as .npz files / arrays.")
+        entry: dict[str, Any] = {"source": "image_folder", "root": str(p), "val": str(v or p),
+                                 "channels": _channels(p)}
+        if image_size is not None:
+            entry["image_size"] = image_size
+        return entry, v is not None
+    if v is not None and v.is_dir():
+        raise BenchError("real is an .npz file (or arrays) and real_val a folder: give both as "
+                         "folders, or both as .npz files / arrays.")
+    from bench.data._util import npz_header
+
+    own_split = "train_images" in npz_header(p)  # train_images and val_images: its own split
+    if own_split and v is not None:
+        raise BenchError(f"real: {p} has its own train and val split (train_images, val_images); "
+                         "drop real_val.")
+    entry = {"source": "npz", **({"path": str(p)} if own_split else {"train": str(p), "val": str(v or p)})}
+    if layout != "auto":
+        entry["layout"] = layout
+    if declared is not None and (_float_array(p) or (v is not None and _float_array(v))):
+        entry["range"] = declared
+    return entry, own_split or v is not None
+
+
+def _fake_entry(fake: Any, root: Path, declared: str | None, layout: str
+                ) -> tuple[dict[str, Any], int | None, str | None]:
+    """The model entry of the generated images, how many there are (None: a generator), and
+    the ref of an in-memory generator object."""
+    p = _as_path(fake, "fake")
+    if p is None and _is_generator(fake) and not isinstance(fake, tuple | np.ndarray) \
+            and not _is_torch_dataset(fake) and not _is_tensor(fake):
+        ref = uuid.uuid4().hex
+        return ({"source": OBJECT_SOURCE, "ref": ref, **({"range": declared} if declared else {})},
+                None, ref)
+    if p is None:
+        p = _write_npz(*_arrays_from(fake, "fake"), root)
+    entry: dict[str, Any] = {"source": "samples", "path": str(p)}
+    if p.is_file():
+        if layout != "auto":
+            entry["layout"] = layout
+        if declared is not None and _float_array(p):
+            entry["range"] = declared
+    return entry, _count(p), None
+
+
+def _is_tensor(x: Any) -> bool:
+    import torch
+
+    return isinstance(x, torch.Tensor)
+
+
+def _metric_entries(metrics: Sequence[str] | Mapping[str, Mapping[str, Any] | None],
+                    features: str | Mapping[str, Any] | None, num_samples: int | None
+                    ) -> dict[str, dict[str, Any]]:
+    """The suite's `metrics:` section: each metric with `features` where it takes a feature
+    extractor and `num_samples` where it takes a count of generated images (unless set)."""
+    from bench.features.base import FeatureSpec
+    from bench.metrics import METRICS
+
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    items = (list(metrics.items()) if isinstance(metrics, Mapping)
+             else [(m, None) for m in metrics])
+    if not items:
+        raise BenchError("no metrics given; e.g. metrics=[\"fid\", \"kid\"].")
+    spec = {"name": features} if isinstance(features, str) else dict(features or {})
+    out: dict[str, dict[str, Any]] = {}
+    for name, opts in items:
+        entry = dict(opts or {})
+        plugin = entry.get("source", name)
+        if plugin not in METRICS:
+            raise BenchError(METRICS.explain(plugin))
+        fields = METRICS.get(plugin).Options.model_fields
+        f = fields.get("features")
+        if spec and f is not None and f.annotation is FeatureSpec and "features" not in entry:
+            entry["features"] = spec
+        n = fields.get("num_samples")
+        if (num_samples is not None and n is not None and n.default is None
+                and "num_samples" not in entry):
+            entry["num_samples"] = num_samples
+        out[name] = entry
+    return out
+
+
+@contextlib.contextmanager
+def _object_source(ref: str | None, obj: Any) -> Iterator[None]:
+    """The in-memory generator source registered (and its object held) for one call."""
+    from bench.models import MODELS
+
+    if ref is None:
+        yield
+        return
+    _OBJECTS[ref] = obj
+    scope = (contextlib.nullcontext() if OBJECT_SOURCE in MODELS
+             else MODELS.scoped({OBJECT_SOURCE: PythonObject}))
+    try:
+        with scope:
+            yield
+    finally:
+        _OBJECTS.pop(ref, None)
+
+
+def evaluate(real: Any, fake: Any, metrics: Sequence[str] | Mapping[str, Mapping[str, Any] | None]
+             = ("fid",), features: str | Mapping[str, Any] | None = "inception", *,
+             real_val: Any = None, range: str | None = None, layout: str = "auto",
+             num_samples: int | None = None, image_size: int | None = None, seed: int = 0,
+             device: str = "auto", name: str = "fake", log: bool = False,
+             tracking_uri: str | None = None, experiment: str = "bench-evaluate",
+             cache_dir: str | os.PathLike | None = None, progress: bool = False,
+             verbose: bool = False) -> Evaluation:
+    """Score generated images (`fake`) against real ones with `metrics`.
+
+    real, fake: a folder of images (class sub-folders, or flat: no labels), an .npz
+        (`images`, optional `labels`), an array or tensor (N, H, W[, C]) or (N, C, H, W),
+        an `(images, labels)` tuple or a torch Dataset; `fake` also a generator (an object
+        with `sample(n, labels, seed)` or such a function), sampled `num_samples` times.
+    metrics: names (`["fid", "kid"]`, or "fid,kid"), or {entry: {source: ..., options}}.
+    features: the feature extractor of every metric that takes one: a name ("inception",
+        the standard FID network; "timm") or its options ({"name": "timm", "model": ...}).
+    real_val: held-out real images, for the metrics that need them (data_copying, the
+        classifier protocol); without it every real image is the reference.
+    range: value range of float arrays ("[0, 1]", "[-1, 1]", "[0, 255]"); layout: "nchw" or
+        "nhwc" for 4-d arrays whose layout is ambiguous.
+    num_samples: generated images per metric (default: every image of `fake`; for a
+        generator, as many as the real images).
+    log: keep the runs in MLflow (`tracking_uri`, else $MLFLOW_TRACKING_URI, else
+        sqlite:///mlflow.db; experiment `experiment`, model name `name`); default: a
+        temporary store. The bench cache (cache_dir, else $BENCH_CACHE_DIR or .bench_cache)
+        keeps real features across calls either way.
+
+    Raises BenchError for a mistake in the inputs (before any work), EvaluationFailed when a
+    metric's cell fails.
+    """
+    from bench.data._util import parse_range
+
+    try:
+        declared = parse_range(range)
+    except ValueError as e:
+        raise BenchError(str(e)) from None
+    if layout not in ("auto", "nchw", "nhwc"):
+        raise BenchError(f"layout '{layout}': use auto, nchw or nhwc.")
+    root = _cache_root(cache_dir)
+    dataset, held_out = _real_entry(real, real_val, root, declared, layout, image_size)
+    model, count, ref = _fake_entry(fake, root, declared, layout)
+    entries = _metric_entries(metrics, features, num_samples if num_samples is not None else count)
+    suite = {"name": "evaluate", "experiment": experiment, "seed": seed, "device": device,
+             "datasets": {"real": dataset}, "models": {name: model}, "metrics": entries}
+    with _object_source(ref, fake):
+        parsed = _parse(suite, name)
+        if not held_out:
+            for key, spec in parsed.metrics.items():
+                if spec.cls.needs_held_out:
+                    raise BenchError(f"metric '{key}' compares with held-out real images, and "
+                                     "every real image is the reference here: pass real_val=... "
+                                     "(`bench score --real-val PATH`), real images not in `real`.")
+        run = _execute(parsed, tracking_uri=tracking_uri if (log or tracking_uri) else None,
+                       keep=bool(log or tracking_uri), force=False, cache_dir=cache_dir,
+                       progress=progress, verbose=verbose, persist=ref is None)
+    failed = [o for o in run.report.outcomes if o.status == "failed"]
+    if failed:
+        from bench.runner import user_message
+
+        raise EvaluationFailed("\n".join(f"metric '{o.cell.metric.key}' failed: "
+                                         f"{user_message(o.error)}" for o in failed))
+    results: dict[str, Result] = {}
+    by_metric = {r.metric: r for r in run.records}
+    for key in entries:
+        rec = by_metric.get(key)
+        if rec is None:
+            continue
+        for vname in _ordered(rec):
+            full = vname if vname not in results else f"{key}.{vname}"
+            lo, hi = rec.values.get(vname + ".lo"), rec.values.get(vname + ".hi")
+            results[full] = Result(key, vname, float(rec.values[vname]), _num(lo), _num(hi),
+                                   _declaration(rec, vname))
+    return Evaluation(results, run.records, run.uri if run.keep else None,
+                      run.report.experiment_id if run.keep else None,
+                      run.report.parent_run_id if run.keep else None,
+                      {r.metric: r.run_id for r in run.records} if run.keep else {}, run.log)
+
+
+def _num(v: float | None) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def _declaration(rec: CellRecord, name: str) -> Value:
+    from bench.values import lookup
+
+    return lookup(rec.declarations, name)
+
+
+def _ordered(rec: CellRecord) -> list[str]:
+    """A record's values without interval companions: its primary first, then by name."""
+    from bench.values import is_interval
+
+    names = sorted(k for k in rec.values if not is_interval(k))
+    return sorted(names, key=lambda k: k != rec.primary)
+
+
+# ---------------------------------------------------------------- running a suite
+@dataclass
+class SuiteRun:
+    """What `run_suite` returns: the runner's report (outcomes, leaderboard, summary), the
+    records of its cells, where they are (None: a temporary store, gone), its console lines."""
+
+    report: SuiteReport
+    records: list[CellRecord]
+    uri: str
+    keep: bool
+    log: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok
+
+    @property
+    def leaderboard(self) -> str:
+        return self.report.leaderboard
+
+    def frame(self) -> Any:
+        """The records as the table reports read (bench.record.frame)."""
+        from bench.record import frame
+
+        return frame(self.records)
+
+    def values(self) -> dict[str, dict[str, float]]:
+        """{cell label: {value: number}} (interval ends included as `<value>.lo` / `.hi`)."""
+        labels = {o.run_id: o.cell.label for o in self.report.outcomes}
+        return {labels.get(r.run_id, r.run_id): dict(r.values) for r in self.records}
+
+
+def run_suite(suite: Mapping[str, Any] | str | os.PathLike, *, tracking_uri: str | None = None,
+              log: bool = True, force: bool = False, cache_dir: str | os.PathLike | None = None,
+              progress: bool = False, verbose: bool = True, check_resources: bool = True) -> SuiteRun:
+    """Validate and run a suite given as a dict, a YAML string or a YAML file's path, as
+    `bench run` does, and return its report and cell records. Relative paths in a dict or
+    string resolve against the working directory. `log=False`: a temporary MLflow store."""
+    from bench.suite import load_suite, parse_suite
+
+    if isinstance(suite, Mapping):
+        import yaml
+
+        parsed = parse_suite(yaml.safe_dump(dict(suite), sort_keys=False), "<suite dict>",
+                             check_resources, folder=Path.cwd())
+    elif isinstance(suite, str) and ("\n" in suite or ":" in suite and not Path(suite).is_file()):
+        parsed = parse_suite(suite, "<suite string>", check_resources, folder=Path.cwd())
+    else:
+        parsed = load_suite(Path(suite), check_resources)
+    return _execute(parsed, tracking_uri=tracking_uri if log else None, keep=log, force=force,
+                    cache_dir=cache_dir, progress=progress, verbose=verbose)
+
+
+def _parse(suite: dict[str, Any], name: str) -> Suite:
+    """The in-memory suite of `evaluate`, validated; its problems are told in the caller's
+    words (real, fake, metric 'kid'), not as lines of a suite file nobody wrote."""
+    import re
+
+    import yaml
+
+    from bench.suite import parse_suite
+
+    try:
+        return parse_suite(yaml.safe_dump(suite, sort_keys=False), "<bench.evaluate>",
+                           folder=Path.cwd())
+    except BenchError as e:
+        lines = str(e).splitlines()
+        if not lines or "<bench.evaluate>" not in lines[0]:
+            raise
+        out = []
+        for line in lines[1:] if "problem" in lines[0] else lines:
+            m = re.match(r"\s*<bench\.evaluate>:\d+: ([^:]+): (.*)", line)
+            if m is None:
+                out.append(line.strip())
+                continue
+            key, msg = m.groups()
+            section, _, entry = key.partition(".")
+            who = {"datasets": "real", "models": "fake", "metrics": f"metric '{entry.split('.')[0]}'"
+                   }.get(section, key)
+            msg = msg.removeprefix("cannot be used with dataset 'real': ")
+            msg = re.sub(r"^cell \([^)]*\): ", "", msg)  # the metric is named already
+            msg = re.sub(r", or exclude the pair: `[^`]*`\.$", ".", msg)  # a suite's remedy
+            out.append(f"{who}: {msg}".replace(f"model '{name}'", "fake").replace(
+                "dataset 'real'", "real"))
+        raise BenchError("\n".join(out)) from None
+
+
+def _execute(suite: Suite, tracking_uri: str | None, keep: bool, force: bool,
+             cache_dir: str | os.PathLike | None, progress: bool, verbose: bool,
+             persist: bool = True) -> SuiteRun:
+    """Run a validated suite through the runner into the given store (or a temporary one),
+    read its records back, and leave this process as it was: MLflow's tracking URI, the
+    environment, the worker state kept per suite run."""
+    from bench.executors.worker import PROCESS_SHARED
+    from bench.runner import run_suite as run
+    from bench.tracking import Tracker, resolve_uri
+
+    with contextlib.ExitStack() as stack:
+        env: dict[str, str | None] = {}
+        if not keep:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-evaluate-")))
+            uri = f"sqlite:///{tmp / 'mlflow.db'}"
+            env["MLFLOW_RUN_ID"] = None  # an outer `mlflow run`'s run is not in this store
+            _create_experiment(uri, suite.experiment, tmp / "artifacts")
+        else:
+            uri = resolve_uri(tracking_uri, suite.tracking_uri)
+        if not persist:  # an in-memory generator: its samples are this call's only
+            env["BENCH_PERSIST_SAMPLES"] = "0"
+        if not verbose:
+            env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+        stack.enter_context(_environment(env))
+        stack.enter_context(_mlflow_uri_restored())
+        out = io.StringIO()
+        if not verbose:
+            stack.enter_context(contextlib.redirect_stdout(out))
+        try:
+            report = run(suite, tracking_uri=uri, force=force, progress=progress,
+                         cache_dir=str(cache_dir) if cache_dir is not None else None)
+        finally:
+            for k in [k for k in PROCESS_SHARED if k.uri == uri and k.suite == suite.name]:
+                del PROCESS_SHARED[k]  # its datasets, generators and store: this run's only
+        if report.interrupted:
+            raise KeyboardInterrupt
+        ids = [o.run_id for o in report.outcomes if o.run_id]
+        tracker = Tracker(uri, experiment_id=report.experiment_id)
+        records = tracker.records(run_ids=ids, failed=True) if ids else []
+        return SuiteRun(report, records, uri, keep, out.getvalue())
+
+
+def _create_experiment(uri: str, name: str, artifacts: Path) -> None:
+    """The experiment of a temporary store, its artifacts beside it (not in ./mlruns)."""
+    import logging
+
+    from mlflow import MlflowClient
+
+    for lib in ("alembic", "mlflow", "mlflow.store"):
+        logging.getLogger(lib).setLevel(logging.ERROR)
+    MlflowClient(uri).create_experiment(name, artifact_location=artifacts.as_uri())
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str | None]) -> Iterator[None]:
+    before = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, old in before.items():
+            if old is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = old
+
+
+@contextlib.contextmanager
+def _mlflow_uri_restored() -> Iterator[None]:
+    """The Tracker sets MLflow's global tracking URI; a caller's own MLflow logging must not
+    end up in our (temporary) store."""
+    from mlflow.tracking import _tracking_service
+
+    utils: Any = _tracking_service.utils
+    before = getattr(utils, "_tracking_uri", None)
+    try:
+        yield
+    finally:
+        utils._tracking_uri = before
+
+
+__all__ = ["Evaluation", "EvaluationFailed", "Result", "SuiteRun", "evaluate", "run_suite"]
