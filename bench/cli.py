@@ -64,7 +64,7 @@ def check_tracking_uri(uri: str, origin: str = "--tracking-uri") -> str:
     if len(scheme) == 1:  # a Windows drive letter: a path
         return uri
     known = _store_schemes()
-    if scheme not in known:
+    if scheme.split("+", 1)[0] not in known:  # postgresql+psycopg2: a database and its driver
         raise BenchError(f"{origin} '{uri}': unknown scheme '{scheme}'.{did_you_mean(scheme, known)} "
                          "Use http(s)://HOST:PORT (a tracking server), sqlite:///FILE.db, or a folder.")
     if scheme == "sqlite" and not uri.lower().startswith("sqlite:///"):
@@ -85,6 +85,8 @@ def _local_store(uri: str) -> Path | None:
     parsed = urlparse(uri)
     if parsed.scheme == "file":
         return Path(unquote(parsed.path))
+    if uri in ("databricks", "databricks-uc", "uc"):  # MLflow's names of hosted stores
+        return None
     if len(parsed.scheme) <= 1:  # a plain path (or a Windows drive)
         return Path(uri)
     return None
@@ -681,6 +683,9 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--model", help="with --history: the model to follow")
     lb.add_argument("--history", action="store_true",
                     help="one model's values over the suite's finished runs, oldest first")
+    lb.add_argument("--trends", type=int, default=TREND_RUNS, metavar="N",
+                    help=f"html: each ranked value over the last N suite runs, with compare's noise "
+                    f"band and regressions marked (default {TREND_RUNS}; 0: none)")
     lb.set_defaults(func=cmd_leaderboard)
 
     def compare_opts(p: argparse.ArgumentParser) -> None:
@@ -720,9 +725,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "print its model URI (register it with --register NAME)")
     tr.add_argument("suite", help="suite YAML file")
     tr.add_argument("--model", required=True, help="the suite's model (source baseline or cgan)")
-    lb.add_argument("--trends", type=int, default=TREND_RUNS, metavar="N",
-                    help=f"html: each ranked value over the last N suite runs, with compare's noise "
-                    f"band and regressions marked (default {TREND_RUNS}; 0: none)")
     tr.add_argument("--dataset", help="the suite's dataset to train on (default: its first)")
     tr.add_argument("--register", help="register the model under this name (models:/NAME/VERSION)")
     tr.add_argument("--tracking-uri")

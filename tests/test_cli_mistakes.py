@@ -64,6 +64,18 @@ def test_a_mistyped_scheme_in_the_environment_or_the_suite_is_refused(write_suit
     assert not Path("x.db").exists() and not Path("mlflow.db").exists()
 
 
+@pytest.mark.parametrize("uri", ["http://localhost:5000", "https://mlflow.example.org", "sqlite:///mlflow.db",
+                                 "sqlite:////abs/mlflow.db", "file:///tmp/mlruns", "mlruns", "/tmp/mlruns",
+                                 "postgresql+psycopg2://u:p@db/mlflow", "mysql://u@db/mlflow",
+                                 "databricks", "databricks://profile", r"C:\mlruns"])
+def test_every_uri_form_mlflow_opens_is_accepted(uri):
+    from bench.cli import _local_store, check_tracking_uri
+
+    assert check_tracking_uri(uri) == uri
+    if uri.startswith(("http", "postgresql", "mysql", "databricks")):
+        assert _local_store(uri) is None  # a server: never checked for a file
+
+
 def test_a_sqlite_uri_with_two_slashes_is_refused(suite, capsys):
     refused(capsys, ["run", suite, "--tracking-uri", "sqlite://runs.db"], "sqlite:///mlflow.db")
 
