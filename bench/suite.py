@@ -462,6 +462,7 @@ def unlabeled_cells(specs: dict[str, dict[str, Spec]], triples: list[tuple[str, 
     out = []
     need: dict[str, str | None] = {}
     source: dict[str, str | None] = {}
+    told: set[tuple[str, str]] = set()  # (dataset, metric): data without labels, told once
     for m, d, t in triples:
         if m not in specs["models"] or t not in specs["metrics"] or d not in infos:
             continue
@@ -470,6 +471,9 @@ def unlabeled_cells(specs: dict[str, dict[str, Spec]], triples: list[tuple[str, 
         if not need[t]:
             continue
         if not infos[d].labeled:
+            if (d, t) in told:
+                continue
+            told.add((d, t))
             why, pair = f"dataset '{d}' has none (no class sub-folders or labels)", f"dataset: {d}"
         else:
             if m not in source:
@@ -477,7 +481,8 @@ def unlabeled_cells(specs: dict[str, dict[str, Spec]], triples: list[tuple[str, 
             if not source[m]:
                 continue
             why, pair = f"model '{m}' has none ({source[m]})", f"model: {m}"
-        out.append(((m, d, t), f"cell (model '{m}', dataset '{d}', metric '{t}'): "
+        cell = f"model '{m}', " if infos[d].labeled else ""  # no labels: every model's cell
+        out.append(((m, d, t), f"cell ({cell}dataset '{d}', metric '{t}'): "
                     f"{specs['metrics'][t].plugin} needs class labels ({need[t]}), and {why}. "
                     f"Use label-free metrics ({', '.join(label_free_metrics())}), or exclude the "
                     f"pair: `exclude: [{{{pair}, metric: {t}}}]`."))

@@ -417,6 +417,106 @@ def test_npz_errors(tmp_path):
         NpzOptions(path=tmp_path / "n.npz", train=tmp_path / "n.npz")
 
 
+def test_npz_without_labels_is_unconditional_and_one_file_splits(tmp_path):
+    x = RNG.integers(0, 256, (50, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "u.npz", images=x)
+    src = Npz(NpzOptions(path=tmp_path / "u.npz", val_fraction=0.2))
+    src.check()
+    info = src.describe()
+    assert (info.num_classes, info.labeled, info.image_shape) == (1, False, (1, 8, 8))
+    ds = src.load()
+    assert not ds.labeled and ds.class_names == ["all"] and ds.info.labeled is False
+    assert (len(ds.train_y), len(ds.val_y)) == (40, 10) and int(ds.train_y.max()) == 0
+    rows = {r.tobytes() for r in np.concatenate([ds.train_x.numpy(), ds.val_x.numpy()])[:, 0]}
+    assert rows == {r.tobytes() for r in x}  # every image once, in one split or the other
+    assert Npz(NpzOptions(path=tmp_path / "u.npz", split_seed=1)).load().digest != ds.digest
+    # labelled, one file: a stratified split
+    np.savez(tmp_path / "l.npz", images=x, labels=_labels(50, 5))
+    lab = Npz(NpzOptions(path=tmp_path / "l.npz")).load()
+    assert lab.labeled and lab.num_classes == 5 and np.bincount(lab.val_y.numpy()).tolist() == [2] * 5
+    # the same file as both splits: every image is in both, read once
+    both = Npz(NpzOptions(train=tmp_path / "u.npz", val=tmp_path / "u.npz")).load()
+    assert both.train_x is both.val_x and len(both.train_y) == 50
+    with pytest.raises(BenchError, match="`class_names` given, but the file.* have no labels"):
+        Npz(NpzOptions(path=tmp_path / "u.npz", class_names=["a"])).check()
+
+
+def test_npz_float_images_need_a_declared_range_and_convert_exactly(tmp_path):
+    x = RNG.integers(0, 256, (12, 8, 8, 3), dtype=np.uint8)
+    for declared, f in (("[0, 1]", x / 255.0), ("[-1, 1]", x / 127.5 - 1), ("[0, 255]", x * 1.0)):
+        np.savez(tmp_path / "f.npz", images=f.astype(np.float32))
+        src = Npz(NpzOptions(train=tmp_path / "f.npz", val=tmp_path / "f.npz", range=declared))
+        src.check()
+        assert np.array_equal(src.load().train_x.numpy(), x.transpose(0, 3, 1, 2)), declared
+    assert NpzOptions(path=tmp_path / "f.npz", range=[-1, 1]).range == "[-1, 1]"
+    with pytest.raises(ValueError, match="value range as"):
+        NpzOptions(path=tmp_path / "f.npz", range="zero to one")
+    np.savez(tmp_path / "f.npz", images=(x / 127.5 - 1).astype(np.float32))
+    with pytest.raises(BenchError, match=r"float32 images need their value range declared, e.g. "
+                       r"`range: \"\[-1, 1\]\"`.*on the dataset or model entry of the suite"):
+        Npz(NpzOptions(train=tmp_path / "f.npz", val=tmp_path / "f.npz")).check()
+    with pytest.raises(BenchError, match=r"values from -1 to 1, outside the declared `range: \[0, 1\]`"):
+        Npz(NpzOptions(train=tmp_path / "f.npz", val=tmp_path / "f.npz", range="[0, 1]")).load()
+    np.savez(tmp_path / "u8.npz", images=x)
+    with pytest.raises(BenchError, match=r"uint8 images are in \[0, 255\]; `range: \[0, 1\]`"):
+        Npz(NpzOptions(train=tmp_path / "u8.npz", val=tmp_path / "u8.npz", range="[0, 1]")).check()
+    np.savez(tmp_path / "nan.npz", images=np.full((2, 4, 4), np.nan, np.float32))
+    with pytest.raises(BenchError, match="NaN or infinite"):
+        Npz(NpzOptions(train=tmp_path / "nan.npz", val=tmp_path / "nan.npz", range="[0, 1]")).load()
+
+
+def test_npz_layout_auto_only_when_unambiguous(tmp_path):
+    nchw = RNG.integers(0, 256, (8, 1, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "c.npz", images=nchw)
+    src = Npz(NpzOptions(train=tmp_path / "c.npz", val=tmp_path / "c.npz"))
+    assert src.describe().image_shape == (1, 8, 8)  # (N, C, H, W): not "(8, 1, 8) (C, H, W)"
+    assert np.array_equal(src.load().train_x.numpy(), nchw)
+    with pytest.raises(BenchError, match=r"`images` is a uint8 array of shape \(8, 1, 8, 8\): with "
+                       r"`layout: nhwc` that is \(N, H, W, C\) = 8 images of 1x8, 8 channel\(s\).*"
+                       r"Its axis 1 fits: `layout: nchw`"):
+        Npz(NpzOptions(train=tmp_path / "c.npz", val=tmp_path / "c.npz", layout="nhwc")).check()
+    amb = RNG.integers(0, 256, (8, 3, 4, 3), dtype=np.uint8)
+    np.savez(tmp_path / "a.npz", images=amb)
+    with pytest.raises(BenchError, match=r"\(8, 3, 4, 3\): it reads as \(N, C, H, W\) = 8 images, 3 "
+                       r"channel\(s\), 4x3, or as \(N, H, W, C\) = 8 images of 3x4, 3 channel\(s\). "
+                       r"Declare which: `layout: nchw` or `layout: nhwc`"):
+        Npz(NpzOptions(train=tmp_path / "a.npz", val=tmp_path / "a.npz")).check()
+    for layout, want in (("nchw", amb), ("nhwc", amb.transpose(0, 3, 1, 2))):
+        ds = Npz(NpzOptions(train=tmp_path / "a.npz", val=tmp_path / "a.npz", layout=layout)).load()
+        assert np.array_equal(ds.train_x.numpy(), want)
+    np.savez(tmp_path / "b.npz", images=np.zeros((8, 5, 8, 8), np.uint8))
+    with pytest.raises(BenchError, match=r"neither axis 1 \(5\) nor axis 3 \(8\) is a channel count"):
+        Npz(NpzOptions(train=tmp_path / "b.npz", val=tmp_path / "b.npz")).check()
+
+
+def test_image_folder_flat_is_unconditional_and_val_may_be_root(tmp_path):
+    root = tmp_path / "flat"
+    root.mkdir()
+    for i in range(10):
+        Image.fromarray(RNG.integers(0, 256, (6, 6), dtype=np.uint8)).save(root / f"{i}.png")
+    src = folder(root, channels=1)
+    src.check()
+    info = src.describe()
+    assert (info.num_classes, info.labeled) == (1, False)
+    ds = src.load()
+    assert not ds.labeled and ds.class_names == ["all"] and (len(ds.train_y), len(ds.val_y)) == (8, 2)
+    same = folder(root, val=root, channels=1)
+    same.check()
+    both = same.load()
+    assert len(both.train_y) == len(both.val_y) == 10 and torch.equal(both.train_x, both.val_x)
+    assert not both.labeled and both.digest == folder(root, val=root, channels=1).load().digest
+    entry = next(p for p in (tmp_path / "cache" / "image_folder").glob("*.npy")
+                 if np.load(p, mmap_mode="r").shape[0] == 10)
+    assert np.load(entry, mmap_mode="r").shape == (10, 1, 6, 6)  # decoded and stored once
+    make_folder(tmp_path / "classes", {"a": 3, "b": 3})
+    with pytest.raises(BenchError, match=r"`val` folder .*flat has no class sub-folders, `root` is "
+                       r"classes \['a', 'b'\]"):
+        folder(tmp_path / "classes", val=root).check()
+    make_folder(tmp_path / "one", {"only": 2})
+    with pytest.raises(BenchError, match="at least two.*put the images directly in the folder"):
+        folder(tmp_path / "one").check()
+
+
 # ---------------------------------------------------------------- through the suite
 SUITE = """\
 name: data-sources
