@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from bench.safe_names import safe_filename
+
 V = TypeVar("V")
 
 DEFAULT_DIR = ".bench_cache"
@@ -50,7 +52,9 @@ class Cache:
         self.misses: Counter[str] = Counter()
 
     def path(self, kind: str, key: Any, suffix: str = "") -> Path:
-        return self.root / kind / f"{stable_hash(key)}{suffix}"
+        """The entry of `key` in the folder of `kind`. The file name is a hash; the kind is a
+        plugin's word (`real_classifier`, `cgan`), made one safe folder name all the same."""
+        return self.root / safe_filename(kind) / f"{stable_hash(key)}{suffix}"
 
     def hit(self, kind: str) -> None:
         self.hits[kind] += 1

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from bench.safe_names import safe_filename
+
 Fetch = Callable[[str, str], "bytes | None"]
 
 
@@ -128,7 +130,9 @@ def augmentation(runs: pd.DataFrame, dataset: str) -> bytes | None:
 
 
 def suite_figures(runs: pd.DataFrame, fetch: Fetch | None = None) -> dict[str, bytes]:
-    """{file name: PNG} of every comparison figure the runs support (none is an error)."""
+    """{file name: PNG} of every comparison figure the runs support (none is an error). A
+    name holds its dataset's, made one safe file name (bench.safe_names): dataset names are
+    the user's, and `../x` must not become a path."""
     out: dict[str, bytes] = {}
     if runs.empty:
         return out
@@ -142,5 +146,5 @@ def suite_figures(runs: pd.DataFrame, fetch: Fetch | None = None) -> dict[str, b
             f"{ds}_augmentation.png": augmentation(runs, ds),
             f"{ds}_gan_train_curves.png": curves(runs, ds, fetch) if fetch else None,
         }
-        out.update({k: v for k, v in made.items() if v})
+        out.update({safe_filename(k): v for k, v in made.items() if v})
     return out

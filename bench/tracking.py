@@ -29,6 +29,7 @@ import bench
 from bench.errors import BenchError
 from bench.record import TAG, CellRecord
 from bench.record import frame as record_frame
+from bench.safe_names import safe_filename
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 HEARTBEAT_S = float(os.environ.get("BENCH_HEARTBEAT_S", 20))  # a live runner's lease renewal
@@ -150,18 +151,20 @@ class Tracker:
             self.client.log_artifacts(run_id, str(path), artifact_path)
 
     def log_files(self, run_id: str, files: dict[str, bytes], artifact_path: str | None = None) -> None:
-        """Bytes (e.g. PNG figures) as artifacts named by their keys."""
+        """Bytes (e.g. PNG figures) as artifacts named by their keys, each key made one safe
+        file name (bench.safe_names): a key holds user-chosen names (a figure's dataset), and
+        `../x` or `/x` joined to the folder would write outside it."""
         if not files:
             return
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="bench-files-") as tmp:
             for name, data in files.items():
-                (Path(tmp) / name).write_bytes(data)
+                (Path(tmp) / safe_filename(name)).write_bytes(data)
             self.client.log_artifacts(run_id, tmp, artifact_path)
 
     def log_text(self, run_id: str, text: str, name: str) -> None:
-        self.client.log_text(run_id, text, name)
+        self.client.log_text(run_id, text, safe_filename(name))  # MLflow writes it to a local file
 
     def log_dataset(self, run_id: str, name: str, digest: str, splits: dict[str, int],
                     source: dict[str, Any]) -> None:
@@ -296,7 +299,7 @@ class Tracker:
 
     def log_image(self, run_id: str, image: Any, name: str) -> None:
         """An image artifact (numpy HxW[xC] uint8 or PIL image), e.g. a sample grid."""
-        self.client.log_image(run_id, image, artifact_file=name)
+        self.client.log_image(run_id, image, artifact_file=safe_filename(name))
 
     def register_model(self, run_id: str, artifact_path: str, name: str) -> str:
         """Register the model a run logged under `artifact_path` as a new version of `name`

@@ -212,8 +212,12 @@ class Context:
         return (feats.features[:n], feats.logits[:n]), labels
 
     def artifact(self, name: str) -> Path:
+        """Where the cell writes artifact `name`: in its own folder, whatever the name holds
+        (a plugin may build it from a name; bench.safe_names maps it to one safe file)."""
+        from bench.safe_names import safe_filename
+
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
-        return self.artifact_dir / name
+        return self.artifact_dir / safe_filename(name)
 
 
 class Metric(Plugin):

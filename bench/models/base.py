@@ -107,6 +107,12 @@ class ModelSource(Plugin):
     has_latent: ClassVar[bool] = False  # whether its generators expose latent_dim / sample_latent (PPL)
     trainable: ClassVar[bool] = False  # whether `bench train` trains it (the GAN baselines)
 
+    def check_allowed(self) -> None:
+        """Raise BenchError when a shared runner (bench.allowlist) does not allow the code this
+        source would run (an imported target, an unpickled file). Sources that run no code
+        chosen by the suite allow everything. Suite validation calls it always, before any
+        other check can import or unpickle."""
+
     def check(self, info: DataInfo) -> None:
         """Raise BenchError when this model cannot match the dataset (shape, classes, files)."""
 

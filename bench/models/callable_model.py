@@ -5,7 +5,9 @@ loaded into it. This is the shortest path from a training repository to the suit
 export step, and the latents stay accessible (PPL and other latent metrics work).
 
 Checkpoints load with `torch.load(..., weights_only=True)`, which cannot run code; a file
-that holds pickled objects needs `trusted_checkpoint: true`, an explicit opt-in.
+that holds pickled objects needs `trusted_checkpoint: true`, an explicit opt-in. On a shared
+runner both the target's module and a trusted checkpoint's folder must be allowed by name
+(bench.allowlist).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import os
 import pickle
 import re
 import zipfile
@@ -25,6 +26,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from bench import allowlist
 from bench.data._util import file_sha256
 from bench.data.base import DataInfo, Dataset
 from bench.errors import BenchError
@@ -52,17 +54,9 @@ class CallableOptions(TorchModelOptions):
 
 def check_allowed(target: str) -> None:
     """A suite is code, like a Makefile: `target` imports and calls any function (`os:system`
-    too). Shared runners that execute other people's suites set BENCH_ALLOWED_MODULES to a
-    comma-separated list of module prefixes (e.g. `mylab.models,torchvision.models`); any other
-    target is refused before it is imported."""
-    allowed = [m.strip() for m in os.environ.get("BENCH_ALLOWED_MODULES", "").split(",") if m.strip()]
-    if not allowed:
-        return
-    mod_name = target.partition(":")[0]
-    if not any(mod_name == m or mod_name.startswith(m + ".") for m in allowed):
-        raise BenchError(f"model target '{target}': module '{mod_name}' is not in "
-                         f"BENCH_ALLOWED_MODULES ({', '.join(allowed)}). Add it there if you trust "
-                         "it, or use a model from an allowed module.")
+    too). On a shared runner (bench.allowlist) a target outside BENCH_ALLOWED_MODULES is
+    refused before it is imported."""
+    allowlist.check_module(target)
 
 
 def resolve_target(target: str) -> Callable[..., Any]:
@@ -146,7 +140,10 @@ def _checkpoint_format(path: Path) -> str:
 
 def read_checkpoint(path: Path, trusted: bool, map_location: str = "cpu") -> Any:
     """torch.load with errors that say what to fix. `map_location="meta"` (validation) reads
-    only the structure and shapes, memory-mapped, without the tensor data."""
+    only the structure and shapes, memory-mapped, without the tensor data. A trusted file is
+    unpickled even then, so a shared runner's allowance is checked first."""
+    if trusted:
+        allowlist.check_checkpoint(path)
     fmt = _checkpoint_format(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=not trusted,
@@ -274,6 +271,12 @@ class CallableModel(ModelSource):
     Options = CallableOptions
     options: CallableOptions
     has_latent = True
+
+    def check_allowed(self) -> None:
+        o = self.options
+        allowlist.check_module(o.target)
+        if o.checkpoint is not None and o.trusted_checkpoint:
+            allowlist.check_checkpoint(o.checkpoint)
 
     def check(self, info: DataInfo) -> None:
         """What build() would find, without building: the target imports and accepts the

@@ -1,0 +1,118 @@
+"""User-chosen names -> safe file names: the one place where a name becomes a path.
+
+Model, dataset, metric and suite names are labels a user types in a suite (or that a board
+reads back from an MLflow store, where anything may have been written). A figure is named
+after its dataset, and a name such as `../../x/escaped` or `/etc/cron.d/job` joined to a
+folder would write outside it (issue 20). Every file name this package builds from such a
+name goes through `safe_filename`; the folders are always ours (a temporary folder, the
+cache, the run's artifacts).
+
+The mapping:
+- a name that is already safe maps to itself, so ordinary names stay readable and cache
+  keys, artifact names and links do not change;
+- any other name keeps its readable part (path separators become `_`, `.` and `..`
+  components are dropped, other unsafe characters become `_`, the length is bounded) and
+  gains `-` and 10 hex digits of a hash of the whole name, before its extension. So two
+  names never share a file (unless one of them is already the mapped form of the other,
+  which takes guessing a 40-bit hash), and the result is safe: mapping it again changes
+  nothing.
+
+Safe means: one path component of letters, digits, marks and `-_.+=@,()[]` and inner
+spaces; not starting with `.`, `-` or a space, not ending with `.` or a space (Windows drops
+those); no control or format characters, no `/`, `\\`, `:` or other characters that
+Windows, shells or URLs read specially; not a Windows device name (`CON`, `NUL`, `COM1`...);
+at most `max_len` bytes in UTF-8. Letter case is kept, so on a case-insensitive file system
+`A.png` and `a.png` are one file (suites rarely name two datasets that way).
+
+What validation refuses instead (bench.suite, `name_problem`): control characters and
+bidirectional overrides in a suite's names (they rewrite the terminal and the board, and no
+file name can show them), and names longer than MAX_NAME. A `/` in a name is kept (a
+model called `stylegan2/ffhq` is a fine label) and mapped only where a file is named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+MAX_LEN = 120  # bytes of a mapped file name: well under every file system's 255
+MAX_NAME = 200  # characters of a suite's name: labels in boards and MLflow (run names: 250)
+HASH_LEN = 10
+_PUNCT = frozenset("-_.+=@,()[] ")
+_EXT = re.compile(r"\.[A-Za-z0-9]{1,10}$")
+_WINDOWS_DEVICES = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+                              *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))})
+# bidirectional embeddings, overrides and isolates: they reorder how a line is displayed
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _char_ok(c: str) -> bool:
+    return c in _PUNCT or unicodedata.category(c)[0] in "LNM"
+
+
+def is_safe(name: str, max_len: int = MAX_LEN) -> bool:
+    """Whether `name` is already a safe single file name (see the module docstring)."""
+    return (bool(name) and name[0] not in ".- " and name[-1] not in ". "
+            and all(_char_ok(c) for c in name)
+            and len(name.encode("utf-8", "surrogatepass")) <= max_len
+            and name.split(".", 1)[0].rstrip(" ").upper() not in _WINDOWS_DEVICES)
+
+
+def _bounded(text: str, max_bytes: int) -> str:
+    """The longest prefix of `text` (whole characters) of at most `max_bytes` in UTF-8."""
+    out, used = [], 0
+    for c in text:
+        n = len(c.encode("utf-8"))
+        if used + n > max_bytes:
+            break
+        out.append(c)
+        used += n
+    return "".join(out)
+
+
+def safe_filename(name: str, max_len: int = MAX_LEN) -> str:
+    """`name` as one safe file name of at most `max_len` bytes: itself when it is safe,
+    else its readable part with a hash of the whole name (see the module docstring)."""
+    if max_len < 2 * HASH_LEN + 12:
+        raise ValueError(f"max_len must leave room for the hash and an extension, got {max_len}")
+    name = str(name)
+    if is_safe(name, max_len):
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_LEN]
+    # path components: `a/../b` and `\\server\share` keep their words, never their climbing
+    parts = [p for p in re.split(r"[/\\]+", name) if p.strip(" .")]
+    text = "_".join("".join(c if _char_ok(c) else "_" for c in p) for p in parts)
+    ext = ""
+    if (m := _EXT.search(text)) and m.start() > 0:
+        text, ext = text[: m.start()], m.group()
+    text = text.lstrip(".- ").rstrip(". ")
+    room = max_len - len(ext) - HASH_LEN - 1
+    text = _bounded(text, room).rstrip(". ") or "_"
+    return f"{text}-{digest}{ext}"
+
+
+def name_problem(name: str) -> str | None:
+    """Why a suite may not use `name` for a model, dataset, metric or the suite itself, or
+    None: what a file name cannot show is refused at validation, the rest is mapped by
+    `safe_filename` where a file is named after it."""
+    if not name or not name.strip():
+        return "is empty. Give it a name"
+    for c in name:
+        if unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI:
+            what = ("a bidirectional override" if c in _BIDI
+                    else "a lone surrogate" if unicodedata.category(c) == "Cs"
+                    else "a control character")
+            return (f"contains {what} ({ascii(c)}), which would rewrite the terminal, logs and "
+                    "boards that show it. Remove it")
+    if len(name) > MAX_NAME:
+        return (f"is {len(name)} characters long; names are labels in boards and MLflow runs and "
+                f"may have at most {MAX_NAME}. Shorten it")
+    return None
+
+
+def printable(text: str) -> str:
+    """`text` with control characters, lone surrogates and bidirectional overrides written
+    as escapes (`\\x1b`), for messages that quote a name validation refuses."""
+    return "".join(ascii(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI
+                   else c for c in text)
