@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from bench.flags import Flag
 
 if TYPE_CHECKING:
@@ -31,10 +33,13 @@ def board_flags(t: Table) -> dict[str, list[Flag]]:
     calibration memoriser is flagged too, which is the point of having it)."""
     out: dict[str, list[Flag]] = {}
     unc = t.uncertainty()
+    models = list(t.mean.index)
     for c in t.mean.columns:
         v = t.values[c]
         if not v.gate:
             continue
+        xs = t.mean[c].to_numpy(dtype=float)
+        us = np.nan_to_num(unc[c].to_numpy(dtype=float), nan=0.0)
         ref = ref_u = math.nan
         if v.gate == "below_ref":
             if t.held_out is None or t.held_out not in t.mean.index:
@@ -43,21 +48,23 @@ def board_flags(t: Table) -> dict[str, list[Flag]]:
             ref_u = float(unc.at[t.held_out, c])
             if math.isnan(ref):
                 continue
-        for m in t.mean.index:
-            x = float(t.mean.at[m, c])
-            if math.isnan(x) or m == t.held_out:
+            ru = 0.0 if math.isnan(ref_u) else ref_u
+            margins = np.sqrt(us**2 + ru**2)
+            hit = (ref - xs) > np.maximum(margins, 1e-12)
+        elif v.gate == "below" and v.gate_at is not None:
+            hit = xs + us < v.gate_at
+        else:
+            continue
+        for i in np.flatnonzero(hit & ~np.isnan(xs)):  # only the flagged: no per-model loop
+            m, x, u = models[i], float(xs[i]), float(us[i])
+            if m == t.held_out:
                 continue
-            u = float(unc.at[m, c])
-            u = 0.0 if math.isnan(u) else u
-            if v.gate == "below" and v.gate_at is not None and x + u < v.gate_at:
+            if v.gate == "below":
                 shown = f"{_num(x)}" + (f" (95% upper end {_num(x + u)})" if u else "")
                 out.setdefault(m, []).append(Flag(
                     v.gate_kind, f"{c} = {shown} < {v.gate_at:g}: {v.gate_note}", True, c))
-            elif v.gate == "below_ref":
-                ru = 0.0 if math.isnan(ref_u) else ref_u
-                margin = math.sqrt(u**2 + ru**2)
-                if ref - x > max(margin, 1e-12):
-                    out.setdefault(m, []).append(Flag(
-                        v.gate_kind, f"{c} = {_num(x)} vs the held-out real row's {_num(ref)} "
-                        f"(separated by more than {_num(margin)}): {v.gate_note}", True, c))
+            else:
+                out.setdefault(m, []).append(Flag(
+                    v.gate_kind, f"{c} = {_num(x)} vs the held-out real row's {_num(ref)} "
+                    f"(separated by more than {_num(float(margins[i]))}): {v.gate_note}", True, c))
     return out

@@ -30,12 +30,12 @@ import pandas as pd
 from bench.leaderboard import (
     REFERENCE_LABEL,
     Table,
-    _cell_text,
     _data_text,
     _diagnostic_groups,
     _failed_columns,
     _score_groups,
     best_mask,
+    cell_texts,
     legend,
     model_label,
     notes,
@@ -257,7 +257,10 @@ def _model_cell(model: str, anchors: dict[str, str], reference: bool, label: str
 
 
 def _value_table(t: Table, cols: list[str], anchors: dict[str, str], bold: bool) -> str:
-    best, unc, good = best_mask(t), t.uncertainty(), t.goodness()
+    best, good = best_mask(t)[cols].to_numpy(), t.goodness()[cols].to_numpy()
+    texts = cell_texts(t, t.uncertainty())[cols].to_numpy()
+    n = t.n.reindex(index=t.mean.index, columns=cols).to_numpy(dtype=float)
+    pos = {m: i for i, m in enumerate(t.mean.index)}
     heads = ['<th data-first="asc">model</th>'] + [
         f'<th data-first="desc" title="{escape(t.values[c].role)}; aspect: {escape(str(t.values[c].aspect))}">'
         f"{escape(t.header(c))}</th>" for c in cols]
@@ -265,10 +268,11 @@ def _value_table(t: Table, cols: list[str], anchors: dict[str, str], bold: bool)
     failed_cols = _failed_columns(t)
 
     def row(m: str, reference: bool) -> str:
-        cells = [_num_cell(_cell_text(t, unc, m, c) or ("failed" if c in failed_cols.get(m, ()) else ""),
-                           good.at[m, c], bold and not reference and bool(best.at[m, c]),
-                           f"n={int(t.n.at[m, c])}" if not pd.isna(t.n.at[m, c]) else "")
-                 for c in cols]
+        i, failed = pos[m], failed_cols.get(m, ())
+        cells = [_num_cell(texts[i, j] or ("failed" if c in failed else ""),
+                           good[i, j], bold and not reference and bool(best[i, j]),
+                           f"n={int(n[i, j])}" if not np.isnan(n[i, j]) else "")
+                 for j, c in enumerate(cols)]
         return f"<tr>{_model_cell(m, anchors, reference, model_label(t, m))}{''.join(cells)}</tr>"
 
     shown = [m for m in t.ranked if has[m] or t.failed(m)]

@@ -31,6 +31,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,6 +76,10 @@ class Table:
     failures: pd.DataFrame = field(default_factory=pd.DataFrame)
     metric_of: dict[str, str] = field(default_factory=dict)  # column -> the metric logging it
     headline: str | None = None  # the value that orders passing models (see `place`)
+    _failed: set[str] | None = field(default=None, repr=False, compare=False)  # see `failed`
+    # derived frames (uncertainty, goodness, ranks), computed once per row order: a board
+    # asks for them per column group and per format (cleared by `_reorder`)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def ranked(self) -> list[str]:
@@ -86,9 +91,14 @@ class Table:
         return any(f.gate for f in self.flags.get(model, []))
 
     def failed(self, model: str) -> bool:
-        """True when the model has failed cells and no value at all here."""
-        has_fail = not self.failures.empty and bool((self.failures["model"] == model).any())
-        return has_fail and not bool(self.mean.loc[model].notna().any()) if model in self.mean.index else has_fail
+        """True when the model has failed cells and no value at all here. (The set is
+        computed once: `failures` and which cells hold a value never change after build.)"""
+        if self._failed is None:
+            with_fail = set() if self.failures.empty else set(map(str, self.failures["model"]))
+            has = self.mean.notna().any(axis=1) if len(self.mean.columns) else \
+                pd.Series(False, index=self.mean.index)
+            self._failed = {m for m in with_fail if not (m in has.index and bool(has[m]))}
+        return model in self._failed
 
     def tier(self, model: str) -> int:
         """0 passes, 1 flagged by a gate, 2 failed (no value): the order before any value."""
@@ -145,19 +155,29 @@ class Table:
         (12.7 instead of 1.96), and a spread that happens to be near 0 cannot hide it.
         Without logged intervals the spread is all there is: the t interval of the mean.
         One run without an interval: NaN (unknown: treated as exact)."""
-        from scipy.stats import t as student
+        if "uncertainty" not in self._memo:
+            self._memo["uncertainty"] = self._uncertainty()
+        return self._memo["uncertainty"]
+
+    def _uncertainty(self) -> pd.DataFrame:
+        from scipy.special import stdtrit  # Student t quantile; scipy.stats costs 1 s to import
 
         n = self.n.astype(float)
         within = self.within.reindex_like(self.mean) if not self.within.empty else \
             pd.DataFrame(np.nan, index=self.mean.index, columns=self.mean.columns)
         s2 = self.std.fillna(0.0) ** 2
         combined = 1.96 * np.sqrt((s2 + within) / n)
-        tq = n.map(lambda k: student.ppf(0.975, k - 1) if k > 1 else np.nan)
+        tq = n.map(lambda k: float(stdtrit(k - 1, 0.975)) if k > 1 else np.nan)
         spread = tq * self.std / np.sqrt(n)
         return combined.where(within.notna(), spread)
 
     def goodness(self) -> pd.DataFrame:
         """Higher = better, per cell: x, -x, or -|x - target|."""
+        if "goodness" not in self._memo:
+            self._memo["goodness"] = self._goodness()
+        return self._memo["goodness"]
+
+    def _goodness(self) -> pd.DataFrame:
         out = pd.DataFrame(index=self.mean.index, columns=self.mean.columns, dtype=float)
         for c in self.mean.columns:
             v, x = self.values[c], self.mean[c]
@@ -214,7 +234,8 @@ def _long(runs: pd.DataFrame) -> pd.DataFrame:
     long["decl"] = [vals.get(v) or Value("diagnostic") for vals, v in zip(long["values"], long["value"], strict=True)]
     # the same value from several metrics (real_val_acc from gan_train and gan_test): keep one
     # column when they agree, otherwise name each by its metric
-    spread = long.groupby(["dataset", "model", "value", "repeat"])["x"].agg(lambda s: s.max() - s.min())
+    span = long.groupby(["dataset", "model", "value", "repeat"])["x"].agg(["max", "min"])
+    spread = span["max"] - span["min"]
     clash = spread[spread > 1e-9].reset_index()[["dataset", "value"]].drop_duplicates()
     clash_keys = set(map(tuple, clash.values))
     multi = long.groupby(["dataset", "value"])["metric"].nunique()
@@ -307,8 +328,9 @@ def build_leaderboard(runs: pd.DataFrame, sort_by: str | None = None,
         failures = pd.DataFrame({"model": fails["model"].astype(str), "metric": fails["metric"].astype(str),
                                  "repeat": fails["repeat"], "error": fails["error"].astype(str)}
                                 ).reset_index(drop=True)
+        present = set(runs_ds["model"])
         for m in models:  # declared, never run (the store lost it, or it was never reached)
-            if m not in set(runs_ds["model"]):
+            if m not in present:
                 failures.loc[len(failures)] = [m, "(all)", 0, "no run recorded for this model"]
         t = Table(ds, frames["mean"], frames["std"], frames["n"], frames["lo"], frames["hi"],
                   {c: values[c] for c in order_cols}, ref, None, primaries, targets, source,
@@ -328,6 +350,7 @@ def build_leaderboard(runs: pd.DataFrame, sort_by: str | None = None,
 
 
 def _reorder(t: Table, order: list[str]) -> Table:
+    t._memo.clear()
     for name in ("mean", "std", "n", "lo", "hi", "within", "bound", "targets"):
         f = getattr(t, name)
         if not f.empty or len(f.index):
@@ -426,6 +449,12 @@ def column_ranks(t: Table) -> pd.DataFrame:
     """Dominance rank per score column among the competing models (1 = best): 1 + the
     number of competitors better than this one by more than the combined uncertainty.
     Reference rows, diagnostics and unrankable targets get NaN."""
+    if "ranks" not in t._memo:
+        t._memo["ranks"] = _column_ranks(t)
+    return t._memo["ranks"].copy()
+
+
+def _column_ranks(t: Table) -> pd.DataFrame:
     ranks = pd.DataFrame(np.nan, index=t.mean.index, columns=t.mean.columns)
     models = t.ranked
     if not models:
@@ -654,17 +683,27 @@ def fmt_value(m: float, s: float = np.nan, n: float = 1, lo: float = np.nan, hi:
     return _fixed(m, d)
 
 
-def _cell_text(t: Table, unc: pd.DataFrame, m: str, c: str) -> str:
-    """A cell with the digits its own uncertainty supports: a value prints the same whoever
-    else is on the board, in every format (markdown, LaTeX, HTML, bench run and bench
-    leaderboard alike). A cell whose value carries a non-gate flag (a possible leak) is
-    marked ⚠; the reason is under the table."""
-    b = t.bound.at[m, c] if not t.bound.empty and c in t.bound.columns and m in t.bound.index else np.nan
-    text = fmt_value(t.mean.at[m, c], t.std.at[m, c], t.n.at[m, c], t.lo.at[m, c], t.hi.at[m, c],
-                     unc.at[m, c], b)
-    if text and any(f.value == c and not f.gate for f in t.flags.get(m, [])):
-        text += " ⚠"
-    return text
+def cell_texts(t: Table, unc: pd.DataFrame) -> pd.DataFrame:
+    """Every cell of t (models x columns) with the digits its own uncertainty supports: a value
+    prints the same whoever else is on the board, in every format (markdown, LaTeX, HTML,
+    bench run and bench leaderboard alike). A cell whose value carries a non-gate flag (a
+    possible leak) is marked ⚠; the reason is under the table. Read from numpy arrays once:
+    a board of 10,000 models does no per-cell pandas lookup."""
+    cols = list(t.mean.columns)
+    arr = {k: f.reindex(index=t.mean.index, columns=cols).to_numpy(dtype=float)
+           if (not f.empty or len(f.index)) else np.full(t.mean.shape, np.nan)
+           for k, f in (("m", t.mean), ("s", t.std), ("n", t.n), ("lo", t.lo), ("hi", t.hi),
+                        ("u", unc), ("b", t.bound))}
+    warned = {(m, f.value) for m, fl in t.flags.items() for f in fl if not f.gate and f.value}
+    rows = []
+    for i, m in enumerate(t.mean.index):
+        row = []
+        for j, c in enumerate(cols):
+            text = fmt_value(arr["m"][i, j], arr["s"][i, j], arr["n"][i, j], arr["lo"][i, j],
+                             arr["hi"][i, j], arr["u"][i, j], arr["b"][i, j])
+            row.append(text + " ⚠" if text and (m, c) in warned else text)
+        rows.append(row)
+    return pd.DataFrame(rows, index=t.mean.index, columns=cols, dtype=object)
 
 
 def _data_text(r: pd.Series) -> str:
@@ -721,18 +760,26 @@ def _csv(tables: list[Table]) -> str:
     data reference values as model `(data)`."""
     rows = []
     for t in tables:
+        cols = list(t.mean.columns)
         ranks, best, unc = column_ranks(t), best_mask(t), t.uncertainty()
-        for m in t.mean.index:
-            for c in t.mean.columns:
-                n = t.n.at[m, c]
-                rows.append({"dataset": t.dataset, "model": m, "reference": t.reference.get(m, False),
-                             "value": c, **_value_meta(t, c), "mean": t.mean.at[m, c],
-                             "std": t.std.at[m, c], "n": 0 if pd.isna(n) else int(n),
-                             "ci_low": t.lo.at[m, c], "ci_high": t.hi.at[m, c],
-                             "uncertainty95": unc.at[m, c],
-                             "target_value": t.targets.at[m, c] if c in t.targets else np.nan,
-                             "rank": ranks.at[m, c],
-                             "best": bool(best.at[m, c]) if not pd.isna(ranks.at[m, c]) else ""})
+        targets = t.targets.reindex(index=t.mean.index, columns=cols) if not t.targets.empty else \
+            pd.DataFrame(np.nan, index=t.mean.index, columns=cols)
+        arr = {k: f.reindex(index=t.mean.index, columns=cols).to_numpy()
+               for k, f in (("mean", t.mean), ("std", t.std), ("n", t.n), ("ci_low", t.lo),
+                            ("ci_high", t.hi), ("uncertainty95", unc), ("target_value", targets),
+                            ("rank", ranks), ("best", best))}
+        meta = [_value_meta(t, c) for c in cols]
+        for i, m in enumerate(t.mean.index):
+            ref = t.reference.get(m, False)
+            for j, c in enumerate(cols):
+                n, rank = arr["n"][i, j], arr["rank"][i, j]
+                rows.append({"dataset": t.dataset, "model": m, "reference": ref, "value": c,
+                             **meta[j], "mean": arr["mean"][i, j], "std": arr["std"][i, j],
+                             "n": 0 if pd.isna(n) else int(n), "ci_low": arr["ci_low"][i, j],
+                             "ci_high": arr["ci_high"][i, j],
+                             "uncertainty95": arr["uncertainty95"][i, j],
+                             "target_value": arr["target_value"][i, j], "rank": rank,
+                             "best": bool(arr["best"][i, j]) if not pd.isna(rank) else ""})
         for _, r in t.data.iterrows():
             rows.append({"dataset": t.dataset, "model": "(data)", "reference": True, "value": r["value"],
                          "role": "reference", "ideal": "", "aspect": None, "target": None,
@@ -743,32 +790,52 @@ def _csv(tables: list[Table]) -> str:
     return pd.DataFrame(rows).to_csv(index=False)
 
 
+def _json_cells(t: Table) -> list[dict]:
+    """The rows of a table as JSON objects: every cell's text and numbers (rounded to 6
+    decimals, NaN as null), read from numpy arrays once."""
+    ranks, unc = column_ranks(t), t.uncertainty()
+    texts = cell_texts(t, unc).to_numpy()
+    cols = list(t.mean.columns)
+
+    def numbers(f: pd.DataFrame) -> list[list[float | None]]:
+        a = np.round(f.reindex(index=t.mean.index, columns=cols).to_numpy(dtype=float), 6) + 0.0
+        return [[None if x != x else x for x in row] for row in a.tolist()]  # x != x: NaN
+
+    num = {k: numbers(f) for k, f in (("mean", t.mean), ("std", t.std), ("n", t.n),
+                                      ("ci_low", t.lo), ("ci_high", t.hi),
+                                      ("uncertainty95", unc), ("rank", ranks))}
+    bound = numbers(t.bound) if not t.bound.empty else None
+    has_bound = [c in t.bound.columns for c in cols]
+    rows = []
+    for i, m in enumerate(t.mean.index):
+        row = {"model": m, "reference": bool(t.reference.get(m, False)), "tier": t.tier(m),
+               "flags": [f.to_json() for f in t.flags.get(m, [])]}
+        for j, c in enumerate(cols):
+            row[c] = {"text": texts[i, j],
+                      "bound": bound[i][j] if bound is not None and has_bound[j] else None,
+                      **{k: v[i][j] for k, v in num.items()}}
+        rows.append(row)
+    return rows
+
+
 def _json(tables: list[Table]) -> str:
+    """One JSON object on one line (the C encoder: a pretty-printed 10,000-model board takes
+    seconds to write); `python -m json.tool` shows it indented."""
     summary = summarize(tables)
-    out_tables = []
-    for t in tables:
-        ranks, unc = column_ranks(t), t.uncertainty()
-        out_tables.append({
-            "dataset": t.dataset, "sort_by": t.sort_by, "primaries": t.rank_columns,
-            "held_out": t.held_out, "headline": t.headline,
-            "values": {c: _value_meta(t, c) for c in t.mean.columns},
-            "failures": t.failures.to_dict("records"),
-            "agreement": ranking_agreement(t).to_dict("records"),
-            "data": [{"value": r["value"], "mean": _num(r["mean"]), "ci_low": _num(r["lo"]),
-                      "ci_high": _num(r["hi"])} for _, r in t.data.iterrows()],
-            "rows": [{"model": m, "reference": bool(t.reference.get(m, False)),
-                      "tier": t.tier(m), "flags": [f.to_json() for f in t.flags.get(m, [])],
-                      **{c: {"text": _cell_text(t, unc, m, c), "bound": _num(t.bound.at[m, c])
-                             if c in t.bound.columns else None, "mean": _num(t.mean.at[m, c]), "std": _num(t.std.at[m, c]),
-                             "n": _num(t.n.at[m, c]), "ci_low": _num(t.lo.at[m, c]),
-                             "ci_high": _num(t.hi.at[m, c]), "uncertainty95": _num(unc.at[m, c]),
-                             "rank": _num(ranks.at[m, c])} for c in t.mean.columns}}
-                     for m in t.mean.index]})
+    out_tables = [{
+        "dataset": t.dataset, "sort_by": t.sort_by, "primaries": t.rank_columns,
+        "held_out": t.held_out, "headline": t.headline,
+        "values": {c: _value_meta(t, c) for c in t.mean.columns},
+        "failures": t.failures.to_dict("records"),
+        "agreement": ranking_agreement(t).to_dict("records"),
+        "data": [{"value": r["value"], "mean": _num(r["mean"]), "ci_low": _num(r["lo"]),
+                  "ci_high": _num(r["hi"])} for _, r in t.data.iterrows()],
+        "rows": _json_cells(t)} for t in tables]
     return json.dumps({
         "summary": [{"model": m, **{k: (r[k] if k in ("verdict", "headline") else
                                         int(r[k]) if k in ("ranked", "wins") else _num(r[k]))
                                     for k in summary.columns}} for m, r in summary.iterrows()],
-        "tables": out_tables}, indent=1)
+        "tables": out_tables}) + "\n"
 
 
 def _rank(x: float) -> str:
@@ -819,15 +886,21 @@ def model_label(t: Table, m: str) -> str:
     return f"{m} ✗" if t.tier(m) > 0 else m
 
 
-def _rows(t: Table, cols: list[str], bold: bool) -> tuple[list[str], list[list[str]]]:
-    best, unc = best_mask(t), t.uncertainty()
+def _rows(t: Table, cols: list[str], bold: bool, texts: pd.DataFrame | None = None,
+          best: pd.DataFrame | None = None) -> tuple[list[str], list[list[str]]]:
+    """Labels and cell texts of the rows shown for `cols` (`texts`/`best`: the whole table's
+    `cell_texts` and `best_mask`, when the caller renders several column groups)."""
+    best = (best_mask(t) if best is None else best)[cols]
+    texts = (cell_texts(t, t.uncertainty()) if texts is None else texts)[cols]
+    best_of = dict(zip(best.index, best.to_numpy(dtype=bool), strict=True))
+    text_of = dict(zip(texts.index, texts.to_numpy(), strict=True))
     failed_cols = _failed_columns(t)
 
     def cells(m: str, ranked: bool) -> list[str]:
-        vals = [_cell_text(t, unc, m, c) or ("failed" if c in failed_cols.get(m, ()) else "")
-                for c in cols]
-        return [f"**{v}**" if bold and ranked and v and v != "failed" and best.at[m, c] else v
-                for v, c in zip(vals, cols, strict=True)]
+        vals = [v or ("failed" if c in failed_cols.get(m, ()) else "")
+                for v, c in zip(text_of[m], cols, strict=True)]
+        return [f"**{v}**" if bold and ranked and v and v != "failed" and b else v
+                for v, b in zip(vals, best_of[m], strict=True)]
 
     has = t.mean[cols].notna().any(axis=1)
     shown = [m for m in t.ranked if has[m] or t.failed(m)]
@@ -912,13 +985,14 @@ def _markdown_table(t: Table) -> str:
     competing models first and the reference rows under a divider; then the data's own
     reference values, once."""
     parts = [f"### {md_escape(t.dataset)} (passing models first, then by {t.sort_by})\n"]
+    texts, best = cell_texts(t, t.uncertainty()), best_mask(t)
     for title, cols, bold in (*_score_groups(t), *_diagnostic_groups(t)):
         cols = [c for c in cols if t.mean.loc[t.mean.index, c].notna().any()]
         if not cols and bold and any(t.failed(m) for m in t.mean.index):
             cols = []  # nothing finished: the failed rows are listed below
         if not cols:
             continue
-        labels, rows = _rows(t, cols, bold)
+        labels, rows = _rows(t, cols, bold, texts, best)
         body = pd.DataFrame(rows, columns=[md_escape(t.header(c)) for c in cols],
                             index=pd.Index(labels, name="model"))
         parts.append((f"**{title}**\n\n" if title else "") + body.to_markdown(disable_numparse=True) + "\n")
@@ -990,13 +1064,14 @@ def _latex(tables: list[Table]) -> str:
     for t in tables:
         if not t.scores:
             continue
-        best, unc, cols = best_mask(t), t.uncertainty(), t.scores
+        best, cols = best_mask(t), t.scores
+        texts = cell_texts(t, t.uncertainty())
 
         def row(m: str, ranked: bool, t: Table = t, best: pd.DataFrame = best,
-                unc: pd.DataFrame = unc, cols: list[str] = cols) -> list[str]:
+                texts: pd.DataFrame = texts, cols: list[str] = cols) -> list[str]:
             out_row = [latex_escape(m + {1: " (flagged)", 2: " (failed)"}.get(t.tier(m), ""))]
             for c in cols:
-                text = _cell_text(t, unc, m, c)
+                text = texts.at[m, c]
                 if not text:
                     out_row.append("--")
                     continue

@@ -12,7 +12,9 @@ without loading model code.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -24,6 +26,7 @@ from bench.values import loads as load_values
 
 TAG = "bench."  # prefix of every tag this package writes
 FINISHED, FAILED = "FINISHED", "FAILED"
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the suite run a cell belongs to
 # record field -> tag name (without the prefix); the order is the order of the frame's columns
 _TAGGED = ("suite", "model", "dataset", "metric", "metric_plugin", "metric_version", "cell_key",
            "repeat", "seed", "version", "reference", "primary", "threads", "held_out")
@@ -55,6 +58,7 @@ class CellRecord:
     declarations: dict[str, Value] = field(default_factory=dict)
     flags: list[Flag] = field(default_factory=list)
     error: str = ""
+    parent: str = ""  # the suite run's id (MLflow's parent run)
     tags: dict[str, str] = field(default_factory=dict)  # the rest (features, samples, ...)
 
     # ------------------------------------------------------------ to MLflow
@@ -89,7 +93,14 @@ class CellRecord:
     @classmethod
     def from_run(cls, run: Any) -> CellRecord:
         """A record from an MLflow `Run` (tags, metrics, status)."""
-        t = run.data.tags
+        return cls.from_parts(run.info.run_id, run.info.status, int(run.info.start_time or 0),
+                              run.data.tags, run.data.metrics)
+
+    @classmethod
+    def from_parts(cls, run_id: str, status: str, start_time: int, t: Mapping[str, str],
+                   metrics: Mapping[str, float]) -> CellRecord:
+        """A record from a run's id, status, start time, tags and latest metric values (what
+        `from_run` reads off a `Run`, and bench.record_sql off the store's tables)."""
         get = lambda k, d="": t.get(f"{TAG}{k}", d)  # noqa: E731
         return cls(
             suite=get("suite"), model=get("model"), dataset=get("dataset"), metric=get("metric"),
@@ -97,12 +108,24 @@ class CellRecord:
             metric_plugin=get("metric_plugin"), metric_version=get("metric_version"),
             seed=int(get("seed", "0") or 0), version=get("version"),
             reference=get("reference") == "true", held_out=get("held_out") == "true",
-            primary=get("primary"), threads=get("threads"), status=run.info.status,
-            run_id=run.info.run_id, start_time=int(run.info.start_time or 0),
-            values=dict(run.data.metrics),
-            declarations=load_values(get("values") or None, get("directions") or None),
-            flags=flag_io.loads(get("flags") or None), error=get("error"),
+            primary=get("primary"), threads=get("threads"), status=status,
+            run_id=run_id, start_time=start_time, values=dict(metrics),
+            declarations=_declarations(get("values"), get("directions")),
+            flags=list(_flags(get("flags"))), error=get("error"),
+            parent=t.get(PARENT_TAG, ""),
             tags={k[len(TAG):]: v for k, v in t.items() if k.startswith(TAG)})
+
+
+# A suite's cells share a handful of distinct declaration and flag texts: parse each once
+# (100,000 runs would otherwise parse the same JSON 100,000 times).
+@lru_cache(maxsize=4096)
+def _declarations(values: str, directions: str) -> dict[str, Value]:
+    return load_values(values or None, directions or None)
+
+
+@lru_cache(maxsize=4096)
+def _flags(text: str) -> tuple[Flag, ...]:
+    return tuple(flag_io.loads(text or None))
 
 
 FRAME_COLUMNS = ["run_id", "start_time", "suite", "model", "dataset", "metric", "repeat",

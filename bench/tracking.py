@@ -95,6 +95,10 @@ class Tracker:
         self.uri = uri
         mlflow.set_tracking_uri(uri)
         self.client = MlflowClient(uri)
+        from bench.record_sql import SqlReader, is_sql
+
+        # the board's reads go straight to a SQL store's tables (bench.record_sql)
+        self.sql: SqlReader | None = SqlReader(uri) if is_sql(uri) else None
         if experiment_id is None:
             if experiment is None:
                 raise ValueError("Tracker needs an experiment name or an experiment id")
@@ -315,9 +319,17 @@ class Tracker:
                 run_ids: list[str] | None = None, failed: bool = False) -> list[CellRecord]:
         """Cell runs as records (bench.record), newest first: FINISHED ones, and FAILED ones
         too with `failed=True` (the board shows a failed cell as failed). One paged query."""
+        if self.sql is not None and run_ids is None:
+            from bench.record_sql import Unsupported
+
+            try:
+                return self.sql.read(self.experiment_id, suite, keep_statuses(failed), parent)
+            except Unsupported as e:  # not MLflow's schema as we know it: MLflow's own search
+                warnings.warn(f"reading {self.uri} through MLflow's search (slower): {e}", stacklevel=2)
+                self.sql = None
         # MLflow's search takes IN lists for run ids only: read FAILED too by not filtering
         filt = [f"tags.`{TAG}kind` = 'cell'"] + ([] if failed else ["attributes.status = 'FINISHED'"])
-        keep = {"FINISHED", "FAILED"} if failed else {"FINISHED"}
+        keep = keep_statuses(failed)
         if suite:
             filt.append(f"tags.`{TAG}suite` = '{suite}'")
         runs: list[Run] = []
@@ -361,6 +373,10 @@ class Tracker:
         except Exception:
             return None
         return json.loads(Path(path).read_text())
+
+
+def keep_statuses(failed: bool) -> set[str]:
+    return {"FINISHED", "FAILED"} if failed else {"FINISHED"}
 
 
 def _runner_gone(tags: dict[str, str]) -> bool:
