@@ -9,9 +9,9 @@
 
 `evaluate` is not a second implementation of the metrics: it writes what it was given as a
 suite (the real images a dataset, the generated ones a model, one cell per metric), runs
-that suite through the runner (bench.runner.run_suite: the store, one sampling and one
+that suite through the runner (bench.run.runner.run_suite: the store, one sampling and one
 feature pass per model, the on-disk cache of real features) into an MLflow store, and
-reads the cell records back (bench.record.CellRecord). So a value from `evaluate` or
+reads the cell records back (bench.record.cell_record.CellRecord). So a value from `evaluate` or
 `bench score` is the value a suite run on the same images gets, and the real side is
 cached across calls like everywhere else. The store is a temporary one, deleted after the
 call, unless `log=True` (or a `tracking_uri`) asks for the runs to be kept.
@@ -46,18 +46,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import Field
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
+from bench.core.registry import Options
 from bench.models.base import BuildContext, Generator, ModelSource
-from bench.registry import Options
 
 if TYPE_CHECKING:
     import torch
 
+    from bench.config.suite import Suite
     from bench.data.base import Dataset
-    from bench.record import CellRecord
-    from bench.runner import SuiteReport
-    from bench.suite import Suite
-    from bench.values import Value
+    from bench.record.cell_record import CellRecord
+    from bench.record.values import Value
+    from bench.run.runner import SuiteReport
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
@@ -126,7 +126,7 @@ class Evaluation(Mapping[str, Result]):
         try:
             return self.results[name]
         except KeyError:
-            from bench.registry import did_you_mean
+            from bench.core.registry import did_you_mean
 
             raise KeyError(f"no value '{name}'.{did_you_mean(name, list(self.results))} "
                            f"Values: {', '.join(self.results)}") from None
@@ -228,7 +228,7 @@ def _is_torch_dataset(x: Any) -> bool:
 
 # ---------------------------------------------------------------- inputs -> suite entries
 def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
-    from bench.cache import Cache
+    from bench.run.cache import Cache
 
     return Cache(cache_dir).root
 
@@ -282,7 +282,7 @@ def _write_npz(images: np.ndarray, labels: np.ndarray | None, root: Path) -> Pat
             h.update(a.data)
     path = root / "arrays" / f"{h.hexdigest()[:24]}.npz"
     if not path.is_file():
-        from bench.cache import atomic_write
+        from bench.run.cache import atomic_write
 
         arrays = {"images": images} if labels is None else {"images": images, "labels": labels}
         atomic_write(path, lambda tmp: np.savez(tmp, **arrays))  # type: ignore[arg-type]
@@ -510,7 +510,7 @@ def evaluate(real: Any, fake: Any, metrics: Sequence[str] | Mapping[str, Mapping
                        progress=progress, verbose=verbose, persist=ref is None)
     failed = [o for o in run.report.outcomes if o.status == "failed"]
     if failed:
-        from bench.runner import user_message
+        from bench.run.runner import user_message
 
         raise EvaluationFailed("\n".join(f"metric '{o.cell.metric.key}' failed: "
                                          f"{user_message(o.error)}" for o in failed))
@@ -536,14 +536,14 @@ def _num(v: float | None) -> float | None:
 
 
 def _declaration(rec: CellRecord, name: str) -> Value:
-    from bench.values import lookup
+    from bench.record.values import lookup
 
     return lookup(rec.declarations, name)
 
 
 def _ordered(rec: CellRecord) -> list[str]:
     """A record's values without interval companions: its primary first, then by name."""
-    from bench.values import is_interval
+    from bench.record.values import is_interval
 
     names = sorted(k for k in rec.values if not is_interval(k))
     return sorted(names, key=lambda k: k != rec.primary)
@@ -570,8 +570,8 @@ class SuiteRun:
         return self.report.leaderboard
 
     def frame(self) -> Any:
-        """The records as the table reports read (bench.record.frame)."""
-        from bench.record import frame
+        """The records as the table reports read (bench.record.cell_record.frame)."""
+        from bench.record.cell_record import frame
 
         return frame(self.records)
 
@@ -587,7 +587,7 @@ def run_suite(suite: Mapping[str, Any] | str | os.PathLike, *, tracking_uri: str
     """Validate and run a suite given as a dict, a YAML string or a YAML file's path, as
     `bench run` does, and return its report and cell records. Relative paths in a dict or
     string resolve against the working directory. `log=False`: a temporary MLflow store."""
-    from bench.suite import load_suite, parse_suite
+    from bench.config.suite import load_suite, parse_suite
 
     if isinstance(suite, Mapping):
         import yaml
@@ -609,7 +609,7 @@ def _parse(suite: dict[str, Any], name: str) -> Suite:
 
     import yaml
 
-    from bench.suite import parse_suite
+    from bench.config.suite import parse_suite
 
     try:
         return parse_suite(yaml.safe_dump(suite, sort_keys=False), "<bench.evaluate>",
@@ -643,8 +643,8 @@ def _execute(suite: Suite, tracking_uri: str | None, keep: bool, force: bool,
     read its records back, and leave this process as it was: MLflow's tracking URI, the
     environment, the worker state kept per suite run."""
     from bench.executors.worker import PROCESS_SHARED
-    from bench.runner import run_suite as run
-    from bench.tracking import Tracker, resolve_uri
+    from bench.record.tracking import Tracker, resolve_uri
+    from bench.run.runner import run_suite as run
 
     with contextlib.ExitStack() as stack:
         env: dict[str, str | None] = {}

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
-from bench.compare import FORMATS as COMPARE_FORMATS
-from bench.errors import BenchError
-from bench.leaderboard import FORMATS as LEADERBOARD_FORMATS
+from bench.core.errors import BenchError
+from bench.report.compare import FORMATS as COMPARE_FORMATS
+from bench.report.leaderboard import FORMATS as LEADERBOARD_FORMATS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,7 +58,7 @@ def check_tracking_uri(uri: str, origin: str = "--tracking-uri") -> str:
     inside MLflow with a traceback), a complete sqlite URI. Returns the URI."""
     from urllib.parse import urlparse
 
-    from bench.registry import did_you_mean
+    from bench.core.registry import did_you_mean
 
     scheme = urlparse(uri).scheme.lower()
     if len(scheme) == 1:  # a Windows drive letter: a path
@@ -129,7 +129,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
 def _suite_uri(args: argparse.Namespace, suite) -> str:
     """The tracking URI a suite's command uses (flag, env, suite file, default), checked."""
-    from bench.tracking import resolve_uri
+    from bench.record.tracking import resolve_uri
 
     uri = resolve_uri(args.tracking_uri, suite.tracking_uri)
     return check_tracking_uri(uri, _uri_origin(args.tracking_uri, suite.tracking_uri))
@@ -158,7 +158,7 @@ def _check_registry_models(suite, uri: str, origin: str) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from bench.suite import load_suite
+    from bench.config.suite import load_suite
 
     s = load_suite(args.suite)
     uri = _suite_uri(args, s)
@@ -173,8 +173,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.runner import run_suite
-    from bench.suite import load_suite
+    from bench.config.suite import load_suite
+    from bench.run.runner import run_suite
 
     suite = load_suite(args.suite)  # validates everything before any run exists
     uri = _suite_uri(args, suite)
@@ -197,16 +197,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _open_store(args: argparse.Namespace):
     """(tracker, suite name) for a suite file or a suite name, in the right experiment."""
-    from bench.tracking import Tracker, resolve_uri
+    from bench.record.tracking import Tracker, resolve_uri
 
     target = args.suite
     suite_uri = None
     if Path(target).is_dir():
-        from bench.suite import load_suite
+        from bench.config.suite import load_suite
 
         load_suite(target)  # says it is a directory, naming a suite in it
     if target.endswith((".yaml", ".yml")) or Path(target).is_file():
-        from bench.suite import load_suite
+        from bench.config.suite import load_suite
 
         s = load_suite(target, check_resources=False)
         name, experiment, suite_uri = s.name, args.experiment or s.experiment, s.tracking_uri
@@ -217,7 +217,7 @@ def _open_store(args: argparse.Namespace):
     check_tracking_uri(uri, origin)
     check_store_exists(uri, origin)  # reading never creates an empty store
     # the suite's own experiment, also under `mlflow run` (whose run may live in "Default"):
-    # the runner always logs cells there (bench.runner)
+    # the runner always logs cells there (bench.run.runner)
     return Tracker(uri, experiment_id=_experiment_id(uri, experiment)), name
 
 
@@ -225,8 +225,8 @@ def _declared(target: str) -> set[tuple[str, str]] | None:
     """The (dataset, model) pairs of a suite file; None for a suite name (no declaration)."""
     if not (target.endswith((".yaml", ".yml")) or Path(target).is_file()):
         return None
-    from bench.runner import declared_pairs
-    from bench.suite import load_suite
+    from bench.config.suite import load_suite
+    from bench.run.runner import declared_pairs
 
     return declared_pairs(load_suite(target, check_resources=False))
 
@@ -241,7 +241,7 @@ def _suite_run_values(tracker, all_runs, parent: str):
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from bench.leaderboard import build_leaderboard, render
+    from bench.report.leaderboard import build_leaderboard, render
 
     tracker, name = _open_store(args)
     if args.history or args.model:
@@ -272,7 +272,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def _check_sort(sort: str, tables) -> None:
     """`--sort` names a value of the board (a typo would silently sort by the headline)."""
-    from bench.registry import did_you_mean
+    from bench.core.registry import did_you_mean
 
     names = list(dict.fromkeys(str(c) for t in tables for c in t.mean.columns))
     if sort not in names:
@@ -286,12 +286,12 @@ def _leaderboard_html(args: argparse.Namespace, tracker, name: str, tables, runs
     and, with two or more suite runs, the trends of the last `--trends` of them."""
     from datetime import UTC, datetime
 
-    from bench.html_report import default_ui_url, html_report, mlflow_access, safe_ui_url
+    from bench.report.html import default_ui_url, html_report, mlflow_access, safe_ui_url
 
     ui_url = getattr(args, "ui_url", None)
     if ui_url and not safe_ui_url(ui_url):
         raise BenchError(f"--ui-url must be an http(s) address of the MLflow UI, got '{ui_url}'")
-    from bench.figures import suite_figures
+    from bench.report.figures import suite_figures
 
     last: int = getattr(args, "trends", None) or 0
     if trends is None and last:
@@ -327,9 +327,9 @@ def _suite_points(tracker, name: str, all_runs, last: int = 50, until: str | Non
 
 
 def _trends(tracker, name: str, last: int, until: str | None = None, cfg=None, history: int = 7):
-    """The trends table of the HTML board (bench.compare.trends) over the last `last` suite
+    """The trends table of the HTML board (bench.report.compare.trends) over the last `last` suite
     runs, or None with fewer than two."""
-    from bench.compare import trends
+    from bench.report.compare import trends
 
     if last < 2:
         return None
@@ -341,7 +341,7 @@ def _trends(tracker, name: str, last: int, until: str | None = None, cfg=None, h
 def _leaderboard_history(args: argparse.Namespace, tracker, name: str) -> int:
     """`--model NAME --history`: one model's values over the suite's finished runs, oldest
     first, so that a slow drift shows that a night-to-night comparison would miss."""
-    from bench.leaderboard import TEXT_FORMATS, history_table, render_history
+    from bench.report.leaderboard import TEXT_FORMATS, history_table, render_history
 
     if not (args.model and args.history):
         raise BenchError("--history and --model go together: `bench leaderboard SUITE --model NAME --history`.")
@@ -369,7 +369,7 @@ def _emit(text: str, out: str | None) -> None:
 
 
 def _compare_config(args: argparse.Namespace):
-    from bench.compare import CompareConfig
+    from bench.report.compare import CompareConfig
 
     return CompareConfig(threshold=args.threshold, thresholds=_threshold_pairs(args.threshold_for),
                          z=args.z)
@@ -392,7 +392,7 @@ def _threshold_pairs(items: list[str] | None) -> dict[str, float]:
 def _check_threshold_names(args: argparse.Namespace, suite) -> None:
     """`bench nightly`: each `--threshold-for` name is a value the suite's metrics declare
     (exactly, or under a declared prefix such as `swd`), checked before the suite runs."""
-    from bench.registry import did_you_mean
+    from bench.core.registry import did_you_mean
 
     declared = list(dict.fromkeys(v for spec in suite.metrics.values() for v in spec.cls.values))
     for name in _threshold_pairs(args.threshold_for):
@@ -404,7 +404,7 @@ def _check_threshold_names(args: argparse.Namespace, suite) -> None:
 def _compare_runs(tracker, name: str, base: str, new: str, history: int, cfg
                   ) -> tuple[str, str, pd.DataFrame]:
     """(base run id, new run id, the comparison) for `latest` / `previous` / run ids."""
-    from bench.compare import compare
+    from bench.report.compare import compare
 
     finished = tracker.suite_runs(name, limit=history + 2)
     def pick(which: str, exclude: str | None = None) -> str:
@@ -430,7 +430,7 @@ def _compare_runs(tracker, name: str, base: str, new: str, history: int, cfg
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.compare import render
+    from bench.report.compare import render
 
     tracker, name = _open_store(args)
     cfg = _compare_config(args)
@@ -442,9 +442,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_nightly(args: argparse.Namespace) -> int:
     """Run the suite afresh, compare with the previous run, write the leaderboard."""
-    from bench.compare import render
-    from bench.runner import run_suite
-    from bench.suite import load_suite
+    from bench.config.suite import load_suite
+    from bench.report.compare import render
+    from bench.run.runner import run_suite
 
     suite = load_suite(args.suite)
     uri = _suite_uri(args, suite)
@@ -455,7 +455,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
                        executor=_executor(args, suite))
     print(report.leaderboard)
     print(report.summary())
-    from bench.tracking import Tracker
+    from bench.record.tracking import Tracker
 
     tracker = Tracker(report.tracking_uri, experiment_id=report.experiment_id)
     regressions = False
@@ -486,8 +486,8 @@ def cmd_nightly(args: argparse.Namespace) -> int:
 
 def _suite_run_html(tracker, suite, parent: str, trend) -> str | None:
     """One suite run's HTML board (the suite as declared), with `trend` when given."""
-    from bench.leaderboard import build_leaderboard
-    from bench.runner import declared_pairs
+    from bench.report.leaderboard import build_leaderboard
+    from bench.run.runner import declared_pairs
 
     try:
         runs = _suite_run_values(tracker, tracker.cell_runs(suite=suite.name, failed=True), parent)
@@ -535,7 +535,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one baseline model of a suite, log it to MLflow, optionally register it."""
-    from bench.train import train_model
+    from bench.run.train import train_model
 
     res = train_model(args.suite, args.model, dataset=args.dataset, tracking_uri=args.tracking_uri,
                       register=args.register or None, cache_dir=args.cache_dir,
@@ -546,7 +546,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _experiment_id(uri: str, name: str) -> str:
-    from bench.tracking import Tracker
+    from bench.record.tracking import Tracker
 
     exp_id = Tracker.experiment_of(uri, name)
     if exp_id is None:
@@ -564,7 +564,7 @@ LISTS = {"datasets": "bench.data:DATASETS", "models": "bench.models:MODELS",
 def cmd_list(args: argparse.Namespace) -> int:
     import importlib
 
-    from bench.registry import Registry, describe_options
+    from bench.core.registry import Registry, describe_options
 
     for kind, where in LISTS.items():
         if args.kind and args.kind != kind:
@@ -590,7 +590,7 @@ def _list_classifiers(reg) -> None:
     import inspect
 
     from bench.classifiers.train import ClassifierConfig
-    from bench.registry import describe_options
+    from bench.core.registry import describe_options
 
     print("\nclassifiers (metric option `classifier: {name: ..., epochs: ..., ...}`):")
     for name, fn in reg.items():

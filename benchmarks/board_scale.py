@@ -63,8 +63,8 @@ def write_template(uri: str) -> tuple[str, list[str]]:
     """Three models' ten cells through the project's writer: a competitor, the real-data
     reference and the held-out row. Returns the experiment id and the competitor's run ids."""
     from bench.metrics import METRICS
-    from bench.record import CellRecord
-    from bench.tracking import Tracker, flatten
+    from bench.record.cell_record import CellRecord
+    from bench.record.tracking import Tracker, flatten
 
     tracker = Tracker(uri, SUITE)
     parent = tracker.create_parent(SUITE, {"bench.kind": "suite", "bench.suite": SUITE})

@@ -158,8 +158,8 @@ metrics:
 
 
 def cost_sharing(device: torch.device, epochs: int) -> None:
-    from bench.runner import run_suite
-    from bench.suite import load_suite
+    from bench.config.suite import load_suite
+    from bench.run.runner import run_suite
 
     print(f"\n## 4. cost sharing: K=3 models x (gan_train, gan_test, gan_train_curve), "
           f"digits, {epochs} epochs")

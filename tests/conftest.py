@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 import bench.metrics  # noqa: F401  (registers the built-in metrics)
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from bench.metrics import METRICS
 from bench.metrics.base import Metric
-from bench.values import score
+from bench.record.values import score
 
 
 @pytest.fixture(autouse=True)

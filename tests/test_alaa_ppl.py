@@ -12,11 +12,9 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.cache import Cache
+from bench.core.errors import BenchError
 from bench.data.base import Dataset
-from bench.errors import BenchError
 from bench.features.base import FEATURES, FeatureExtractor
-from bench.leaderboard import build_leaderboard, render
 from bench.metrics import METRICS
 from bench.metrics.base import Context
 from bench.metrics.functional import alpha_precision_beta_recall, authenticity
@@ -30,7 +28,9 @@ from bench.metrics.ppl import (
     trimmed,
 )
 from bench.models.base import Generator
-from bench.values import HI, LO, dumps, loads
+from bench.record.values import HI, LO, dumps, loads
+from bench.report.leaderboard import build_leaderboard, render
+from bench.run.cache import Cache
 
 
 # ---------------------------------------------------------------- α-precision, β-recall

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 import bench
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from bench.features import FEATURES
 from bench.features.base import FeatureExtractor
 
@@ -68,8 +68,8 @@ def data(tmp_path):
 
 def suite_values(text: str, tmp_path: Path) -> dict[str, dict[str, float]]:
     """{metric: values} of a suite file run by the runner (what `bench run` does)."""
-    from bench.runner import run_suite
-    from bench.suite import load_suite
+    from bench.config.suite import load_suite
+    from bench.run.runner import run_suite
 
     path = tmp_path / "suite.yaml"
     path.write_text(text)
@@ -235,7 +235,7 @@ def test_log_keeps_the_runs_and_resumes_them(data, tmp_path):
                          tracking_uri=uri, name="my-gan", experiment="exp")
     assert res.tracking_uri == uri and set(res.run_ids) == {"fid", "kid"} and res.suite_run_id
     assert mlflow.get_tracking_uri() == before  # the caller's own MLflow logging goes where it went
-    from bench.tracking import Tracker
+    from bench.record.tracking import Tracker
 
     tracker = Tracker(uri, "exp")
     recs = {r.metric: r for r in tracker.records()}

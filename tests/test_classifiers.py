@@ -14,8 +14,8 @@ from bench.classifiers.train import (
     evaluate,
     train_classifier,
 )
+from bench.core.errors import BenchError
 from bench.data.digits import Digits
-from bench.errors import BenchError
 
 TIMM_NAMED = ["resnet18", "wide_resnet50_2", "vit_tiny_patch16_224", "preact_resnet18",
               "resnet20", "resnet32"]

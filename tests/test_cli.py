@@ -121,8 +121,8 @@ def _parse(*argv):
 
 def test_executor_flags_override_the_suites_executor(write_suite):
     from bench.cli import _executor
-    from bench.errors import BenchError
-    from bench.suite import load_suite
+    from bench.config.suite import load_suite
+    from bench.core.errors import BenchError
 
     suite = load_suite(write_suite(TINY + "executor: {name: slurm, time_min: 5, cluster: local}\n"))
     ex = _executor(_parse("--slurm-time", "9", "--gpus-per-task", "2", "--workers", "3"), suite)
@@ -139,9 +139,9 @@ def test_executor_flags_override_the_suites_executor(write_suite):
 def test_cli_choices_come_from_the_registries_and_format_constants():
     import importlib
 
-    from bench import compare, leaderboard
     from bench.cli import LISTS, build_parser
     from bench.executors import EXECUTORS
+    from bench.report import compare, leaderboard
 
     commands = build_parser()._subparsers._group_actions[0].choices
 

@@ -6,8 +6,8 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from bench.cli import main
-from bench.compare import CompareConfig, compare, render
-from bench.values import Value, diagnostic, score
+from bench.record.values import Value, diagnostic, score
+from bench.report.compare import CompareConfig, compare, render
 
 DECL = {"fid": score("lower", "quality"), "acc": score("higher", "utility"),
         "auth": score("target", "memorisation", ref=True), "ct": score("target", target=0.0)}
@@ -170,7 +170,7 @@ def test_compare_json_uses_the_leaderboards_vocabulary():
 def test_a_threshold_for_an_unknown_value_is_refused():
     import pytest
 
-    from bench.errors import BenchError
+    from bench.core.errors import BenchError
 
     base, new = suite_run({("g", "fid"): [20.0]}), suite_run({("g", "fid"): [21.0]})
     with pytest.raises(BenchError, match="no value of this name.*Did you mean 'fid'"):

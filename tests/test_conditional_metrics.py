@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.cache import Cache
+from bench.core.errors import BenchError
 from bench.data.base import Dataset
-from bench.errors import BenchError
 from bench.metrics import METRICS
 from bench.metrics.base import Context
+from bench.run.cache import Cache
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,7 +1,7 @@
 """A failed cell's console line: a user mistake in full (model, file, fix), a crash as its
 last traceback line pointing at error.txt, never terminal colour codes."""
 
-from bench.runner import user_message
+from bench.run.runner import user_message
 
 
 def test_user_mistakes_are_shown_whole_and_crashes_by_their_last_line():
@@ -35,7 +35,7 @@ metrics:
 def test_callable_targets_can_be_restricted_for_shared_runners(monkeypatch):
     import pytest
 
-    from bench.errors import BenchError
+    from bench.core.errors import BenchError
     from bench.models.callable_model import resolve_target
 
     assert resolve_target("os:getcwd")  # no allow-list: a suite is code, like a Makefile

@@ -16,11 +16,11 @@ import pytest
 import torch
 from PIL import Image
 
+from bench.config.suite import load_suite
+from bench.core.errors import BenchError
 from bench.data.image_folder import ImageFolder, ImageFolderOptions
 from bench.data.npz import Npz, NpzOptions
 from bench.data.torchvision_sets import _SETS, TorchvisionOptions, TorchvisionSet
-from bench.errors import BenchError
-from bench.suite import load_suite
 
 RNG = np.random.default_rng(0)
 
@@ -570,7 +570,7 @@ def test_torchvision_sets_are_parsed_once_into_a_memory_mapped_cache_entry(tmp_p
     map it (no parse, no private copy); changed files make a new entry."""
     import torchvision.datasets as tvd
 
-    from bench.cache import Cache
+    from bench.run.cache import Cache
 
     fake_cifar10(tmp_path / "data")
     opened = []

@@ -7,9 +7,9 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from bench.errors import BenchError
-from bench.runner import run_suite
-from bench.suite import load_suite
+from bench.config.suite import load_suite
+from bench.core.errors import BenchError
+from bench.run.runner import run_suite
 
 FEAT = "{name: classifier, classifier: {epochs: 6}}"
 SUITE = f"""\

@@ -1,4 +1,4 @@
-"""docs/metrics.md's values table is generated from the metrics' declarations (bench.docgen)."""
+"""docs/metrics.md's values table is generated from the metrics' declarations (bench.report.docgen)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import difflib
 
 import pytest
 
-from bench import docgen
-from bench.values import Value
+from bench.record.values import Value
+from bench.report import docgen
 
 
 def _row(metric: str, value: str) -> list[str]:
@@ -25,7 +25,7 @@ def test_docs_metrics_table_matches_declarations():
         diff = "".join(list(difflib.unified_diff(
             text.splitlines(True), new.splitlines(True), "docs/metrics.md", "declarations", n=0))[:40])
         pytest.fail("docs/metrics.md's values table differs from the metrics' declarations; "
-                    "run `python -m bench.docgen` to regenerate it.\n" + diff)
+                    "run `python -m bench.report.docgen` to regenerate it.\n" + diff)
 
 
 def test_known_rows():
@@ -70,7 +70,7 @@ def test_update_and_check(tmp_path, capsys):
     doc.write_text(f"# t\n\nintro\n{docgen.START}\n| stale |\n{docgen.END}\n\nafter | x\n",
                    encoding="utf-8")
     assert docgen.main([str(doc), "--check"]) == 1
-    assert "python -m bench.docgen" in capsys.readouterr().err
+    assert "python -m bench.report.docgen" in capsys.readouterr().err
     assert docgen.update(doc) is True
     text = doc.read_text(encoding="utf-8")
     assert "| stale |" not in text and text.startswith("# t\n\nintro\n")

@@ -5,10 +5,10 @@ Multi-process executors refuse a SQLite store; a worker that dies fails only its
 import pytest
 from mlflow import MlflowClient
 
-from bench.errors import BenchError
+from bench.config.suite import load_suite
+from bench.core.errors import BenchError
 from bench.executors import EXECUTORS
-from bench.runner import run_suite
-from bench.suite import load_suite
+from bench.run.runner import run_suite
 
 SUITE = """\
 name: exec

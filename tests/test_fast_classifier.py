@@ -19,8 +19,8 @@ from bench.classifiers.train import (
     triangle,
     tta_logits,
 )
+from bench.core.errors import BenchError
 from bench.data.digits import Digits
-from bench.errors import BenchError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")

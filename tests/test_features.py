@@ -8,12 +8,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from bench.cache import Cache
+from bench.core.errors import BenchError
 from bench.data.digits import Digits
-from bench.errors import BenchError
 from bench.features import inception as inc
 from bench.features.base import FeatureSpec
-from bench.store import Store
+from bench.run.cache import Cache
+from bench.run.store import Store
 
 
 @pytest.fixture(scope="module")

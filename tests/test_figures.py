@@ -4,10 +4,10 @@ not support them."""
 
 import pandas as pd
 
-from bench.figures import suite_figures
-from bench.html_report import render_html
-from bench.leaderboard import build_leaderboard
-from bench.values import reference, score
+from bench.record.values import reference, score
+from bench.report.figures import suite_figures
+from bench.report.html import render_html
+from bench.report.leaderboard import build_leaderboard
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -59,8 +59,8 @@ def test_every_model_logs_one_labelled_sample_grid(write_suite, tracking_uri):
     from mlflow import MlflowClient
     from PIL import Image
 
-    from bench.runner import run_suite
-    from bench.suite import load_suite
+    from bench.config.suite import load_suite
+    from bench.run.runner import run_suite
 
     suite = load_suite(write_suite("""\
 name: grids

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.leaderboard import best_mask, build_leaderboard, render, summarize
-from bench.runner import declared_pairs, run_suite
-from bench.suite import load_suite
-from bench.tracking import Tracker
+from bench.config.suite import load_suite
+from bench.record.tracking import Tracker
+from bench.report.leaderboard import best_mask, build_leaderboard, render, summarize
+from bench.run.runner import declared_pairs, run_suite
 
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "guardrails.yaml"
 

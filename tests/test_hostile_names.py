@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import BenchError
-from bench.safe_names import MAX_LEN, MAX_NAME, is_safe, name_problem, safe_filename
-from bench.suite import load_suite
+from bench.config.suite import load_suite
+from bench.core.errors import BenchError
+from bench.core.safe_names import MAX_LEN, MAX_NAME, is_safe, name_problem, safe_filename
 
 HOSTILE = [
     "../../../etc/escaped", "/etc/passwd", "/", "", ".", "..", "...", ".hidden", "-rf",
@@ -108,9 +108,9 @@ def test_tracker_writers_map_names_and_write_nowhere_else(tmp_path, monkeypatch,
     from a store an older version wrote)."""
     from mlflow import MlflowClient
 
-    from bench.cache import Cache
     from bench.metrics.base import Context
-    from bench.tracking import Tracker
+    from bench.record.tracking import Tracker
+    from bench.run.cache import Cache
 
     sentinel = tmp_path / "sentinel"
     sentinel.mkdir()
@@ -168,7 +168,7 @@ def test_a_suite_with_hostile_names_writes_only_into_its_folders(tmp_path, monke
     folder, which ends empty of our files."""
     from mlflow import MlflowClient
 
-    from bench.runner import run_suite
+    from bench.run.runner import run_suite
 
     sentinel = tmp_path / "sentinel"
     (sentinel / "deeper").mkdir(parents=True)

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from PIL import Image as PILImage
 
-from bench.html_report import (
+from bench.record.values import score
+from bench.report.html import (
     _JS,
     collect_images,
     html_report,
@@ -23,8 +24,7 @@ from bench.html_report import (
     run_link,
     safe_ui_url,
 )
-from bench.leaderboard import build_leaderboard
-from bench.values import score
+from bench.report.leaderboard import build_leaderboard
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -238,7 +238,7 @@ def nights(n: int = 9, planted: int | None = 8, seed: int = 0) -> list[tuple[str
 
 
 def test_trends_judge_each_night_as_bench_compare_does():
-    from bench.compare import compare, trends
+    from bench.report.compare import compare, trends
 
     points = nights()
     t = trends(points, history=7, last=7)
@@ -260,7 +260,7 @@ def test_trends_judge_each_night_as_bench_compare_does():
 
 
 def test_trends_section_draws_sparklines_with_band_and_marks_regressions():
-    from bench.compare import trends
+    from bench.report.compare import trends
 
     points = nights()
     html = render_html(build_leaderboard(points[-1][2]), trends=trends(points, last=7))
@@ -281,7 +281,7 @@ def test_trends_section_draws_sparklines_with_band_and_marks_regressions():
 def test_trends_section_in_a_real_browser(browser, tmp_path):
     from selenium.webdriver.common.by import By
 
-    from bench.compare import trends
+    from bench.report.compare import trends
 
     points = nights()
     path = tmp_path / "board.html"

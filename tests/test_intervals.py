@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from bench.cache import Cache
 from bench.data.digits import Digits
 from bench.metrics import METRICS
 from bench.metrics._intervals import (
@@ -23,8 +22,9 @@ from bench.metrics.base import Context
 from bench.metrics.functional import FeatureStats, FrechetReference
 from bench.models import MODELS
 from bench.models.base import BuildContext
-from bench.store import Store
-from bench.values import BOUND, HI, LO, accuracy_with_interval, wilson
+from bench.record.values import BOUND, HI, LO, accuracy_with_interval, wilson
+from bench.run.cache import Cache
+from bench.run.store import Store
 
 
 # ---------------------------------------------------------------- the interval formulas
@@ -204,8 +204,8 @@ class RecordingTracker:
 
 
 def test_repeats_retrain_trainable_generators_with_the_repeat_seed(write_suite, tmp_path, one_thread):
+    from bench.config.suite import load_suite
     from bench.executors.worker import Shared, run_cell
-    from bench.suite import load_suite
 
     opts = ", ".join(f"{k}: {v}" for k, v in TINY_GAN.items())
     suite = load_suite(write_suite(f"""\

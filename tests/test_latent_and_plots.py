@@ -5,10 +5,10 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from bench.errors import BenchError
+from bench.config.suite import load_suite
+from bench.core.errors import BenchError
 from bench.metrics.ppl import slerp
-from bench.runner import run_suite
-from bench.suite import load_suite
+from bench.run.runner import run_suite
 
 SUITE = """\
 name: latent

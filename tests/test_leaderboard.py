@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.leaderboard import (
+from bench.record.values import Value, diagnostic, reference, score
+from bench.report.leaderboard import (
     best_mask,
     build_leaderboard,
     column_ranks,
@@ -21,7 +22,6 @@ from bench.leaderboard import (
     render_history,
     summarize,
 )
-from bench.values import Value, diagnostic, reference, score
 
 ACC = {"acc": score("higher", "utility"), "real_val_acc": reference("higher"),
        "tsts": diagnostic("higher")}
@@ -260,7 +260,7 @@ def test_latex_escapes_user_text_and_uses_booktabs():
 
 
 def test_html_is_not_a_text_format():
-    with pytest.raises(ValueError, match="html_report"):
+    with pytest.raises(ValueError, match="bench.report.html"):
         render([], "html")
 
 
@@ -293,7 +293,7 @@ def test_default_sort_is_the_primary_of_the_metric_that_ran_first():
 
 
 def test_ranking_agreement_is_oriented_by_ideal_and_wide_tables_split_by_aspect():
-    from bench.leaderboard import ranking_agreement
+    from bench.report.leaderboard import ranking_agreement
 
     rows = []
     for i, m in enumerate("abcdefghij"):
@@ -314,10 +314,10 @@ def test_ranking_agreement_is_oriented_by_ideal_and_wide_tables_split_by_aspect(
 
 # ---------------------------------------------------------------- the verdict: gates, failures, bounds
 
-from bench.flags import Flag  # noqa: E402
-from bench.leaderboard import dominance  # noqa: E402
 from bench.metrics.authenticity import Authenticity  # noqa: E402
 from bench.metrics.data_copying import DataCopying  # noqa: E402
+from bench.record.flags import Flag  # noqa: E402
+from bench.report.leaderboard import dominance  # noqa: E402
 
 TRAIN = {"gan_train_acc": score("higher", "utility")}
 CT = dict(DataCopying.values)
@@ -385,7 +385,7 @@ def test_failed_models_are_rows_and_removed_models_are_not_shown():
 
 
 def test_two_repeats_separate_080_from_028_and_never_print_plus_minus_zero():
-    from bench.values import accuracy_with_interval
+    from bench.record.values import accuracy_with_interval
 
     rows = []
     for m, accs in (("dcgan", (0.81, 0.79)), ("cgan", (0.30, 0.26))):

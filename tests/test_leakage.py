@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import BenchError
+from bench.config.suite import load_suite
+from bench.core.errors import BenchError
 from bench.metrics import METRICS
-from bench.suite import load_suite
 
 TRAINING = ["gan_train", "gan_train_curve", "augmentation", "balancing"]
 SUITE = """\

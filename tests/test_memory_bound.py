@@ -18,14 +18,14 @@ import torch
 from PIL import Image
 
 import bench.classifiers.train as train_mod
-from bench.cache import Cache
 from bench.classifiers.train import ClassifierConfig, TrainingData, train_classifier
 from bench.data.digits import Digits
 from bench.data.image_folder import ImageFolder, ImageFolderOptions
 from bench.features.base import FeatureSpec
 from bench.metrics.base import Context
 from bench.models.reference import ReferenceGenerator, ReferenceOptions
-from bench.store import GeneratedFeaturesKey, GeneratedImagesKey, Store
+from bench.run.cache import Cache
+from bench.run.store import GeneratedFeaturesKey, GeneratedImagesKey, Store
 
 IMAGES, FEATURES = GeneratedImagesKey.kind, GeneratedFeaturesKey.kind
 MAPS = Path("/proc/self/maps")
@@ -174,7 +174,7 @@ metrics:
 CHILD = textwrap.dedent(f"""\
     import json, resource, sys
     import mlflow, torch  # noqa: F401
-    import bench.features, bench.metrics, bench.models, bench.runner, bench.suite  # noqa: F401
+    import bench.features, bench.metrics, bench.models, bench.run.runner, bench.config.suite  # noqa: F401
     mode = sys.argv[1]
     if mode == "step":  # one classifier's training working set: 2 steps of {BATCH} images
         from bench.classifiers.train import ClassifierConfig, train_classifier
@@ -183,8 +183,8 @@ CHILD = textwrap.dedent(f"""\
         train_classifier(ClassifierConfig(epochs=1, tta=0), x, y, 10, torch.device("cpu"), 0,
                          progress=False)
     elif mode == "run":
-        from bench.runner import run_suite
-        from bench.suite import load_suite
+        from bench.run.runner import run_suite
+        from bench.config.suite import load_suite
         report = run_suite(load_suite("suite.yaml"), tracking_uri="sqlite:///mlflow.db",
                            progress=False)
         assert report.ok, report.summary()

@@ -16,7 +16,6 @@ import torch
 
 import bench.classifiers.real
 import bench.metrics.gan_train_curve as curve_mod
-from bench.cache import Cache
 from bench.classifiers.real import real_classifier, real_classifier_key
 from bench.classifiers.train import RECIPES, ClassifierConfig
 from bench.data.digits import Digits
@@ -24,8 +23,9 @@ from bench.metrics import METRICS
 from bench.metrics.base import Context
 from bench.metrics.gan_test import ignores_labels
 from bench.models.reference import ReferenceGenerator, ReferenceOptions
-from bench.store import Store
-from bench.values import BOUND, HI, LO
+from bench.record.values import BOUND, HI, LO
+from bench.run.cache import Cache
+from bench.run.store import Store
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

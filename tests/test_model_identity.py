@@ -1,10 +1,10 @@
 """A model's name in the suite is how people know it: two names with the same options are two
 rows, and a rename shows the new name instead of resuming under the old one."""
 
-from bench.leaderboard import build_leaderboard
-from bench.runner import run_suite
-from bench.suite import load_suite
-from bench.tracking import Tracker
+from bench.config.suite import load_suite
+from bench.record.tracking import Tracker
+from bench.report.leaderboard import build_leaderboard
+from bench.run.runner import run_suite
 
 SUITE = """\
 name: ident
@@ -40,7 +40,7 @@ def test_a_rename_shows_the_new_name(write_suite, tracking_uri):
 def test_duplicate_keys_are_refused_with_both_lines(write_suite):
     import pytest
 
-    from bench.errors import BenchError
+    from bench.core.errors import BenchError
 
     text = SUITE.replace("  b_noise: {source: reference, kind: noise}\n",
                          "  a_noise: {source: reference, kind: blur}\n")
@@ -51,7 +51,7 @@ def test_duplicate_keys_are_refused_with_both_lines(write_suite):
 def test_a_binary_file_is_refused_clearly(tmp_path):
     import pytest
 
-    from bench.errors import BenchError
+    from bench.core.errors import BenchError
 
     p = tmp_path / "suite.yaml"
     p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")

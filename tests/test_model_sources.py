@@ -14,17 +14,17 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from bench.cache import Cache
 from bench.classifiers.train import ClassifierConfig
+from bench.config.suite import load_suite
+from bench.core.errors import BenchError
 from bench.data.base import Dataset
 from bench.data.digits import Digits
-from bench.errors import BenchError
 from bench.models import BuildContext, check_samples
 from bench.models.callable_model import CallableModel, CallableOptions
 from bench.models.cgan import CGANGenerator, CondGenerator
 from bench.models.mlflow_model import MlflowModel, MlflowModelOptions
 from bench.models.torch_generator import PseudoLabelGenerator, TorchGenerator
-from bench.suite import load_suite
+from bench.run.cache import Cache
 
 MODULE = "bench_test_generators"
 GENERATORS = '''
@@ -293,7 +293,7 @@ def store(tmp_path, monkeypatch):
 
 def test_logged_cgan_round_trips_through_registry_alias_and_run_uris(store, digits, tmp_path,
                                                                     write_suite):
-    from bench.tracking import Tracker
+    from bench.record.tracking import Tracker
 
     torch.manual_seed(0)
     net = CondGenerator(1, 8, 10, latent_dim=6, width=8).eval()
@@ -348,7 +348,7 @@ def test_unconditional_mlflow_model_end_to_end(store, gen_module, bands, tmp_pat
     import mlflow.pytorch
     from bench_test_generators import Bands
 
-    from bench.runner import run_suite
+    from bench.run.runner import run_suite
 
     np.savez(tmp_path / "bands.npz", train_images=bands.train_x[:, 0].numpy(),
              train_labels=bands.train_y.numpy(), val_images=bands.val_x[:, 0].numpy(),

@@ -6,13 +6,13 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.cache import Cache
+from bench.core.errors import BenchError
 from bench.data.digits import Digits
-from bench.errors import BenchError
 from bench.models import BuildContext, Generator, check_samples
 from bench.models.cgan import CGAN, CGANOptions
 from bench.models.reference import ReferenceGenerator, ReferenceOptions
 from bench.models.samples import Samples, SamplesOptions
+from bench.run.cache import Cache
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from bench.cache import Cache
+from bench.core.errors import BenchError
 from bench.data.digits import Digits
-from bench.errors import BenchError
 from bench.metrics import METRICS
 from bench.metrics.base import Context
 from bench.models.base import BuildContext, check_samples
@@ -23,7 +22,8 @@ from bench.models.output_checks import (
 )
 from bench.models.reference import ReferenceGenerator, ReferenceOptions
 from bench.models.torch_generator import TorchModelOptions, build_torch_generator
-from bench.store import CHUNK, GeneratedImagesKey, Store
+from bench.run.cache import Cache
+from bench.run.store import CHUNK, GeneratedImagesKey, Store
 
 
 @pytest.fixture(scope="module")

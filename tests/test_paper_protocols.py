@@ -20,10 +20,10 @@ import torch
 from mlflow import MlflowClient
 from torch import nn
 
-from bench.cache import Cache
+from bench.config.suite import load_suite
+from bench.core.errors import BenchError
 from bench.data.base import Dataset
 from bench.data.digits import Digits
-from bench.errors import BenchError
 from bench.metrics import METRICS
 from bench.metrics.base import Context
 from bench.metrics.sampling import balanced_counts, subset_by_counts
@@ -31,8 +31,8 @@ from bench.models.base import BuildContext, Generator, ModelSource
 from bench.models.cgan import CGAN
 from bench.models.reference import ReferenceGenerator, ReferenceOptions
 from bench.models.torch_generator import TorchGenerator
-from bench.runner import run_suite
-from bench.suite import load_suite
+from bench.run.cache import Cache
+from bench.run.runner import run_suite
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from bench.cache import Cache
 from bench.classifiers.train import ClassifierConfig
 from bench.data.digits import Digits
 from bench.metrics import METRICS
@@ -22,6 +21,7 @@ from bench.metrics.base import Context
 from bench.metrics.nearest_neighbours import image_grid, topk_cosine
 from bench.metrics.sampling import balanced_counts, labels_from_counts, subset_by_counts
 from bench.models.reference import ReferenceGenerator, ReferenceOptions
+from bench.run.cache import Cache
 
 CLF = {"epochs": 10}
 

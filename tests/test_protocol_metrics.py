@@ -12,9 +12,9 @@ from mlflow import MlflowClient
 
 import bench.classifiers.real
 import bench.metrics._protocol
-from bench.runner import run_suite
-from bench.suite import load_suite
-from bench.values import is_interval
+from bench.config.suite import load_suite
+from bench.record.values import is_interval
+from bench.run.runner import run_suite
 
 SUITE = """\
 name: protocol-tiny

@@ -1,15 +1,15 @@
-"""The board's SQL fast path (bench.record_sql) reads the same records as MLflow's own search:
+"""The board's SQL fast path (bench.record.sql) reads the same records as MLflow's own search:
 statuses, suites, parents, NaN values, flags and declarations."""
 
 import math
 
 import pytest
 
-from bench.flags import Flag
 from bench.metrics import METRICS
-from bench.record import CellRecord
-from bench.record_sql import SqlReader, Unsupported, is_sql
-from bench.tracking import Tracker
+from bench.record.cell_record import CellRecord
+from bench.record.flags import Flag
+from bench.record.sql import SqlReader, Unsupported, is_sql
+from bench.record.tracking import Tracker
 
 
 def _write(tracker: Tracker, parent: str, suite: str, model: str, metric: str, status: str,

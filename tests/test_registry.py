@@ -7,13 +7,13 @@ import pytest
 from pydantic import ValidationError
 
 from bench.classifiers import CLASSIFIERS
+from bench.core.errors import BenchError
+from bench.core.registry import Options, Plugin, Registry, describe_options
 from bench.data import DATASETS, DatasetSource
-from bench.errors import BenchError
 from bench.executors import EXECUTORS, Executor
 from bench.features import FEATURES, FeatureExtractor
 from bench.metrics import METRICS, Metric
 from bench.models import MODELS, ModelSource
-from bench.registry import Options, Plugin, Registry, describe_options
 
 
 def test_register_and_get():
@@ -66,7 +66,7 @@ def test_options_forbid_unknown_keys_and_describe_themselves():
 # ---------------------------------------------------------------- loading per entry
 PLUGINS = {
     "__init__.py": """
-        from bench.registry import Plugin, Registry
+        from bench.core.registry import Plugin, Registry
 
         class Thing(Plugin):
             pass
@@ -140,7 +140,7 @@ def test_a_failing_entry_point_fails_only_its_name(monkeypatch):
         def load(self):
             raise ImportError("thirdparty is broken")
 
-    monkeypatch.setattr("bench.registry.entry_points",
+    monkeypatch.setattr("bench.core.registry.entry_points",
                         lambda group: [EP()] if group == "bench.things" else [])
     reg = Registry("things", [])
     reg.register("builtin")(type("Builtin", (Plugin,), {}))

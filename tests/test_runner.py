@@ -7,8 +7,8 @@ import pytest
 from conftest import TINY
 from mlflow import MlflowClient
 
-from bench.runner import run_suite
-from bench.suite import load_suite
+from bench.config.suite import load_suite
+from bench.run.runner import run_suite
 
 FAST = TINY.replace("{epochs: 3}", "{epochs: 6}")
 
@@ -157,8 +157,8 @@ def test_a_live_runner_holds_the_suite_and_a_dead_ones_run_is_closed(write_suite
     fresh; a suite run whose runner died (stale heartbeat) is closed KILLED by the next run."""
     import time
 
-    from bench.errors import BenchError
-    from bench.tracking import Tracker
+    from bench.core.errors import BenchError
+    from bench.record.tracking import Tracker
 
     text = TINY.replace("{epochs: 3}", "{epochs: 1}") + "cells:\n  - models: [real]\n    metrics: [gan_test]\n"
     suite = load_suite(write_suite(text))

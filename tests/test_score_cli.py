@@ -68,7 +68,7 @@ def one_line_error(capsys, argv: list[str], code: int = 2) -> str:
 
 
 def suite_run(tmp_path: Path, text: str, capsys) -> dict[str, dict[str, float]]:
-    from bench.tracking import Tracker
+    from bench.record.tracking import Tracker
 
     (tmp_path / "suite.yaml").write_text(text)
     uri = f"sqlite:///{tmp_path}/suite.db"
@@ -143,7 +143,7 @@ def test_score_log_records_the_runs_in_mlflow(images, tmp_path, capsys):
                  "--name", "nightly-gan"]) == 0
     out = capsys.readouterr().out
     assert f"MLflow: {uri}" in out
-    from bench.tracking import Tracker
+    from bench.record.tracking import Tracker
 
     recs = Tracker(uri, "bench-score").records()
     assert [(r.model, r.metric) for r in recs] == [("nightly-gan", "fid")]

@@ -1,4 +1,4 @@
-"""The store (bench/store.py): one sampling pass and one feature pass per model, shared by
+"""The store (bench/run/store.py): one sampling pass and one feature pass per model, shared by
 every metric of a suite; every prefix of the sample stream is class-balanced; generated
 images and features persist on disk for a fresh store; two model names with the same
 options share one pass; executors group one model's cells."""
@@ -12,7 +12,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from bench.cache import Cache
+from bench.config.suite import load_suite
 from bench.data.digits import Digits
 from bench.executors import group_cells
 from bench.executors.worker import PROCESS_SHARED
@@ -21,9 +21,9 @@ from bench.features.classifier import ClassifierFeatures
 from bench.metrics import METRICS
 from bench.metrics.base import Context
 from bench.models.reference import ReferenceGenerator, ReferenceOptions
-from bench.runner import run_suite
-from bench.store import CHUNK, GeneratedFeaturesKey, GeneratedImagesKey, Store, balanced_stream
-from bench.suite import load_suite
+from bench.run.cache import Cache
+from bench.run.runner import run_suite
+from bench.run.store import CHUNK, GeneratedFeaturesKey, GeneratedImagesKey, Store, balanced_stream
 
 FEAT = "{name: classifier, classifier: {epochs: 2}}"
 CLF = "{epochs: 2}"

@@ -38,6 +38,6 @@ def test_an_unreachable_server_is_reported_in_seconds(write_suite, capsys):
 
 
 def test_probe_passes_for_sqlite_uris():
-    from bench.tracking import probe
+    from bench.record.tracking import probe
 
     probe("sqlite:///x.db")  # no network for a file store

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from conftest import TINY
 
-from bench.errors import BenchError
-from bench.suite import load_suite
+from bench.config.suite import load_suite
+from bench.core.errors import BenchError
 
 
 def errors_of(path) -> str:

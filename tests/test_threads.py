@@ -1,4 +1,4 @@
-"""CPU thread budget (bench.threads): worker processes split the cores instead of each
+"""CPU thread budget (bench.run.threads): worker processes split the cores instead of each
 running one thread per core; `threads` / `--threads` / BENCH_THREADS override it; every
 cell records its thread count as the run tag `bench.threads`."""
 
@@ -10,13 +10,13 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from bench import threads
 from bench.cli import build_parser
-from bench.errors import BenchError
+from bench.config.suite import load_suite
+from bench.core.errors import BenchError
 from bench.executors import EXECUTORS, ExecutorConfig
 from bench.executors.local import LocalExecutor, LocalOptions, start_worker
-from bench.runner import run_suite
-from bench.suite import load_suite
+from bench.run import threads
+from bench.run.runner import run_suite
 
 SUITE = """\
 name: threads

@@ -8,7 +8,6 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from bench.cache import Cache
 from bench.cli import main
 from bench.data.digits import Digits
 from bench.models import MODELS, BuildContext, check_samples
@@ -21,7 +20,8 @@ from bench.models.baselines import (
 )
 from bench.models.cgan import CGAN, CGANOptions
 from bench.models.mlflow_model import MlflowModel, MlflowModelOptions
-from bench.train import generated_grid
+from bench.run.cache import Cache
+from bench.run.train import generated_grid
 
 CPU = torch.device("cpu")
 

@@ -3,8 +3,8 @@ after MLflow's retries; it never takes the suite down silently."""
 
 from conftest import TINY
 
+from bench.config.suite import load_suite
 from bench.executors.worker import Shared, run_cell
-from bench.suite import load_suite
 
 
 class FlakyTracker:
@@ -25,7 +25,7 @@ class FlakyTracker:
 def test_unreachable_store_fails_the_cell_with_a_message(write_suite, tmp_path):
     import torch
 
-    from bench.cache import Cache
+    from bench.run.cache import Cache
 
     cell = load_suite(write_suite(TINY)).cells[0]
     tracker = FlakyTracker()
@@ -39,7 +39,7 @@ def test_unreachable_store_fails_the_cell_with_a_message(write_suite, tmp_path):
 def test_store_lost_mid_cell_fails_that_cell_only(write_suite, tmp_path):
     import torch
 
-    from bench.cache import Cache
+    from bench.run.cache import Cache
 
     class DropsAtMetrics(FlakyTracker):
         def __getattr__(self, name):

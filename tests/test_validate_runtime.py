@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 
 from bench.cli import main
-from bench.errors import BenchError
-from bench.suite import load_suite
+from bench.config.suite import load_suite
+from bench.core.errors import BenchError
 
 
 def refused(path, capsys) -> str:

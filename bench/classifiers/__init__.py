@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from bench.registry import Registry
+from bench.core.registry import Registry
 
 # name -> factory(in_chans, num_classes, image_size, **args) -> nn.Module: functions, so no
 # base class; the registry only checks that entries are callable.

@@ -54,7 +54,7 @@ from bench.classifiers.train import (
     run_epochs,
     to_float,
 )
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 WIDTHS = (64, 256, 256)
 BN_MOMENTUM = 0.6  # the paper's convention: running = 0.6 * running + 0.4 * batch

@@ -24,8 +24,8 @@ from torch import nn
 
 from bench.classifiers import CLASSIFIERS
 from bench.classifiers.base import Classifier
-from bench.errors import BenchError
-from bench.registry import did_you_mean
+from bench.core.errors import BenchError
+from bench.core.registry import did_you_mean
 
 if TYPE_CHECKING:  # timm is imported inside the factories
     from timm.models.resnet import ResNet

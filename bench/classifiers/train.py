@@ -34,8 +34,8 @@ from pydantic import Field, field_validator
 
 from bench.classifiers import CLASSIFIERS
 from bench.classifiers.base import TRAINERS, Classifier
-from bench.progress import bar as progress_bar
-from bench.registry import Options
+from bench.core.progress import bar as progress_bar
+from bench.core.registry import Options
 
 AUTO = "auto"
 Flip = bool | Literal["alternating"]

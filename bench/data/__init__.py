@@ -1,7 +1,7 @@
 """Dataset sources. Add one: a module with a `@DATASETS.register("name")` DatasetSource."""
 
+from bench.core.registry import Registry
 from bench.data.base import DataInfo, Dataset, DatasetSource, stratified_split
-from bench.registry import Registry
 
 DATASETS: Registry[type[DatasetSource]] = Registry(
     "datasets", ["bench.data.digits", "bench.data.torchvision_sets", "bench.data.image_folder",

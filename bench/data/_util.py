@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 
 def limit_per_class(y: np.ndarray, max_per_class: int | None, seed: int = 0) -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.registry import Plugin
+from bench.core.registry import Plugin
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class DatasetSource(Plugin):
     """A registered way to obtain a Dataset (bundled, torchvision, folder, npz...)."""
 
     # where a source may keep files derived from its data (image_folder's decoded images):
-    # the suite's bench.cache.Cache, set by whoever loads it (the worker, `bench train`);
+    # the suite's bench.run.cache.Cache, set by whoever loads it (the worker, `bench train`);
     # None means Cache() (the default folder, $BENCH_CACHE_DIR or .bench_cache)
     cache: Any = None
 

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from bench.core.registry import Options
 from bench.data import DATASETS
 from bench.data.base import DataInfo, Dataset, DatasetSource, stratified_split
-from bench.registry import Options
 
 
 class DigitsOptions(Options):

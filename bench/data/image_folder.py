@@ -35,7 +35,8 @@ import torch
 from pydantic import Field, field_validator
 
 import bench
-from bench.cache import Cache, atomic_write
+from bench.core.errors import BenchError
+from bench.core.registry import Options
 from bench.data import DATASETS
 from bench.data._mapped import cached, mapped, write_meta, write_rows
 from bench.data._util import (
@@ -46,8 +47,7 @@ from bench.data._util import (
     limit_per_class,
 )
 from bench.data.base import DataInfo, Dataset, DatasetSource, stratified_split
-from bench.errors import BenchError
-from bench.registry import Options
+from bench.run.cache import Cache, atomic_write
 
 UNLABELED = "all"  # the one class name of a flat folder (unconditional data)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}

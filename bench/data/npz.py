@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator, model_validator
 
+from bench.core.errors import BenchError
+from bench.core.registry import Options
 from bench.data import DATASETS
 from bench.data._util import (
     check_dtype,
@@ -34,8 +36,6 @@ from bench.data._util import (
     parse_range,
 )
 from bench.data.base import DataInfo, Dataset, DatasetSource, stratified_split
-from bench.errors import BenchError
-from bench.registry import Options
 
 UNLABELED = "all"  # the one class name of unconditional data
 

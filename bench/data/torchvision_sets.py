@@ -25,13 +25,13 @@ import torch
 from pydantic import Field
 
 import bench
-from bench.cache import Cache, atomic_write
+from bench.core.errors import BenchError
+from bench.core.registry import Options
 from bench.data import DATASETS
 from bench.data._mapped import cached, mapped, write_meta, write_rows
 from bench.data._util import limit_per_class, resize_uint8
 from bench.data.base import DataInfo, Dataset, DatasetSource
-from bench.errors import BenchError
-from bench.registry import Options
+from bench.run.cache import Cache, atomic_write
 
 SetName = Literal["mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "stl10"]
 

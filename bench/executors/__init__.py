@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic.fields import FieldInfo
 
-from bench.cells import Cell
-from bench.errors import BenchError
-from bench.registry import Options, Plugin, Registry
+from bench.config.cells import Cell
+from bench.core.errors import BenchError
+from bench.core.registry import Options, Plugin, Registry
 
 if TYPE_CHECKING:  # the worker imports MLflow: only the executors themselves need it
     from bench.executors.worker import CellOutcome, WorkerEnv
@@ -46,7 +46,7 @@ EXECUTORS: Registry[type[Executor]] = Registry(
 def group_cells(cells: list[Cell]) -> list[list[Cell]]:
     """Cells grouped by (model, dataset, repeat), in order of first appearance, each group in
     suite order. An executor sends a group to one worker, so the model's one sampling pass
-    and feature pass (bench.store) serve all its metrics; models are told apart by their
+    and feature pass (bench.run.store) serve all its metrics; models are told apart by their
     resolved options, not their names, so two names with the same options share a group."""
     groups: dict[tuple[str, str, int], list[Cell]] = {}
     for cell in cells:
@@ -75,7 +75,7 @@ def executor_flags() -> dict[str, list[tuple[str, str, FieldInfo]]]:
 @dataclass(frozen=True)
 class ExecutorConfig:
     """Which executor runs a suite's cells, with its validated options. Parsed once, from the
-    suite's `executor:` block (bench.suite); `bench run` flags override it (bench.cli)."""
+    suite's `executor:` block (bench.config.suite); `bench run` flags override it (bench.cli)."""
 
     name: str
     options: Options

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from bench.cells import Cell
+from bench.config.cells import Cell
+from bench.core.registry import Options
 from bench.executors import EXECUTORS, Executor, OnResult, cli_flag, group_cells
-from bench.registry import Options
 
 if TYPE_CHECKING:  # the worker imports MLflow: imported when cells run, not when listed
     from bench.executors.worker import WorkerEnv
@@ -30,7 +30,7 @@ class LocalOptions(Options):
 
 def _init_worker(device: str, threads: int) -> None:
     from bench.executors.worker import pin_device
-    from bench.threads import apply
+    from bench.run.threads import apply
 
     apply(threads)  # before the first cell imports torch's thread pools into use
     pin_device(device)
@@ -55,8 +55,8 @@ class LocalExecutor(Executor):
         return self.options.workers > 1
 
     def run(self, cells: list[Cell], env: WorkerEnv, on_result: OnResult) -> bool:
-        from bench import threads
         from bench.executors.worker import execute
+        from bench.run import threads
 
         if self.options.workers == 1:
             # this process keeps its threads (torch's default: all cores) unless overridden

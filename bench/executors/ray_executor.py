@@ -1,10 +1,10 @@
 """Cells on Ray actors on a cluster (`--ray-address`) or on a local Ray started for the run.
 
 One actor (one process) per (model, dataset, repeat) group runs its cells in order, so the
-model's one sampling and feature pass (bench.store) serves all its metrics; each actor
+model's one sampling and feature pass (bench.run.store) serves all its metrics; each actor
 requests `num_gpus`/`num_cpus`. Each cell is reported on its own; an actor whose process
 dies fails its cells not yet finished, and no other. Shared caches are not raced: cache
-entries are computed under a file lock (bench/cache.py), so a second actor needing the
+entries are computed under a file lock (bench/run/cache.py), so a second actor needing the
 same real classifier waits and then reads it.
 """
 
@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from bench.cells import Cell
-from bench.errors import BenchError
+from bench.config.cells import Cell
+from bench.core.errors import BenchError
+from bench.core.registry import Options
 from bench.executors import EXECUTORS, Executor, OnResult, cli_flag, group_cells
-from bench.registry import Options
 
 if TYPE_CHECKING:  # the worker imports MLflow: imported when cells run, not when listed
     from bench.executors.worker import CellOutcome, WorkerEnv

@@ -2,7 +2,7 @@
 cluster runs the same jobs as local processes, which is how the tests exercise it.
 
 One job per (model, dataset, repeat) group runs its cells in order, so the model's one
-sampling and feature pass (bench.store) serves all its metrics. A cell that fails fails
+sampling and feature pass (bench.run.store) serves all its metrics. A cell that fails fails
 alone (the worker isolates it); a job that dies (time limit, out of memory) fails the cells
 of its group, and a rerun of the suite retries those not finished."""
 
@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from bench.cells import Cell
-from bench.errors import BenchError
+from bench.config.cells import Cell
+from bench.core.errors import BenchError
+from bench.core.registry import Options
 from bench.executors import EXECUTORS, Executor, OnResult, cli_flag, group_cells
-from bench.registry import Options
 
 if TYPE_CHECKING:  # the worker imports MLflow: imported when cells run, not when listed
     from bench.executors.worker import CellOutcome, WorkerEnv

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import threads
-from bench.cache import Cache
-from bench.cells import Cell, resolve_device
-from bench.errors import BenchError
-from bench.flags import merge as merge_flags
-from bench.grids import grid_counts, sample_grid
+from bench.config.cells import Cell, resolve_device
+from bench.core.errors import BenchError
 from bench.models.output_checks import output_flags
-from bench.record import CellRecord
-from bench.store import Store, generator_fingerprint, sharing_tags
-from bench.tracking import Tracker, flatten, package_version
+from bench.record.cell_record import CellRecord
+from bench.record.flags import merge as merge_flags
+from bench.record.tracking import Tracker, flatten, package_version
+from bench.report.grids import grid_counts, sample_grid
+from bench.run import threads
+from bench.run.cache import Cache
+from bench.run.store import Store, generator_fingerprint, sharing_tags
 
 
 @dataclass
@@ -52,7 +52,7 @@ class WorkerEnv:
 
 class Shared:
     """Datasets and generators built once per process, keyed by their spec names, and the
-    process's store (bench.store) of work shared between cells: a generator is named there
+    process's store (bench.run.store) of work shared between cells: a generator is named there
     by its fingerprint, so two model names with the same options share their samples."""
 
     def __init__(self, suite: str, tracker: Tracker, parent: str, cache: Cache, device, seed: int,
@@ -139,7 +139,7 @@ def run_cell(cell: Cell, tracker: Tracker, parent: str, shared: Shared, progress
         metric_version=metric_cls.version, seed=cell.seed, version=package_version(),
         reference=cell.model.plugin == "reference" and not getattr(cell.model.options, "ranked", False),
         primary=metric_cls.primary,
-        threads=str(threads.current()))  # CPU threads the cell ran with (bench.threads)
+        threads=str(threads.current()))  # CPU threads the cell ran with (bench.run.threads)
     tags = record.identity_tags()
     t0 = time.perf_counter()
     try:

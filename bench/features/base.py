@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from pydantic import Field, model_validator
 
-from bench.errors import BenchError
-from bench.progress import bar
-from bench.registry import Options, Plugin, Registry, did_you_mean
+from bench.core.errors import BenchError
+from bench.core.progress import bar
+from bench.core.registry import Options, Plugin, Registry, did_you_mean
 
 
 class FeatureExtractor(Plugin):
@@ -23,7 +23,7 @@ class FeatureExtractor(Plugin):
 
     def prepare(self, dataset: Any, env: Any) -> None:
         """Load weights / train what is needed. `env` has device, seed, cache, store
-        (bench.store.Store: loaded networks and the real classifier are kept there), progress."""
+        (bench.run.store.Store: loaded networks and the real classifier are kept there), progress."""
 
     @abstractmethod
     def tag(self) -> str: ...

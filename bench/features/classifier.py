@@ -10,12 +10,12 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from bench.cache import stable_hash
 from bench.classifiers.real import real_classifier
 from bench.classifiers.train import ClassifierConfig, TrainedClassifier, to_float
+from bench.core.registry import Options
 from bench.features import FEATURES
 from bench.features.base import FeatureExtractor
-from bench.registry import Options
+from bench.run.cache import stable_hash
 
 
 class ClassifierFeatureOptions(Options):

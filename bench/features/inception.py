@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
+from bench.core.registry import Options
 from bench.features import FEATURES
 from bench.features.base import FeatureExtractor, to_rgb
-from bench.registry import Options
-from bench.store import FeatureNetworkKey
+from bench.run.store import FeatureNetworkKey
 
 CACHE_DIR = Path.home() / ".cache" / "bench"
 FILENAMES = ("inception-2015-12-05.pt", "pt_inception-2015-12-05-6726825d.pth")

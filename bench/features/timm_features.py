@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from bench.cache import stable_hash
-from bench.errors import BenchError
+from bench.core.errors import BenchError
+from bench.core.registry import Options
 from bench.features import FEATURES
 from bench.features.base import FeatureExtractor, to_rgb
-from bench.registry import Options
-from bench.store import FeatureNetworkKey
+from bench.run.cache import stable_hash
+from bench.run.store import FeatureNetworkKey
 
 
 class TimmOptions(Options):

@@ -4,8 +4,8 @@ Plain functions on feature arrays (FID, KID, ...) live in `bench.metrics.functio
 for use from notebooks; the registered classes wrap them for suites.
 """
 
+from bench.core.registry import Registry
 from bench.metrics.base import Context, Metric
-from bench.registry import Registry
 
 METRICS: Registry[type[Metric]] = Registry(
     "metrics",

@@ -37,12 +37,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bench.core.errors import BenchError
 from bench.data.base import Dataset
-from bench.errors import BenchError
 from bench.metrics._distribution import FeatureMetric
 from bench.metrics.base import Context
 from bench.models.base import Generator
-from bench.values import with_interval
+from bench.record.values import with_interval
 
 TAG = "few_images_per_class"
 _MAX_LISTED = 20  # classes named in a warning or tag; the rest are counted

@@ -8,11 +8,11 @@ from typing import Any
 
 from pydantic import Field
 
+from bench.core.registry import Options
 from bench.data.base import Dataset
 from bench.features.base import FeatureSpec
 from bench.metrics.base import Context, Metric
 from bench.models.base import Generator
-from bench.registry import Options
 
 
 class FeatureMetricOptions(Options):

@@ -1,10 +1,10 @@
 """95% intervals that cost no new sampling pass or training: each is computed from what a
 metric already has (per-sample values, per-subset or per-split estimates, test-set sizes).
-A value's interval is logged as `<value>.lo` / `<value>.hi` (bench.values.with_interval).
+A value's interval is logged as `<value>.lo` / `<value>.hi` (bench.record.values.with_interval).
 
 Which method, and why it is honest:
 
-- an accuracy on n test images: Wilson score interval (bench.values.wilson), a binomial
+- an accuracy on n test images: Wilson score interval (bench.record.values.wilson), a binomial
   proportion over the test set. It covers test-set noise only, not training noise (that
   is what `repeats:` measures).
 - a share of samples with a yes/no property (precision, recall, coverage, authenticity):
@@ -33,7 +33,7 @@ from typing import Annotated
 import numpy as np
 from pydantic import AfterValidator
 
-from bench.values import wilson, with_interval
+from bench.record.values import wilson, with_interval
 
 Z95 = 1.959963984540054  # standard normal 97.5% quantile
 

@@ -35,7 +35,7 @@ from bench.metrics._protocol import figure, save_figure
 from bench.metrics.authenticity import Authenticity
 from bench.metrics.base import Context
 from bench.metrics.functional.alpha_precision import AlphaBetaDetails, alpha_precision_beta_recall
-from bench.values import diagnostic, score
+from bench.record.values import diagnostic, score
 
 
 class AlphaPrecisionOptions(FeatureMetricOptions):

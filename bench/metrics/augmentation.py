@@ -36,8 +36,9 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from bench.classifiers.train import ClassifierConfig
+from bench.core.errors import BenchError
+from bench.core.registry import Options
 from bench.data.base import Dataset
-from bench.errors import BenchError
 from bench.metrics import METRICS
 from bench.metrics._intervals import difference_with_interval, normal_with_interval, wilson_se
 from bench.metrics._protocol import (
@@ -53,8 +54,7 @@ from bench.metrics._protocol import (
 from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import balanced_counts, subset_by_counts
 from bench.models.base import Generator
-from bench.registry import Options
-from bench.values import accuracy_with_interval, diagnostic, reference, score
+from bench.record.values import accuracy_with_interval, diagnostic, reference, score
 
 DEFAULT_FRACTIONS = [0.1, 0.2, 0.5, 1.0]
 
@@ -96,7 +96,7 @@ class Augmentation(Metric):
     # 2: 95% intervals (Wilson accuracies, Newcombe gains); 3: generated images from the
     # model's shared stream (Context.generated_by_class)
     version = "3"
-    trains_on_model_images = True  # tested on real val: never fed the val split (bench.leakage)
+    trains_on_model_images = True  # tested on real val: never fed the val split (bench.run.leakage)
     values = {"mean_aug_gain": score("higher", "utility"),
               "aug_gain": diagnostic("higher"), "aug_acc": diagnostic("higher"),
               # generator_data: subset (Table 4): its own columns, never mixed with Fig. 5's

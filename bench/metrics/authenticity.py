@@ -9,14 +9,14 @@ from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric
 from bench.metrics._intervals import share_with_interval
 from bench.metrics.functional import authenticity
-from bench.values import score
+from bench.record.values import score
 
 
 @METRICS.register("authenticity")
 class Authenticity(FeatureMetric):
     """Share of generated samples that are not closer to a training sample than its neighbours."""
 
-    version = "3"  # 2: Wilson 95% interval; 3: the model's shared sample stream (bench.store)
+    version = "3"  # 2: Wilson 95% interval; 3: the model's shared sample stream (bench.run.store)
     # the share of generated samples farther from the training data than the data is from
     # itself: 0 = copies, 1 = unrelated images (a constant grey image); the ideal is what
     # held-out real images get, so without a held-out row the value is shown, not ranked

@@ -66,8 +66,9 @@ import torch
 from pydantic import Field, model_validator
 
 from bench.classifiers.train import ClassifierConfig
+from bench.core.errors import BenchError
+from bench.core.registry import Options
 from bench.data.base import Dataset
-from bench.errors import BenchError
 from bench.metrics import METRICS
 from bench.metrics._intervals import mean_recall_se, normal_with_interval
 from bench.metrics._protocol import (
@@ -85,8 +86,7 @@ from bench.metrics._protocol import (
 from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import balanced_counts, subset_by_counts, write_per_class
 from bench.models.base import Generator
-from bench.registry import Options
-from bench.values import accuracy_with_interval, diagnostic, reference, score
+from bench.record.values import accuracy_with_interval, diagnostic, reference, score
 
 SETTINGS = ("imbalanced", "oversampled_real", "balanced_gen", "balanced_real", "synthetic_only",
             "augmented_all")
@@ -141,7 +141,7 @@ class Balancing(Metric):
     # oversampled), balanced_gen_bacc a diagnostic; augmented_all balanced (every class at
     # 2 x the largest balanced count); balancing_leak flag
     version = "5"
-    trains_on_model_images = True  # tested on real val: never fed the val split (bench.leakage)
+    trains_on_model_images = True  # tested on real val: never fed the val split (bench.run.leakage)
     # One utility score: the gain over the oversampled real arm (what the generated images add
     # beyond re-balancing the real data). balanced_gen_bacc ranks models the same way within
     # a dataset but reads as the generator's merit where most of it is the class prior's, so

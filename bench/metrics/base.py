@@ -10,17 +10,18 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from bench.cache import Cache
 from bench.classifiers.real import real_classifier
 from bench.classifiers.train import ClassifierConfig, Evaluation, TrainedClassifier, evaluate
+from bench.core.errors import BenchError
+from bench.core.registry import Plugin
 from bench.data.base import Dataset
-from bench.errors import BenchError
 from bench.features.base import FeatureExtractor, FeatureSpec
-from bench.flags import Flag
 from bench.metrics.sampling import first_of_each_class, labels_from_counts
 from bench.models.base import BuildContext, Generator, ModelSource, sample_stream
-from bench.registry import Plugin
-from bench.store import (
+from bench.record.flags import Flag
+from bench.record.values import Value, lookup
+from bench.run.cache import Cache
+from bench.run.store import (
     ClassImagesKey,
     GeneratedFeaturesKey,
     GeneratedImages,
@@ -29,7 +30,6 @@ from bench.store import (
     RealValEvaluationKey,
     Store,
 )
-from bench.values import Value, lookup
 
 # how much longer than a by-class request the stream prefix serving it may be (see
 # `Context.generated_by_class`); beyond it, the images are sampled apart
@@ -40,7 +40,7 @@ STREAM_REACH = 2
 class Context:
     """Everything a metric may use besides the generator and the dataset.
 
-    Work shared between cells goes through `store` (bench.store.Store, the worker's, shared
+    Work shared between cells goes through `store` (bench.run.store.Store, the worker's, shared
     by every cell of a process): the model's one stream of generated images and their
     features, the real-trained classifier (also on disk per dataset digest, classifier
     config and seed, so K models in a suite pay for one real training), real features.
@@ -60,7 +60,7 @@ class Context:
     # choose (`train_generator`)
     source: ModelSource | None = None
     generator_seed: int | None = None
-    # evidence that the model is broken, copies or ignores its labels (bench.flags): part of
+    # evidence that the model is broken, copies or ignores its labels (bench.record.flags): part of
     # the cell's record, shown where the model's row is; gates keep it below passing models
     flags: list[Flag] = field(default_factory=list)
 
@@ -69,7 +69,7 @@ class Context:
             self.store.cache = self.cache
 
     def flag(self, kind: str, reason: str, gate: bool = True, value: str = "") -> None:
-        """Record a flag on this cell (see bench.flags)."""
+        """Record a flag on this cell (see bench.record.flags)."""
         self.flags.append(Flag(kind, reason, gate, value))
 
     def can_train_generator(self) -> bool:
@@ -153,7 +153,7 @@ class Context:
         The stream's classes come in the training split's proportions, so a request far
         from them (many images of a rare class) would need a prefix much longer than the
         request: beyond max(`STREAM_REACH` x the request, the training + val size) the
-        images are sampled apart, once per model, seed and counts (bench.store.ClassImagesKey).
+        images are sampled apart, once per model, seed and counts (bench.run.store.ClassImagesKey).
         """
         counts = np.asarray(counts, dtype=np.int64)
         total = int(counts.sum())
@@ -213,8 +213,8 @@ class Context:
 
     def artifact(self, name: str) -> Path:
         """Where the cell writes artifact `name`: in its own folder, whatever the name holds
-        (a plugin may build it from a name; bench.safe_names maps it to one safe file)."""
-        from bench.safe_names import safe_filename
+        (a plugin may build it from a name; bench.core.safe_names maps it to one safe file)."""
+        from bench.core.safe_names import safe_filename
 
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
         return self.artifact_dir / safe_filename(name)
@@ -224,10 +224,10 @@ class Metric(Plugin):
     """A registered metric: (Generator, Dataset, Context) -> {name: float} (+ artifacts).
 
     Subclasses set `version` (bump it when results change, so caches and history segments
-    follow), `values`: the declaration (bench.values.Value: role, ideal, aspect) of every
+    follow), `values`: the declaration (bench.record.values.Value: role, ideal, aspect) of every
     value they return, by exact name or prefix (`swd` covers `swd_8`), and `primary`, the
     one score the summary ranks and a leaderboard sorts by. A value may come with its 95%
-    interval as `<value>.lo` / `<value>.hi` (bench.values.with_interval).
+    interval as `<value>.lo` / `<value>.hi` (bench.record.values.with_interval).
     """
 
     version: ClassVar[str] = "1"
@@ -235,7 +235,7 @@ class Metric(Plugin):
     trains_on_model_images: ClassVar[bool] = False  # trains on generated, tests on real val
     # uses class labels: the dataset's (a classifier trained on them, per-class statistics)
     # and the generator's (images generated for a class); `labels_for` says what for. Refused
-    # on unconditional data or models at validation (`label_need`, bench.suite)
+    # on unconditional data or models at validation (`label_need`, bench.config.suite)
     needs_labels: ClassVar[bool] = False
     labels_for: ClassVar[str] = ""
     # compares with held-out real images (the val split) as a different set from the

@@ -12,7 +12,7 @@ from bench.metrics import METRICS
 from bench.metrics._conditional import ConditionalFeatureMetric
 from bench.metrics._distribution import FeatureMetricOptions
 from bench.metrics.functional import kid
-from bench.values import score
+from bench.record.values import score
 
 
 class CondKIDOptions(FeatureMetricOptions):
@@ -26,7 +26,7 @@ class ConditionalKID(ConditionalFeatureMetric):
 
     Options = CondKIDOptions
     options: CondKIDOptions
-    # 2: the model's shared sample stream (bench.store); 3: a 95% interval, the t interval of
+    # 2: the model's shared sample stream (bench.run.store); 3: a 95% interval, the t interval of
     # the mean over classes (bench.metrics._conditional)
     version = "3"
     values = {"cond_kid": score("lower", "conditioning")}

@@ -14,7 +14,7 @@ from bench.metrics import METRICS
 from bench.metrics._conditional import ConditionalFeatureMetric
 from bench.metrics._distribution import FeatureMetricOptions
 from bench.metrics.functional import prdc
-from bench.values import diagnostic, score
+from bench.record.values import diagnostic, score
 
 
 class CondPRDCOptions(FeatureMetricOptions):
@@ -27,7 +27,7 @@ class ConditionalPRDC(ConditionalFeatureMetric):
 
     Options = CondPRDCOptions
     options: CondPRDCOptions
-    # 2: the model's shared sample stream (bench.store); 3: 95% intervals, the t interval of
+    # 2: the model's shared sample stream (bench.run.store); 3: 95% intervals, the t interval of
     # the mean over classes (bench.metrics._conditional)
     version = "3"
     # density is 1 in expectation for samples from the real class distribution (as for the

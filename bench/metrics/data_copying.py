@@ -10,7 +10,7 @@ from pydantic import Field
 from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
 from bench.metrics.functional import data_copying
-from bench.values import score
+from bench.record.values import score
 
 
 class DataCopyingOptions(FeatureMetricOptions):
@@ -23,7 +23,7 @@ class DataCopying(FeatureMetric):
 
     Options = DataCopyingOptions
     options: DataCopyingOptions
-    version = "2"  # 2: the model's shared sample stream (bench.store)
+    version = "2"  # 2: the model's shared sample stream (bench.run.store)
     # negative = copying, positive = under-fitting (a constant image is far positive); the
     # ideal is what held-out real images get, about 0 in theory
     # C_T is a weighted mean of per-cell Mann-Whitney z-scores (weights summing to 1), so its

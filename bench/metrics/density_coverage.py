@@ -13,7 +13,7 @@ from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
 from bench.metrics._intervals import mean_with_interval, share_with_interval
 from bench.metrics.functional import density_coverage
-from bench.values import score
+from bench.record.values import score
 
 
 class DCOptions(FeatureMetricOptions):
@@ -26,7 +26,7 @@ class DensityCoverage(FeatureMetric):
 
     Options = DCOptions
     options: DCOptions
-    version = "3"  # 2: 95% intervals (normal density, Wilson coverage); 3: the model's shared sample stream (bench.store)
+    version = "3"  # 2: 95% intervals (normal density, Wilson coverage); 3: the model's shared sample stream (bench.run.store)
     # density is 1 in expectation for samples from the real distribution; above 1 means
     # samples crowd where real samples are dense, not better quality
     values = {"density": score("target", "quality", ref=True, target=1.0),

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from bench.core.registry import Options
 from bench.features.base import FeatureSpec
 from bench.metrics import METRICS
 from bench.metrics.base import Metric
-from bench.registry import Options
 
 
 class EmbeddingOptions(Options):
@@ -39,7 +39,7 @@ class EmbeddingPlot(Metric):
 
     Options = EmbeddingOptions
     options: EmbeddingOptions
-    version = "2"  # 2: the model's shared sample stream and its features (bench.store)
+    version = "2"  # 2: the model's shared sample stream and its features (bench.run.store)
     values = {}  # an image artifact, no values
 
     def compute(self, generator, dataset, ctx):

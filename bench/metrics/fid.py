@@ -17,8 +17,8 @@ from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
 from bench.metrics._intervals import Resamples, normal_with_interval
 from bench.metrics.functional import FrechetReference
-from bench.store import FrechetReferenceKey
-from bench.values import score
+from bench.record.values import score
+from bench.run.store import FrechetReferenceKey
 
 
 class FIDOptions(FeatureMetricOptions):
@@ -33,7 +33,7 @@ class FID(FeatureMetric):
 
     Options = FIDOptions
     options: FIDOptions
-    version = "3"  # 2: bootstrap 95% interval; 3: the model's shared sample stream (bench.store)
+    version = "3"  # 2: bootstrap 95% interval; 3: the model's shared sample stream (bench.run.store)
     values = {"fid": score("lower", "quality")}
     primary = "fid"
 

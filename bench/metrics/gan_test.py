@@ -37,13 +37,13 @@ import torch
 from pydantic import Field
 
 from bench.classifiers.train import ClassifierConfig, Evaluation, predict
+from bench.core.registry import Options
 from bench.data.base import Dataset
 from bench.metrics import METRICS
 from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import write_per_class
 from bench.models.base import Generator
-from bench.registry import Options
-from bench.values import accuracy_with_interval, diagnostic, reference, score, wilson
+from bench.record.values import accuracy_with_interval, diagnostic, reference, score, wilson
 
 RECOGNISABLE_P = 0.5  # max softmax probability of a recognisable image
 NEAR_CHANCE = 0.1  # of the way from chance to real_val_acc

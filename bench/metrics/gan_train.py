@@ -12,13 +12,13 @@ from typing import Any
 from pydantic import Field
 
 from bench.classifiers.train import ClassifierConfig, evaluate, train_classifier
+from bench.core.registry import Options
 from bench.data.base import Dataset
 from bench.metrics import METRICS
 from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import write_per_class
 from bench.models.base import Generator
-from bench.registry import Options
-from bench.values import accuracy_with_interval, diagnostic, reference, score
+from bench.record.values import accuracy_with_interval, diagnostic, reference, score
 
 
 class GanTrainOptions(Options):
@@ -36,9 +36,9 @@ class GanTrain(Metric):
     Options = GanTrainOptions
     options: GanTrainOptions
     # 2: Wilson 95% intervals of the accuracies; 3: the model's shared sample stream
-    # (bench.store): trains on its first images, TSTS on the block after them
+    # (bench.run.store): trains on its first images, TSTS on the block after them
     version = "3"
-    trains_on_model_images = True  # tested on real val: never fed the val split (bench.leakage)
+    trains_on_model_images = True  # tested on real val: never fed the val split (bench.run.leakage)
     values = {"gan_train_acc": score("higher", "utility"),
               # train-synthetic-test-synthetic: how separable the generated classes are; a
               # memoriser or a collapsed model scores ~1, so it is shown, never ranked
@@ -58,7 +58,7 @@ class GanTrain(Metric):
     def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
         o = self.options
         n = self.num_samples(dataset)
-        # one stream (bench.store): train on its first n images, TSTS on the next val-size
+        # one stream (bench.run.store): train on its first n images, TSTS on the next val-size
         # block (images the classifier never saw); both blocks have the training balance
         x, labels = ctx.generated(generator, dataset, n + len(dataset.val_y))
         clf = train_classifier(o.classifier, x[:n], labels[:n], dataset.num_classes, ctx.device,

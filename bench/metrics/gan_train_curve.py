@@ -14,7 +14,7 @@ effective size would be inflated by compute rather than measured in data.
 Beyond the real curve: a GAN-train accuracy below the curve's smallest real point (or
 above its largest) has no size on the curve. The effective size is then logged as the
 bound it is, `effective_size.bound` = -1 ("at most the smallest real size", shown `≤ n`)
-or +1 ("at least the largest", `≥ n`), without an interval (bench.values.bounded), and
+or +1 ("at least the largest", `≥ n`), without an interval (bench.record.values.bounded), and
 `effective_ratio` likewise. Clamped to a plain number it would tie every generator below
 the curve (accuracies 0.50 and 0.79 both "worth 179 images") and rank them as if equal;
 as a bound the board never counts it better than a number it might not beat, and
@@ -28,6 +28,7 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from bench.classifiers.train import ClassifierConfig
+from bench.core.registry import Options
 from bench.data.base import Dataset
 from bench.metrics import METRICS
 from bench.metrics._protocol import (
@@ -42,8 +43,7 @@ from bench.metrics._protocol import (
 from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import balanced_counts, subset_by_counts
 from bench.models.base import Generator
-from bench.registry import Options
-from bench.values import (
+from bench.record.values import (
     accuracy_with_interval,
     bounded,
     diagnostic,
@@ -94,7 +94,7 @@ class GanTrainCurve(Metric):
     # from the model's shared stream (Context.generated_by_class); 4: off the curve the
     # effective size (and ratio) is a bound (`.bound`, no interval), effective_size_bound dropped
     version = "4"
-    trains_on_model_images = True  # tested on real val: never fed the val split (bench.leakage)
+    trains_on_model_images = True  # tested on real val: never fed the val split (bench.run.leakage)
     values = {"effective_size": score("higher", "utility"),
               "best_gan_train_acc": diagnostic("higher"),
               "effective_ratio": diagnostic("higher"),  # effective_size / largest size

@@ -23,7 +23,7 @@ from bench.features.base import FeatureSpec
 from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
 from bench.metrics.functional import inception_score
-from bench.values import diagnostic, score, with_interval
+from bench.record.values import diagnostic, score, with_interval
 
 
 class ISOptions(FeatureMetricOptions):
@@ -38,7 +38,7 @@ class InceptionScore(FeatureMetric):
 
     Options = ISOptions
     options: ISOptions
-    version = "3"  # 2: t 95% interval over the splits; 3: the model's shared sample stream (bench.store)
+    version = "3"  # 2: t 95% interval over the splits; 3: the model's shared sample stream (bench.run.store)
     values = {"is_mean": score("higher", "quality", note="FID Inception-v3's 1008-way logits "
                                "(pytorch-fid weights): comparable with published IS"),
               "is_std": diagnostic("lower"),
@@ -52,7 +52,7 @@ class InceptionScore(FeatureMetric):
         """Inception's own 1008 logits need no labels; the fallback classifier's do."""
         o = self.options
         if o.features.name == "inception":
-            from bench.errors import BenchError
+            from bench.core.errors import BenchError
             from bench.features.inception import find_weights
 
             try:

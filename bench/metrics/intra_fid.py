@@ -13,15 +13,15 @@ import warnings
 from bench.metrics import METRICS
 from bench.metrics._conditional import ConditionalFeatureMetric
 from bench.metrics.functional import FrechetReference
-from bench.store import FrechetReferenceKey
-from bench.values import score
+from bench.record.values import score
+from bench.run.store import FrechetReferenceKey
 
 
 @METRICS.register("intra_fid")
 class IntraFID(ConditionalFeatureMetric):
     """Intra-class FID: per-class FID against that class's real images, mean over classes."""
 
-    # 2: the model's shared sample stream (bench.store); 3: a 95% interval, the t interval of
+    # 2: the model's shared sample stream (bench.run.store); 3: a 95% interval, the t interval of
     # the mean over classes (bench.metrics._conditional)
     version = "3"
     values = {"intra_fid": score("lower", "conditioning")}

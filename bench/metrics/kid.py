@@ -15,7 +15,7 @@ from pydantic import Field
 from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
 from bench.metrics.functional import kid
-from bench.values import diagnostic, score, with_interval
+from bench.record.values import diagnostic, score, with_interval
 
 
 class KIDOptions(FeatureMetricOptions):
@@ -29,7 +29,7 @@ class KID(FeatureMetric):
 
     Options = KIDOptions
     options: KIDOptions
-    version = "3"  # 2: percentile 95% interval over the subsets; 3: the model's shared sample stream (bench.store)
+    version = "3"  # 2: percentile 95% interval over the subsets; 3: the model's shared sample stream (bench.run.store)
     values = {"kid_mean": score("lower", "quality"), "kid_std": diagnostic("lower")}
     primary = "kid_mean"
 

@@ -48,9 +48,9 @@ from pydantic import Field
 from torch import nn
 
 from bench.classifiers.train import ClassifierConfig
+from bench.core.errors import BenchError
+from bench.core.registry import Options
 from bench.data.base import Dataset
-from bench.errors import BenchError
-from bench.grids import labelled_grid
 from bench.metrics import METRICS
 from bench.metrics._intervals import mean_with_interval, normal_with_interval
 from bench.metrics._protocol import figure, save_figure
@@ -58,8 +58,8 @@ from bench.metrics.base import Context, Metric
 from bench.metrics.nearest_neighbours import NearestNeighbours
 from bench.metrics.sampling import subset_by_counts
 from bench.models.base import Generator
-from bench.registry import Options
-from bench.values import diagnostic, score
+from bench.record.values import diagnostic, score
+from bench.report.grids import labelled_grid
 
 # a distance: (float images in [0, 255] (n, C, H, W), indices of their targets) -> (n,)
 Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

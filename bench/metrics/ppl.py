@@ -29,15 +29,15 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from bench.core.errors import BenchError
+from bench.core.registry import Options
 from bench.data.base import Dataset
-from bench.errors import BenchError
 from bench.features.base import FeatureSpec
 from bench.metrics import METRICS
 from bench.metrics._intervals import mean_with_interval
 from bench.metrics.base import Context, Metric
 from bench.models.base import Generator
-from bench.registry import Options
-from bench.values import score
+from bench.record.values import score
 
 Space = Literal["auto", "z", "w"]
 Interpolation = Literal["auto", "slerp", "lerp"]

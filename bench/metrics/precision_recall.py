@@ -14,7 +14,7 @@ from bench.metrics import METRICS
 from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
 from bench.metrics._intervals import share_with_interval
 from bench.metrics.functional import precision_recall
-from bench.values import score
+from bench.record.values import score
 
 
 class PROptions(FeatureMetricOptions):
@@ -27,7 +27,7 @@ class PrecisionRecall(FeatureMetric):
 
     Options = PROptions
     options: PROptions
-    version = "3"  # 2: Wilson 95% intervals; 3: the model's shared sample stream (bench.store)
+    version = "3"  # 2: Wilson 95% intervals; 3: the model's shared sample stream (bench.run.store)
     values = {"precision": score("higher", "quality"), "recall": score("higher", "diversity")}
     primary = "precision"
 

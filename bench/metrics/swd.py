@@ -8,11 +8,11 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
+from bench.core.registry import Options
 from bench.metrics import METRICS
 from bench.metrics.base import Metric
 from bench.metrics.functional import sliced_wasserstein
-from bench.registry import Options
-from bench.values import diagnostic, score
+from bench.record.values import diagnostic, score
 
 PROGAN_IMAGES = 16_384  # images per side in Karras et al. (2018), Table 1
 
@@ -32,7 +32,7 @@ class SWD(Metric):
 
     Options = SWDOptions
     options: SWDOptions
-    # 2: the model's shared sample stream (bench.store); 3: streamed descriptors (bounded
+    # 2: the model's shared sample stream (bench.run.store); 3: streamed descriptors (bounded
     # memory, float64 normalisation statistics), at most 16,384 images per side by default
     version = "3"
     values = {"swd_mean": score("lower", "quality"),

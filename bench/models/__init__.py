@@ -1,7 +1,7 @@
 """Generator sources. Add one: a module with a `@MODELS.register("name")` ModelSource."""
 
+from bench.core.registry import Registry
 from bench.models.base import BuildContext, Generator, ModelSource, check_samples
-from bench.registry import Registry
 
 MODELS: Registry[type[ModelSource]] = Registry(
     "models", ["bench.models.reference", "bench.models.samples", "bench.models.cgan",

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 
+from bench.core.errors import BenchError
+from bench.core.registry import Plugin
 from bench.data.base import DataInfo, Dataset
-from bench.errors import BenchError
-from bench.registry import Plugin
 
 if TYPE_CHECKING:
-    from bench.cache import Cache
+    from bench.run.cache import Cache
 
 
 class Generator(ABC):
@@ -69,7 +69,7 @@ class Generator(ABC):
 
     def sample_stream(self, labels: torch.Tensor, start: int, seed: int) -> torch.Tensor:
         """Images for `labels[start:]`, one block of the sample stream whose labels so far
-        are `labels` (bench.store samples a model's stream chunk by chunk). By default one
+        are `labels` (bench.run.store samples a model's stream chunk by chunk). By default one
         `sample` call with a seed derived from (seed, start), so a block never depends on
         how many blocks were asked for before; a pool of images overrides it to walk its
         images without replacement across blocks."""
@@ -108,7 +108,7 @@ class ModelSource(Plugin):
     trainable: ClassVar[bool] = False  # whether `bench train` trains it (the GAN baselines)
 
     def check_allowed(self) -> None:
-        """Raise BenchError when a shared runner (bench.allowlist) does not allow the code this
+        """Raise BenchError when a shared runner (bench.config.allowlist) does not allow the code this
         source would run (an imported target, an unpickled file). Sources that run no code
         chosen by the suite allow everything. Suite validation calls it always, before any
         other check can import or unpickle."""
@@ -126,7 +126,7 @@ class ModelSource(Plugin):
         """The real split ("train" or "val") whose images this source hands out, or None.
 
         Suite validation refuses a source serving "val" in a metric that trains a classifier
-        on the model's images and tests it on val (bench.leakage)."""
+        on the model's images and tests it on val (bench.run.leakage)."""
         return None
 
     @abstractmethod

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from bench.cache import Cache
+from bench.core.errors import BenchError
+from bench.core.progress import bar as progress_bar
 from bench.data.base import DataInfo, Dataset
-from bench.errors import BenchError
 from bench.models import MODELS
 from bench.models.base import BuildContext, Generator, ModelSource
 from bench.models.gan_nets import (  # noqa: F401  (ConcatDiscriminator: importable from here)
@@ -37,7 +37,7 @@ from bench.models.gan_nets import (  # noqa: F401  (ConcatDiscriminator: importa
     GANOptions,
     ProjectionDiscriminator,
 )
-from bench.progress import bar as progress_bar
+from bench.run.cache import Cache
 
 Arch = Literal["sngan", "dcgan", "wgan_gp"]
 

@@ -7,7 +7,7 @@ export step, and the latents stay accessible (PPL and other latent metrics work)
 Checkpoints load with `torch.load(..., weights_only=True)`, which cannot run code; a file
 that holds pickled objects needs `trusted_checkpoint: true`, an explicit opt-in. On a shared
 runner both the target's module and a trusted checkpoint's folder must be allowed by name
-(bench.allowlist).
+(bench.config.allowlist).
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from bench import allowlist
+from bench.config import allowlist
+from bench.core.errors import BenchError
+from bench.core.registry import did_you_mean
 from bench.data._util import file_sha256
 from bench.data.base import DataInfo, Dataset
-from bench.errors import BenchError
 from bench.models import MODELS
 from bench.models.base import BuildContext, Generator, ModelSource
 from bench.models.torch_generator import TorchModelOptions, build_torch_generator
-from bench.registry import did_you_mean
 
 # dataset facts passed to the target when its signature asks for them and kwargs do not
 AUTO_ARGS = ("num_classes", "image_size", "channels", "latent_dim")
@@ -54,7 +54,7 @@ class CallableOptions(TorchModelOptions):
 
 def check_allowed(target: str) -> None:
     """A suite is code, like a Makefile: `target` imports and calls any function (`os:system`
-    too). On a shared runner (bench.allowlist) a target outside BENCH_ALLOWED_MODULES is
+    too). On a shared runner (bench.config.allowlist) a target outside BENCH_ALLOWED_MODULES is
     refused before it is imported."""
     allowlist.check_module(target)
 

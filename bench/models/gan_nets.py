@@ -13,8 +13,8 @@ from pydantic import Field
 from torch import nn
 from torch.nn.utils import spectral_norm
 
+from bench.core.registry import Options
 from bench.models.base import Generator
-from bench.registry import Options
 
 
 class GANOptions(Options):

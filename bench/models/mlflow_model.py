@@ -19,8 +19,8 @@ from typing import Any
 from pydantic import Field, field_validator
 from torch import nn
 
+from bench.core.errors import BenchError
 from bench.data.base import DataInfo, Dataset
-from bench.errors import BenchError
 from bench.models import MODELS
 from bench.models.base import BuildContext, Generator, ModelSource
 from bench.models.torch_generator import TorchModelOptions, build_torch_generator
@@ -91,8 +91,8 @@ def check_model_exists(uri: str, tracking_uri: str) -> None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from bench.registry import did_you_mean
-    from bench.tracking import probe
+    from bench.core.registry import did_you_mean
+    from bench.record.tracking import probe
 
     probe(tracking_uri)
     hint = ("Check the name, version or alias (MLflow UI, Models tab), or pass --tracking-uri "
@@ -158,8 +158,8 @@ class MlflowModel(ModelSource):
 
     def check_allowed(self) -> None:
         """Loading unpickles the model: a shared runner allows it by the registered name, the
-        run id or the logged model id the URI names (bench.allowlist)."""
-        from bench import allowlist
+        run id or the logged model id the URI names (bench.config.allowlist)."""
+        from bench.config import allowlist
 
         uri = self.options.uri
         m = _MODELS_VERSION.match(uri) or _MODELS_ALIAS.match(uri)

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from bench.core.errors import BenchError
+from bench.core.registry import Options
 from bench.data.base import DataInfo, Dataset
-from bench.errors import BenchError
 from bench.models import MODELS
 from bench.models.base import BuildContext, Generator, ModelSource, block_seed
 from bench.models.pool import PoolGenerator
-from bench.registry import Options
 
 
 class ReferenceOptions(Options):
@@ -28,7 +28,7 @@ class ReferenceOptions(Options):
     )
     split: Literal["train", "val"] = Field("train", description="which real split is served "
                                            "(val: refused in metrics that train on the model's "
-                                           "images, see bench.leakage)")
+                                           "images, see bench.run.leakage)")
     sigma: float = Field(0.3, gt=0, description="noise: std of added noise, as a fraction of 255")
     keep_classes: list[int] | None = Field(
         None, description="mode_drop: classes the generator covers (default: the first half)"
@@ -79,7 +79,7 @@ class ReferenceGenerator(PoolGenerator):
             x, y = x[keep], y[keep]
         super().__init__(x, y, k)
         # real images the suite's classifiers and generators never trained on: the row whose
-        # values are the targets of `ref` ideals (bench.values)
+        # values are the targets of `ref` ideals (bench.record.values)
         self.tags = {"held_out": "true"} if opts.kind == "real" and opts.split == "val" else {}
         classes = opts.keep_classes if opts.keep_classes is not None else list(range(max(1, k // 2)))
         self.keep = np.array(sorted(set(classes)))

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
+from bench.core.errors import BenchError
+from bench.core.registry import Options
 from bench.data._util import (
     bad_files_listing,
     check_dtype,
@@ -32,11 +34,9 @@ from bench.data._util import (
     parse_range,
 )
 from bench.data.base import DataInfo, Dataset
-from bench.errors import BenchError
 from bench.models import MODELS
 from bench.models.base import BuildContext, Generator, ModelSource
 from bench.models.pool import PoolGenerator
-from bench.registry import Options
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 

@@ -25,11 +25,11 @@ from pydantic import Field
 from torch import nn
 
 from bench.classifiers.train import ClassifierConfig
+from bench.core.errors import BenchError
+from bench.core.registry import Options
 from bench.data.base import Dataset
-from bench.errors import BenchError
 from bench.models import output_checks
 from bench.models.base import BuildContext, Generator
-from bench.registry import Options
 
 LabelInput = Literal["index", "onehot", "none"]
 OutputRange = Literal["[-1, 1]", "[0, 1]", "[0, 255]"]

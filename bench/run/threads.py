@@ -40,7 +40,7 @@ def from_env() -> int | None:
     except ValueError:
         n = 0
     if n < 1:
-        from bench.errors import BenchError
+        from bench.core.errors import BenchError
 
         raise BenchError(f"{ENV}={raw!r}: expected a positive number of threads per process.")
     return n

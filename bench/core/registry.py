@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args, get_origi
 
 from pydantic import BaseModel, ConfigDict
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 
 class Options(BaseModel):

@@ -1,7 +1,7 @@
 """Two suite runs (or a history of them) -> per-cell changes, judged by direction and noise.
 
 A change is a regression only when it goes the wrong way (per the value's declared ideal,
-bench.values: lower for `higher`, higher for `lower`, and farther from the target for a
+bench.record.values: lower for `higher`, higher for `lower`, and farther from the target for a
 `target` ideal) by more than a relative threshold (default 5%, per value overridable)
 AND beyond the noise band: the spread over repeats of both runs, or, when a history of
 earlier runs exists, a z-score against it (as conbench does). A metric version change
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bench.errors import BenchError
-from bench.registry import did_you_mean
-from bench.values import Value, is_interval
+from bench.core.errors import BenchError
+from bench.core.registry import did_you_mean
+from bench.record.values import Value, is_interval
 
 
 @dataclass
@@ -150,7 +150,7 @@ def compare(base: pd.DataFrame, new: pd.DataFrame, history: list[pd.DataFrame] |
         else:
             status = "unchanged"
         # the band of new values that are no change: within the threshold of the base, or
-        # (history, repeats) within z spreads of the center; its hull, for plots (bench.html_report)
+        # (history, repeats) within z spreads of the center; its hull, for plots (bench.report.html)
         b0, width = float(br["mean"]), limit * abs(float(br["mean"]))
         lo, hi = b0 - width, b0 + width
         if source != "none" and spread > 0 and math.isfinite(spread):

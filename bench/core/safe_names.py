@@ -24,7 +24,7 @@ Windows, shells or URLs read specially; not a Windows device name (`CON`, `NUL`,
 at most `max_len` bytes in UTF-8. Letter case is kept, so on a case-insensitive file system
 `A.png` and `a.png` are one file (suites rarely name two datasets that way).
 
-What validation refuses instead (bench.suite, `name_problem`): control characters and
+What validation refuses instead (bench.config.suite, `name_problem`): control characters and
 bidirectional overrides in a suite's names (they rewrite the terminal and the board, and no
 file name can show them), and names longer than MAX_NAME. A `/` in a name is kept (a
 model called `stylegan2/ffhq` is a fine label) and mapped only where a file is named.

@@ -27,7 +27,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-from bench.leaderboard import (
+from bench.report.leaderboard import (
     REFERENCE_LABEL,
     Table,
     _data_text,
@@ -437,7 +437,7 @@ def sparkline(points: pd.DataFrame, runs: int, width: int = 150, height: int = 3
 
 
 def trends_section(trend: pd.DataFrame) -> str:
-    """The last suite runs' ranked values (bench.compare.trends), one sparkline per model and
+    """The last suite runs' ranked values (bench.report.compare.trends), one sparkline per model and
     value, per dataset; empty when there are fewer than two runs."""
     if trend is None or trend.empty or trend["i"].nunique() < 2:
         return ""

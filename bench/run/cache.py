@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from bench.safe_names import safe_filename
+from bench.core.safe_names import safe_filename
 
 V = TypeVar("V")
 

@@ -52,7 +52,7 @@ class Value:
     ref: bool = False  # target = the held-out real data's value in the same suite
     fallback: str | None = None  # target = this value of the same run when there is no ref
     note: str = ""  # shown in docs/`bench list`: why this ideal
-    # a gate (bench.gates): evidence that fails the model rather than ranking it.
+    # a gate (bench.report.gates): evidence that fails the model rather than ranking it.
     # "below": the value's 95% interval lies entirely below `gate_at`; "below_ref": below the
     # held-out real row's value beyond the combined uncertainty. `gate_kind` names the flag.
     gate: Literal["", "below", "below_ref"] = ""
@@ -165,7 +165,7 @@ def dumps(declared: dict[str, Value], names: list[str]) -> str:
 
 
 def loads(tag: str | None, legacy_directions: str | None = None) -> dict[str, Value]:
-    """Read `bench.values`; runs logged before it existed carry `bench.directions`
+    """Read `bench.record.values`; runs logged before it existed carry `bench.directions`
     ({value: higher_is_better}): those become diagnostics (shown, never ranked), since
     their role was never declared."""
     if tag:

@@ -1,6 +1,6 @@
 """Flags: evidence that a model's output or behaviour is broken, copied or label-blind.
 
-A flag is part of a cell's record (bench.record.CellRecord.flags, logged as the
+A flag is part of a cell's record (bench.record.cell_record.CellRecord.flags, logged as the
 `bench.flags` tag, a JSON list). Where it comes from:
 
 - the output checks on every generated stream (bench.models.output_checks): values outside
@@ -8,7 +8,7 @@ A flag is part of a cell's record (bench.record.CellRecord.flags, logged as the
   a flag: it fails the model's cells with one message.
 - a metric's own evidence (`Context.flag`): GAN-test near chance while the images are
   recognisable (the model ignores its labels), a balancing gain that may leak.
-- the board's gates (bench.gates), evaluated on the values of a table: copying the training
+- the board's gates (bench.report.gates), evaluated on the values of a table: copying the training
   data (C_T, authenticity against the held-out real row).
 
 `gate=True`: the flag keeps the model below every model that passes (docs/leaderboard.md);

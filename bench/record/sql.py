@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from bench.record import TAG, CellRecord
+from bench.record.cell_record import TAG, CellRecord
 
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")  # mlflow.store.db.db_types
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from bench.safe_names import safe_filename
+from bench.core.safe_names import safe_filename
 
 Fetch = Callable[[str, str], "bytes | None"]
 
@@ -131,7 +131,7 @@ def augmentation(runs: pd.DataFrame, dataset: str) -> bytes | None:
 
 def suite_figures(runs: pd.DataFrame, fetch: Fetch | None = None) -> dict[str, bytes]:
     """{file name: PNG} of every comparison figure the runs support (none is an error). A
-    name holds its dataset's, made one safe file name (bench.safe_names): dataset names are
+    name holds its dataset's, made one safe file name (bench.core.safe_names): dataset names are
     the user's, and `../x` must not become a path."""
     out: dict[str, bytes] = {}
     if runs.empty:

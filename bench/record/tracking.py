@@ -26,10 +26,10 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param, Run, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 import bench
-from bench.errors import BenchError
-from bench.record import TAG, CellRecord
-from bench.record import frame as record_frame
-from bench.safe_names import safe_filename
+from bench.core.errors import BenchError
+from bench.core.safe_names import safe_filename
+from bench.record.cell_record import TAG, CellRecord
+from bench.record.cell_record import frame as record_frame
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 HEARTBEAT_S = float(os.environ.get("BENCH_HEARTBEAT_S", 20))  # a live runner's lease renewal
@@ -95,9 +95,9 @@ class Tracker:
         self.uri = uri
         mlflow.set_tracking_uri(uri)
         self.client = MlflowClient(uri)
-        from bench.record_sql import SqlReader, is_sql
+        from bench.record.sql import SqlReader, is_sql
 
-        # the board's reads go straight to a SQL store's tables (bench.record_sql)
+        # the board's reads go straight to a SQL store's tables (bench.record.sql)
         self.sql: SqlReader | None = SqlReader(uri) if is_sql(uri) else None
         if experiment_id is None:
             if experiment is None:
@@ -156,7 +156,7 @@ class Tracker:
 
     def log_files(self, run_id: str, files: dict[str, bytes], artifact_path: str | None = None) -> None:
         """Bytes (e.g. PNG figures) as artifacts named by their keys, each key made one safe
-        file name (bench.safe_names): a key holds user-chosen names (a figure's dataset), and
+        file name (bench.core.safe_names): a key holds user-chosen names (a figure's dataset), and
         `../x` or `/x` joined to the folder would write outside it."""
         if not files:
             return
@@ -317,10 +317,10 @@ class Tracker:
     # ---------------------------------------------------------------- reading back
     def records(self, suite: str | None = None, parent: str | None = None,
                 run_ids: list[str] | None = None, failed: bool = False) -> list[CellRecord]:
-        """Cell runs as records (bench.record), newest first: FINISHED ones, and FAILED ones
+        """Cell runs as records (bench.record.cell_record), newest first: FINISHED ones, and FAILED ones
         too with `failed=True` (the board shows a failed cell as failed). One paged query."""
         if self.sql is not None and run_ids is None:
-            from bench.record_sql import Unsupported
+            from bench.record.sql import Unsupported
 
             try:
                 return self.sql.read(self.experiment_id, suite, keep_statuses(failed), parent)
@@ -354,7 +354,7 @@ class Tracker:
 
     def cell_runs(self, suite: str | None = None, parent: str | None = None,
                   run_ids: list[str] | None = None, failed: bool = False) -> pd.DataFrame:
-        """`records` as a table (bench.record.frame): one row per run, `m:<value>` columns."""
+        """`records` as a table (bench.record.cell_record.frame): one row per run, `m:<value>` columns."""
         return record_frame(self.records(suite, parent, run_ids, failed))
 
     def suite_runs(self, suite: str, limit: int = 50) -> list[str]:

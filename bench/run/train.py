@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from bench.errors import BenchError
-from bench.grids import grid_counts, sample_grid
+from bench.core.errors import BenchError
 from bench.models.base import Generator
+from bench.report.grids import grid_counts, sample_grid
 
 GRID_FILE = "samples_grid.png"
 
@@ -31,7 +31,7 @@ class TrainResult:
 
 def generated_grid(gen: Generator, class_names: list[str], seed: int = 0) -> Image.Image:
     """The trained model's sample grid: 8 images of each of the first classes, one row per
-    class (bench.grids), from a fixed seed."""
+    class (bench.report.grids), from a fixed seed."""
     counts = grid_counts(len(class_names))
     labels = torch.repeat_interleave(torch.arange(len(counts)), torch.from_numpy(counts))
     return sample_grid(gen.sample(len(labels), labels, seed), labels, class_names)
@@ -40,10 +40,10 @@ def generated_grid(gen: Generator, class_names: list[str], seed: int = 0) -> Ima
 def train_model(suite_path: str, model: str, dataset: str | None = None,
                 tracking_uri: str | None = None, register: str | None = None,
                 cache_dir: str | None = None, progress: bool = True) -> TrainResult:
-    from bench.cache import Cache
+    from bench.config.suite import load_suite, resolve_device
     from bench.models.base import BuildContext, ModelSource
-    from bench.suite import load_suite, resolve_device
-    from bench.tracking import TAG, Tracker, resolve_uri
+    from bench.record.tracking import TAG, Tracker, resolve_uri
+    from bench.run.cache import Cache
 
     suite = load_suite(suite_path, check_resources=False)
     if model not in suite.models:

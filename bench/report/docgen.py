@@ -1,7 +1,7 @@
 """Generate the docs' per-value table from the metrics' declarations (`Metric.values`).
 
 docs/metrics.md's table "What each value is" lies between the marker lines `START` and
-`END`; `python -m bench.docgen` rewrites it from the registered metrics, `--check` exits 1
+`END`; `python -m bench.report.docgen` rewrites it from the registered metrics, `--check` exits 1
 when the file differs from what the declarations say (tests/test_docgen.py runs the check).
 
 Pure: imports the metric classes (their declarations), never runs a metric.
@@ -13,11 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.values import Value
+from bench.record.values import Value
 
 START = "<!-- values-table:start -->"
 END = "<!-- values-table:end -->"
-DOC = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 HEADER = ("metric", "value (or prefix)", "role", "ideal", "without a held-out row", "aspect",
           "why")
 
@@ -98,7 +98,7 @@ def is_current(path: str | Path = DOC) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.docgen", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench.report.docgen", description=__doc__.splitlines()[0])
     p.add_argument("path", nargs="?", default=str(DOC), help="the markdown file (docs/metrics.md)")
     p.add_argument("--check", action="store_true",
                    help="change nothing; exit 1 if the table differs from the declarations")
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             if not is_current(args.path):
                 print(f"{args.path}: the values table differs from the metrics' declarations; "
-                      "run `python -m bench.docgen`", file=sys.stderr)
+                      "run `python -m bench.report.docgen`", file=sys.stderr)
                 return 1
             return 0
         changed = update(args.path)

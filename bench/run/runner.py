@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 
 from tqdm.auto import tqdm
 
-from bench.cache import Cache
+from bench.config.suite import Cell, Suite
 from bench.executors import EXECUTORS, Executor, check_store
 from bench.executors.worker import PROCESS_SHARED, CellOutcome, WorkerEnv
-from bench.suite import Cell, Suite
-from bench.tracking import TAG, Tracker, git_commit, package_version, resolve_uri
-from bench.values import is_interval
+from bench.record.tracking import TAG, Tracker, git_commit, package_version, resolve_uri
+from bench.record.values import is_interval
+from bench.run.cache import Cache
 
 
 @dataclass
@@ -173,9 +173,9 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
 
 def _log_boards(report: SuiteReport, tracker: Tracker, parent: str, suite: Suite,
                 run_ids: list[str], uri: str) -> None:
-    from bench.figures import suite_figures
-    from bench.html_report import default_ui_url, html_report, mlflow_access
-    from bench.leaderboard import build_leaderboard, render
+    from bench.report.figures import suite_figures
+    from bench.report.html import default_ui_url, html_report, mlflow_access
+    from bench.report.leaderboard import build_leaderboard, render
 
     if run_ids:
         runs = tracker.cell_runs(suite=suite.name, run_ids=run_ids, failed=True)
@@ -201,7 +201,7 @@ def declared_pairs(suite: Suite) -> set[tuple[str, str]]:
 
 def verdict_lines(board: list) -> list[str]:
     """One console line per model a gate flags or whose cells failed (the board says more)."""
-    from bench.leaderboard import summarize
+    from bench.report.leaderboard import summarize
 
     s = summarize(board)
     return [f"verdict: {m}: {v}" for m, v in zip(s.index, s["verdict"], strict=True) if v != "pass"]

@@ -1,9 +1,9 @@
 """Gates: the values that are pass/fail evidence, evaluated on a leaderboard table.
 
-A value declares a gate beside its ideal (bench.values.Value.gate): `below` (its 95%
+A value declares a gate beside its ideal (bench.record.values.Value.gate): `below` (its 95%
 interval lies entirely below a number: C_T < -1.645 is Meehan et al.'s copying test) or
 `below_ref` (below the held-out real row beyond the combined uncertainty: authenticity). A
-gate that fires becomes a `bench.flags.Flag(gate=True)` on the model, beside the flags its
+gate that fires becomes a `bench.record.flags.Flag(gate=True)` on the model, beside the flags its
 cells recorded themselves (output checks, GAN-test near chance). The board places every
 flagged model below every model that passes and prints the reasons (docs/leaderboard.md).
 
@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.flags import Flag
+from bench.record.flags import Flag
 
 if TYPE_CHECKING:
-    from bench.leaderboard import Table
+    from bench.report.leaderboard import Table
 
 
 def _num(x: float) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from bench.registry import Options, Plugin
+from bench.core.registry import Options, Plugin
 
 if TYPE_CHECKING:  # annotations only: importing them would make this module heavy
     import torch

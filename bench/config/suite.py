@@ -13,19 +13,19 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bench.cache import stable_hash
-from bench.cells import Cell, Spec, resolve_device
-from bench.errors import BenchError
+from bench.config.cells import Cell, Spec, resolve_device
+from bench.core.errors import BenchError
+from bench.core.registry import Options, Registry, did_you_mean
+from bench.core.safe_names import name_problem, printable
 from bench.executors import EXECUTORS, ExecutorConfig
-from bench.leakage import leaking_cells
-from bench.registry import Options, Registry, did_you_mean
-from bench.safe_names import name_problem, printable
+from bench.run.cache import stable_hash
+from bench.run.leakage import leaking_cells
 
 if TYPE_CHECKING:
     from bench.data.base import DataInfo
 
-# Cell, Spec and resolve_device live in bench/cells.py (the executors import them from there,
-# not from here); they stay importable from bench.suite.
+# Cell, Spec and resolve_device live in bench/config/cells.py (the executors import them from there,
+# not from here); they stay importable from bench.config.suite.
 __all__ = ["Cell", "Problems", "Spec", "Suite", "cell_key", "load_suite", "resolve_device"]
 
 SECTIONS = ("datasets", "models", "metrics")
@@ -258,9 +258,9 @@ def _select(names: Any, pool: dict[str, Any], path: tuple, problems: Problems) -
 
 def _check_names_and_code(sf: SuiteFile, specs: dict[str, dict[str, Spec]],
                           problems: Problems) -> None:
-    """Names no file or terminal can show are refused (bench.safe_names; any other name is
+    """Names no file or terminal can show are refused (bench.core.safe_names; any other name is
     mapped where a file is named after it), and so is code a shared runner does not allow
-    (bench.allowlist), before any later check imports or unpickles it: such a model is
+    (bench.config.allowlist), before any later check imports or unpickles it: such a model is
     dropped from `specs`."""
     for section in SECTIONS:
         for key in getattr(sf, section):
@@ -507,8 +507,8 @@ def _check_memory(specs: dict[str, dict[str, Spec]], triples: list[tuple[str, st
                   infos: dict[str, DataInfo], problems: Problems,
                   executor: ExecutorConfig | None) -> None:
     """Size options (`num_samples`...) whose generated images alone need more memory than a
-    cell can have: refused with the numbers before anything runs (bench.memory)."""
-    from bench.memory import Need, fmt_bytes, implied, memory_limit
+    cell can have: refused with the numbers before anything runs (bench.run.memory)."""
+    from bench.run.memory import Need, fmt_bytes, implied, memory_limit
 
     worst: dict[tuple[str, str], tuple[Need, str]] = {}  # (metric, option) -> its largest need
     for _, d, t in triples:

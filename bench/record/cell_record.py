@@ -19,10 +19,10 @@ from typing import Any
 
 import pandas as pd
 
-from bench import flags as flag_io
-from bench.flags import Flag
-from bench.values import Value
-from bench.values import loads as load_values
+from bench.record import flags as flag_io
+from bench.record.flags import Flag
+from bench.record.values import Value
+from bench.record.values import loads as load_values
 
 TAG = "bench."  # prefix of every tag this package writes
 FINISHED, FAILED = "FINISHED", "FAILED"
@@ -35,7 +35,7 @@ _TAGGED = ("suite", "model", "dataset", "metric", "metric_plugin", "metric_versi
 @dataclass
 class CellRecord:
     """One cell run (see the module docstring). `values` holds every logged number, with the
-    companions `<v>.lo`, `<v>.hi` (95% interval) and `<v>.bound` (bench.values)."""
+    companions `<v>.lo`, `<v>.hi` (95% interval) and `<v>.bound` (bench.record.values)."""
 
     suite: str
     model: str
@@ -74,7 +74,7 @@ class CellRecord:
 
     def result_tags(self) -> dict[str, str]:
         """The tags a finished (or failed) computation adds."""
-        from bench.values import dumps as dump_values
+        from bench.record.values import dumps as dump_values
 
         out = {f"{TAG}{k}": str(v) for k, v in self.tags.items()}
         if self.values:
@@ -100,7 +100,7 @@ class CellRecord:
     def from_parts(cls, run_id: str, status: str, start_time: int, t: Mapping[str, str],
                    metrics: Mapping[str, float]) -> CellRecord:
         """A record from a run's id, status, start time, tags and latest metric values (what
-        `from_run` reads off a `Run`, and bench.record_sql off the store's tables)."""
+        `from_run` reads off a `Run`, and bench.record.sql off the store's tables)."""
         get = lambda k, d="": t.get(f"{TAG}{k}", d)  # noqa: E731
         return cls(
             suite=get("suite"), model=get("model"), dataset=get("dataset"), metric=get("metric"),

@@ -1,6 +1,6 @@
 """MLflow cell runs -> leaderboard tables that say what each number means and how sure it is.
 
-Every value carries its declaration (bench.values: role, ideal, aspect; logged with each
+Every value carries its declaration (bench.record.values: role, ideal, aspect; logged with each
 run as the `bench.values` tag), and the tables follow it:
 
 - **score** values are ranked and bolded; **diagnostic** values are shown in a second table,
@@ -21,7 +21,7 @@ run as the `bench.values` tag), and the tables follow it:
   summed into an order, with clear wins (primaries where the model alone is best).
 
 Reference rows (calibration models such as real data or noise) are shown apart and never
-ranked. Rendered as markdown, CSV, JSON or LaTeX here; HTML is bench/html_report.py. This
+ranked. Rendered as markdown, CSV, JSON or LaTeX here; HTML is bench/report/html.py. This
 module reads a DataFrame (Tracker.cell_runs) and never talks to MLflow itself.
 """
 
@@ -36,14 +36,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.flags import Flag
-from bench.flags import merge as merge_flags
-from bench.gates import board_flags
-from bench.record import FINISHED
-from bench.values import ASPECTS, BOUND, HI, LO, Value, is_interval
+from bench.record.cell_record import FINISHED
+from bench.record.flags import Flag
+from bench.record.flags import merge as merge_flags
+from bench.record.values import ASPECTS, BOUND, HI, LO, Value, is_interval
+from bench.report.gates import board_flags
 
 FORMATS = ("markdown", "csv", "json", "latex", "html")
-TEXT_FORMATS = ("markdown", "csv", "json", "latex")  # render(); html needs artifacts: html_report
+TEXT_FORMATS = ("markdown", "csv", "json", "latex")  # render(); html needs artifacts: bench.report.html
 REFERENCE_LABEL = "reference (not ranked)"
 
 
@@ -271,7 +271,7 @@ def _targets(g: pd.DataFrame, mean: pd.DataFrame, values: dict[str, Value], held
 
 def build_leaderboard(runs: pd.DataFrame, sort_by: str | None = None,
                       declared: Iterable[tuple[str, str]] | None = None) -> list[Table]:
-    """Cell records (bench.record.frame) -> one Table per dataset.
+    """Cell records (bench.record.cell_record.frame) -> one Table per dataset.
 
     `declared`: the suite's (dataset, model) pairs. Given, the board is the suite as declared:
     runs of models no longer declared are left out, and a declared model without a finished
@@ -360,7 +360,7 @@ def _reorder(t: Table, order: list[str]) -> Table:
 
 def _model_flags(runs: pd.DataFrame, t: Table) -> dict[str, list[Flag]]:
     """model -> the flags its finished cells recorded (output checks, a metric's evidence)
-    and the gates its values raise in this table (bench.gates); each (kind, value) once."""
+    and the gates its values raise in this table (bench.report.gates); each (kind, value) once."""
     recorded: dict[str, list[Flag]] = {}
     ok = runs[runs["status"] == FINISHED]
     for m, fl in zip(ok["model"], ok["flags"], strict=True):
@@ -659,7 +659,7 @@ def fmt_value(m: float, s: float = np.nan, n: float = 1, lo: float = np.nan, hi:
       the mean to match, so a nonzero spread never reads `± 0`;
     - one run with a logged 95% interval: `0.91 [0.89, 0.93]`, the digits its half-width `u`
       supports, never more than four significant digits of the value;
-    - a bound: `≤ 179` (bench.values.bounded);
+    - a bound: `≤ 179` (bench.record.values.bounded);
     - nothing known: four significant digits (`0.9103`); float noise of an exact 0 reads 0."""
     if pd.isna(m):
         return ""
@@ -741,10 +741,10 @@ def legend(t: Table) -> str:
 
 
 def render(tables: list[Table], fmt: str = "markdown") -> str:
-    """Text formats of the tables and their summary (HTML: bench.html_report.render_html)."""
+    """Text formats of the tables and their summary (HTML: bench.report.html.render_html)."""
     renderers = {"markdown": _markdown, "csv": _csv, "json": _json, "latex": _latex}
     if fmt not in renderers:
-        hint = " (html: bench.html_report.render_html)" if fmt == "html" else ""
+        hint = " (html: bench.report.html.render_html)" if fmt == "html" else ""
         raise ValueError(f"unknown format {fmt}; use one of {TEXT_FORMATS}{hint}")
     return renderers[fmt](tables)
 

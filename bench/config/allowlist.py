@@ -25,7 +25,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 MODULES = "BENCH_ALLOWED_MODULES"
 CHECKPOINTS = "BENCH_ALLOWED_CHECKPOINTS"

@@ -1,0 +1,1 @@
+"""Configuration: a YAML suite -> validated cells (pure data, nothing heavy)."""
