@@ -32,6 +32,10 @@ class FeatureMetric(Metric):
 
             find_weights((self.options.features.model_extra or {}).get("path"))
 
+    def used_options(self, dataset: Dataset) -> dict[str, Any]:
+        n = self.options.num_samples
+        return {**super().used_options(dataset), "num_samples": len(dataset.train_y) if n is None else n}
+
     def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
         spec = self.options.features
         real = ctx.real_features(dataset, spec, self.real_split)

@@ -39,9 +39,16 @@ class SWD(Metric):
               "swd": diagnostic("lower")}  # per-level values: details of swd_mean
     primary = "swd_mean"
 
+    def images(self, dataset) -> int:
+        n = self.options.num_samples
+        return n if n is not None else min(len(dataset.train_y), PROGAN_IMAGES)
+
+    def used_options(self, dataset):
+        return {**super().used_options(dataset), "num_samples": self.images(dataset)}
+
     def compute(self, generator, dataset, ctx):
         o = self.options
-        n = o.num_samples if o.num_samples is not None else min(len(dataset.train_y), PROGAN_IMAGES)
+        n = self.images(dataset)
         fake, _ = ctx.generated(generator, dataset, n)  # a class-balanced prefix of the stream
         real = dataset.train_x
         if n < len(real):  # a seeded random subset: a split may be stored sorted by class
