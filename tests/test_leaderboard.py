@@ -312,6 +312,25 @@ def test_ranking_agreement_is_oriented_by_ideal_and_wide_tables_split_by_aspect(
     assert "**Scores: quality**" in md and "**Scores: diversity**" in md
 
 
+def test_ranking_agreement_equals_scipy_spearmanr():
+    from scipy.stats import spearmanr
+
+    from bench.report.leaderboard import ranking_agreement
+
+    rng = np.random.default_rng(3)
+    acc, fid = rng.uniform(0.4, 0.9, 12), rng.uniform(5, 30, 12)
+    fid[3] = fid[7]  # a tie: average ranks
+    rows = []
+    for i in range(12):
+        rows.append(cell(f"m{i}", "gan_train", {"gan_train_acc": score("higher", "utility")},
+                         "gan_train_acc", gan_train_acc=acc[i]))
+        rows.append(cell(f"m{i}", "fid", {"fid": score("lower", "quality")}, "fid", fid=fid[i]))
+    (t,) = build_leaderboard(runs(rows))
+    got = ranking_agreement(t).set_index("b").loc["fid"]
+    rho, p = spearmanr(acc, -fid)
+    assert np.isclose(got["rho"], rho, atol=1e-12) and np.isclose(got["p"], p, rtol=1e-9)
+
+
 # ---------------------------------------------------------------- the verdict: gates, failures, bounds
 
 from bench.metrics.authenticity import Authenticity  # noqa: E402
