@@ -12,12 +12,20 @@ from typing import TYPE_CHECKING, get_args
 
 from bench.core.errors import BenchError
 from bench.report.compare import FORMATS as COMPARE_FORMATS
+from bench.report.html import IMAGE_MODELS
 from bench.report.leaderboard import FORMATS as LEADERBOARD_FORMATS
 
 if TYPE_CHECKING:
     import pandas as pd
 
 TREND_RUNS = 7  # suite runs the HTML board's trends cover by default
+
+
+def _count(text: str) -> int:
+    """A non-negative integer argument (argparse reports anything else as a usage error, exit 2)."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got '{text}'")
+    return int(text)
 
 
 def _quiet_libraries() -> None:
@@ -63,8 +71,10 @@ def check_tracking_uri(uri: str, origin: str = "--tracking-uri") -> str:
     scheme = urlparse(uri).scheme.lower()
     if len(scheme) == 1:  # a Windows drive letter: a path
         return uri
-    known = _store_schemes()
-    if scheme.split("+", 1)[0] not in known:  # postgresql+psycopg2: a database and its driver
+    base = scheme.split("+", 1)[0]  # postgresql+psycopg2: a database and its driver
+    # MLflow's registry (importing mlflow: seconds) only for a scheme outside the fixed list
+    known = list(_SCHEMES) if base in _SCHEMES else _store_schemes()
+    if base not in known:
         raise BenchError(f"{origin} '{uri}': unknown scheme '{scheme}'.{did_you_mean(scheme, known)} "
                          "Use http(s)://HOST:PORT (a tracking server), sqlite:///FILE.db, or a folder.")
     if scheme == "sqlite" and not uri.lower().startswith("sqlite:///"):
@@ -298,7 +308,9 @@ def _leaderboard_html(args: argparse.Namespace, tracker, name: str, tables, runs
         trends = _trends(tracker, name, last, until=getattr(args, "run_id", None))
     fetch, listing = mlflow_access(tracker.client)
     figures = suite_figures(runs, fetch) if runs is not None else {}
-    return html_report(tables, fetch, listing, title=f"Leaderboard: {name}", figures=figures,
+    images = getattr(args, "images", IMAGE_MODELS)
+    return html_report(tables, fetch, listing, max_models=images, title=f"Leaderboard: {name}",
+                       figures=figures,
                        experiment_id=tracker.experiment_id,
                        ui_url=ui_url or default_ui_url(tracker.uri),
                        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), trends=trends)
@@ -686,6 +698,9 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--trends", type=int, default=TREND_RUNS, metavar="N",
                     help=f"html: each ranked value over the last N suite runs, with compare's noise "
                     f"band and regressions marked (default {TREND_RUNS}; 0: none)")
+    lb.add_argument("--images", type=_count, default=IMAGE_MODELS, metavar="N",
+                    help=f"html: embed the images of the first N models of each dataset's board "
+                    f"and of the reference rows (default {IMAGE_MODELS}; 0: none)")
     lb.set_defaults(func=cmd_leaderboard)
 
     def compare_opts(p: argparse.ArgumentParser) -> None:

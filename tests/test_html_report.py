@@ -97,6 +97,19 @@ def test_only_existing_images_are_embedded():
     assert image_mime(b"GIF89a...") == "image/gif" and image_mime(b"<svg") is None
 
 
+def test_images_of_the_first_models_only_on_a_large_board():
+    tables = build_leaderboard(synthetic_runs())  # board order: good (0.9), EVIL (0.7), bad (0.5)
+    every = {(r, p): png() for r in ("run0acc", "run1acc", "run2acc", "run3acc") for p in ["embedding.png"]}
+    fetch, calls = fake_fetch(every)
+    one = collect_images(tables, fetch, lambda rid: ["embedding.png"], max_models=1)
+    assert {i.model for i in one} == {"good", "real"}  # the first ranked model and the reference
+    assert {c[0] for c in calls} <= {"run0acc", "run0fid", "run3acc", "run3fid"}
+    fetch, calls = fake_fetch(every)
+    assert html_report(tables, fetch, max_models=0).count("<img") == 0 and calls == []
+    assert {i.model for i in collect_images(tables, fetch, lambda rid: ["embedding.png"], max_models=None)} == {
+        "good", "bad", EVIL, "real"}
+
+
 def test_run_links_need_an_http_ui_url():
     html = page(experiment_id="7", ui_url="http://mlflow.example:5000/")
     assert '<a href="http://mlflow.example:5000/#/experiments/7/runs/run0acc"><code>run0acc</code></a>' in html

@@ -88,13 +88,37 @@ def image_mime(data: bytes) -> str | None:
     return None
 
 
-def _image_runs(tables: list[Table]) -> Iterable[tuple[str, str, str, str]]:
-    """(model, dataset, metric, run_id) of the first repeat of every cell: repeats draw the
-    same plots with another seed, one of each is enough to look at."""
+IMAGE_MODELS = 50  # per dataset: the page embeds the images of its first ranked models
+
+
+def _image_models(t: Table, max_models: int | None) -> set[str]:
+    """The models whose images a table's page shows: the first `max_models` in board order
+    (every model when None) and every reference row."""
+    ranked = list(t.ranked) + [m for m in t.cells["model"].unique() if m not in t.mean.index]
+    return {str(m) for m in (ranked if max_models is None else ranked[:max_models])} | {
+        str(m) for m in t.references}
+
+
+def _images_note(tables: list[Table], images: list[Image]) -> str:
+    shown = {img.model for img in images}
+    total = len({str(m) for t in tables for m in t.ranked})
+    if total <= IMAGE_MODELS or not images:
+        return ""
+    return (f'<p class="note">Images of {len(shown)} models: the first {IMAGE_MODELS} of each '
+            "dataset's board and the reference rows (`--images N` shows more; 0 shows none). "
+            "Every run is linked below.</p>")
+
+
+def _image_runs(tables: list[Table], max_models: int | None = IMAGE_MODELS
+                ) -> Iterable[tuple[str, str, str, str]]:
+    """(model, dataset, metric, run_id) of the first repeat of every cell of the models a page
+    shows images for: repeats draw the same plots with another seed, one of each is enough."""
     for t in tables:
         if t.cells.empty:
             continue
-        first = t.cells.sort_values("repeat").drop_duplicates(["model", "metric"])
+        keep = _image_models(t, max_models)
+        first = t.cells[t.cells["model"].astype(str).isin(keep)]
+        first = first.sort_values("repeat").drop_duplicates(["model", "metric"])
         for r in first.itertuples(index=False):
             if r.run_id:
                 yield str(r.model), t.dataset, str(r.metric), str(r.run_id)
@@ -102,7 +126,8 @@ def _image_runs(tables: list[Table]) -> Iterable[tuple[str, str, str, str]]:
 
 def collect_images(tables: list[Table], fetch_artifact: FetchArtifact,
                    list_artifacts: ListArtifacts | None = None,
-                   max_bytes: int = MAX_IMAGE_BYTES) -> list[Image]:
+                   max_bytes: int = MAX_IMAGE_BYTES,
+                   max_models: int | None = IMAGE_MODELS) -> list[Image]:
     """The image artifacts that really exist on the tables' runs, ready to embed.
 
     With `list_artifacts` every image file at the top of a run's artifacts is taken; without,
@@ -110,7 +135,7 @@ def collect_images(tables: list[Table], fetch_artifact: FetchArtifact,
     is not an image is skipped: the page shows what exists and nothing else.
     """
     images = []
-    for model, dataset, metric, run_id in _image_runs(tables):
+    for model, dataset, metric, run_id in _image_runs(tables, max_models):
         names = ([n for n in list_artifacts(run_id) if n.lower().endswith(IMAGE_SUFFIXES)]
                  if list_artifacts else list(KNOWN_IMAGES))
         for name in sorted(names):
@@ -338,17 +363,27 @@ def _summary_table(tables: list[Table], anchors: dict[str, str]) -> str:
             f'<p class="note">{escape(summary_note(tables))}</p>')
 
 
-def _model_section(model: str, anchor: str, reference: bool, tables: list[Table],
-                   images: list[Image], experiment_id: str | None, ui_url: str | None) -> str:
-    runs = []
+def _runs_by_model(tables: list[Table], experiment_id: str | None,
+                   ui_url: str | None) -> dict[str, list[str]]:
+    """Each model's run list items, grouped in one pass over the cells (a per-model filter
+    of every table is quadratic: minutes at 10,000 models)."""
+    runs: dict[str, list[str]] = {}
     for t in tables:
-        for r in t.cells[t.cells["model"] == model].itertuples(index=False) if not t.cells.empty else []:
+        if t.cells.empty:
+            continue
+        for r in t.cells.itertuples(index=False):
             if r.run_id:
-                runs.append(f"<li>{escape(t.dataset)} · {escape(str(r.metric))} · repeat {int(r.repeat)}: "
-                            f"{run_link(str(r.run_id), experiment_id, ui_url)}</li>")
+                runs.setdefault(str(r.model), []).append(
+                    f"<li>{escape(t.dataset)} · {escape(str(r.metric))} · repeat {int(r.repeat)}: "
+                    f"{run_link(str(r.run_id), experiment_id, ui_url)}</li>")
+    return runs
+
+
+def _model_section(model: str, anchor: str, reference: bool, runs: list[str],
+                   images: list[Image]) -> str:
     figs = [f'<figure><img src="{img.uri}" alt="{escape(img.name)} of {escape(model)}" loading="eager">'
             f"<figcaption>{escape(img.dataset)} · {escape(img.metric)} · {escape(img.name)}</figcaption></figure>"
-            for img in images if img.model == model]
+            for img in images]
     badge = ' <span class="badge">reference</span>' if reference else ""
     return (f'<article id="{anchor}"><h3>{escape(model)}{badge}</h3>'
             + (f'<ul class="runs">{"".join(runs)}</ul>' if runs else "")
@@ -506,9 +541,13 @@ def render_html(tables: list[Table], *, title: str = "Leaderboard", images: list
         parts.append(_figures_section(figures or {}))
         parts += [f'<section id="dataset-{i}"><h2>{escape(t.dataset)}</h2>{_dataset_table(t, anchors)}</section>'
                   for i, t in enumerate(tables)]
-        parts.append('<section id="models"><h2>Runs and artifacts</h2>'
-                     + "".join(_model_section(m, anchors[m], reference[m], tables, images,
-                                              experiment_id, ui_url) for m in models)
+        runs = _runs_by_model(tables, experiment_id, ui_url)
+        by_model: dict[str, list[Image]] = {}
+        for img in images:
+            by_model.setdefault(img.model, []).append(img)
+        parts.append('<section id="models"><h2>Runs and artifacts</h2>' + _images_note(tables, images)
+                     + "".join(_model_section(m, anchors[m], reference[m], runs.get(m, []),
+                                              by_model.get(m, [])) for m in models)
                      + "</section>")
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta http-equiv="Content-Security-Policy" content="{_csp()}">'
@@ -518,7 +557,9 @@ def render_html(tables: list[Table], *, title: str = "Leaderboard", images: list
 
 
 def html_report(tables: list[Table], fetch_artifact: FetchArtifact | None = None,
-                list_artifacts: ListArtifacts | None = None, **kwargs: Any) -> str:
+                list_artifacts: ListArtifacts | None = None, max_models: int | None = IMAGE_MODELS,
+                **kwargs: Any) -> str:
     """render_html with the images of the tables' runs fetched first (none without a fetcher)."""
-    images = collect_images(tables, fetch_artifact, list_artifacts) if fetch_artifact else []
+    images = (collect_images(tables, fetch_artifact, list_artifacts, max_models=max_models)
+              if fetch_artifact and max_models != 0 else [])
     return render_html(tables, images=images, **kwargs)
