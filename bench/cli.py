@@ -605,11 +605,12 @@ def _list_classifiers(reg) -> None:
     from bench.core.registry import describe_options
 
     print("\nclassifiers (metric option `classifier: {name: ..., epochs: ..., ...}`):")
-    for name, fn in reg.items():
-        doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        params = [p for p in inspect.signature(fn).parameters
+    for name, cls in reg.items():
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        params = [p for p in inspect.signature(cls).parameters
                   if p not in ("in_chans", "num_classes", "image_size")]
-        print(f"  {name:<18} {doc}" + (f"  (args: {', '.join(params)})" if params else ""))
+        own = " [own recipe and trainer]" if cls.has_own_trainer() else ""
+        print(f"  {name:<18} {doc}{own}" + (f"  (args: {', '.join(params)})" if params else ""))
     print("  training options of every classifier:")
     for opt, typ, default, desc in describe_options(ClassifierConfig):
         print(f"      {opt}: {typ} = {default!r}" + (f" — {desc}" if desc else ""))

@@ -203,7 +203,9 @@ FAST = ["airbench", "resnet20", "resnet18"]
 
 def fast_default(device: torch.device, quick: bool, epochs: int, digits_epochs: int,
                  digits_resnet18: bool) -> None:
-    from bench.classifiers.train import RECIPES
+    from bench.classifiers import CLASSIFIERS
+    from bench.classifiers.airbench import RECIPE as AIRBENCH
+    from bench.classifiers.base import GENERIC_RECIPE as GENERIC
 
     cuda = device.type == "cuda"
     print(f"\n## 5. fast default at 3x32x32: {', '.join(FAST)}, each with its own recipe")
@@ -223,17 +225,17 @@ def fast_default(device: torch.device, quick: bool, epochs: int, digits_epochs: 
                10, device)  # warm-up (oneDNN / cuDNN kernels)
         _, sec = _train(cfg, x, y, 10, device)
         rate[name] = n / sec
-        default = RECIPES["airbench" if name == "airbench" else "generic"]["epochs"]
+        default = CLASSIFIERS.get(name).recipe["epochs"]
         print(f"  {name:9s} N={n:6,d} bs={min(s.batch_size, n):4d} {s.optimizer:5s}: {sec:7.2f}s "
               f"{rate[name]:9,.0f} img/s | 50k x {epochs} ep: {epochs * 50_000 / rate[name]:8,.0f}s"
               f" | 50k x {default} ep (its default): {default * 50_000 / rate[name]:8,.0f}s", flush=True)
     print(f"  (seconds per 50,000-image training: {where})")
     for other in FAST[1:]:
         fixed = rate["airbench"] / rate[other]  # = other's seconds / airbench's at equal epochs
-        defaults = fixed * RECIPES["generic"]["epochs"] / RECIPES["airbench"]["epochs"]
+        defaults = fixed * GENERIC["epochs"] / AIRBENCH["epochs"]
         print(f"  speed-up of airbench over {other} ({other}'s seconds / airbench's): "
               f"{fixed:.2f}x at {epochs} epochs each, {defaults:.2f}x at the default epochs "
-              f"({RECIPES['airbench']['epochs']} vs {RECIPES['generic']['epochs']})")
+              f"({AIRBENCH['epochs']} vs {GENERIC['epochs']})")
 
     tx, ty, vx, vy = _digits_rgb32()
     names = FAST if cuda or digits_resnet18 else FAST[:2]

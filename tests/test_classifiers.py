@@ -124,3 +124,77 @@ def test_epoch_selection_uses_a_held_out_slice_of_train_only():
                                    torch.device("cpu"), grid=[1, 3], tol=1.0, on_trial=seen.append)
     assert ep == 1 and [t.epochs for t in trials] == [1, 3] and seen == trials  # tol 1: fewest
     assert all(0 <= t.accuracy <= 1 for t in trials)
+
+
+# ---------------------------------------------------------------- one plugin per classifier
+def test_every_classifier_is_one_plugin_class_with_a_complete_recipe():
+    from bench.classifiers import Classifier
+    from bench.classifiers.base import GENERIC_RECIPE
+
+    for name, cls in CLASSIFIERS.items():
+        assert issubclass(cls, Classifier), name
+        assert set(cls.recipe) == set(GENERIC_RECIPE), name
+    assert CLASSIFIERS.get("airbench").has_own_trainer()
+    assert not CLASSIFIERS.get("small_cnn").has_own_trainer()
+    assert ClassifierConfig(name="airbench").settings((3, 32, 32)).epochs == 10
+    assert ClassifierConfig(name="resnet20").settings((3, 32, 32)).epochs == 30
+
+
+def test_a_new_classifier_is_one_class_with_its_recipe_and_trainer():
+    """Registering one class is all it takes: its recipe fills the config's unset settings,
+    its `fit` trains it, and `train_classifier` finds both through the registry."""
+    from bench.classifiers import Classifier
+    from bench.classifiers.base import GENERIC_RECIPE
+    from bench.classifiers.train import fit_generic
+
+    fitted = []
+
+    class Linear(Classifier):
+        """A linear classifier on the pixels."""
+
+        recipe = {**GENERIC_RECIPE, "epochs": 2, "batch_size": 64}
+
+        def __init__(self, in_chans, num_classes, image_size):
+            super().__init__()
+            self.num_features = in_chans * image_size * image_size
+            self.head = torch.nn.Linear(self.num_features, num_classes)
+
+        def forward_features(self, x):
+            return x.flatten(1)
+
+        def forward(self, x):
+            return self.head(self.forward_features(x))
+
+        @classmethod
+        def fit(cls, cfg, s, *args, **kwargs):
+            fitted.append(s)
+            return fit_generic(cls, cfg, s, *args, **kwargs)
+
+    ds = Digits().load()
+    with CLASSIFIERS.scoped({"linear_test": Linear}):
+        clf = train_classifier(ClassifierConfig(name="linear_test"), ds.train_x, ds.train_y, 10,
+                               torch.device("cpu"), 0, progress=False)
+        assert evaluate(clf, ds.val_x, ds.val_y, torch.device("cpu")).accuracy > 0.5
+    assert [(s.epochs, s.batch_size) for s in fitted] == [(2, 64)]
+    assert clf.config.epochs == 2 and isinstance(clf.model, Linear)
+
+
+def test_real_val_evaluation_is_keyed_by_the_resolved_config(tmp_path, monkeypatch):
+    """The real classifier's evaluation on val is shared like the classifier: two configs
+    that train the same recipe share one, and a changed recipe default is not served stale."""
+    import bench.metrics.base as metrics_base
+    from bench.classifiers.base import GENERIC_RECIPE
+    from bench.metrics.base import Context
+    from bench.run.cache import Cache
+
+    ds = Digits().load()
+    ctx = Context(torch.device("cpu"), 0, Cache(tmp_path / "c"), tmp_path / "a", progress=False)
+    calls = []
+    real_evaluate = metrics_base.evaluate
+    monkeypatch.setattr(metrics_base, "evaluate", lambda *a: calls.append(1) or real_evaluate(*a))
+    implicit = ClassifierConfig(epochs=1)
+    explicit = ClassifierConfig(name="small_cnn", epochs=1, lr=GENERIC_RECIPE["lr"])
+    a = ctx.real_val_evaluation(ds, implicit)
+    assert ctx.real_val_evaluation(ds, explicit) is a and len(calls) == 1
+    monkeypatch.setitem(GENERIC_RECIPE, "weight_decay", 0.0)  # a changed default: a new classifier
+    assert ctx.real_val_evaluation(ds, implicit) is not a and len(calls) == 2

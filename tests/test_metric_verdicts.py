@@ -16,8 +16,9 @@ import torch
 
 import bench.classifiers.real
 import bench.metrics.gan_train_curve as curve_mod
+from bench.classifiers.base import GENERIC_RECIPE
 from bench.classifiers.real import real_classifier, real_classifier_key
-from bench.classifiers.train import RECIPES, ClassifierConfig
+from bench.classifiers.train import ClassifierConfig
 from bench.data.digits import Digits
 from bench.metrics import METRICS
 from bench.metrics.base import Context
@@ -97,8 +98,8 @@ def test_real_classifier_is_keyed_by_the_resolved_recipe(digits, tmp_path, monke
     monkeypatch.setattr(bench.classifiers.real, "train_classifier", counting)
 
     implicit = ClassifierConfig(epochs=1)  # auto -> small_cnn, the generic recipe's defaults
-    explicit = ClassifierConfig(name="small_cnn", epochs=1, lr=RECIPES["generic"]["lr"],
-                                batch_size=RECIPES["generic"]["batch_size"])
+    explicit = ClassifierConfig(name="small_cnn", epochs=1, lr=GENERIC_RECIPE["lr"],
+                                batch_size=GENERIC_RECIPE["batch_size"])
     assert implicit.model_dump() != explicit.model_dump()
     assert real_classifier_key(digits, implicit, 0) == real_classifier_key(digits, explicit, 0)
 
@@ -112,11 +113,11 @@ def test_real_classifier_is_keyed_by_the_resolved_recipe(digits, tmp_path, monke
 
     # a changed recipe default is a new classifier: a new key, trained again, not the stale one
     before = real_classifier_key(digits, implicit, 0)
-    monkeypatch.setitem(RECIPES["generic"], "lr", RECIPES["generic"]["lr"] / 2)
+    monkeypatch.setitem(GENERIC_RECIPE, "lr", GENERIC_RECIPE["lr"] / 2)
     assert real_classifier_key(digits, implicit, 0) != before
     assert real_classifier_key(digits, explicit, 0) == before  # its lr was set, not defaulted
     c = real_classifier(digits, implicit, torch.device("cpu"), 0, cache, Store(cache), progress=False)
-    assert c.config.lr == RECIPES["generic"]["lr"] and sum(trained.values()) == 2
+    assert c.config.lr == GENERIC_RECIPE["lr"] and sum(trained.values()) == 2
 
 
 # ---------------------------------------------------------------- D: GAN-test, label-blind

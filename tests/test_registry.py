@@ -6,7 +6,7 @@ import textwrap
 import pytest
 from pydantic import ValidationError
 
-from bench.classifiers import CLASSIFIERS
+from bench.classifiers import CLASSIFIERS, Classifier
 from bench.core.errors import BenchError
 from bench.core.registry import Options, Plugin, Registry, describe_options
 from bench.data import DATASETS, DatasetSource
@@ -169,7 +169,7 @@ def test_registration_checks_the_base_class():
 def test_every_registry_knows_its_base_class():
     assert (DATASETS.base, MODELS.base, METRICS.base, FEATURES.base, EXECUTORS.base) == (
         DatasetSource, ModelSource, Metric, FeatureExtractor, Executor)
-    assert CLASSIFIERS.base is None  # factory functions
+    assert CLASSIFIERS.base is Classifier  # one plugin class per classifier
     with pytest.raises(TypeError, match="not a subclass of bench.metrics.base.Metric"):
         METRICS.register("not_a_metric")(type("NotAMetric", (Plugin,), {}))
     assert "not_a_metric" not in METRICS

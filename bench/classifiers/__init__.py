@@ -1,15 +1,17 @@
-"""Classifier architectures (one registry) and the one training loop every metric uses."""
+"""Classifiers: one registry of classifier plugins and the one training loop every metric uses.
 
-from collections.abc import Callable
-from typing import Any
+Add one: a module with one `@CLASSIFIERS.register("name")` subclass of
+`bench.classifiers.base.Classifier`, carrying its network, its default recipe and,
+optionally, its own trainer (see that module).
+"""
 
+from bench.classifiers.base import Classifier
 from bench.core.registry import Registry
 
-# name -> factory(in_chans, num_classes, image_size, **args) -> nn.Module: functions, so no
-# base class; the registry only checks that entries are callable.
-CLASSIFIERS: Registry[Callable[..., Any]] = Registry(
+CLASSIFIERS: Registry[type[Classifier]] = Registry(
     "classifiers",
     ["bench.classifiers.nets", "bench.classifiers.airbench", "bench.classifiers.timm_nets"],
+    base=Classifier,
 )
 
-__all__ = ["CLASSIFIERS"]
+__all__ = ["CLASSIFIERS", "Classifier"]

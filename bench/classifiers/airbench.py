@@ -27,7 +27,7 @@ single GPU" (arXiv 2404.00498; facts checked against the `airbench` package, 0.1
 - test: logits averaged over the image, its mirror image and both translated by one
   pixel (`tta: 2`, `bench.classifiers.train.tta_logits`).
 
-Every setting comes from `ClassifierConfig` (defaults in `train.RECIPES["airbench"]`),
+Every setting comes from `ClassifierConfig` (defaults in `AirbenchNet.recipe`, `RECIPE`),
 so `classifier: {name: airbench, epochs: 20, tta: 0}` works as for any classifier. The
 architecture takes `widths` and `batchnorm_momentum` as `args`. On CUDA the loop runs
 under bf16 autocast with channels_last; `compile: true` compiles the training forward.
@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from bench.classifiers import CLASSIFIERS
-from bench.classifiers.base import TRAINERS, Classifier
+from bench.classifiers.base import Classifier
 from bench.classifiers.train import (
     ClassifierConfig,
     Recipe,
@@ -66,6 +66,12 @@ WHITEN_BIAS_EPOCHS = 3  # epochs during which the whitening layer's bias trains
 BIAS_LR_SCALE = 64.0  # BatchNorm biases: lr x64 (weight decay unchanged)
 LOOKAHEAD_EVERY = 5  # steps between lookahead (EMA) updates
 MIN_SIZE = 16  # three 2x max-pools after the 2x2 valid conv need at least this
+
+# the published hyperparameters (lr and weight decay per 1,024 examples, decoupled from
+# batch size and momentum as in the paper; 10 epochs for its 9.9): `AirbenchNet.recipe`
+RECIPE: dict[str, object] = dict(
+    epochs=10, batch_size=1024, optimizer="sgd", lr=11.5, weight_decay=0.0153, momentum=0.85,
+    schedule="triangle", label_smoothing=0.2, crop=2, flip="alternating", tta=2)
 
 
 class _BatchNorm(nn.BatchNorm2d):
@@ -98,14 +104,24 @@ class _ConvGroup(nn.Module):
         return self.activ(self.norm2(self.conv2(x)))
 
 
+@CLASSIFIERS.register("airbench")
 class AirbenchNet(Classifier):
-    """airbench94's network for any channel count, class count and size >= 16 px."""
+    """airbench (Jordan 2024): whitened 2x2 stem + 3 conv-BN-GELU blocks; its own fast recipe.
 
+    airbench94's network for any channel count, class count and size >= 16 px (`image_size`
+    None: not checked), with its recipe (`RECIPE`) and its trainer (`fit`)."""
+
+    recipe = RECIPE
     mean: torch.Tensor  # per-channel statistics of the training images (buffers)
     std: torch.Tensor
 
-    def __init__(self, in_chans: int, num_classes: int, widths: Sequence[int] = WIDTHS,
-                 batchnorm_momentum: float = BN_MOMENTUM):
+    def __init__(self, in_chans: int, num_classes: int, image_size: int | None = None,
+                 widths: Sequence[int] = WIDTHS, batchnorm_momentum: float = BN_MOMENTUM):
+        if image_size is not None and image_size < MIN_SIZE:
+            raise BenchError(f"classifier airbench: images of {image_size} px are too small (it "
+                             f"needs at least {MIN_SIZE}); use small_cnn, or name: auto.")
+        if len(widths) != 3:
+            raise BenchError(f"classifier airbench args.widths: three block widths, got {list(widths)}")
         super().__init__()
         w1, w2, w3 = (int(v) for v in widths)
         whiten_width = 2 * in_chans * WHITEN_KERNEL**2
@@ -122,6 +138,13 @@ class AirbenchNet(Classifier):
         self.pool = nn.AdaptiveMaxPool2d(1)  # = the paper's MaxPool2d(3) on 32x32 inputs
         self.head = nn.Linear(w3, num_classes, bias=False)
         self.num_features = w3
+
+    @classmethod
+    def fit(cls, cfg: ClassifierConfig, s: Recipe, x: torch.Tensor, y: torch.Tensor,
+            num_classes: int, device: torch.device, seed: int, desc: str = "train classifier",
+            progress: bool = True) -> TrainedClassifier:
+        """airbench trains with its own recipe (`train_airbench`), not the generic loop."""
+        return train_airbench(cfg, s, x, y, num_classes, device, seed, desc, progress)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean[:, None, None]) / self.std[:, None, None]
@@ -160,18 +183,6 @@ class AirbenchNet(Classifier):
         self.whiten.weight.copy_(torch.cat([filters, -filters]))
 
 
-@CLASSIFIERS.register("airbench")
-def airbench(in_chans: int, num_classes: int, image_size: int,
-             widths: Sequence[int] = WIDTHS, batchnorm_momentum: float = BN_MOMENTUM) -> nn.Module:
-    """airbench (Jordan 2024): whitened 2x2 stem + 3 conv-BN-GELU blocks; its own fast recipe."""
-    if image_size < MIN_SIZE:
-        raise BenchError(f"classifier airbench: images of {image_size} px are too small (it "
-                         f"needs at least {MIN_SIZE}); use small_cnn, or name: auto.")
-    if len(widths) != 3:
-        raise BenchError(f"classifier airbench args.widths: three block widths, got {list(widths)}")
-    return AirbenchNet(in_chans, num_classes, widths, batchnorm_momentum)
-
-
 class Lookahead:
     """airbench's lookahead: an exponential average of the floating-point state (weights and
     BatchNorm statistics) that the model is pulled back onto at each update."""
@@ -203,15 +214,16 @@ def param_groups(model: AirbenchNet, s: Recipe, batch_size: int) -> list[dict]:
 def train_airbench(cfg: ClassifierConfig, s: Recipe, x: torch.Tensor, y: torch.Tensor,
                    num_classes: int, device: torch.device, seed: int,
                    desc: str = "train classifier", progress: bool = True) -> TrainedClassifier:
-    """The airbench recipe on uint8 images `x`; `cfg` is resolved and `s` its settings."""
+    """The airbench recipe on uint8 images `x` (`AirbenchNet.fit`); `cfg` is resolved and
+    `s` its settings."""
     if s.optimizer != "sgd" or s.schedule == "onecycle":
         raise BenchError("classifier airbench trains with Nesterov SGD and a per-step schedule "
                          "(triangle, cosine or constant): drop `optimizer` / `schedule: onecycle`.")
     torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
     c, h, w = (int(v) for v in x.shape[1:])
-    model = CLASSIFIERS.get("airbench")(in_chans=c, num_classes=num_classes, image_size=min(h, w),
-                                        **cfg.args).to(device)
+    model = AirbenchNet(in_chans=c, num_classes=num_classes, image_size=min(h, w),
+                        **cfg.args).to(device)
     data = TrainingData(x, y, device)  # whole on the device within its budget, else batches
     model.init_whitening(to_float(data.head(WHITEN_IMAGES)))
     if device.type == "cuda":
@@ -225,9 +237,11 @@ def train_airbench(cfg: ClassifierConfig, s: Recipe, x: torch.Tensor, y: torch.T
     opt = torch.optim.SGD(groups, momentum=s.momentum, nesterov=s.momentum > 0)
     sched = lr_schedule(opt, s.schedule, total, [g["lr"] for g in groups])
     lookahead = Lookahead(model)
+    whiten_bias = model.whiten.bias
+    assert whiten_bias is not None  # built with bias=True
 
     def on_epoch(epoch: int) -> None:  # the whitening layer's bias trains for a few epochs
-        model.whiten.bias.requires_grad_(epoch < WHITEN_BIAS_EPOCHS)
+        whiten_bias.requires_grad_(epoch < WHITEN_BIAS_EPOCHS)
 
     def on_step(step: int) -> None:  # lookahead / EMA of the weights every few steps
         if step % LOOKAHEAD_EVERY == 0:
@@ -243,5 +257,3 @@ def train_airbench(cfg: ClassifierConfig, s: Recipe, x: torch.Tensor, y: torch.T
     model.eval()
     return TrainedClassifier(model, cfg, (c, h, w), num_classes)
 
-
-TRAINERS["airbench"] = train_airbench  # train_classifier hands airbench to its own recipe

@@ -1,6 +1,7 @@
-"""Classifier architectures. Each factory takes (in_chans, num_classes, image_size, **args)
-and returns an nn.Module mapping float images in [-1, 1] to logits, with `forward_features`
-(penultimate layer) for the feature-space metrics (nearest neighbours, FID on the classifier).
+"""Classifier architectures trained by the generic recipe. Each is a registered
+`Classifier` class built from (in_chans, num_classes, image_size, **args): it maps float
+images in [-1, 1] to logits, with `forward_features` (penultimate layer) for the
+feature-space metrics (nearest neighbours, FID on the classifier).
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ def _block(cin: int, cout: int) -> nn.Sequential:
     )
 
 
+@CLASSIFIERS.register("small_cnn")
 class SmallCNN(Classifier):
-    """Two VGG-style stages and global pooling: trains in seconds on digits on a CPU."""
+    """Small VGG-style CNN (4-5 conv layers, BatchNorm): seconds per model on digits, CPU.
+
+    Two VGG-style stages (three above 16 px) and global pooling; the generic recipe."""
 
     def __init__(self, in_chans: int, num_classes: int, image_size: int, width: int = 32):
         super().__init__()
@@ -43,8 +47,3 @@ class SmallCNN(Classifier):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
-
-@CLASSIFIERS.register("small_cnn")
-def small_cnn(in_chans: int, num_classes: int, image_size: int, width: int = 32) -> nn.Module:
-    """Small VGG-style CNN (4-5 conv layers, BatchNorm): seconds per model on digits, CPU."""
-    return SmallCNN(in_chans, num_classes, image_size, width=width)

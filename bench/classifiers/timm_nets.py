@@ -11,7 +11,7 @@ stride-1 conv without max-pool; ViTs get `img_size` and a patch size that divide
 image. Weights are never downloaded: `pretrained_file` names a local state dict that timm
 loads (`weights_only`) through `pretrained_cfg_overlay=dict(file=...)`.
 
-timm is imported inside the factories so that listing classifiers stays cheap.
+timm is imported inside the constructors so that listing classifiers stays cheap.
 """
 
 from __future__ import annotations
@@ -27,32 +27,10 @@ from bench.classifiers.base import Classifier
 from bench.core.errors import BenchError
 from bench.core.registry import did_you_mean
 
-if TYPE_CHECKING:  # timm is imported inside the factories
+if TYPE_CHECKING:  # timm is imported inside the constructors
     from timm.models.resnet import ResNet
 
 SMALL_INPUT = 64  # images at most this size get the small-image stem
-
-
-class TimmClassifier(Classifier):
-    """A timm model whose `forward_features` returns pooled (N, D) penultimate features.
-
-    timm's own `forward_features` returns unpooled maps (or tokens); `predict(features=True)`
-    and the feature-space metrics need one vector per image, which is timm's pre-logits
-    output of `forward_head`.
-    """
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        # any timm model: forward_features / forward_head by timm's convention, not by a
-        # common base class (timm.create_model is typed nn.Module)
-        self.net: Any = net
-        self.num_features = int(getattr(net, "num_features", 0))
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
 
 
 def _vit_patch_size(image_size: int) -> int:
@@ -96,10 +74,10 @@ def _timm_module(model: str) -> str:
     return timm.models.model_entrypoint(model).__module__.rsplit(".", 1)[-1]
 
 
-def build_timm(in_chans: int, num_classes: int, image_size: int, model: str = "resnet18",
-               pretrained_file: str | None = None, small_input: bool | None = None,
-               **kwargs: Any) -> TimmClassifier:
-    """Any timm model by name (`model`), adapted to the data's channels, classes and size.
+def build_timm_net(in_chans: int, num_classes: int, image_size: int, model: str = "resnet18",
+                   pretrained_file: str | None = None, small_input: bool | None = None,
+                   **kwargs: Any) -> nn.Module:
+    """The timm model `model`, adapted to the data's channels, classes and size.
 
     in_chans and num_classes come from the dataset; ResNet stems are adapted to small
     images, ViTs get img_size and a dividing patch size; other args go to
@@ -126,16 +104,85 @@ def build_timm(in_chans: int, num_classes: int, image_size: int, model: str = "r
         small_input = image_size <= SMALL_INPUT and family in ("resnet", "resnetv2")
     if small_input:
         _small_stem(net, keep_weights=pretrained_file is not None)
-    return TimmClassifier(net)
+    return net
 
 
-class _StagedResNet(Classifier):
-    """timm's ResNet with any number of stages: its `forward_features` hard-codes four."""
+@CLASSIFIERS.register("timm")
+class TimmClassifier(Classifier):
+    """Any timm model by name (`model`), adapted to the data's channels, classes and size.
 
-    def __init__(self, net: ResNet, num_stages: int):
+    Its `forward_features` returns pooled (N, D) penultimate features: timm's own
+    `forward_features` returns unpooled maps (or tokens); `predict(features=True)` and the
+    feature-space metrics need one vector per image, which is timm's pre-logits output of
+    `forward_head`. The generic recipe."""
+
+    def __init__(self, in_chans: int, num_classes: int, image_size: int, model: str = "resnet18",
+                 pretrained_file: str | None = None, small_input: bool | None = None,
+                 **kwargs: Any):
+        net = build_timm_net(in_chans, num_classes, image_size, model, pretrained_file,
+                             small_input, **kwargs)
         super().__init__()
-        self.net = net
-        self.stages = [f"layer{i + 1}" for i in range(num_stages)]
+        # any timm model: forward_features / forward_head by timm's convention, not by a
+        # common base class (timm.create_model is typed nn.Module)
+        self.net: Any = net
+        self.num_features = int(getattr(net, "num_features", 0))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _named(name: str, timm_name: str, doc: str) -> None:
+    """Register timm model `timm_name` as classifier `name` (a TimmClassifier subclass)."""
+
+    def __init__(self: TimmClassifier, in_chans: int, num_classes: int, image_size: int,
+                 pretrained_file: str | None = None, small_input: bool | None = None,
+                 **kwargs: Any) -> None:
+        TimmClassifier.__init__(self, in_chans, num_classes, image_size, model=timm_name,
+                                pretrained_file=pretrained_file, small_input=small_input, **kwargs)
+
+    cls_name = "Timm_" + name
+    cls = type(cls_name, (TimmClassifier,), {"__doc__": doc, "__init__": __init__,
+                                             "__module__": __name__, "__qualname__": cls_name})
+    CLASSIFIERS.register(name)(cls)
+
+
+_named("resnet18", "resnet18", "timm ResNet-18 (small-image stem at <= 64 px).")
+_named("wide_resnet50_2", "wide_resnet50_2", "timm Wide ResNet-50-2 (small-image stem at <= 64 px).")
+_named("vit_tiny_patch16_224", "vit_tiny_patch16_224",
+       "timm ViT-Tiny; img_size from the data, patch size that divides it.")
+_named("preact_resnet18", "resnetv2_18", "Pre-activation ResNet-18 (timm resnetv2_18).")
+
+
+@CLASSIFIERS.register("cifar_resnet")
+class CifarResNet(Classifier):
+    """CIFAR ResNet of any depth 6n+2 (He et al. 2016), built from timm's ResNet blocks.
+
+    A 3x3 stride-1 stem, three stages of n basic blocks with width, 2x and 4x channels,
+    global pooling; timm's ResNet with three stages (its `forward_features` hard-codes
+    four). The generic recipe."""
+
+    def __init__(self, in_chans: int, num_classes: int, image_size: int, depth: int = 20,
+                 width: int = 16):
+        from timm.models.resnet import BasicBlock, ResNet
+
+        if (depth - 2) % 6 or depth < 8:
+            raise BenchError(f"classifier args.depth: {depth} is not 6n+2 (20, 32, 44, 56, 110).")
+        if width < 2 or width % 2:
+            raise BenchError(f"classifier args.width: {width} must be an even number >= 2.")
+        super().__init__()
+        n = (depth - 2) // 6
+        # a 'deep' stem makes timm size bn1 and the first stage's input to 2 * stem_width =
+        # width; its three convs are then replaced by the single 3x3 stride-1 CIFAR stem conv
+        net = ResNet(BasicBlock, (n, n, n), num_classes=num_classes, in_chans=in_chans,  # type: ignore[arg-type]  # timm annotates `block` as an instance; it takes the class
+                     stem_type="deep", stem_width=width // 2, channels=(width, 2 * width, 4 * width))
+        # replace submodules whose static types timm fixed by their first assignment
+        net.add_module("conv1", nn.Conv2d(in_chans, width, 3, 1, 1, bias=False))
+        net.add_module("maxpool", nn.Identity())
+        self.net: ResNet = net
+        self.stages = [f"layer{i + 1}" for i in range(3)]
         self.num_features = int(net.num_features)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -149,58 +196,17 @@ class _StagedResNet(Classifier):
         return self.net.fc(self.forward_features(x))
 
 
-def cifar_resnet(in_chans: int, num_classes: int, image_size: int, depth: int = 20,
-                 width: int = 16) -> nn.Module:
-    """CIFAR ResNet of any depth 6n+2 (He et al. 2016), built from timm's ResNet blocks.
-
-    A 3x3 stride-1 stem, three stages of n basic blocks with width, 2x and 4x channels,
-    global pooling."""
-    from timm.models.resnet import BasicBlock, ResNet
-
-    if (depth - 2) % 6 or depth < 8:
-        raise BenchError(f"classifier args.depth: {depth} is not 6n+2 (20, 32, 44, 56, 110).")
-    if width < 2 or width % 2:
-        raise BenchError(f"classifier args.width: {width} must be an even number >= 2.")
-    n = (depth - 2) // 6
-    # a 'deep' stem makes timm size bn1 and the first stage's input to 2 * stem_width =
-    # width; its three convs are then replaced by the single 3x3 stride-1 CIFAR stem conv
-    net = ResNet(BasicBlock, (n, n, n), num_classes=num_classes, in_chans=in_chans,  # type: ignore[arg-type]  # timm annotates `block` as an instance; it takes the class
-                 stem_type="deep", stem_width=width // 2, channels=(width, 2 * width, 4 * width))
-    # replace submodules whose static types timm fixed by their first assignment
-    net.add_module("conv1", nn.Conv2d(in_chans, width, 3, 1, 1, bias=False))
-    net.add_module("maxpool", nn.Identity())
-    return _StagedResNet(net, 3)
-
-
-CLASSIFIERS.register("timm")(build_timm)
-CLASSIFIERS.register("cifar_resnet")(cifar_resnet)
-
-
-def _named(name: str, timm_name: str, doc: str) -> None:
-    def factory(in_chans: int, num_classes: int, image_size: int, pretrained_file: str | None = None,
-                small_input: bool | None = None, **kwargs: Any) -> nn.Module:
-        return build_timm(in_chans, num_classes, image_size, model=timm_name,
-                          pretrained_file=pretrained_file, small_input=small_input, **kwargs)
-
-    factory.__doc__ = doc
-    factory.__name__ = name
-    CLASSIFIERS.register(name)(factory)
-
-
-_named("resnet18", "resnet18", "timm ResNet-18 (small-image stem at <= 64 px).")
-_named("wide_resnet50_2", "wide_resnet50_2", "timm Wide ResNet-50-2 (small-image stem at <= 64 px).")
-_named("vit_tiny_patch16_224", "vit_tiny_patch16_224",
-       "timm ViT-Tiny; img_size from the data, patch size that divides it.")
-_named("preact_resnet18", "resnetv2_18", "Pre-activation ResNet-18 (timm resnetv2_18).")
-
-
 @CLASSIFIERS.register("resnet20")
-def resnet20(in_chans: int, num_classes: int, image_size: int, width: int = 16) -> nn.Module:
+class ResNet20(CifarResNet):
     """CIFAR ResNet-20 (He et al. 2016), built from timm blocks."""
-    return cifar_resnet(in_chans, num_classes, image_size, depth=20, width=width)
+
+    def __init__(self, in_chans: int, num_classes: int, image_size: int, width: int = 16):
+        super().__init__(in_chans, num_classes, image_size, depth=20, width=width)
 
 
 @CLASSIFIERS.register("resnet32")
-def resnet32(in_chans: int, num_classes: int, image_size: int, width: int = 16) -> nn.Module:
+class ResNet32(CifarResNet):
     """CIFAR ResNet-32 (He et al. 2016), built from timm blocks."""
-    return cifar_resnet(in_chans, num_classes, image_size, depth=32, width=width)
+
+    def __init__(self, in_chans: int, num_classes: int, image_size: int, width: int = 16):
+        super().__init__(in_chans, num_classes, image_size, depth=32, width=width)

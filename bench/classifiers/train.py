@@ -15,9 +15,10 @@ copy of the set; both paths draw the same permutations and give the same model.
 `ClassifierConfig` leaves every training setting at None ("the recipe's default") and
 its name at "auto": `resolve(image_shape)` picks the classifier from the data (small_cnn
 for grey or smaller-than-32-pixel images, such as the 8x8 digits; `airbench` for RGB
-images of 32 pixels and more) and fills in that recipe's settings (`RECIPES`). The
-airbench recipe (Jordan 2024, arXiv 2404.00498) has its own training function
-(bench.classifiers.airbench), still reached through `train_classifier`.
+images of 32 pixels and more) and fills in the settings of that classifier's recipe (the
+`recipe` its plugin class carries, bench.classifiers.base). The airbench classifier (Jordan
+2024, arXiv 2404.00498) carries its own recipe and training function (its `fit`), still
+reached through `train_classifier`; every other classifier trains in `fit_generic`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator
 
 from bench.classifiers import CLASSIFIERS
-from bench.classifiers.base import TRAINERS, Classifier
+from bench.classifiers.base import Classifier
 from bench.core.progress import bar as progress_bar
 from bench.core.registry import Options
 
@@ -69,20 +70,6 @@ class Recipe:
     compile: bool
 
 
-# the defaults of each recipe: `generic` for small_cnn, the ResNets and timm nets (the
-# settings every suite has used so far), `airbench` for the airbench classifier: the
-# published hyperparameters (lr and weight decay per 1,024 examples, decoupled from batch
-# size and momentum as in the paper; 10 epochs for its 9.9)
-RECIPES: dict[str, dict[str, Any]] = {
-    "generic": dict(epochs=30, batch_size=128, optimizer="adamw", lr=2e-3, weight_decay=5e-4,
-                    momentum=0.9, schedule="onecycle", label_smoothing=0.0, crop=0, flip=False,
-                    tta=0),
-    "airbench": dict(epochs=10, batch_size=1024, optimizer="sgd", lr=11.5, weight_decay=0.0153,
-                     momentum=0.85, schedule="triangle", label_smoothing=0.2, crop=2,
-                     flip="alternating", tta=2),
-}
-
-
 def auto_classifier(image_shape: Sequence[int]) -> str:
     """What `name: auto` means for images of shape (C, H, W): airbench for RGB images of at
     least 32x32, small_cnn otherwise (grey or small images, e.g. the 8x8 digits)."""
@@ -93,8 +80,8 @@ def auto_classifier(image_shape: Sequence[int]) -> str:
 class ClassifierConfig(Options):
     """A classifier and how to train it. Part of every cache key that involves it.
 
-    Settings left at None take the default of the classifier's recipe (`RECIPES`): the
-    generic one (30 epochs, AdamW, one-cycle) or airbench's (10 epochs, Nesterov SGD at
+    Settings left at None take the default of the classifier's recipe (its plugin class's
+    `recipe`, bench.classifiers.base): the generic one (30 epochs, AdamW, one-cycle) or airbench's (10 epochs, Nesterov SGD at
     batch 1,024, label smoothing 0.2, flip + translate, test-time augmentation).
     """
 
@@ -136,7 +123,7 @@ class ClassifierConfig(Options):
                 raise ValueError("classifier 'auto' is chosen from the data: resolve the config "
                                  "with the images' shape first (ClassifierConfig.resolve)")
             name = auto_classifier(image_shape)
-        d = RECIPES["airbench" if name == "airbench" else "generic"]
+        d = CLASSIFIERS.get(name).recipe  # the classifier plugin carries its recipe
 
         def pick(value: Any, key: str) -> Any:
             return d[key] if value is None else value
@@ -297,19 +284,26 @@ def train_classifier(
 ) -> TrainedClassifier:
     """Train `cfg` on uint8 images `x` (N, C, H, W) with labels `y`; returns the eval-mode model.
 
-    `auto` and unset settings are resolved from the images' shape first; a classifier with
-    its own recipe (airbench) trains through the function it registered in TRAINERS."""
+    `auto` and unset settings are resolved from the images' shape first; then the classifier
+    plugin trains itself (`Classifier.fit`: the generic loop, `fit_generic`, unless it has
+    its own recipe's trainer, as airbench does)."""
     if x.shape[0] == 0:
         raise ValueError("cannot train a classifier on an empty set")
+    shape = tuple(int(v) for v in x.shape[1:])
+    s = cfg.settings(shape)
+    return CLASSIFIERS.get(s.name).fit(cfg.resolve(shape), s, x, y, num_classes, device, seed,
+                                       desc, progress)
+
+
+def fit_generic(cls: type[Classifier], cfg: ClassifierConfig, s: Recipe, x: torch.Tensor,
+                y: torch.Tensor, num_classes: int, device: torch.device, seed: int,
+                desc: str = "train classifier", progress: bool = True) -> TrainedClassifier:
+    """The generic recipe (`Classifier.fit`'s default): AdamW or SGD under the config's
+    schedule in the shared epoch loop (`run_epochs`); `cfg` is resolved and `s` its settings."""
     c, h, w = (int(v) for v in x.shape[1:])
-    s = cfg.settings((c, h, w))
-    cfg = cfg.resolve((c, h, w))
-    factory = CLASSIFIERS.get(s.name)  # loads the classifier's module, and so its trainer
-    if s.name in TRAINERS:
-        return TRAINERS[s.name](cfg, s, x, y, num_classes, device, seed, desc, progress)
     torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
-    model = factory(in_chans=c, num_classes=num_classes, image_size=h, **cfg.args).to(device)
+    model = cls(in_chans=c, num_classes=num_classes, image_size=h, **cfg.args).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if s.compile else model

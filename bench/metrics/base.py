@@ -93,8 +93,11 @@ class Context:
 
     def real_val_evaluation(self, dataset: Dataset, cfg: ClassifierConfig) -> Evaluation:
         """The real-trained classifier on real validation images: the reference beside every
-        classifier-based number, evaluated once per (dataset, config, seed)."""
-        key = RealValEvaluationKey(dataset.digest, cfg.model_dump_json(), self.seed)
+        classifier-based number, evaluated once per (dataset, *resolved* config, seed): keyed
+        as the classifier itself is (bench.classifiers.real), so two configs that train the
+        same recipe share it and a changed recipe default is evaluated anew, never stale."""
+        rcfg = cfg.resolve(dataset.image_shape)
+        key = RealValEvaluationKey(dataset.digest, rcfg.model_dump_json(), self.seed)
         return self.store.get(key, lambda: evaluate(self.real_classifier(dataset, cfg),
                                                     dataset.val_x, dataset.val_y, self.device))
 
