@@ -454,6 +454,28 @@ def test_vectorised_dominance_equals_the_pairwise_definition():
         assert fast[i] == 1 + better
 
 
+def _all_pairs(g, u, up, lo):
+    margin = np.maximum(np.hypot(u[:, None], u[None, :]), 1e-12)
+    better = ((g[None, :] - g[:, None]) > margin) & ~up[None, :] & ~lo[:, None] & ~np.isnan(g)[None, :]
+    return np.where(np.isnan(g), np.nan, 1 + better.sum(axis=1))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sorted_dominance_is_exact_on_ties_zero_and_outlying_uncertainties(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        n = int(rng.integers(1, 400))
+        g = rng.normal(0, rng.choice([0.1, 1, 10]), n)
+        if seed % 2:
+            g = np.round(g, 1)  # ties
+        u = np.abs(rng.normal(0, rng.choice([0, 0.1, 1]), n))  # 0: no uncertainty at all
+        u[rng.integers(0, n)] = rng.choice([1e-9, 50.0])  # one far narrower or wider than the rest
+        g[rng.random(n) < 0.1] = np.nan
+        up, lo = rng.random(n) < 0.1, rng.random(n) < 0.1
+        np.testing.assert_array_equal(dominance(g, u, up, lo, chunk=int(rng.integers(1, 100))),
+                                      _all_pairs(g, u, up, lo))
+
+
 def test_no_negative_zero_and_no_eight_decimals():
     assert fmt_value(-7.105e-15) == "0"
     assert fmt_value(-0.0001, u=0.01, lo=-0.01, hi=0.01) == "0.000 [-0.010, 0.010]"
