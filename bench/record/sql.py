@@ -54,7 +54,8 @@ class SqlReader:
         statuses = sorted(statuses)
         params: dict[str, Any] = {"exp": int(experiment_id) if str(experiment_id).isdigit() else experiment_id,
                                   "kind": f"{TAG}kind", "suite_key": f"{TAG}suite", "suite": suite,
-                                  "parent_key": "mlflow.parentRunId", "parent": parent}
+                                  "parent_key": "mlflow.parentRunId", "parent": parent,
+                                  "ours": f"{TAG}%"}
         status_marks = ", ".join(f":s{i}" for i in range(len(statuses)))
         params.update({f"s{i}": s for i, s in enumerate(statuses)})
         joins = "JOIN tags k ON k.run_uuid = r.run_uuid AND k.key = :kind AND k.value = 'cell'"
@@ -74,7 +75,10 @@ class SqlReader:
                     f"WHERE r.experiment_id = :exp AND r.lifecycle_stage = 'active' "
                     f"AND r.status IN ({status_marks}) ORDER BY r.start_time DESC"), params).all()
                 tags = con.execute(text(
-                    f"SELECT t.run_uuid, t.key, t.value FROM tags t WHERE t.run_uuid IN ({selected})"),
+                    # only our tags and the parent link: MLflow's own (user, source, run name,
+                    # log-model history) are about half the rows and the board reads none
+                    f"SELECT t.run_uuid, t.key, t.value FROM tags t WHERE t.run_uuid IN ({selected}) "
+                    "AND (t.key LIKE :ours OR t.key = :parent_key)"),
                     params).all()
                 metrics = con.execute(text(
                     f"SELECT m.run_uuid, m.key, m.value, m.is_nan FROM latest_metrics m "
