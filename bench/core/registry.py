@@ -237,5 +237,9 @@ def describe_options(options: type[BaseModel]) -> list[tuple[str, str, Any, str]
             default = field.get_default(call_default_factory=True)
             if isinstance(default, BaseModel):
                 default = f"{{...}} ({type(default).__name__})"
+            elif (isinstance(default, list) and default
+                  and all(isinstance(d, BaseModel) for d in default)):  # e.g. K classifiers
+                items = ", ".join(d.model_dump_json(exclude_defaults=True) for d in default)
+                default = f"({len(default)} x {type(default[0]).__name__}: {items})"
         rows.append((fname, tname, default, field.description or ""))
     return rows

@@ -31,6 +31,7 @@ METRICS: Registry[type[Metric]] = Registry(
         "bench.metrics.balancing",
         "bench.metrics.nearest_neighbours",
         "bench.metrics.latent_projection",
+        "bench.metrics.tsts_ranking",
     ],
     base=Metric,
 )
