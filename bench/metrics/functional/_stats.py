@@ -60,6 +60,21 @@ def as_tensor(
     return t
 
 
+def _centred_scatter_cpu(x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and centred scatter ``xc.T @ xc`` of a (B, d) batch, in float64, on the CPU.
+
+    numpy rather than torch, for two reasons: the float64 conversion and the centring are one
+    pass into one new array (``np.subtract(..., dtype=float64)``; the caller's array is never
+    written), and numpy computes ``a.T @ a`` with BLAS syrk, which forms only one triangle of
+    the symmetric result (half the flops of the general product torch calls). This is how
+    ``np.cov`` itself works, so the results agree with pytorch-fid's to rounding.
+    """
+    mean = x.mean(axis=0, dtype=np.float64)
+    xc = np.subtract(x, mean, dtype=np.float64)
+    scatter = xc.T @ xc
+    return torch.from_numpy(mean), torch.from_numpy(scatter)
+
+
 class FeatureStats:
     """Streaming mean and covariance of feature vectors, in float64.
 
@@ -99,7 +114,11 @@ class FeatureStats:
 
     def update(self, batch: ArrayLike) -> FeatureStats:
         """Add a (B, d) batch of features; returns self so calls can chain."""
-        x = as_tensor(batch, device=self._device, dtype=torch.float64, name="batch")
+        # float32 stays float32 here: its float64 copy is made once, already centred, below
+        dtype = getattr(batch, "dtype", None)
+        keep32 = dtype is torch.float32 or (isinstance(dtype, np.dtype) and dtype == np.float32)
+        x = as_tensor(batch, device=self._device, dtype=None if keep32 else torch.float64,
+                      name="batch")
         if self._device is None:
             self._device = x.device
         b = x.shape[0]
@@ -107,10 +126,14 @@ class FeatureStats:
             return self
         if self._mean is not None and x.shape[1] != self._mean.shape[0]:
             raise ValueError(f"feature dimension changed: {self._mean.shape[0]} -> {x.shape[1]}")
-        bmean = x.mean(dim=0)
-        xc = x - bmean
-        bscatter = xc.T @ xc
-        self._merge(b, bmean, bscatter)
+        if x.device.type == "cpu":
+            bmean, bscatter = _centred_scatter_cpu(x.numpy())
+        else:
+            x = x.to(torch.float64)
+            bmean = x.mean(dim=0)
+            xc = x - bmean
+            bscatter = xc.T @ xc
+        self._merge(b, bmean, bscatter, owned=True)
         return self
 
     def merge(self, other: FeatureStats) -> FeatureStats:
@@ -123,15 +146,19 @@ class FeatureStats:
         self._merge(other._n, other._mean.to(dev), other._scatter.to(dev))
         return self
 
-    def _merge(self, b: int, bmean: torch.Tensor, bscatter: torch.Tensor) -> None:
+    def _merge(self, b: int, bmean: torch.Tensor, bscatter: torch.Tensor, owned: bool = False) -> None:
+        """Fold in a batch's mean and scatter; ``owned``: they are fresh and may be kept as is."""
         if self._n == 0 or self._mean is None or self._scatter is None:
-            self._n, self._mean, self._scatter = b, bmean.clone(), bscatter.clone()
+            if not owned:
+                bmean, bscatter = bmean.clone(), bscatter.clone()
+            self._n, self._mean, self._scatter = b, bmean, bscatter
             return
         n = self._n
         total = n + b
         delta = bmean - self._mean
         self._mean = self._mean + delta * (b / total)
-        self._scatter = self._scatter + bscatter + torch.outer(delta, delta) * (n * b / total)
+        # in place (self._scatter is always this object's own): no d x d temporaries
+        self._scatter.add_(bscatter).addr_(delta, delta, alpha=n * b / total)
         self._n = total
 
     @property
@@ -168,11 +195,19 @@ class FeatureStats:
 
     @classmethod
     def from_features(
-        cls, features: ArrayLike, batch_size: int = 4096, device: DeviceLike = None
+        cls, features: ArrayLike, batch_size: int | None = None, device: DeviceLike = None
     ) -> FeatureStats:
-        """Statistics of a whole (N, d) array, converted to float64 batch by batch."""
+        """Statistics of a whole (N, d) array, converted to float64 batch by batch.
+
+        ``batch_size=None`` takes chunks of about 256 MiB of float64 (16,384 rows of 2,048
+        Inception features): each chunk is one syrk plus a d x d merge, so few large chunks
+        are faster than many small ones, and memory stays bounded however large N is.
+        """
         stats = cls(device=resolve_device(features, device))
         n = len(features)
+        if batch_size is None:
+            d = int(np.prod(np.shape(features)[1:])) if n else 1
+            batch_size = max(4096, (256 << 20) // (8 * max(d, 1)))
         for start in range(0, n, batch_size):
             stats.update(features[start : start + batch_size])
         return stats

@@ -89,7 +89,7 @@ class FrechetReference:
 
     @classmethod
     def from_features(
-        cls, features: ArrayLike, *, batch_size: int = 4096, device: DeviceLike = None
+        cls, features: ArrayLike, *, batch_size: int | None = None, device: DeviceLike = None
     ) -> FrechetReference:
         stats = FeatureStats.from_features(features, batch_size=batch_size, device=device)
         return cls.from_stats(stats)
@@ -112,7 +112,7 @@ class FrechetReference:
     def distance_to_stats(self, stats: FeatureStats) -> float:
         return self.distance(stats.mean, stats.cov)
 
-    def distance_to_features(self, features: ArrayLike, *, batch_size: int = 4096) -> float:
+    def distance_to_features(self, features: ArrayLike, *, batch_size: int | None = None) -> float:
         """Fréchet distance to the Gaussian fitted to ``features`` (N, d)."""
         stats = FeatureStats.from_features(features, batch_size=batch_size, device=self.device)
         return self.distance_to_stats(stats)
@@ -180,7 +180,7 @@ def fid_from_features(
     real: ArrayLike,
     fake: ArrayLike,
     *,
-    batch_size: int = 4096,
+    batch_size: int | None = None,
     device: DeviceLike = None,
 ) -> float:
     """FID between two (N, d) feature arrays (covariances with N-1 divisor).
