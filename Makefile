@@ -21,7 +21,7 @@ quickstart: $(STAMP)
 	$(BIN)/bench run suites/quickstart.yaml
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra --durations=25
 
 lint: $(STAMP) lint-docker lint-workflows
 	$(BIN)/ruff check bench tests benchmarks

@@ -35,6 +35,15 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="module")
+def digits():
+    """The bundled digits dataset (sklearn's 1,797 8x8 images as uint8 (N, 1, 8, 8), split
+    train/val), loaded once per test module; tests must not modify it."""
+    from bench.data.digits import Digits
+
+    return Digits().load()
+
+
 @pytest.fixture
 def tracking_uri(tmp_path) -> str:
     return f"sqlite:///{tmp_path}/mlflow.db"

@@ -9,16 +9,10 @@ import pytest
 import torch
 
 from bench.core.errors import BenchError
-from bench.data.digits import Digits
 from bench.features import inception as inc
 from bench.features.base import FeatureSpec
 from bench.run.cache import Cache
 from bench.run.store import Store
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return Digits().load()
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import bench.metrics.gan_train_curve as curve_mod
 from bench.classifiers.base import GENERIC_RECIPE
 from bench.classifiers.real import real_classifier, real_classifier_key
 from bench.classifiers.train import ClassifierConfig
-from bench.data.digits import Digits
 from bench.metrics import METRICS
 from bench.metrics.base import Context
 from bench.metrics.gan_test import ignores_labels
@@ -29,11 +28,6 @@ from bench.run.cache import Cache
 from bench.run.store import Store
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return Digits().load()
 
 
 def _ctx(tmp_path) -> Context:

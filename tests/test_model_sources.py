@@ -18,7 +18,6 @@ from bench.classifiers.train import ClassifierConfig
 from bench.config.suite import load_suite
 from bench.core.errors import BenchError
 from bench.data.base import Dataset
-from bench.data.digits import Digits
 from bench.models import BuildContext, check_samples
 from bench.models.callable_model import CallableModel, CallableOptions
 from bench.models.cgan import CGANGenerator, CondGenerator
@@ -93,11 +92,6 @@ def gen_module(tmp_path_factory):
     yield d
     sys.path.remove(str(d))
     sys.modules.pop(MODULE, None)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return Digits().load()
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,6 @@ from bench.models.samples import Samples, SamplesOptions
 from bench.run.cache import Cache
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return Digits().load()
-
-
 def ctx(tmp_path, **kw):
     return BuildContext(torch.device("cpu"), 0, Cache(tmp_path / "cache"), progress=False, **kw)
 

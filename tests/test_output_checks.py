@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from bench.core.errors import BenchError
-from bench.data.digits import Digits
 from bench.metrics import METRICS
 from bench.metrics.base import Context
 from bench.models.base import BuildContext, check_samples
@@ -24,11 +23,6 @@ from bench.models.reference import ReferenceGenerator, ReferenceOptions
 from bench.models.torch_generator import TorchModelOptions, build_torch_generator
 from bench.run.cache import Cache
 from bench.run.store import CHUNK, GeneratedImagesKey, Store
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return Digits().load()
 
 
 class Net(nn.Module):

@@ -23,7 +23,6 @@ from torch import nn
 from bench.config.suite import load_suite
 from bench.core.errors import BenchError
 from bench.data.base import Dataset
-from bench.data.digits import Digits
 from bench.metrics import METRICS
 from bench.metrics.base import Context
 from bench.metrics.sampling import balanced_counts, subset_by_counts
@@ -38,11 +37,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 CPU = torch.device("cpu")
 TINY_GAN = {"steps": 20, "width": 8}  # seconds on 2 CPU cores: what is trained on, not quality
-
-
-@pytest.fixture(scope="module")
-def digits() -> Dataset:
-    return Digits().load()
 
 
 @pytest.fixture(scope="module")
@@ -374,7 +368,7 @@ def test_latent_projection_with_local_vgg_weights(digits, cache, tmp_path):
     v = metric("latent_projection", per_class=1, steps=2, restarts=2,
                perceptual={"path": str(path), "resize": 32}).compute(
         bank_generator(digits.train_x, digits), digits, ctx)
-    assert ctx.tags["projection_distance"] == "vgg16+pixel" and np.isfinite(v["projection_gap"])
+    assert ctx.tags["projection_distance"] == "lpips-vgg16-equal-weights@32+pixel" and np.isfinite(v["projection_gap"])
 
 
 # ---------------------------------------------------------------- through the runner
