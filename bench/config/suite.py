@@ -440,6 +440,8 @@ def _check_resources(specs: dict[str, dict[str, Spec]], triples: list[tuple[str,
             problems.add(("cells",), f"metric '{t}' needs a generator that exposes its latent input, "
                          f"and model '{m}' ({specs['models'][m].plugin}) does not. Exclude the pair: "
                          f"`exclude: [{{model: {m}, metric: {t}}}]`.")
+    for (_, _, t), msg in unmapped_cells(specs, triples, infos):
+        problems.add(("metrics", t, "space"), msg)
     checked = set()
     for m, d, _ in triples:
         if (m, d) in checked or m not in specs["models"] or d not in infos:
@@ -452,6 +454,40 @@ def _check_resources(specs: dict[str, dict[str, Spec]], triples: list[tuple[str,
     for (_, _, t), msg in unlabeled_cells(specs, triples, infos):
         problems.add(("metrics", t), msg)
     _check_memory(specs, triples, infos, problems, executor)
+
+
+def unmapped_cells(specs: dict[str, dict[str, Spec]], triples: list[tuple[str, str, str]],
+                   infos: dict[str, DataInfo]) -> list[tuple[tuple[str, str, str], str]]:
+    """((model, dataset, metric), message) for each cell whose metric works in w
+    (`Metric.needs_mapping`: `space: w`) on a model source whose generator has no mapping and
+    synthesis network (`ModelSource.has_mapping` False; None, unknown before building, passes
+    and the run says so)."""
+    out = []
+    why: dict[str, str | None] = {}
+    has: dict[tuple[str, str], bool | None] = {}
+    for m, d, t in triples:
+        if m not in specs["models"] or t not in specs["metrics"] or d not in infos:
+            continue
+        if not specs["models"][m].cls.has_latent:
+            continue  # refused already: no latent input at all
+        if t not in why:
+            why[t] = specs["metrics"][t].instance().needs_mapping()
+        if not why[t]:
+            continue
+        if (m, d) not in has:
+            try:
+                has[(m, d)] = specs["models"][m].instance().has_mapping(infos[d])
+            except BenchError:  # the model's own check reports it
+                has[(m, d)] = None
+        if has[(m, d)] is False:
+            out.append(((m, d, t), f"cell (model '{m}', dataset '{d}', metric '{t}'): "
+                        f"{specs['metrics'][t].plugin} needs a generator with a mapping and a "
+                        f"synthesis network ({why[t]}), StyleGAN2-ADA style: a module with "
+                        "`mapping(z, c) -> w` and `synthesis(w) -> image`; model "
+                        f"'{m}' ({specs['models'][m].plugin}) has none. Set `space: z` in the "
+                        f"metric's options, or exclude the pair: "
+                        f"`exclude: [{{model: {m}, metric: {t}}}]`."))
+    return out
 
 
 def unlabeled_cells(specs: dict[str, dict[str, Spec]], triples: list[tuple[str, str, str]],

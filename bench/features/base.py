@@ -21,6 +21,10 @@ from bench.core.registry import Options, Plugin, Registry, did_you_mean
 class FeatureExtractor(Plugin):
     has_logits = False
 
+    def check(self) -> None:
+        """Raise BenchError for what `bench validate` can catch before any work: a weights
+        file that is not there. `prepare` loads (and reports unreadable files)."""
+
     def prepare(self, dataset: Any, env: Any) -> None:
         """Load weights / train what is needed. `env` has device, seed, cache, store
         (bench.run.store.Store: loaded networks and the real classifier are kept there), progress."""
@@ -66,7 +70,8 @@ class FeatureExtractor(Plugin):
 # The registry lives beside the base class (bench.features re-exports it) so that FeatureSpec
 # below can check names without importing the package back.
 FEATURES: Registry[type[FeatureExtractor]] = Registry(
-    "features", ["bench.features.inception", "bench.features.timm_features", "bench.features.classifier"],
+    "features", ["bench.features.inception", "bench.features.timm_features", "bench.features.classifier",
+                 "bench.features.vgg16"],
     base=FeatureExtractor, what="feature extractor",
 )
 

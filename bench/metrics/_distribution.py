@@ -17,7 +17,7 @@ from bench.models.base import Generator
 
 class FeatureMetricOptions(Options):
     features: FeatureSpec = Field(default_factory=FeatureSpec,
-                                  description="feature extractor: {name: inception|classifier|timm, ...}")
+                                  description="feature extractor: {name: inception|classifier|timm|vgg16, ...}")
     num_samples: int | None = Field(None, ge=2, description="generated images (default: real train size)")
 
 
@@ -27,10 +27,7 @@ class FeatureMetric(Metric):
     real_split = "train"
 
     def check(self) -> None:
-        if self.options.features.name == "inception":
-            from bench.features.inception import find_weights
-
-            find_weights((self.options.features.model_extra or {}).get("path"))
+        self.options.features.build().check()  # missing weights files (inception, vgg16)
 
     def used_options(self, dataset: Dataset) -> dict[str, Any]:
         n = self.options.num_samples

@@ -276,6 +276,13 @@ class Metric(Plugin):
                         f"give it `{name}: {{name: inception}}` or timm features")
         return None
 
+    def needs_mapping(self) -> str | None:
+        """Why this metric, with these options, needs a generator with a mapping network
+        z -> w and a synthesis network w -> image (`Generator.has_mapping`), or None.
+        `bench validate` refuses its cells on model sources that have none
+        (`ModelSource.has_mapping`), quoting this reason."""
+        return None
+
     def trains_model(self) -> str | None:
         """Why this metric, with these options, trains the cell's model source itself on data
         it chooses (`Context.train_generator`), or None when it only samples the given model.

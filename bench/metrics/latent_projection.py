@@ -1,19 +1,34 @@
 """Latent projection (GAN inversion) as a memorisation test: does the generator reproduce its
 training images better than held-out images of the same classes?
 
-For `per_class` training images and as many held-out (val) images of every class, the
-latent code z is optimised to reconstruct the image, with the label fixed to the image's
-true class: the best of `restarts` random codes (drawn as the generator draws them) starts
-Adam (`steps`, `lr`, images in batches of `batch_size`), and the best code seen is kept. The
-reconstruction distance is
+For `per_class` training images and as many held-out (val) images of every class, a code
+is optimised to reconstruct the image, with the label fixed to the image's true class: the
+best of `restarts` starting codes starts Adam (`steps`, `lr`, images in batches of
+`batch_size`), and the best code seen is kept.
 
-    pixel_weight * pixel MSE (images in [-1, 1])
-    + feature_weight * |f(x) - f(G(z, y))|^2,
+Where the code lives (`space`): `z`, the generator's input (starting codes drawn as the
+generator draws them); or `w`, the output of its mapping network, for generators laid out as
+StyleGAN2-ADA's (`mapping(z, c) -> w`, `synthesis(w) -> image`; Generator.map_latent /
+render_w), as Karras et al.'s projector (StyleGAN2, Section 5) and the memorisation studies
+that follow it project real images: one w per image (broadcast to every synthesis layer),
+starting at the class's mean w over `w_avg_samples` mapped codes (`restarts` > 1 adds
+restarts - 1 mapped random codes as other starts; `restarts: 1` is StyleGAN2's start).
+`space: w` on a generator without those networks is refused by `bench validate`.
 
-with f the suite classifier's penultimate features, centred on the training-feature mean
-and unit-normalised (the space of nearest_neighbours); or, with `perceptual: {path: ...}`,
-VGG16 features (LPIPS layers, unit-normalised per channel; weighted by LPIPS's linear
-layers where `perceptual.lpips` gives them), from local files only (never downloaded).
+The reconstruction distance (`loss`):
+
+    classifier: pixel_weight * pixel MSE (images in [-1, 1])
+                + feature_weight * |f(x) - f(G(code, y))|^2,
+      f the suite classifier's penultimate features, centred on the training-feature mean
+      and unit-normalised (the space of nearest_neighbours);
+    lpips:      pixel_weight * pixel MSE + feature_weight * LPIPS(x, G(code, y)),
+      LPIPS on VGG16 (Zhang et al. 2018; bench.features.vgg16, shared with ppl) from local
+      weights files (`lpips: {vgg16: PATH, lin: PATH}`, never downloaded); StyleGAN2's
+      projector is `loss: lpips, pixel_weight: 0`;
+    pixel:      pixel MSE alone.
+
+The option `perceptual: {path, lpips, resize}` of version 1 still reads, as `loss: lpips`
+with `lpips: {vgg16: path, lin: lpips, resize}`.
 
 `projection_gap` = mean distance of held-out images - mean distance of training images:
 about 0 for a generator that generalises (training images are new images to it too),
@@ -21,7 +36,7 @@ positive when training images are reproduced better (memorisation), negative whe
 ones are (a generator that saw the val split). Its target is the held-out real row's value
 in the suite (0 without one). A generator without gradients in z (`render_latent_grad`)
 is projected by random search around the best code instead (run tag
-`bench.projection_search = random`).
+`bench.projection_search = random`); so is one whose synthesis gives no gradient in w.
 
 Artifacts: `latent_projection.png` (per class and split, the originals above their
 projections, nearest projections first), `latent_projection.csv` (every image's distance)
@@ -37,20 +52,20 @@ from __future__ import annotations
 import importlib.util
 import math
 from collections.abc import Callable
-from pathlib import Path
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from pydantic import Field
-from torch import nn
+from pydantic import Field, model_validator
 
 from bench.classifiers.train import ClassifierConfig
 from bench.core.errors import BenchError
 from bench.core.registry import Options
 from bench.data.base import Dataset
+from bench.features.vgg16 import LPIPS, LPIPSOptions
 from bench.metrics import METRICS
 from bench.metrics._intervals import mean_with_interval, normal_with_interval
 from bench.metrics._protocol import figure, save_figure
@@ -64,40 +79,63 @@ from bench.report.grids import labelled_grid
 # a distance: (float images in [0, 255] (n, C, H, W), indices of their targets) -> (n,)
 Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-# relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 of torchvision's vgg16().features: LPIPS's layers
-VGG_LAYERS = (3, 8, 15, 22, 29)
-# LPIPS's ScalingLayer: inputs in [-1, 1] shifted and scaled like ImageNet-normalised ones
-LPIPS_SHIFT = (-0.030, -0.088, -0.188)
-LPIPS_SCALE = (0.458, 0.448, 0.450)
-
-
-class PerceptualOptions(Options):
-    path: Path = Field(description="VGG16 weights: a torchvision vgg16 state dict (or of its "
-                       "`features` alone), a local file; never downloaded")
-    lpips: Path | None = Field(None, description="LPIPS linear-layer weights (the lpips "
-                               "package's weights/v0.1/vgg.pth: lin0..lin4); without them the "
-                               "channels are weighted equally")
-    resize: int = Field(64, ge=16, description="images are resized (bilinear) to this side "
-                        "before VGG16")
-
-
 class LatentProjectionOptions(Options):
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig,
                                          description="the suite classifier whose penultimate "
                                          "features measure the reconstruction")
     per_class: int = Field(5, ge=1, description="training and held-out images projected per class")
-    steps: int = Field(200, ge=0, description="Adam steps on z per batch of images")
-    lr: float = Field(0.05, gt=0, description="Adam learning rate on z")
-    restarts: int = Field(16, ge=1, description="random codes per image; the best starts Adam")
+    steps: int = Field(200, ge=0, description="Adam steps on the codes per batch of images")
+    lr: float = Field(0.05, gt=0, description="Adam learning rate on the codes")
+    restarts: int = Field(16, ge=1, description="starting codes per image, the best starts Adam (z: random codes; w: the class's mean w and restarts - 1 mapped random codes)")
     batch_size: int = Field(64, ge=1, description="images projected together")
+    space: Literal["z", "w"] = Field("z", description="z: the generator's input; w: its "
+                                     "mapping network's output (StyleGAN2-ADA's mapping / "
+                                     "synthesis), starting at the class's mean w")
+    w_avg_samples: int = Field(10000, ge=1, description="space w: codes mapped per class for "
+                               "the mean w (StyleGAN2's projector: 10,000)")
+    loss: Literal["classifier", "pixel", "lpips"] = Field(
+        "classifier", description="classifier: pixel MSE + the suite classifier's features; "
+        "lpips: pixel MSE + LPIPS (VGG16, local weights in `lpips`); pixel: pixel MSE alone")
+    lpips: LPIPSOptions | None = Field(None, description="loss lpips: {vgg16: PATH, lin: PATH, "
+                                       "resize: 64}, local weights files")
     pixel_weight: float = Field(1.0, ge=0, description="weight of the pixel MSE (images in [-1, 1])")
-    feature_weight: float = Field(1.0, ge=0, description="weight of the perceptual distance")
-    perceptual: PerceptualOptions | None = Field(None, description="VGG16 / LPIPS weights from "
-                                                 "local files instead of the suite classifier")
+    feature_weight: float = Field(1.0, ge=0, description="weight of the classifier / LPIPS distance")
     map_method: Literal["auto", "umap", "tsne"] = Field(
         "auto", description="2-D map of the codes: UMAP where umap-learn is installed, else t-SNE")
     grid_per_row: int = Field(5, ge=1, description="images per row of the projection grid")
     cell_pixels: int = Field(32, ge=8, description="upscale grid images to about this size")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_perceptual(cls, data: Any) -> Any:
+        """`perceptual: {path, lpips, resize}` (version 1) is `loss: lpips` with
+        `lpips: {vgg16: path, lin: lpips, resize}`."""
+        if not isinstance(data, dict) or data.get("perceptual") is None:
+            return data
+        data = dict(data)
+        p = data.pop("perceptual")
+        if "lpips" in data or data.get("loss", "lpips") != "lpips":
+            raise ValueError("`perceptual` is the old name of `loss: lpips` with `lpips: {vgg16: "
+                             "PATH, lin: PATH}`: give one of them, not both.")
+        if not isinstance(p, dict) or "path" not in p:
+            raise ValueError("`perceptual` (old name) needs `path`; write `loss: lpips` and "
+                             "`lpips: {vgg16: PATH, lin: PATH}` instead.")
+        extra = set(p) - {"path", "lpips", "resize"}
+        if extra:
+            raise ValueError(f"`perceptual` (old name) has no option '{sorted(extra)[0]}'; write "
+                             "`loss: lpips` and `lpips: {vgg16: PATH, lin: PATH, resize: N}`.")
+        data["loss"] = "lpips"
+        data["lpips"] = {"vgg16": p["path"], "lin": p.get("lpips"),
+                         **({"resize": p["resize"]} if "resize" in p else {})}
+        return data
+
+    @model_validator(mode="after")
+    def _lpips_weights(self) -> LatentProjectionOptions:
+        if self.loss == "lpips" and self.lpips is None:
+            raise ValueError("`loss: lpips` needs its weights: `lpips: {vgg16: PATH, lin: PATH}` "
+                             "(a torchvision vgg16 state dict and the lpips package's "
+                             "weights/v0.1/vgg.pth), or `loss: classifier` / `pixel`.")
+        return self
 
 
 # ---------------------------------------------------------------- distances
@@ -119,81 +157,19 @@ def classifier_distance(targets: torch.Tensor, embed: Callable[[torch.Tensor], t
     return dist
 
 
-class VGGDistance(nn.Module):
-    """LPIPS-style distance on VGG16 features (Zhang et al. 2018): per layer, channels
-    unit-normalised, squared differences weighted by the linear layers (or equally),
-    averaged over positions, summed over layers. Images in [-1, 1]."""
+def pixel_distance(targets: torch.Tensor) -> Distance:
+    """Pixel MSE to `targets` (images in [-1, 1])."""
+    t_px = targets.float() / 127.5 - 1
 
-    def __init__(self, o: PerceptualOptions):
-        super().__init__()
-        from torchvision.models import vgg16
+    def dist(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return ((x / 127.5 - 1 - t_px[idx].to(x.device)) ** 2).flatten(1).mean(1)
 
-        sd = load_weights(o.path, "perceptual.path")
-        feats = {k.removeprefix("features."): v for k, v in sd.items()
-                 if k.startswith("features.") or k.split(".")[0].isdigit()}
-        body = vgg16(weights=None).features[: VGG_LAYERS[-1] + 1]
-        missing = [k for k in body.state_dict() if k not in feats]
-        if missing:
-            raise BenchError(f"perceptual.path {o.path}: not VGG16 weights (missing "
-                             f"{', '.join(missing[:4])}). Give a torchvision vgg16 state dict "
-                             "(torch.save(vgg16(...).state_dict(), path)) or of its `features`.")
-        body.load_state_dict({k: feats[k] for k in body.state_dict()})
-        self.body = body.eval().requires_grad_(False)
-        self.resize = o.resize
-        self.lins: list[torch.Tensor] | None = None
-        if o.lpips is not None:
-            lsd = load_weights(o.lpips, "perceptual.lpips")
-            try:
-                self.lins = [lsd[f"lin{i}.model.1.weight"].float().flatten() for i in range(5)]
-            except KeyError:
-                raise BenchError(f"perceptual.lpips {o.lpips}: no lin0..lin4 weights "
-                                 "(`lin0.model.1.weight`...). Give the lpips package's "
-                                 "weights/v0.1/vgg.pth.") from None
-        self.shift: torch.Tensor
-        self.scale: torch.Tensor
-        self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1))
-        self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1))
-
-    def layers(self, x: torch.Tensor) -> list[torch.Tensor]:
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        x = F.interpolate(x[:, :3], size=(self.resize, self.resize), mode="bilinear",
-                          align_corners=False)
-        h, out = (x - self.shift) / self.scale, []
-        for i, layer in enumerate(self.body):
-            h = layer(h)
-            if i in VGG_LAYERS:
-                out.append(h / (h.norm(dim=1, keepdim=True) + 1e-10))
-        return out
-
-    def forward(self, a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
-        d = torch.zeros(a[0].shape[0], device=a[0].device)
-        for i, (fa, fb) in enumerate(zip(a, b, strict=True)):
-            sq = (fa - fb) ** 2
-            w = self.lins[i].to(sq.device).view(1, -1, 1, 1) if self.lins is not None else 1.0
-            d = d + (sq * w).sum(1).mean((1, 2))
-        return d
+    return dist
 
 
-def load_weights(path: Path, what: str) -> dict[str, torch.Tensor]:
-    if not Path(path).is_file():
-        raise BenchError(f"{what} {path} does not exist. Weights are never downloaded: put the "
-                         "file there, or leave `perceptual` out to use the suite classifier.")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file: say which and why
-        raise BenchError(f"{what} {path} cannot be read by torch.load ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''}). Save a state dict with "
-                         "torch.save(model.state_dict(), path).") from None
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise BenchError(f"{what} {path} holds a {type(sd).__name__}, not a state dict.")
-    return sd
-
-
-def vgg_distance(targets: torch.Tensor, net: VGGDistance, pixel_weight: float,
-                 feature_weight: float) -> Distance:
+def lpips_distance(targets: torch.Tensor, net: LPIPS, pixel_weight: float,
+                   feature_weight: float) -> Distance:
+    """pixel MSE + LPIPS to `targets` (the targets' VGG16 activations computed once)."""
     t_px = targets.float() / 127.5 - 1
     with torch.no_grad():
         t_f = net.layers(t_px)
@@ -217,35 +193,128 @@ def draw_latents(generator: Generator, n: int, g: torch.Generator) -> torch.Tens
     return z
 
 
-def project(generator: Generator, labels: torch.Tensor, dist: Distance, *, steps: int,
+@dataclass
+class CodeSpace:
+    """Where projection optimises codes, one (dim,) code per image: `z`, the generator's
+    input; or `w`, its mapping network's output, one w broadcast to every synthesis layer
+    when the mapping gives one per layer (StyleGAN's (n, num_ws, w_dim)). `scale` is the
+    spread of the codes around their start (1 in z; StyleGAN2's w_std in w), the step of
+    the random search."""
+
+    generator: Generator
+    space: Literal["z", "w"]
+    dim: int
+    w_avg: dict[int, torch.Tensor] | None = None  # class -> its mean w (dim,)
+    num_ws: int | None = None
+    scale: float = 1.0
+
+    @classmethod
+    def of(cls, generator: Generator, space: Literal["z", "w"], labels: torch.Tensor,
+           w_avg_samples: int, seed: int) -> CodeSpace:
+        """For `space: w`, each class's mean w over `w_avg_samples` mapped codes (from their
+        own random stream, so the starting codes in z do not move)."""
+        if space == "z":
+            return cls(generator, "z", int(generator.latent_dim or 0))
+        if not generator.has_mapping:
+            raise BenchError(f"latent_projection space 'w' needs a generator with a mapping and a "
+                             f"synthesis network (StyleGAN2-ADA's mapping(z, c) -> w and "
+                             f"synthesis(w) -> image); {type(generator).__name__} has none: set "
+                             "`space: z`.")
+        out = cls(generator, "w", 0)
+        g = torch.Generator().manual_seed(seed + 1)
+        out.w_avg, var = {}, []
+        for c in sorted(set(labels.tolist())):
+            w = out.map(draw_latents(generator, w_avg_samples, g),
+                        torch.full((w_avg_samples,), c, dtype=torch.long))
+            out.w_avg[c] = w.mean(0)
+            var.append(float(((w - w.mean(0)) ** 2).sum(1).mean()))
+        out.dim = len(next(iter(out.w_avg.values()))) if out.w_avg else 0
+        out.scale = math.sqrt(sum(var) / len(var)) if var else 1.0
+        return out
+
+    def map(self, z: torch.Tensor, y: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+        """(n, dim) codes in w for z (the first layer's w where the mapping gives one per layer)."""
+        outs = []
+        with torch.no_grad():
+            for i in range(0, len(z), chunk):
+                w = self.generator.map_latent(z[i:i + chunk], y[i:i + chunk]).float()
+                if w.ndim == 3:
+                    self.num_ws = w.shape[1]
+                    w = w[:, 0]
+                outs.append(w.cpu())
+        return torch.cat(outs)
+
+    def starts(self, y: torch.Tensor, restarts: int, g: torch.Generator) -> torch.Tensor:
+        """(restarts, m, dim) starting codes: in z, drawn as the generator draws them; in w, the
+        class's mean w, then restarts - 1 mapped random codes."""
+        m = len(y)
+        if self.space == "z":
+            return draw_latents(self.generator, m * restarts, g).view(restarts, m, -1)
+        assert self.w_avg is not None
+        first = torch.stack([self.w_avg[c] for c in y.tolist()]).unsqueeze(0) if m else \
+            torch.zeros(1, 0, self.dim)
+        if restarts == 1:
+            return first
+        more = self.map(draw_latents(self.generator, m * (restarts - 1), g), y.repeat(restarts - 1))
+        return torch.cat([first, more.view(restarts - 1, m, -1)])
+
+    def _w(self, c: torch.Tensor) -> torch.Tensor:
+        return c.unsqueeze(1).expand(-1, self.num_ws, -1) if self.num_ws else c
+
+    def render(self, c: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Float images in [0, 255], no gradients."""
+        with torch.no_grad():
+            if self.space == "z":
+                return self.generator.render_latent(c, y).float()
+            return self.generator.render_w(self._w(c), y).float()
+
+    def render_grad(self, c: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """`render` differentiable in the codes, or NotImplementedError (random search)."""
+        if self.space == "z":
+            return self.generator.render_latent_grad(c, y).float()
+        x = self.generator.render_w(self._w(c), y).float()
+        if not x.requires_grad:
+            raise NotImplementedError(f"{type(self.generator).__name__}.render_w gives no "
+                                      "gradient with respect to w")
+        return x
+
+    def images(self, c: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """uint8 images: what the generator outputs for the codes."""
+        if self.space == "z":
+            with torch.no_grad():
+                return self.generator.sample_latent(c, y)
+        return self.render(c, y).round().clamp(0, 255).to(torch.uint8)
+
+
+def project(codes: CodeSpace, labels: torch.Tensor, dist: Distance, *, steps: int,
             lr: float, restarts: int, batch_size: int, seed: int,
             device: torch.device) -> tuple[torch.Tensor, str]:
-    """(best codes (n, latent_dim), "adam" | "random"): codes that reconstruct the targets
-    of `dist` (index i is target i), with `labels` fixed."""
+    """(best codes (n, dim), "adam" | "random"): codes that reconstruct the targets of
+    `dist` (index i is target i), with `labels` fixed."""
     g = torch.Generator().manual_seed(seed)
     n, out, how = len(labels), [], "adam"
     for s in range(0, n, batch_size):
         idx = torch.arange(s, min(n, s + batch_size))
         y = labels[idx]
         m = len(idx)
-        # best of `restarts` random codes (one forward pass each, no gradients)
-        cand = draw_latents(generator, m * restarts, g).view(restarts, m, -1)
+        # best of the starting codes (one forward pass each, no gradients)
+        cand = codes.starts(y, restarts, g)
         with torch.no_grad():
-            d = torch.stack([dist(generator.render_latent(c, y).float(), idx).cpu() for c in cand])
+            d = torch.stack([dist(codes.render(c, y), idx).cpu() for c in cand])
         best_d, j = d.min(0)
         best = cand[j, torch.arange(m)].clone()
         if how == "adam":
             try:
-                best, best_d = _adam(generator, y, idx, dist, best, best_d, steps, lr, device)
+                best, best_d = _adam(codes, y, idx, dist, best, best_d, steps, lr, device)
             except NotImplementedError:
                 how = "random"
         if how == "random":
-            best, best_d = _random_search(generator, y, idx, dist, best, best_d, steps, restarts, g)
+            best, best_d = _random_search(codes, y, idx, dist, best, best_d, steps, restarts, g)
         out.append(best)
-    return torch.cat(out) if out else torch.zeros(0, int(generator.latent_dim or 0)), how
+    return torch.cat(out) if out else torch.zeros(0, codes.dim), how
 
 
-def _adam(generator: Generator, y: torch.Tensor, idx: torch.Tensor, dist: Distance,
+def _adam(codes: CodeSpace, y: torch.Tensor, idx: torch.Tensor, dist: Distance,
           z0: torch.Tensor, best_d: torch.Tensor, steps: int, lr: float,
           device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     best = z0.clone()
@@ -253,7 +322,7 @@ def _adam(generator: Generator, y: torch.Tensor, idx: torch.Tensor, dist: Distan
     opt = torch.optim.Adam([z], lr=lr)
     for _ in range(steps):
         with torch.enable_grad():
-            d = dist(generator.render_latent_grad(z, y).float(), idx)
+            d = dist(codes.render_grad(z, y), idx)
             grad, = torch.autograd.grad(d.sum(), z)  # per image: one code's own loss
         dc = d.detach().cpu()
         better = dc < best_d
@@ -263,18 +332,18 @@ def _adam(generator: Generator, y: torch.Tensor, idx: torch.Tensor, dist: Distan
     return best, best_d
 
 
-def _random_search(generator: Generator, y: torch.Tensor, idx: torch.Tensor, dist: Distance,
+def _random_search(codes: CodeSpace, y: torch.Tensor, idx: torch.Tensor, dist: Distance,
                    best: torch.Tensor, best_d: torch.Tensor, steps: int, restarts: int,
                    g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient-free: perturb the best code, keep improvements, the step shrinking from 1 to
-    0.05 (a (1 + restarts) evolution strategy over max(1, steps // 10) rounds)."""
+    0.05 times the codes' scale (a (1 + restarts) evolution strategy over
+    max(1, steps // 10) rounds)."""
     rounds = max(1, steps // 10)
     for r in range(rounds):
-        sigma = 0.05 ** (r / max(1, rounds - 1))
+        sigma = codes.scale * 0.05 ** (r / max(1, rounds - 1))
         for _ in range(restarts):
             cand = best + sigma * torch.randn(best.shape, generator=g)
-            with torch.no_grad():
-                d = dist(generator.render_latent(cand, y).float(), idx).cpu()
+            d = dist(codes.render(cand, y), idx).cpu()
             better = d < best_d
             best[better], best_d[better] = cand[better], d[better]
     return best, best_d
@@ -282,7 +351,7 @@ def _random_search(generator: Generator, y: torch.Tensor, idx: torch.Tensor, dis
 
 @METRICS.register("latent_projection")
 class LatentProjection(Metric):
-    """Optimise z to reconstruct training vs held-out images: projection_gap > 0 = memorisation."""
+    """Optimise z or w to reconstruct training vs held-out images: projection_gap > 0 = memorisation."""
 
     Options = LatentProjectionOptions
     options: LatentProjectionOptions
@@ -300,21 +369,21 @@ class LatentProjection(Metric):
     needs_held_out = True  # its gap compares training with held-out (val) images
 
     def check(self) -> None:
-        p = self.options.perceptual
-        if p is None:
-            return
-        for what, path in (("perceptual.path", p.path), ("perceptual.lpips", p.lpips)):
-            if path is not None and not Path(path).is_file():
-                raise BenchError(f"latent_projection {what}: {path} does not exist. Weights are "
-                                 "never downloaded: put the file there, or leave `perceptual` "
-                                 "out to use the suite classifier's features.")
+        if self.options.loss == "lpips" and self.options.lpips is not None:
+            self.options.lpips.check("lpips")
+
+    def needs_mapping(self) -> str | None:
+        return "it projects into w (`space: w`)" if self.options.space == "w" else None
 
     def distance(self, dataset: Dataset, targets: torch.Tensor, ctx: Context) -> Distance:
         o = self.options
-        if o.perceptual is not None:
-            net = VGGDistance(o.perceptual).to(ctx.device)
-            ctx.tags["projection_distance"] = ("lpips" if o.perceptual.lpips else "vgg16") + "+pixel"
-            return vgg_distance(targets.to(ctx.device), net, o.pixel_weight, o.feature_weight)
+        if o.loss == "pixel":
+            ctx.tags["projection_distance"] = "pixel"
+            return pixel_distance(targets.to(ctx.device))
+        if o.loss == "lpips" and o.lpips is not None:
+            net = LPIPS(o.lpips).to(ctx.device)
+            ctx.tags["projection_distance"] = o.lpips.describe() + "+pixel"
+            return lpips_distance(targets.to(ctx.device), net, o.pixel_weight, o.feature_weight)
         clf = ctx.real_classifier(dataset, o.classifier)
         _, mean = NearestNeighbours.train_features(ctx, dataset, clf)
         model, mean = clf.model.eval(), mean.to(ctx.device)
@@ -340,11 +409,13 @@ class LatentProjection(Metric):
         y = torch.cat([dataset.train_y[t_idx], dataset.val_y[v_idx]])
         split = np.array(["train"] * len(t_idx) + ["held-out"] * len(v_idx))
         dist = self.distance(dataset, x, ctx)
-        z, how = project(generator, y, dist, steps=o.steps, lr=o.lr, restarts=o.restarts,
+        codes = CodeSpace.of(generator, o.space, y, o.w_avg_samples, ctx.seed)
+        ctx.tags["projection_space"] = o.space
+        z, how = project(codes, y, dist, steps=o.steps, lr=o.lr, restarts=o.restarts,
                          batch_size=o.batch_size, seed=ctx.seed, device=ctx.device)
         ctx.tags["projection_search"] = how
         with torch.no_grad():  # what the generator outputs for the codes: uint8 images
-            recon = torch.cat([generator.sample_latent(z[i:i + o.batch_size], y[i:i + o.batch_size]).cpu()
+            recon = torch.cat([codes.images(z[i:i + o.batch_size], y[i:i + o.batch_size]).cpu()
                                for i in range(0, len(z), o.batch_size)])
             d = torch.cat([dist(recon[i:i + o.batch_size].float().to(ctx.device),
                                 torch.arange(i, min(len(z), i + o.batch_size))).cpu()

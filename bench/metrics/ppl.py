@@ -15,8 +15,14 @@ built-in GANs) has never seen a unit-norm z. For `gaussian` latents the directio
 slerped and the norms interpolated linearly, so every point has a typical norm; for `unit`
 latents (drawn on the unit sphere) the plain slerp.
 
-LPIPS weights cannot be downloaded here, so the feature space is configurable and defaults
-to the suite's real-trained classifier (unit-normalised penultimate features).
+The distance (`distance`): `features`, the squared distance of unit-normalised features of
+any extractor (default: the suite's real-trained classifier's penultimate features, which
+work offline on any domain); or `lpips`, the LPIPS distance on VGG16 (Zhang et al. 2018,
+bench.features.vgg16, the same implementation latent projection uses) from local weights
+files (`lpips: {vgg16: PATH, lin: PATH}`), what Karras et al. use. StyleGAN's reported PPL
+is LPIPS with epsilon 1e-4 over 100,000 pairs (images cropped to the face and downsampled
+to 256 first); ours defaults to 1,000 pairs (`num_samples`) at `lpips.resize` 64, so it is
+comparable between models of one suite, not with published numbers, unless set to theirs.
 
 Interval: normal approximation of the mean of the kept per-pair distances."""
 
@@ -33,6 +39,7 @@ from bench.core.errors import BenchError
 from bench.core.registry import Options
 from bench.data.base import Dataset
 from bench.features.base import FeatureSpec
+from bench.features.vgg16 import LPIPS, LPIPSOptions
 from bench.metrics import METRICS
 from bench.metrics._intervals import mean_with_interval
 from bench.metrics.base import Context, Metric
@@ -44,16 +51,30 @@ Interpolation = Literal["auto", "slerp", "lerp"]
 
 
 class PPLOptions(Options):
-    num_samples: int = Field(1000, ge=10)
-    epsilon: float = Field(1e-4, gt=0)
+    num_samples: int = Field(1000, ge=10, description="pairs of latents (StyleGAN: 100,000)")
+    epsilon: float = Field(1e-4, gt=0, description="step along the path (StyleGAN: 1e-4)")
     space: Space = Field("auto", description="z: the generator's input latent; w: the output of "
                          "its mapping network (map_latent/render_w); auto: w where it has one")
     interpolation: Interpolation = Field("auto", description="auto: slerp in z (within the "
                                          "generator's latent_norm), lerp in w (Karras et al.)")
     sampling: Literal["full", "end"] = Field("full", description="full: t ~ U(0, 1); end: t = 0 "
                                              "(the paper's 'end' path length)")
-    features: FeatureSpec = Field(default_factory=lambda: FeatureSpec(name="classifier"))
+    distance: Literal["features", "lpips"] = Field(
+        "features", description="features: squared distance of unit-normalised `features`; "
+        "lpips: LPIPS on VGG16 from the local weights in `lpips` (StyleGAN's choice)")
+    features: FeatureSpec = Field(default_factory=lambda: FeatureSpec(name="classifier"),
+                                  description="distance features: the extractor")
+    lpips: LPIPSOptions | None = Field(None, description="distance lpips: {vgg16: PATH, lin: "
+                                       "PATH, resize: 64}, local weights files")
     batch_size: int = Field(256, ge=1)
+
+    @model_validator(mode="after")
+    def _lpips_weights(self) -> PPLOptions:
+        if self.distance == "lpips" and self.lpips is None:
+            raise ValueError("`distance: lpips` needs its weights: `lpips: {vgg16: PATH, lin: "
+                             "PATH}` (a torchvision vgg16 state dict and the lpips package's "
+                             "weights/v0.1/vgg.pth), or `distance: features`.")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -106,11 +127,14 @@ def path_lengths(generator: Generator, embed: Callable[[torch.Tensor], torch.Ten
                  num_classes: int, *, num_samples: int = 1000, epsilon: float = 1e-4,
                  space: Space = "auto", interpolation: Interpolation = "auto",
                  sampling: Literal["full", "end"] = "full", batch_size: int = 256,
-                 seed: int = 0) -> np.ndarray:
+                 seed: int = 0,
+                 distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 ) -> np.ndarray:
     """Per-pair path lengths |f(x(t)) - f(x(t + eps))|^2 / eps^2, with f = `embed` (float
-    images in [0, 255] -> features, compared unit-normalised). Latents are drawn as the
-    generator draws them (`latent_norm`), on the CPU from `seed`, so every device sees the
-    same pairs."""
+    images in [0, 255] -> features, compared unit-normalised); or, given `distance` (two
+    batches of float images in [0, 255] -> (n,) distances, e.g. LPIPS), distance / eps^2.
+    Latents are drawn as the generator draws them (`latent_norm`), on the CPU from `seed`,
+    so every device sees the same pairs."""
     s, how = resolve_path(generator, space, interpolation)
     d = generator.latent_dim
     if d is None:
@@ -136,6 +160,9 @@ def path_lengths(generator: Generator, embed: Callable[[torch.Tensor], torch.Ten
                 za, zb = (interpolate(z0, z1, t, how, generator.latent_norm),
                           interpolate(z0, z1, t + epsilon, how, generator.latent_norm))
                 imgs = generator.render_latent(torch.cat([za, zb]), torch.cat([labels, labels]))
+            if distance is not None:
+                dists.append(distance(imgs[:n], imgs[n:]).float().cpu() / epsilon**2)
+                continue
             f = torch.nn.functional.normalize(embed(imgs).float().flatten(1), dim=1)
         dists.append(((f[:n] - f[n:]) ** 2).sum(1).cpu() / epsilon**2)
     return torch.cat(dists).double().numpy()
@@ -160,18 +187,45 @@ class PPL(Metric):
     values = {"ppl": score("lower", "quality")}
     primary = "ppl"
 
+    def check(self) -> None:
+        if self.options.distance == "lpips" and self.options.lpips is not None:
+            self.options.lpips.check("lpips")
+        elif self.options.distance == "features":
+            self.options.features.build().check()
+
+    def label_need(self) -> str | None:
+        if self.options.distance == "lpips":  # the features (and their classifier) are unused
+            return None
+        return super().label_need()
+
+    def needs_mapping(self) -> str | None:
+        return "its path runs in w (`space: w`)" if self.options.space == "w" else None
+
     def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
         o = self.options
-        ex = ctx.extractor(o.features, dataset)
         space, how = resolve_path(generator, o.space, o.interpolation)
         ctx.tags["ppl_path"] = (f"{space} {how}" + (f" ({generator.latent_norm} z)" if space == "z" else "")
                                 + f", {o.sampling}")
+        embed: Callable[[torch.Tensor], torch.Tensor]
+        distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+        if o.distance == "lpips" and o.lpips is not None:
+            net = LPIPS(o.lpips).to(ctx.device)
+            ctx.tags["ppl_distance"] = o.lpips.describe()
 
-        def embed(imgs: torch.Tensor) -> torch.Tensor:
-            return ex._forward(imgs.to(ctx.device))[0]
+            def embed(imgs: torch.Tensor) -> torch.Tensor:  # unused: `distance` is given
+                raise AssertionError
+
+            def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+                return net.distance(a.to(ctx.device) / 127.5 - 1, b.to(ctx.device) / 127.5 - 1)
+        else:
+            ex = ctx.extractor(o.features, dataset)
+            ctx.tags["ppl_distance"] = f"features {ex.tag()}"
+
+            def embed(imgs: torch.Tensor) -> torch.Tensor:
+                return ex._forward(imgs.to(ctx.device))[0]
 
         d = path_lengths(generator, embed, dataset.num_classes, num_samples=o.num_samples,
                          epsilon=o.epsilon, space=space, interpolation=how, sampling=o.sampling,
-                         batch_size=o.batch_size, seed=ctx.seed)
+                         batch_size=o.batch_size, seed=ctx.seed, distance=distance)
         kept = trimmed(d)
         return mean_with_interval("ppl", kept, float(kept.mean()), lower=0.0)

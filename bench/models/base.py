@@ -99,6 +99,9 @@ class BuildContext:
     progress: bool = True
     # called with (name, model, metrics history, params) to log a trained generator to MLflow
     log_trained: Any = None
+    # the tracking store the suite uses: where `source: mlflow` models are read from (None:
+    # MLflow's own default, MLFLOW_TRACKING_URI)
+    tracking_uri: str | None = None
 
 
 class ModelSource(Plugin):
@@ -115,6 +118,13 @@ class ModelSource(Plugin):
 
     def check(self, info: DataInfo) -> None:
         """Raise BenchError when this model cannot match the dataset (shape, classes, files)."""
+
+    def has_mapping(self, info: DataInfo) -> bool | None:
+        """Whether its generators have a mapping network z -> w and a synthesis network
+        w -> image (`Generator.has_mapping`): True, False, or None when it cannot be told
+        before building (then the metric that needs w says so when the cell runs). Suite
+        validation refuses `space: w` metrics on sources that answer False."""
+        return None if self.has_latent else False
 
     def unconditional(self) -> str | None:
         """What makes this source's images label-free (e.g. "a folder of samples without

@@ -227,6 +227,9 @@ class Baseline(ModelSource):
     def check(self, info: DataInfo) -> None:
         check_square_pow2(info, "baseline")
 
+    def has_mapping(self, info: DataInfo) -> bool | None:
+        return False  # z goes straight into the generator
+
     def build(self, dataset: Dataset, ctx: BuildContext, **kw: Any) -> Generator:
         o = self.options
         return build_baseline("baseline", o, o.arch, dataset, ctx, o.checkpoint_every, **kw)

@@ -33,7 +33,7 @@ from bench.data._util import file_sha256
 from bench.data.base import DataInfo, Dataset
 from bench.models import MODELS
 from bench.models.base import BuildContext, Generator, ModelSource
-from bench.models.torch_generator import TorchModelOptions, build_torch_generator
+from bench.models.torch_generator import TorchModelOptions, build_torch_generator, has_mapping_parts
 
 # dataset facts passed to the target when its signature asks for them and kwargs do not
 AUTO_ARGS = ("num_classes", "image_size", "channels", "latent_dim")
@@ -296,6 +296,17 @@ class CallableModel(ModelSource):
             problems = fit_problems(net, sd) if net is not None else []
             if problems:
                 raise _not_fitting(o.checkpoint, o.target, problems)
+
+    def has_mapping(self, info: DataInfo) -> bool | None:
+        """Whether the module has `mapping` and `synthesis` (StyleGAN2-ADA's G), told from the
+        module built on the meta device; None when it cannot be built there."""
+        o = self.options
+        try:
+            fn = resolve_target(o.target)
+            net = build_on_meta(fn, self._kwargs(fn, info), o.target)
+        except BenchError:
+            return None
+        return None if net is None else has_mapping_parts(net)
 
     def _kwargs(self, fn: Callable[..., Any], dataset: Dataset | DataInfo) -> dict[str, Any]:
         """kwargs plus the dataset facts the target's signature names: a builder written for

@@ -36,6 +36,9 @@ class CGAN(ModelSource):
     def check(self, info: DataInfo) -> None:
         check_square_pow2(info, "cgan")
 
+    def has_mapping(self, info: DataInfo) -> bool | None:
+        return False  # z goes straight into the generator
+
     def build(self, dataset: Dataset, ctx: BuildContext, **kw: Any) -> Generator:
         return build_baseline("cgan", self.options, "sngan", dataset, ctx,
                               self.options.checkpoint_every, **kw)

@@ -6,6 +6,12 @@ its output range is declared, so the conversion to uint8 is exact rather than gu
 Sampling is batched on the suite's device and seeded on the CPU, so the same seed gives
 the same latents on every machine.
 
+A module laid out as StyleGAN2-ADA's generator, with `mapping(z, c) -> w` and
+`synthesis(w) -> image` submodules (c: the labels as `label_input` gives them to forward),
+also exposes w (`Generator.map_latent` / `render_w`), for path length and projection in w;
+the synthesis is called with `noise_mode='const'` where it takes that argument, as
+StyleGAN2-ADA's projector does, so that one w always renders one image.
+
 An unconditional module (`label_input: none`) is made class-conditional by pseudo-labels:
 its samples are classified by the suite's real-trained classifier, and each requested
 label is served from the samples classified as that class. The generator carries the tag
@@ -14,9 +20,10 @@ label is served from the samples classified as that class. The generator carries
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -55,6 +62,22 @@ class TorchModelOptions(Options):
         "classifier that labels samples (the default is the metrics' default, so it is shared)")
     pseudo_label_rounds: int = Field(20, ge=1, description="label_input none: at most this many "
                                      "rounds of sampling to find every requested class")
+
+
+def has_mapping_parts(net: object) -> bool:
+    """StyleGAN2-ADA's generator layout: `net.mapping(z, c) -> w`, `net.synthesis(w) -> image`."""
+    return callable(getattr(net, "mapping", None)) and callable(getattr(net, "synthesis", None))
+
+
+def _takes_noise_mode(fn: object) -> bool:
+    """Whether `fn` (a module or function) accepts `noise_mode=` (StyleGAN2-ADA's synthesis
+    takes it through **block_kwargs)."""
+    target = fn.forward if isinstance(fn, nn.Module) else fn
+    try:
+        params = inspect.signature(target).parameters.values()  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "noise_mode" or p.kind is p.VAR_KEYWORD for p in params)
 
 
 def infer_latent_dim(net: nn.Module) -> int | None:
@@ -116,6 +139,50 @@ class TorchGenerator(Generator):
     @torch.no_grad()
     def render_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.render_latent_grad(z, labels)
+
+    @property
+    def has_mapping(self) -> bool:
+        return has_mapping_parts(self.net)
+
+    @property
+    def _parts(self) -> Any:
+        return self.net  # the module's own attributes (mapping, synthesis): untyped
+
+    def _no_mapping(self) -> NotImplementedError:
+        return NotImplementedError(
+            f"the generator module ({type(self.net).__name__}) has no `mapping` and `synthesis` "
+            "networks (StyleGAN2-ADA's layout: mapping(z, c) -> w, synthesis(w) -> image)")
+
+    def map_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """w = net.mapping(z, c), c the labels as forward gets them (None: unconditional)."""
+        if not self.has_mapping:
+            raise self._no_mapping()
+        mapping = self._parts.mapping
+        outs = []
+        for i in range(0, z.shape[0], self.batch_size):
+            zb = z[i : i + self.batch_size].to(self.device, self._dtype)
+            yb = labels[i : i + self.batch_size].to(self.device, torch.long)
+            if self.label_input == "none":
+                try:
+                    outs.append(mapping(zb))
+                except TypeError:  # StyleGAN2-ADA's mapping(z, c) with c_dim 0
+                    outs.append(mapping(zb, None))
+            elif self.label_input == "onehot":
+                outs.append(mapping(zb, F.one_hot(yb, self.num_classes).to(self._dtype)))
+            else:
+                outs.append(mapping(zb, yb))
+        return torch.cat(outs)
+
+    def render_w(self, w: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Float images in [0, 255] = net.synthesis(w) (noise_mode 'const' where it takes it);
+        differentiable in w when called with gradients on (latent projection in w)."""
+        if not self.has_mapping:
+            raise self._no_mapping()
+        synthesis = self._parts.synthesis
+        kw = {"noise_mode": "const"} if _takes_noise_mode(synthesis) else {}
+        outs = [_to_255(synthesis(w[i : i + self.batch_size].to(self.device, self._dtype), **kw),
+                        self.output_range) for i in range(0, w.shape[0], self.batch_size)]
+        return torch.cat(outs) if outs else torch.zeros(0, *self.image_shape, device=self.device)
 
     def render_latent_grad(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self._render(z, labels)
@@ -180,6 +247,16 @@ class PseudoLabelGenerator(Generator):
     def render_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The latent path ignores labels: an unconditional model has no label input."""
         return self.base.render_latent(z, torch.zeros(len(z), dtype=torch.long))
+
+    @property
+    def has_mapping(self) -> bool:
+        return self.base.has_mapping
+
+    def map_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.base.map_latent(z, torch.zeros(len(z), dtype=torch.long))
+
+    def render_w(self, w: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.base.render_w(w, torch.zeros(len(w), dtype=torch.long))
 
     def sample_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.render_latent(z, labels).round().to(torch.uint8)
