@@ -41,7 +41,7 @@ class NoOptions(Options):
 BaseOptions = Options  # inside Plugin, `Options` is the plugin's own options class
 
 
-class Plugin(ABC):  # noqa: B024 - the kinds declare the abstract methods (ModelSource.build)
+class Plugin(ABC):  # the kinds declare the abstract methods (ModelSource.build)
     """Base of datasets, model sources, metrics, feature extractors and executors.
 
     A plugin declares its options as a pydantic model so the suite validator can check
@@ -177,7 +177,7 @@ class Registry(Generic[T]):
         for ep in entry_points(group=f"bench.{self.kind}"):
             try:
                 self.register(ep.name)(ep.load())
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - one broken installed plugin must not hide the others
                 why = f"entry point {ep.name} = {ep.value} failed to load: {_why(e)}"
                 if ep.name in self._entries:
                     self._unattributed[f"entry point {ep.name}"] = why

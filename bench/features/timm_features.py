@@ -60,7 +60,7 @@ class TimmFeatures(FeatureExtractor):
                 kw.update(pretrained=True)
             try:
                 net = timm.create_model(o.model, **kw).eval().to(env.device)
-            except Exception as e:  # timm raises several types for missing/incompatible weights
+            except Exception as e:  # noqa: BLE001 - timm raises many types for missing/incompatible weights
                 raise BenchError(
                     f"cannot load weights for timm model '{o.model}' ({type(e).__name__}: {e}). Put the "
                     "weights file somewhere local and set `weights: /path/to/file` in the features "

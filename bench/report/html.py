@@ -162,7 +162,7 @@ def mlflow_access(client: Any) -> tuple[FetchArtifact, ListArtifacts]:
     def listing(run_id: str) -> list[str]:
         try:
             return [f.path for f in client.list_artifacts(run_id) if not f.is_dir]
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - as fetch: an unreachable store lists nothing
             return []
 
     return fetch, listing
