@@ -724,12 +724,21 @@ def fmt_value(m: float, s: float = np.nan, n: float = 1, lo: float = np.nan, hi:
     return _fixed(m, d)
 
 
-def cell_texts(t: Table, unc: pd.DataFrame) -> pd.DataFrame:
+def cell_texts(t: Table, unc: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every cell of t (models x columns) with the digits its own uncertainty supports: a value
     prints the same whoever else is on the board, in every format (markdown, LaTeX, HTML,
     bench run and bench leaderboard alike). A cell whose value carries a non-gate flag (a
     possible leak) is marked ⚠; the reason is under the table. Read from numpy arrays once:
-    a board of 10,000 models does no per-cell pandas lookup."""
+    a board of 10,000 models does no per-cell pandas lookup. Computed once per table (with
+    the table's own uncertainty) and shared by every format that renders it."""
+    if unc is None or unc is t._memo.get("uncertainty"):
+        if "texts" not in t._memo:
+            t._memo["texts"] = _cell_texts(t, t.uncertainty())
+        return t._memo["texts"].copy()
+    return _cell_texts(t, unc)
+
+
+def _cell_texts(t: Table, unc: pd.DataFrame) -> pd.DataFrame:
     cols = list(t.mean.columns)
     arr = {k: f.reindex(index=t.mean.index, columns=cols).to_numpy(dtype=float)
            if (not f.empty or len(f.index)) else np.full(t.mean.shape, np.nan)
