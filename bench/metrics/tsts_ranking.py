@@ -147,8 +147,10 @@ class TstsRanking(Metric):
 
     def used_options(self, dataset: Dataset) -> dict[str, Any]:
         out = super().used_options(dataset)
-        out["classifiers"] = [c.resolve(dataset.image_shape).model_dump(mode="json")
-                              for c in self.options.classifiers]
+        # by position, so each resolved setting is a run param of its own
+        # (metric.classifiers.0.epochs), not one long JSON string
+        out["classifiers"] = {str(i): c.resolve(dataset.image_shape).model_dump(mode="json")
+                              for i, c in enumerate(self.options.classifiers)}
         out["num_samples"] = self.num_samples(dataset)
         return out
 
