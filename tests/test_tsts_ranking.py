@@ -156,3 +156,12 @@ def test_validation_refuses_fewer_than_three_classifiers_and_unconditional_model
     np.savez(tmp_path / "u.npz", images=np.zeros((20, 1, 8, 8), np.uint8))  # no labels
     with pytest.raises(BenchError, match="tsts_ranking needs class labels"):
         _validate(tmp_path, "flat: {source: samples, path: u.npz}", "{}")
+
+
+def test_bench_list_shows_it(capsys):
+    from bench.cli import main
+
+    assert main(["list", "metrics"]) == 0
+    out = capsys.readouterr().out
+    assert "tsts_ranking" in out
+    assert 'classifiers: list = (3 x ClassifierConfig: {}, {"epochs":3}, {"epochs":1})' in out
