@@ -191,7 +191,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_registry_models(suite, uri, _uri_origin(args.tracking_uri, suite.tracking_uri))
     report = run_suite(suite, tracking_uri=args.tracking_uri, force=args.force,
                        progress=not args.no_progress, cache_dir=args.cache_dir,
-                       executor=_executor(args, suite))
+                       executor=_executor(args, suite), artifact_root=args.artifact_root)
     print()
     if report.leaderboard:
         print(report.leaderboard)
@@ -464,7 +464,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     _check_threshold_names(args, suite)
     report = run_suite(suite, tracking_uri=args.tracking_uri, force=True,
                        progress=not args.no_progress, cache_dir=args.cache_dir,
-                       executor=_executor(args, suite))
+                       executor=_executor(args, suite), artifact_root=args.artifact_root)
     print(report.leaderboard)
     print(report.summary())
     from bench.record.tracking import Tracker
@@ -481,7 +481,10 @@ def cmd_nightly(args: argparse.Namespace) -> int:
                                                       new=new_id, cfg=cfg), "compare.json")
         print(text)
         regressions = bool((table["status"] == "regression").any())
-        tracker.set_tags(report.parent_run_id, {"bench.regressions": int((table["status"] == "regression").sum())})
+        from bench.record.cell_record import SuiteRunRecord
+
+        n = int((table["status"] == "regression").sum())
+        tracker.set_tags(report.parent_run_id, SuiteRunRecord.regressions_tags(n))
     else:
         print("first run of this suite: nothing to compare yet")
     # the HTML board again, now that this run is finished: with the trends of the last runs
@@ -668,6 +671,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", nargs="?", const=True, default=False, type=_bool,
                    help="re-run cells that already have a finished run (also --force=true|false)")
     r.add_argument("--cache-dir", help="cache of trained classifiers/baselines (default .bench_cache)")
+    r.add_argument("--artifact-root", help="where a new experiment keeps its runs' artifacts "
+                   "(default: MLflow's ./mlruns; an existing experiment keeps its own)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--out", help="also write the leaderboard (markdown) here")
     _executor_arguments(r)
@@ -728,6 +733,7 @@ def build_parser() -> argparse.ArgumentParser:
     nt.add_argument("suite")
     nt.add_argument("--tracking-uri")
     nt.add_argument("--cache-dir")
+    nt.add_argument("--artifact-root", help="as for `bench run`")
     nt.add_argument("--out", help="write the leaderboard here: markdown, or the HTML page (with "
                     "the trends) for a name ending in .html")
     nt.add_argument("--trends", type=int, default=TREND_RUNS, metavar="N",

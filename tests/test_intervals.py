@@ -126,7 +126,8 @@ METRIC_OPTIONS = {
 WITH_INTERVAL = {
     "gan_train": {"gan_train_acc", "tsts_acc", "real_val_acc"},
     "gan_test": {"gan_test_acc", "gan_test_recognisable", "real_val_acc"},
-    "gan_train_curve": {"best_gan_train_acc", "effective_size", "effective_ratio", "real_curve_best_acc"},
+    "gan_train_curve": {"best_gan_train_acc", "effective_size", "effective_ratio", "real_curve_best_acc",
+                        "saturation_size"},
     "augmentation": {"mean_aug_gain"} | {f"{p}_at_{f}" for p in ("real_acc", "aug_acc", "aug_gain")
                                          for f in ("0.1", "0.5")},
     "balancing": {f"{s}_{v}" for s in ("imbalanced", "balanced_gen", "balanced_real", "synthetic_only")
@@ -190,19 +191,6 @@ def test_every_interval_holds_its_value(digits_env, name):
 TINY_GAN = {"steps": 3, "batch_size": 16, "width": 8, "latent_dim": 8, "checkpoint_every": 0}
 
 
-class RecordingTracker:
-    """Stands in for Tracker: records tags, answers everything else with None."""
-
-    def __init__(self):
-        self.tags: list[dict[str, str]] = []
-
-    def set_tags(self, run_id, tags):
-        self.tags.append(tags)
-
-    def __getattr__(self, name):
-        return lambda *a, **k: "run-1" if name == "create_run" else None
-
-
 def test_repeats_retrain_trainable_generators_with_the_repeat_seed(write_suite, tmp_path, one_thread):
     from bench.config.suite import load_suite
     from bench.executors.worker import Shared, run_cell
@@ -226,12 +214,14 @@ def test_repeats_retrain_trainable_generators_with_the_repeat_seed(write_suite, 
     MODELS.get("cgan")(MODELS.get("cgan").Options(**TINY_GAN)).build(
         ds, BuildContext(torch.device("cpu"), 0, Cache(cache_dir), progress=False))
 
-    tracker = RecordingTracker()
-    shared = Shared("repeats", tracker, "parent", Cache(cache_dir), torch.device("cpu"), 0, False)
-    outs = [run_cell(c, tracker, "parent", shared, False) for c in suite.cells]
+    from record_fakes import MemoryRecords
+
+    records = MemoryRecords()
+    shared = Shared("repeats", records, "parent", Cache(cache_dir), torch.device("cpu"), 0, False)
+    outs = [run_cell(c, records, "parent", shared, False) for c in suite.cells]
     assert all(o.status == "finished" for o in outs), [o.error for o in outs]
-    seeds = {(c.model.key, c.repeat): t["bench.generator_seed"]
-             for c, t in zip(suite.cells, tracker.tags, strict=True)}
+    seeds = {(c.model.key, c.repeat): r.tags["generator_seed"]
+             for c, r in zip(suite.cells, records.finished, strict=True)}
     assert seeds == {("gan", 0): "0", ("gan", 1): "1", ("real", 0): "0", ("real", 1): "0"}
     # repeat 0 reused the suite seed's training, repeat 1 trained its own
     assert shared.cache.hits["cgan"] == 1 and shared.cache.misses["cgan"] == 1

@@ -35,7 +35,9 @@ VARIABLES = (MODULES, CHECKPOINTS, MODELS)
 
 def listed(var: str) -> list[str]:
     """The comma-separated entries of `var` (none when unset or blank)."""
-    return [e.strip() for e in os.environ.get(var, "").split(",") if e.strip()]
+    from bench.core.settings import VARIABLES, settings
+
+    return list(getattr(settings(), VARIABLES[var]))
 
 
 def shared_mode() -> bool:

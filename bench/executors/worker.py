@@ -1,7 +1,8 @@
 """What runs one cell, wherever it runs: in the runner's process, a worker process pinned
 to a GPU, a Ray task or a Slurm job. Everything a worker needs travels in a picklable
-`WorkerEnv`; it logs to MLflow itself with explicit run ids (never through a shared
-"active run"), and keeps datasets and generators built once per process.
+`WorkerEnv`. A worker computes a cell into a `CellRecord` and never talks to MLflow: it hands
+the record to a `RecordStore` (bench.record.writer: `begin` creates the run, `finish` writes
+the rest), the one writer. Datasets and generators are built once per process.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any
 from bench.config.cells import Cell, resolve_device
 from bench.core.errors import BenchError
 from bench.models.output_checks import output_flags
-from bench.record.cell_record import CellRecord
+from bench.record.cell_record import FAILED, FINISHED, CellRecord, DatasetInput
 from bench.record.flags import merge as merge_flags
-from bench.record.tracking import Tracker, flatten, package_version
+from bench.record.tracking import flatten, package_version
+from bench.record.writer import RecordError, RecordStore
 from bench.report.grids import grid_counts, sample_grid
 from bench.run import threads
 from bench.run.cache import Cache
@@ -55,10 +57,11 @@ class Shared:
     process's store (bench.run.store) of work shared between cells: a generator is named there
     by its fingerprint, so two model names with the same options share their samples."""
 
-    def __init__(self, suite: str, tracker: Tracker, parent: str, cache: Cache, device, seed: int,
-                 progress: bool):
+    def __init__(self, suite: str, records: RecordStore, parent: str, cache: Cache, device,
+                 seed: int, progress: bool, tracking_uri: str | None = None):
         self.suite = suite
-        self.tracker, self.parent, self.cache = tracker, parent, cache
+        self.tracking_uri = tracking_uri  # where `source: mlflow` models are read from
+        self.records, self.parent, self.cache = records, parent, cache
         self.device, self.seed, self.progress = device, seed, progress
         self.datasets: dict[str, Any] = {}
         self.generators: dict[tuple[str, str, int], Any] = {}
@@ -96,7 +99,8 @@ class Shared:
         if k not in self.generators:
             ds = self.dataset(cell)
             ctx = BuildContext(self.device, seed, self.cache, self.progress,
-                               log_trained=lambda *a: self.tracker.log_trained_model(self.parent, *a))
+                               log_trained=lambda *a: self.records.log_trained_model(self.parent, *a),
+                               tracking_uri=self.tracking_uri)
             gen = cell.model.instance().build(ds, ctx)
             check_samples(cell.model.key, gen, ds)
             self.store.identify(gen, generator_fingerprint(cell.model.resolved(), seed, ds.digest))
@@ -114,24 +118,29 @@ def pin_device(device: str) -> None:
     _PINNED_DEVICE = device
 
 
-def shared_for(env: WorkerEnv, tracker: Tracker | None = None) -> Shared:
+def shared_for(env: WorkerEnv, records: RecordStore | None = None) -> Shared:
     if env not in PROCESS_SHARED:
-        tracker = tracker or Tracker(env.uri, experiment_id=env.experiment_id)
+        if records is None:
+            from bench.record.tracking import Tracker
+            from bench.record.writer import RecordWriter
+
+            records = RecordWriter(Tracker(env.uri, experiment_id=env.experiment_id))
         device = resolve_device(_PINNED_DEVICE or env.device)
-        PROCESS_SHARED[env] = Shared(env.suite, tracker, env.parent, Cache(env.cache_dir), device,
-                                      env.seed, env.progress)
+        PROCESS_SHARED[env] = Shared(env.suite, records, env.parent, Cache(env.cache_dir), device,
+                                      env.seed, env.progress, env.uri)
     return PROCESS_SHARED[env]
 
 
 def execute(cell: Cell, env: WorkerEnv) -> CellOutcome:
     """Entry point of every executor: run one cell and log it under env.parent."""
     shared = shared_for(env)
-    return run_cell(cell, shared.tracker, env.parent, shared, env.progress)
+    return run_cell(cell, shared.records, env.parent, shared, env.progress)
 
 
-def run_cell(cell: Cell, tracker: Tracker, parent: str, shared: Shared, progress: bool) -> CellOutcome:
-    from bench.metrics.base import Context
-
+def run_cell(cell: Cell, records: RecordStore, parent: str, shared: Shared, progress: bool
+             ) -> CellOutcome:
+    """Compute one cell into a CellRecord; `records` creates its run first (so that a killed
+    runner leaves a run the next one marks stale) and writes the result."""
     metric_cls = cell.metric.cls
     record = CellRecord(
         suite=shared.suite, model=cell.model.key, dataset=cell.dataset.key, metric=cell.metric.key,
@@ -139,70 +148,82 @@ def run_cell(cell: Cell, tracker: Tracker, parent: str, shared: Shared, progress
         metric_version=metric_cls.version, seed=cell.seed, version=package_version(),
         reference=cell.model.plugin == "reference" and not getattr(cell.model.options, "ranked", False),
         primary=metric_cls.primary,
-        threads=str(threads.current()))  # CPU threads the cell ran with (bench.run.threads)
-    tags = record.identity_tags()
+        threads=str(threads.current()),  # CPU threads the cell ran with (bench.run.threads)
+        parent=parent, run_name=cell.label,
+        params={"seed": str(cell.seed), **flatten(cell.model.resolved(), "model."),
+                **flatten(cell.dataset.resolved(), "dataset.")})
     t0 = time.perf_counter()
     try:
-        run_id = tracker.create_run(cell.label, tags, parent)
-    except Exception as e:  # noqa: BLE001 - MLflow's client already retried with backoff
-        return CellOutcome(cell, "failed", None, error=f"tracking store unreachable after retries "
-                           f"({type(e).__name__}: {str(e)[:300]}); the cell did not run. Check the "
-                           "tracking server, then run the suite again.")
+        run_id = records.begin(record)
+    except RecordError as e:
+        return CellOutcome(cell, "failed", None, error=str(e))
     try:
-        tracker.log_params(run_id, {"seed": str(cell.seed), **flatten(cell.model.resolved(), "model."),
-                                    **flatten(cell.dataset.resolved(), "dataset.")})
         with tempfile.TemporaryDirectory(prefix="bench-cell-") as tmp:
-            ds = shared.dataset(cell)
-            # the metric's options as used on this data (classifier recipes resolved, data-sized
-            # defaults filled in), not the declared None
-            tracker.log_params(run_id, flatten({**cell.metric.resolved(),
-                                                **cell.metric.instance().used_options(ds)}, "metric."))
-            tracker.log_dataset(run_id, cell.dataset.key, ds.digest,
-                                {"train": len(ds.train_y), "val": len(ds.val_y)},
-                                cell.dataset.resolved())
-            gen = shared.generator(cell)
-            ctx = Context(shared.device, cell.seed, shared.cache, Path(tmp), progress,
-                          store=shared.store, source=cell.model.instance(),
-                          generator_seed=shared.generator_seed(cell))
-            ctx.tags["generator_seed"] = str(shared.generator_seed(cell))
-            ctx.tags.update(getattr(gen, "tags", None) or {})  # e.g. pseudo_labels: true
-            ctx.tags.update({f"data_{k}": v for k, v in ds.notes.items()})  # e.g. imbalance
-            before = shared.store.counts()
-            values = cell.metric.instance().compute(gen, ds, ctx)
-            values = {k: float(v) for k, v in values.items()}
-            ctx.tags.update(sharing_tags(before, shared.store.counts()))  # samples: computed|reused
-            if shared.first_grid(cell):  # every model's samples, one row per class, once: after
-                # the metric, so they are the first of a stream it sampled (not a chunk before it)
-                try:
-                    x, y = ctx.generated_by_class(gen, ds, grid_counts(ds.num_classes))
-                    sample_grid(x, y, ds.class_names).save(ctx.artifact("samples.png"))
-                except Exception as e:  # noqa: BLE001 - a picture never costs the cell its values
-                    ctx.tags["samples_grid"] = f"failed: {type(e).__name__}: {e}"[:250]
-            record.values = values
-            record.declarations = metric_cls.values
-            if metric_cls.primary not in values:  # e.g. classifier_is_mean for is_mean
-                record.primary = next((k for k in values if metric_cls.value(k).role == "score"), "")
-            # the output checks of the model's stream (range, saturation, constant) and the
-            # metric's own evidence (e.g. GAN-test near chance): the verdict's gates
-            record.flags = merge_flags(output_flags(gen), ctx.flags)
-            record.tags = dict(ctx.tags)
-            record.held_out = ctx.tags.get("held_out") == "true"
-            tracker.log_metrics(run_id, values)
-            tracker.set_tags(run_id, record.result_tags())
-            tracker.log_artifacts(run_id, Path(tmp))
-        tracker.end(run_id, "FINISHED")
-        return CellOutcome(cell, "finished", run_id, values, seconds=time.perf_counter() - t0)
+            _compute(cell, record, shared, Path(tmp), progress)
+            record.status, record.artifacts = FINISHED, tmp
+            records.finish(record)
+        return CellOutcome(cell, "finished", run_id, record.values, seconds=time.perf_counter() - t0)
     except KeyboardInterrupt:
-        tracker.end(run_id, "KILLED")
-        return CellOutcome(cell, "killed", run_id, seconds=time.perf_counter() - t0)
-    except Exception as e:  # noqa: BLE001 - any failure of one cell must not stop the others
-        tb = str(e) if isinstance(e, BenchError) else traceback.format_exc()
+        record.status = "KILLED"
         try:
-            tracker.log_text(run_id, traceback.format_exc(), "error.txt")
-            record.error = str(e).strip()[:500] or type(e).__name__
-            tracker.set_tags(run_id, record.result_tags())
-            tracker.end(run_id, "FAILED")
-        except Exception as log_err:  # noqa: BLE001 - e.g. the tracking server went away
-            tb += (f"\n(the failure could not be recorded in MLflow either: {type(log_err).__name__}: "
-                   f"{str(log_err)[:300]}; the next run marks this run FAILED and retries the cell)")
-        return CellOutcome(cell, "failed", run_id, error=tb, seconds=time.perf_counter() - t0)
+            records.finish(record)
+        except RecordError:
+            pass
+        return CellOutcome(cell, "killed", run_id, seconds=time.perf_counter() - t0)
+    except RecordError as e:  # the values were computed but could not be written
+        return CellOutcome(cell, "failed", run_id, error=f"{e}; the next run retries the cell",
+                           seconds=time.perf_counter() - t0)
+    except Exception as e:  # noqa: BLE001 - any failure of one cell must not stop the others
+        text = str(e) if isinstance(e, BenchError) else traceback.format_exc()
+        record.status, record.artifacts = FAILED, ""
+        record.error = str(e).strip()[:500] or type(e).__name__
+        record.traceback = traceback.format_exc()
+        try:
+            records.finish(record)
+        except RecordError as log_err:  # e.g. the tracking server went away
+            text += (f"\n(the failure could not be recorded in MLflow either: {log_err}; the "
+                     "next run marks this run FAILED and retries the cell)")
+        return CellOutcome(cell, "failed", run_id, error=text, seconds=time.perf_counter() - t0)
+
+
+def _compute(cell: Cell, record: CellRecord, shared: Shared, tmp: Path, progress: bool) -> None:
+    """The cell's values, flags, tags, params and artifacts (under `tmp`), into `record`.
+    Touches no tracking store."""
+    from bench.metrics.base import Context
+
+    metric_cls = cell.metric.cls
+    ds = shared.dataset(cell)
+    # the metric's options as used on this data (classifier recipes resolved, data-sized
+    # defaults filled in), not the declared None
+    record.params.update(flatten({**cell.metric.resolved(),
+                                  **cell.metric.instance().used_options(ds)}, "metric."))
+    record.dataset_input = DatasetInput(cell.dataset.key, ds.digest,
+                                        {"train": len(ds.train_y), "val": len(ds.val_y)},
+                                        cell.dataset.resolved())
+    gen = shared.generator(cell)
+    ctx = Context(shared.device, cell.seed, shared.cache, tmp, progress,
+                  store=shared.store, source=cell.model.instance(),
+                  generator_seed=shared.generator_seed(cell))
+    ctx.tags["generator_seed"] = str(shared.generator_seed(cell))
+    ctx.tags.update(getattr(gen, "tags", None) or {})  # e.g. pseudo_labels: true
+    ctx.tags.update({f"data_{k}": v for k, v in ds.notes.items()})  # e.g. imbalance
+    before = shared.store.counts()
+    values = cell.metric.instance().compute(gen, ds, ctx)
+    values = {k: float(v) for k, v in values.items()}
+    ctx.tags.update(sharing_tags(before, shared.store.counts()))  # samples: computed|reused
+    if shared.first_grid(cell):  # every model's samples, one row per class, once: after
+        # the metric, so they are the first of a stream it sampled (not a chunk before it)
+        try:
+            x, y = ctx.generated_by_class(gen, ds, grid_counts(ds.num_classes))
+            sample_grid(x, y, ds.class_names).save(ctx.artifact("samples.png"))
+        except Exception as e:  # noqa: BLE001 - a picture never costs the cell its values
+            ctx.tags["samples_grid"] = f"failed: {type(e).__name__}: {e}"[:250]
+    record.values = values
+    record.declarations = metric_cls.values
+    if metric_cls.primary not in values:  # e.g. classifier_is_mean for is_mean
+        record.primary = next((k for k in values if metric_cls.value(k).role == "score"), "")
+    # the output checks of the model's stream (range, saturation, constant) and the
+    # metric's own evidence (e.g. GAN-test near chance): the verdict's gates
+    record.flags = merge_flags(output_flags(gen), ctx.flags)
+    record.tags = dict(ctx.tags)
+    record.held_out = ctx.tags.get("held_out") == "true"

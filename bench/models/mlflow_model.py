@@ -1,8 +1,9 @@
 """A generator logged as an MLflow PyTorch model, addressed by URI:
 `models:/name/3`, `models:/name@champion`, `runs:/<run id>/<artifact path>`.
 
-The model is read from the tracking store the suite uses (the runner sets it: the CLI
-flag, MLFLOW_TRACKING_URI, or the suite's `tracking_uri`), and the model registry is the
+The model is read from the tracking store the suite uses (`BuildContext.tracking_uri`: the
+CLI flag, MLFLOW_TRACKING_URI, or the suite's `tracking_uri`; scoped to the load, never set
+process-wide), and the model registry is the
 store's own unless MLFLOW_REGISTRY_URI says otherwise. This closes the loop with
 `bench train` / the built-in cgan, which log their generators the same way.
 
@@ -51,12 +52,12 @@ class MlflowModelOptions(TorchModelOptions):
         return v
 
 
-def _resolve_source(uri: str) -> tuple[str | None, dict[str, str]]:
+def _resolve_source(uri: str, tracking_uri: str | None = None) -> tuple[str | None, dict[str, str]]:
     """The run that produced the model, and tags naming the resolved version. Best effort:
     the load itself reports a wrong URI with MLflow's own message."""
     from mlflow import MlflowClient
 
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri=tracking_uri)
     tags: dict[str, str] = {"mlflow_model_uri": uri}
     run_id: str | None = None
     try:
@@ -86,59 +87,55 @@ def check_model_exists(uri: str, tracking_uri: str) -> None:
     registry: MLFLOW_REGISTRY_URI, else the same store): the registered name and version or
     alias, the logged model id, or the run. `bench validate` calls it, so that a missing
     model fails there, not when its cells run. Metadata only: nothing is downloaded."""
-    import logging
-
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     from bench.core.registry import did_you_mean
-    from bench.record.tracking import probe
+    from bench.record.tracking import probe, quiet_store_logs
 
     probe(tracking_uri)
     hint = ("Check the name, version or alias (MLflow UI, Models tab), or pass --tracking-uri "
             "for the store that holds it.")
-    logging.disable(logging.CRITICAL)  # the SQL store logs a traceback before raising
     try:
-        client = MlflowClient(tracking_uri)
-        name = m["name"] if (m := _MODELS_VERSION.match(uri) or _MODELS_ALIAS.match(uri)) else None
-        if name is not None:
-            names = [r.name for r in client.search_registered_models(max_results=1000)]
-            if name not in names:
-                raise BenchError(f"'{uri}': no registered model '{name}' at {tracking_uri}."
-                                 f"{did_you_mean(name, names)} {hint}")
-            versions = sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
-            if (m := _MODELS_VERSION.match(uri)) and m["version"] != "latest":
-                if m["version"] not in {str(v.version) for v in versions}:
-                    have = ", ".join(str(v.version) for v in versions) or "none"
-                    raise BenchError(f"'{uri}': model '{name}' has no version {m['version']} at "
-                                     f"{tracking_uri} (versions: {have}). {hint}")
-            elif m := _MODELS_ALIAS.match(uri):
-                aliases = sorted(client.get_registered_model(name).aliases or {})
-                if m["alias"] not in aliases:
-                    raise BenchError(f"'{uri}': model '{name}' has no alias '{m['alias']}' at "
-                                     f"{tracking_uri} (aliases: {', '.join(aliases) or 'none'})."
-                                     f"{did_you_mean(m['alias'], aliases)} {hint}")
-            elif not versions:
-                raise BenchError(f"'{uri}': model '{name}' has no versions at {tracking_uri}. {hint}")
-        elif m := _MODELS_ID.match(uri):
-            client.get_logged_model(m["id"])
-        elif m := _RUNS.match(uri):
-            client.get_run(m["run"])
+        with quiet_store_logs():  # the SQL store logs a traceback before raising
+            client = MlflowClient(tracking_uri=tracking_uri)
+            name = m["name"] if (m := _MODELS_VERSION.match(uri) or _MODELS_ALIAS.match(uri)) else None
+            if name is not None:
+                names = [r.name for r in client.search_registered_models(max_results=1000)]
+                if name not in names:
+                    raise BenchError(f"'{uri}': no registered model '{name}' at {tracking_uri}."
+                                     f"{did_you_mean(name, names)} {hint}")
+                versions = sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
+                if (m := _MODELS_VERSION.match(uri)) and m["version"] != "latest":
+                    if m["version"] not in {str(v.version) for v in versions}:
+                        have = ", ".join(str(v.version) for v in versions) or "none"
+                        raise BenchError(f"'{uri}': model '{name}' has no version {m['version']} at "
+                                         f"{tracking_uri} (versions: {have}). {hint}")
+                elif m := _MODELS_ALIAS.match(uri):
+                    aliases = sorted(client.get_registered_model(name).aliases or {})
+                    if m["alias"] not in aliases:
+                        raise BenchError(f"'{uri}': model '{name}' has no alias '{m['alias']}' at "
+                                         f"{tracking_uri} (aliases: {', '.join(aliases) or 'none'})."
+                                         f"{did_you_mean(m['alias'], aliases)} {hint}")
+                elif not versions:
+                    raise BenchError(f"'{uri}': model '{name}' has no versions at {tracking_uri}. {hint}")
+            elif m := _MODELS_ID.match(uri):
+                client.get_logged_model(m["id"])
+            elif m := _RUNS.match(uri):
+                client.get_run(m["run"])
     except MlflowException as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         raise BenchError(f"'{uri}' is not in the store {tracking_uri}: {first}. {hint}") from None
-    finally:
-        logging.disable(logging.NOTSET)
 
 
-def _run_latent_dim(run_id: str | None) -> int | None:
+def _run_latent_dim(run_id: str | None, tracking_uri: str | None = None) -> int | None:
     """`latent_dim` as the training run logged it (the built-in cgan does)."""
     if not run_id:
         return None
     from mlflow import MlflowClient
 
     try:
-        v = MlflowClient().get_run(run_id).data.params.get("latent_dim")
+        v = MlflowClient(tracking_uri=tracking_uri).get_run(run_id).data.params.get("latent_dim")
         return int(v) if v is not None else None
     except Exception:  # noqa: BLE001 - a missing or odd param just means "not known"
         return None
@@ -167,27 +164,33 @@ class MlflowModel(ModelSource):
                  else [m["run"]] if (m := _RUNS.match(uri)) else [])
         allowlist.check_mlflow_model(uri, names)
 
-    def _load(self) -> Any:
+    def _load(self, tracking_uri: str | None = None) -> Any:
+        import contextlib
+
         import mlflow
         import mlflow.pytorch
 
+        from bench.record.tracking import scoped_tracking_uri
+
         uri = self.options.uri
         self.check_allowed()  # also where the suite was not validated first
+        scope = scoped_tracking_uri(tracking_uri) if tracking_uri else contextlib.nullcontext()
         try:
-            return mlflow.pytorch.load_model(uri, map_location="cpu")
+            with scope:
+                return mlflow.pytorch.load_model(uri, map_location="cpu")
         except Exception as e:  # noqa: BLE001 - MLflow raises many types for a bad URI
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise BenchError(
                 f"cannot load MLflow model '{uri}' from tracking store "
-                f"'{mlflow.get_tracking_uri()}': {msg}. Check the name, version or alias (MLflow "
+                f"'{tracking_uri or mlflow.get_tracking_uri()}': {msg}. Check the name, version or alias (MLflow "
                 "UI, Models tab) and that --tracking-uri / MLFLOW_TRACKING_URI / the suite's "
                 "tracking_uri point at the store that holds it.") from None
 
     def build(self, dataset: Dataset, ctx: BuildContext) -> Generator:
         o = self.options
-        net = self._load()
+        net = self._load(ctx.tracking_uri)
         if not isinstance(net, nn.Module) and callable(getattr(net, "module", None)):
             net = net.module()  # a pt2 (torch.export) program: its runnable module
-        run_id, tags = _resolve_source(o.uri)
-        fallback = None if o.latent_dim else _run_latent_dim(run_id)
+        run_id, tags = _resolve_source(o.uri, ctx.tracking_uri)
+        fallback = None if o.latent_dim else _run_latent_dim(run_id, ctx.tracking_uri)
         return build_torch_generator(net, o, dataset, ctx, o.uri, latent_dim=fallback, tags=tags)

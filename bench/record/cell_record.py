@@ -33,6 +33,16 @@ _TAGGED = ("suite", "model", "dataset", "metric", "metric_plugin", "metric_versi
 
 
 @dataclass
+class DatasetInput:
+    """The dataset a cell read, as MLflow's dataset inputs record it (one input per split)."""
+
+    name: str
+    digest: str
+    splits: dict[str, int]
+    source: dict[str, Any]
+
+
+@dataclass
 class CellRecord:
     """One cell run (see the module docstring). `values` holds every logged number, with the
     companions `<v>.lo`, `<v>.hi` (95% interval) and `<v>.bound` (bench.record.values)."""
@@ -60,6 +70,12 @@ class CellRecord:
     error: str = ""
     parent: str = ""  # the suite run's id (MLflow's parent run)
     tags: dict[str, str] = field(default_factory=dict)  # the rest (features, samples, ...)
+    # written, not read back by `from_run` (the board never needs them)
+    run_name: str = ""  # the cell's label: "model / dataset / metric"
+    params: dict[str, str] = field(default_factory=dict)  # seed, model.*, dataset.*, metric.*
+    dataset_input: DatasetInput | None = None
+    artifacts: str = ""  # a folder whose files become the run's artifacts
+    traceback: str = ""  # a failed cell's whole traceback: its error.txt
 
     # ------------------------------------------------------------ to MLflow
     def identity_tags(self) -> dict[str, str]:
@@ -89,6 +105,12 @@ class CellRecord:
             out[f"{TAG}error"] = self.error[:500]
         return out
 
+    def to_mlflow(self) -> tuple[dict[str, str], dict[str, str], dict[str, float]]:
+        """(tags, params, metrics): everything a run of this record holds once it has ended
+        (bench.record.writer writes them; `from_run` reads them back)."""
+        return ({**self.identity_tags(), **self.result_tags()}, dict(self.params),
+                {k: float(v) for k, v in self.values.items()})
+
     # ------------------------------------------------------------ from MLflow
     @classmethod
     def from_run(cls, run: Any) -> CellRecord:
@@ -114,6 +136,126 @@ class CellRecord:
             flags=list(_flags(get("flags"))), error=get("error"),
             parent=t.get(PARENT_TAG, ""),
             tags={k[len(TAG):]: v for k, v in t.items() if k.startswith(TAG)})
+
+
+# ------------------------------------------------------------------ the other runs' tags
+# Tag names of runs that are not cells (suite runs, their lease, training runs) and the search
+# filters that find runs by them: here too, so that no other module spells a tag name.
+KIND = f"{TAG}kind"
+SUITE = f"{TAG}suite"
+CELL_KEY = f"{TAG}cell_key"
+ERROR = f"{TAG}error"
+TRAIN_KEY = f"{TAG}train_key"
+
+
+def q(value: str) -> str:
+    """A value quoted for an MLflow search filter (suite names and keys are validated names)."""
+    return f"'{value}'"
+
+
+def cell_filter(suite: str | None = None, key: str | None = None, status: str | None = None) -> str:
+    """MLflow search filter for cell runs (of a suite, of one cell key, with a status)."""
+    parts = [] if key else [f"tags.`{KIND}` = 'cell'"]
+    if key:
+        parts.append(f"tags.`{CELL_KEY}` = {q(key)}")
+    if suite:
+        parts.append(f"tags.`{SUITE}` = {q(suite)}")
+    if status:
+        parts.append(f"attributes.status = {q(status)}")
+    return " and ".join(parts)
+
+
+def suite_filter(suite: str, status: str) -> str:
+    """MLflow search filter for the suite runs of `suite` with `status`."""
+    return (f"tags.`{KIND}` = 'suite' and tags.`{SUITE}` = {q(suite)} "
+            f"and attributes.status = {q(status)}")
+
+
+def error_tags(reason: str) -> dict[str, str]:
+    """The tag that says why a run ended FAILED or KILLED (any kind of run)."""
+    return {ERROR: reason[:500]}
+
+
+@dataclass
+class SuiteRunRecord:
+    """The suite run (MLflow's parent of the cell runs): which suite, file, version, commit;
+    at its end, how many cells finished, were cached or failed, and regressions found."""
+
+    suite: str
+    version: str = ""
+    suite_file: str = ""
+    git_commit: str | None = None
+
+    def identity_tags(self) -> dict[str, str]:
+        out = {KIND: "suite", SUITE: self.suite, f"{TAG}version": self.version,
+               f"{TAG}suite_file": self.suite_file}
+        if self.git_commit:
+            out[f"{TAG}git_commit"] = self.git_commit
+        return out
+
+    @staticmethod
+    def counts_tags(finished: int, cached: int, failed: int) -> dict[str, str]:
+        return {f"{TAG}finished": str(finished), f"{TAG}cached": str(cached),
+                f"{TAG}failed": str(failed)}
+
+    @staticmethod
+    def regressions_tags(n: int) -> dict[str, str]:
+        return {f"{TAG}regressions": str(n)}
+
+    @staticmethod
+    def link_tags(suite_run: str, experiment: str) -> dict[str, str]:
+        """On the run `mlflow run` created outside the suite's experiment: where the suite run is."""
+        return {f"{TAG}suite_run_id": suite_run, f"{TAG}suite_experiment": experiment}
+
+
+@dataclass
+class LeaseStamp:
+    """One heartbeat of a live runner on its suite run (bench.record.lease): when, and who."""
+
+    heartbeat: float
+    runner: str = ""  # "pid 123 on host"
+    pid: int | None = None
+    host: str = ""
+
+    def to_tags(self) -> dict[str, str]:
+        return {f"{TAG}heartbeat": f"{self.heartbeat:.1f}", f"{TAG}runner": self.runner,
+                f"{TAG}runner_pid": "" if self.pid is None else str(self.pid),
+                f"{TAG}runner_host": self.host}
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, str], start_time_ms: int) -> LeaseStamp:
+        """A suite run's last stamp; a run never stamped: its start time, nobody known."""
+        try:
+            beat = float(tags.get(f"{TAG}heartbeat", start_time_ms / 1000))
+        except ValueError:
+            beat = start_time_ms / 1000
+        try:
+            pid: int | None = int(tags.get(f"{TAG}runner_pid", ""))
+        except ValueError:
+            pid = None
+        return cls(beat, tags.get(f"{TAG}runner", ""), pid, tags.get(f"{TAG}runner_host", ""))
+
+
+@dataclass
+class TrainRunRecord:
+    """A training run of a baseline (`bench train`, or a trainable source's first build)."""
+
+    model: str
+    train_key: str
+    suite: str = ""
+    model_key: str = ""
+    dataset: str = ""
+
+    def identity_tags(self) -> dict[str, str]:
+        return {KIND: "train", f"{TAG}model": self.model, TRAIN_KEY: self.train_key}
+
+    def suite_tags(self) -> dict[str, str]:
+        """Added by `bench train`: the suite, its model name and dataset it was trained for."""
+        return {SUITE: self.suite, f"{TAG}model_key": self.model_key, f"{TAG}dataset": self.dataset}
+
+    @staticmethod
+    def search(key: str) -> str:
+        return f"tags.`{TRAIN_KEY}` = {q(key)} and attributes.status = 'FINISHED'"
 
 
 # A suite's cells share a handful of distinct declaration and flag texts: parse each once

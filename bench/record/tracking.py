@@ -7,14 +7,17 @@ the suite's parent run.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +31,134 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 import bench
 from bench.core.errors import BenchError
 from bench.core.safe_names import safe_filename
-from bench.record.cell_record import TAG, CellRecord
+from bench.record.cell_record import (
+    CellRecord,
+    SuiteRunRecord,
+    TrainRunRecord,
+    cell_filter,
+    error_tags,
+    suite_filter,
+)
 from bench.record.cell_record import frame as record_frame
 
 DEFAULT_URI = "sqlite:///mlflow.db"
-HEARTBEAT_S = float(os.environ.get("BENCH_HEARTBEAT_S", 20))  # a live runner's lease renewal
-STALE_S = float(os.environ.get("BENCH_STALE_S", 90))  # no heartbeat this long: the runner is dead
 MAX_PARAM = 6000
+# the loggers of MLflow's stores: a SQL store logs the SQL, its parameters and a traceback
+# before it raises (the exception says the same, and the caller reports it once)
+STORE_LOGGERS = ("mlflow", "alembic", "sqlalchemy")
+
+
+@contextmanager
+def quiet_store_logs(level: int = logging.CRITICAL) -> Iterator[None]:
+    """MLflow's and SQLAlchemy's loggers at `level` for a block, then as they were (never the
+    process-wide `logging.disable`: other libraries' and the user's logs stay)."""
+    # the top loggers, and any below them with a level of their own (`mlflow.store`, say)
+    names = set(STORE_LOGGERS) | {
+        n for n, lg in list(logging.root.manager.loggerDict.items())
+        if isinstance(lg, logging.Logger) and lg.level != logging.NOTSET
+        and any(n.startswith(p + ".") for p in STORE_LOGGERS)}
+    loggers = [logging.getLogger(n) for n in sorted(names)]
+    before = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(level, lg.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        for lg, lv in zip(loggers, before, strict=True):
+            lg.setLevel(lv)
+
+
+@contextmanager
+def scoped_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's fluent APIs (`mlflow.pytorch.log_model`, `load_model`, `register_model`) at
+    `uri` for a block, then MLflow's URI (and MLFLOW_TRACKING_URI) as they were: every other
+    call goes through a client made with its URI, so nothing else depends on a global."""
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        with _use_tracking_uri(uri):
+            yield
+    finally:
+        if env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = env
+
+
+class StoreFull(BenchError):
+    """The disk under the tracking store or its artifacts is full."""
+
+
+def disk_full(e: BaseException) -> bool:
+    """An OSError ENOSPC, or SQLite's "database or disk is full" (through SQLAlchemy and
+    MLflow), anywhere in the exception's chain."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(cur).lower()
+        if "database or disk is full" in text or "no space left on device" in text:
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def free_space(path: Path) -> str:
+    """Free space of the filesystem holding `path` (its nearest existing folder), readable."""
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        free = float(shutil.disk_usage(p).free)
+    except OSError:
+        return "unknown"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if free < 1024 or unit == "TiB":
+            return f"{free:.0f} {unit}" if unit == "B" else f"{free:.1f} {unit}"
+        free /= 1024
+    return "unknown"
+
+
+def check_writable(path: Path, what: str, fix: str) -> None:
+    """Create the folder `path` if missing and write (and remove) a probe file in it; one
+    BenchError naming the folder and `fix` otherwise (a full disk: StoreFull)."""
+    import tempfile
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".bench-write-probe-", dir=path)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as e:
+        if disk_full(e):
+            raise StoreFull(f"disk full: {path}, {free_space(path)} free ({what}); free some "
+                            "space and run again.") from None
+        raise BenchError(f"{what} {path} cannot be written ({e.strerror or e}): {fix}.") from None
+
+
+NEW_ROOT_FIX = ("run from a folder you can write, pass --artifact-root DIR (a writable folder "
+                "for the new experiment's artifacts), or fix the permissions")
+OLD_ROOT_FIX = ("an experiment keeps the artifact root it was created with: make that folder "
+                "writable, or use another tracking store or experiment")
+
+
+def local_path(uri: str) -> Path | None:
+    """The local file or folder behind a store or artifact URI (sqlite:///x.db, file:/x, a
+    path); None for a server or a cloud bucket."""
+    from urllib.parse import unquote, urlparse
+
+    if uri.lower().startswith("sqlite:///"):
+        path = unquote(uri[len("sqlite:///"):].split("?", 1)[0])
+        return Path(path) if path and path != ":memory:" else None
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if len(parsed.scheme) <= 1 and uri:  # a plain path (or a Windows drive)
+        return Path(uri)
+    return None
 
 
 def resolve_uri(cli: str | None, suite: str | None) -> str:
@@ -90,11 +214,11 @@ def probe(uri: str, timeout: float = 5.0) -> None:
 
 
 class Tracker:
-    def __init__(self, uri: str, experiment: str | None = None, experiment_id: str | None = None):
+    def __init__(self, uri: str, experiment: str | None = None, experiment_id: str | None = None,
+                 artifact_root: str | None = None):
         probe(uri)
         self.uri = uri
-        mlflow.set_tracking_uri(uri)
-        self.client = MlflowClient(uri)
+        self.client = MlflowClient(tracking_uri=uri)  # never MLflow's process-wide URI
         from bench.record.sql import SqlReader, is_sql
 
         # the board's reads go straight to a SQL store's tables (bench.record.sql)
@@ -107,8 +231,50 @@ class Tracker:
             except Exception as e:  # noqa: BLE001 - a wrong URI surfaces here first, as any type
                 raise BenchError(f"cannot reach the MLflow tracking store '{uri}': {e}. "
                                  "Check --tracking-uri / MLFLOW_TRACKING_URI.") from None
-            experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
+            if exp is None:
+                experiment_id = self._create_experiment(experiment, artifact_root)
+            else:
+                experiment_id = exp.experiment_id
         self.experiment_id = experiment_id
+
+    def _create_experiment(self, name: str, artifact_root: str | None) -> str:
+        """A new experiment; its artifact root is fixed for good when it is created, so a local
+        one (MLflow's default: ./mlruns of the working directory) is checked writable first."""
+        if artifact_root is None and local_path(self.uri) is not None:
+            check_writable(Path("mlruns").resolve(), "the default artifact root (./mlruns of "
+                           "the working directory)", NEW_ROOT_FIX)
+        elif artifact_root is not None and (p := local_path(artifact_root)) is not None:
+            check_writable(p.resolve(), "--artifact-root", "pass a folder you can write")
+            artifact_root = p.resolve().as_uri()
+        return self.client.create_experiment(name, artifact_location=artifact_root)
+
+    def artifact_root(self) -> str:
+        """Where this experiment's runs keep their artifacts (fixed at its creation)."""
+        return self.client.get_experiment(self.experiment_id).artifact_location
+
+    def check_artifacts_writable(self) -> None:
+        """Before any work: the experiment's artifact root, when it is a local folder, can be
+        written (else every cell would fail after computing, and the suite run stay open)."""
+        root = self.artifact_root()
+        path = local_path(root)
+        if path is not None:
+            check_writable(path, f"the artifact root of experiment {self.experiment_id}", OLD_ROOT_FIX)
+
+    def store_fault(self, e: BaseException) -> str | None:
+        """What a write's failure means when it is the disk, not the store: "disk full: <path>,
+        <free> free" (the store's file, or the artifact root, whichever is full); else None."""
+        if not disk_full(e):
+            return None
+        paths = [p for p in (local_path(self.uri),) if p is not None]
+        try:
+            art = local_path(self.artifact_root())
+            if art is not None:
+                paths.append(art)
+        except Exception:  # noqa: BLE001 - a full SQLite file may refuse reads too
+            pass
+        if not paths:
+            return f"disk full under the tracking store {self.uri}"
+        return "; ".join(f"disk full: {p}, {free_space(p)} free" for p in paths)
 
     # ---------------------------------------------------------------- runs
     def create_run(self, name: str, tags: dict[str, str], parent: str | None = None) -> str:
@@ -121,10 +287,13 @@ class Tracker:
         """The suite's run, the first write of a suite: a store that refuses writes (a
         read-only SQLite file, a read-only server) is reported here, before any work."""
 
-        logging.disable(logging.CRITICAL)  # MLflow logs the SQL, parameters and a traceback first
         try:
-            return self.create_run(name, tags)
-        except Exception as e:  # noqa: BLE001
+            with quiet_store_logs():
+                return self.create_run(name, tags)
+        except Exception as e:  # noqa: BLE001 - every store fault is turned into a message below
+            if (full := self.store_fault(e)) is not None:
+                raise StoreFull(f"{full}: the suite run could not be created; free some space "
+                                "and run the suite again.") from None
             text = str(e)
             hint = ("the database file or its folder is read-only: fix its permissions or pass "
                     "another --tracking-uri" if "readonly" in text.replace("-", "").lower()
@@ -133,8 +302,6 @@ class Tracker:
             first = lines[0][:300] if lines else type(e).__name__
             raise BenchError(f"the MLflow tracking store {self.uri} refused to create the suite "
                              f"run ({first}): {hint}.") from None
-        finally:
-            logging.disable(logging.NOTSET)
 
     def set_tags(self, run_id: str, tags: Mapping[str, object]) -> None:
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
@@ -198,7 +365,7 @@ class Tracker:
     def finished_cell_run(self, key: str) -> str | None:
         runs = self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.`{TAG}cell_key` = '{key}' and attributes.status = 'FINISHED'",
+            filter_string=cell_filter(key=key, status="FINISHED"),
             max_results=1, order_by=["attributes.start_time DESC"],
         )
         return runs[0].info.run_id if runs else None
@@ -207,9 +374,9 @@ class Tracker:
         """Mark RUNNING runs of a cell FAILED before it runs again: their runner died (SIGKILL,
         lost node) without ending them. One live runner per suite and store is assumed."""
         stale = self.client.search_runs(
-            [self.experiment_id], f"tags.`{TAG}cell_key` = '{key}' and attributes.status = 'RUNNING'")
+            [self.experiment_id], cell_filter(key=key, status="RUNNING"))
         for r in stale:
-            self.set_tags(r.info.run_id, {f"{TAG}error": reason})
+            self.set_tags(r.info.run_id, error_tags(reason))
             self.end(r.info.run_id, status)
         return len(stale)
 
@@ -218,7 +385,7 @@ class Tracker:
         """The id of experiment `name`, or of the experiment holding `run_id`, at `uri`
         (None when there is no such experiment): for readers that open an existing one."""
         probe(uri)
-        client = MlflowClient(uri)
+        client = MlflowClient(tracking_uri=uri)
         if run_id is not None:
             return client.get_run(run_id).info.experiment_id
         exp = client.get_experiment_by_name(name) if name else None
@@ -235,39 +402,14 @@ class Tracker:
         """`mlflow run` created `outer` outside the suite's experiment: point it at the suite
         run, so a user who opens it in the UI finds the cells."""
         try:
-            self.client.set_tag(outer, f"{TAG}suite_run_id", parent)
-            self.client.set_tag(outer, f"{TAG}suite_experiment", experiment)
+            self.set_tags(outer, SuiteRunRecord.link_tags(parent, experiment))
         except Exception:  # noqa: BLE001 - the outer run lives in another store
             pass
 
-    def heartbeat(self, run_id: str, every: float = HEARTBEAT_S) -> Heartbeat:
-        """Keep `bench.heartbeat` on a live suite run fresh: the lease that tells a second
-        runner this suite is being worked on (and a dead runner's run from a live one)."""
-        return Heartbeat(self, run_id, every)
-
-    def close_dead_suite_runs(self, suite: str, stale_after: float = STALE_S) -> int:
-        """End the RUNNING suite runs of `suite` whose runner is gone (no heartbeat for
-        `stale_after` s: kill -9, lost node, store fault): KILLED, with a reason. A RUNNING
-        suite run with a fresh heartbeat is a live runner: refuse rather than run the same
-        cells twice."""
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            f"tags.`{TAG}kind` = 'suite' and tags.`{TAG}suite` = '{suite}' and attributes.status = 'RUNNING'")
-        closed = 0
-        now = time.time()
-        for r in runs:
-            beat = float(r.data.tags.get(f"{TAG}heartbeat", r.info.start_time / 1000))
-            if now - beat < stale_after and not _runner_gone(r.data.tags):
-                host = r.data.tags.get(f"{TAG}runner", "another process")
-                raise BenchError(
-                    f"suite '{suite}' is being run by {host} (suite run {r.info.run_id}, last "
-                    f"heartbeat {now - beat:.0f}s ago). Wait for it to finish, or stop it; a "
-                    f"runner that died is taken over {stale_after:.0f}s after its last heartbeat.")
-            self.set_tags(r.info.run_id, {f"{TAG}error": "its runner stopped without ending it "
-                                          "(killed?); closed by the next run of the suite"})
-            self.end(r.info.run_id, "KILLED")
-            closed += 1
-        return closed
+    def running_suite_runs(self, suite: str) -> list[tuple[str, dict[str, str], int]]:
+        """(run id, tags, start time) of the suite's RUNNING suite runs (bench.record.lease)."""
+        runs = self.client.search_runs([self.experiment_id], suite_filter(suite, "RUNNING"))
+        return [(r.info.run_id, dict(r.data.tags), int(r.info.start_time or 0)) for r in runs]
 
     def log_trained_model(self, parent: str, name: str, key: str, model: Any,
                           history: dict[str, list[float]], params: dict[str, Any]) -> str:
@@ -275,17 +417,15 @@ class Tracker:
         Skipped when this store already holds the model with the same content key."""
         import mlflow.pytorch
 
-        runs = self.client.search_runs(
-            [self.experiment_id], f"tags.`{TAG}train_key` = '{key}' and attributes.status = 'FINISHED'",
-            max_results=1)
+        runs = self.client.search_runs([self.experiment_id], TrainRunRecord.search(key), max_results=1)
         if runs:
             return runs[0].info.run_id
-        rid = self.create_run(f"train {name}", {f"{TAG}kind": "train", f"{TAG}model": name,
-                                                f"{TAG}train_key": key}, parent)
+        rid = self.create_run(f"train {name}", TrainRunRecord(name, key).identity_tags(), parent)
         self.log_params(rid, flatten(params))
         for i, step in enumerate(history.get("step", [])):
             self.log_metrics(rid, {k: v[i] for k, v in history.items() if k != "step"}, step=int(step))
-        with mlflow.start_run(run_id=rid, nested=True), warnings.catch_warnings():
+        with scoped_tracking_uri(self.uri), mlflow.start_run(run_id=rid, nested=True), \
+                warnings.catch_warnings():
             # pickle format: the module class is importable wherever `bench` is installed, and
             # the traced pt2 format would need an example input per generator signature; MLflow
             # warns about that choice on every call, which only clutters a suite's output
@@ -308,10 +448,9 @@ class Tracker:
     def register_model(self, run_id: str, artifact_path: str, name: str) -> str:
         """Register the model a run logged under `artifact_path` as a new version of `name`
         in the store's model registry; returns the version."""
-        import mlflow
-
-        mv = mlflow.register_model(f"runs:/{run_id}/{artifact_path}", name,
-                                   await_registration_for=0)
+        with scoped_tracking_uri(self.uri):
+            mv = mlflow.register_model(f"runs:/{run_id}/{artifact_path}", name,
+                                       await_registration_for=0)
         return str(mv.version)
 
     # ---------------------------------------------------------------- reading back
@@ -328,14 +467,12 @@ class Tracker:
                 warnings.warn(f"reading {self.uri} through MLflow's search (slower): {e}", stacklevel=2)
                 self.sql = None
         # MLflow's search takes IN lists for run ids only: read FAILED too by not filtering
-        filt = [f"tags.`{TAG}kind` = 'cell'"] + ([] if failed else ["attributes.status = 'FINISHED'"])
+        filt = cell_filter(suite, status=None if failed else "FINISHED")
         keep = keep_statuses(failed)
-        if suite:
-            filt.append(f"tags.`{TAG}suite` = '{suite}'")
         runs: list[Run] = []
         token = None
         while True:
-            page = self.client.search_runs([self.experiment_id], " and ".join(filt),
+            page = self.client.search_runs([self.experiment_id], filt,
                                            max_results=1000, page_token=token,
                                            order_by=["attributes.start_time DESC"])
             runs.extend(page)
@@ -361,9 +498,7 @@ class Tracker:
         """Finished runs of a suite, newest first (failed suite runs still hold good cells,
         but a comparison should rest on complete ones)."""
         runs = self.client.search_runs(
-            [self.experiment_id],
-            f"tags.`{TAG}kind` = 'suite' and tags.`{TAG}suite` = '{suite}' and attributes.status = 'FINISHED'",
-            max_results=limit, order_by=["attributes.start_time DESC"])
+            [self.experiment_id], suite_filter(suite, "FINISHED"), max_results=limit, order_by=["attributes.start_time DESC"])
         return [r.info.run_id for r in runs]
 
     def suite_cells(self, parent: str) -> dict[str, Any] | None:
@@ -377,66 +512,6 @@ class Tracker:
 
 def keep_statuses(failed: bool) -> set[str]:
     return {"FINISHED", "FAILED"} if failed else {"FINISHED"}
-
-
-def _runner_gone(tags: dict[str, str]) -> bool:
-    """A runner on this machine whose process no longer exists (kill -9) is gone at once,
-    heartbeat or not; on another machine only the heartbeat can tell."""
-    import socket
-
-    if tags.get(f"{TAG}runner_host") != socket.gethostname():
-        return False
-    try:
-        pid = int(tags.get(f"{TAG}runner_pid", ""))
-    except ValueError:
-        return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    try:  # a killed child its parent has not reaped yet is a zombie: gone, too
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return False
-
-
-class Heartbeat:
-    """A daemon thread that stamps `bench.heartbeat` (and who runs) on a suite run until
-    stopped. A failed stamp is ignored: a store fault is reported by the cells themselves."""
-
-    def __init__(self, tracker: Tracker, run_id: str, every: float):
-        import socket
-        import threading
-
-        self.tracker, self.run_id, self.every = tracker, run_id, every
-        self.host = socket.gethostname()
-        self.runner = f"pid {os.getpid()} on {self.host}"
-        self._stop = threading.Event()
-        self._beat()
-        self._thread = threading.Thread(target=self._loop, name="bench-heartbeat", daemon=True)
-        self._thread.start()
-
-    def _beat(self) -> None:
-        try:
-            self.tracker.set_tags(self.run_id, {f"{TAG}heartbeat": f"{time.time():.1f}",
-                                                f"{TAG}runner": self.runner,
-                                                f"{TAG}runner_pid": str(os.getpid()),
-                                                f"{TAG}runner_host": self.host})
-        except Exception:  # noqa: BLE001
-            pass
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every):
-            self._beat()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 def _torch_version() -> str:

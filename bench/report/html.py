@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -182,7 +181,9 @@ def default_ui_url(tracking_uri: str | None) -> str | None:
     """BENCH_UI_URL when set (inside docker compose the runner reaches the server as
     http://mlflow:5000, which a reader's browser cannot), else the tracking URI when it is a
     server (MLflow serves its UI at the same address); a file or database store has no UI."""
-    return safe_ui_url(os.environ.get("BENCH_UI_URL")) or safe_ui_url(tracking_uri)
+    from bench.core.settings import settings
+
+    return safe_ui_url(settings().ui_url) or safe_ui_url(tracking_uri)
 
 
 def run_link(run_id: str, experiment_id: str | None, ui_url: str | None) -> str:

@@ -47,7 +47,9 @@ def stable_hash(obj: Any, n: int = 16) -> str:
 
 class Cache:
     def __init__(self, root: str | os.PathLike | None = None):
-        self.root = Path(root or os.environ.get("BENCH_CACHE_DIR", DEFAULT_DIR))
+        from bench.core.settings import settings
+
+        self.root = Path(root or settings().cache_dir)
         self.hits: Counter[str] = Counter()
         self.misses: Counter[str] = Counter()
 

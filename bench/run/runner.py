@@ -19,7 +19,9 @@ from tqdm.auto import tqdm
 from bench.config.suite import Cell, Suite
 from bench.executors import EXECUTORS, Executor, check_store
 from bench.executors.worker import PROCESS_SHARED, CellOutcome, WorkerEnv
-from bench.record.tracking import TAG, Tracker, git_commit, package_version, resolve_uri
+from bench.record.cell_record import SuiteRunRecord
+from bench.record.lease import Lease
+from bench.record.tracking import Tracker, git_commit, package_version, resolve_uri
 from bench.record.values import is_interval
 from bench.run.cache import Cache
 
@@ -72,23 +74,25 @@ def _log(msg: str) -> None:
 
 def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False,
               progress: bool = True, cache_dir: str | None = None,
-              executor: Executor | None = None) -> SuiteReport:
+              executor: Executor | None = None, artifact_root: str | None = None) -> SuiteReport:
+    """Run a suite's pending cells under one suite run. Before any run exists: the store is
+    reachable, the experiment's artifact root can be written (`artifact_root`: where a new
+    experiment keeps its artifacts) and no live runner holds the suite (bench.record.lease)."""
     uri = resolve_uri(tracking_uri, suite.tracking_uri)
     executor = executor or EXECUTORS.get("local")()
     if executor.distributed():
         check_store(uri, executor.name)  # before any run exists
-    tracker = Tracker(uri, suite.experiment)
+    tracker = Tracker(uri, suite.experiment, artifact_root=artifact_root)
+    tracker.check_artifacts_writable()  # before the suite run: a run left RUNNING helps nobody
     outer = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run` for its entry point
     # attach to the run `mlflow run` created only when it is in the suite's experiment;
     # otherwise (MLflow's "Default") the suite gets its own parent run there, linked both
     # ways, so `bench leaderboard|compare SUITE` and resume see every run
     attach = outer if outer and tracker.run_experiment(outer) == tracker.experiment_id else None
-    suite_tags = {f"{TAG}kind": "suite", f"{TAG}suite": suite.name, f"{TAG}version": package_version(),
-                  f"{TAG}suite_file": str(suite.path)}
-    commit = git_commit(suite.path.resolve().parent)
-    if commit:
-        suite_tags[f"{TAG}git_commit"] = commit
-    tracker.close_dead_suite_runs(suite.name)  # refuses while another live runner holds the suite
+    suite_tags = SuiteRunRecord(suite.name, package_version(), str(suite.path),
+                                git_commit(suite.path.resolve().parent)).identity_tags()
+    lease = Lease(tracker, suite.name)
+    lease.take_over()  # refuses while another live runner holds the suite
     # suite runs are told apart by when they ran, e.g. "quickstart 2026-12-05 13:40 UTC"
     run_name = f"{suite.name} {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     if attach:
@@ -102,7 +106,7 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
                                     "num_cells": str(len(suite.cells))})
         if outer:
             tracker.link_outer_run(outer, parent, suite.experiment)
-    heartbeat = tracker.heartbeat(parent)
+    lease.hold(parent)
     tracker.log_text(parent, suite.text, "suite.yaml")
     cache = Cache(cache_dir or suite.cache_dir)
     env = WorkerEnv(uri, tracker.experiment_id, parent, suite.name, suite.seed, suite.device,
@@ -148,19 +152,19 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
     try:
         tracker.log_text(parent, json.dumps(cells_map, indent=1), "cells.json")
     except Exception as e:  # noqa: BLE001 - the store went away after the cells ran
-        _log(f"cells.json could not be logged ({type(e).__name__}: {str(e)[:200]})")
+        _log(f"cells.json could not be logged ({_why(tracker, e)})")
     run_ids = [o.run_id for o in outcomes if o.status in ("finished", "cached", "failed") and o.run_id]
     try:
         _log_boards(report, tracker, parent, suite, run_ids, uri)
     except Exception as e:  # noqa: BLE001 - the cells are logged; a board can be rebuilt later
-        _log(f"the leaderboard could not be written ({type(e).__name__}: {str(e)[:300]}); the "
+        _log(f"the leaderboard could not be written ({_why(tracker, e)}); the "
              f"cell runs are kept: rebuild it with `bench leaderboard {suite.path}`")
     try:
         _close(report, tracker, parent, env)
     except Exception as e:  # noqa: BLE001 - e.g. the store turned read-only mid-run
-        _log(f"the suite run could not be closed in MLflow ({type(e).__name__}: {str(e)[:300]}); "
+        _log(f"the suite run could not be closed in MLflow ({_why(tracker, e)}); "
              "the next run of the suite closes it")
-    heartbeat.stop()
+    lease.release()
     if not attach:
         try:
             if outer:
@@ -169,6 +173,15 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
         except Exception:  # noqa: BLE001 - reported above; the lease expires and is taken over
             pass
     return report
+
+
+def _why(tracker: Tracker, e: BaseException) -> str:
+    """A write's failure in one line: "disk full: <path>, <free> free", or the error's first line."""
+    full = tracker.store_fault(e)
+    if full is not None:
+        return full
+    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {(lines[0] if lines else '')[:300]}"
 
 
 def _log_boards(report: SuiteReport, tracker: Tracker, parent: str, suite: Suite,
@@ -209,9 +222,8 @@ def verdict_lines(board: list) -> list[str]:
 
 def _close(report: SuiteReport, tracker: Tracker, parent: str, env: WorkerEnv) -> None:
     tracker.log_text(parent, report.summary(), "summary.md")
-    tracker.set_tags(parent, {f"{TAG}finished": report.count("finished"),
-                              f"{TAG}cached": report.count("cached"),
-                              f"{TAG}failed": report.count("failed")})
+    tracker.set_tags(parent, SuiteRunRecord.counts_tags(report.count("finished"),
+                                                        report.count("cached"), report.count("failed")))
     local = PROCESS_SHARED.get(env)  # workers in other processes keep their own counts
     _log(f"{local.cache.report()}\n{local.store.report()}" if local
          else f"cache: {env.cache_dir} (hits counted in the workers)")

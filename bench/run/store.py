@@ -39,7 +39,6 @@ goes through the same store; its on-disk cache entries and keys are those of ben
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -284,7 +283,9 @@ class Store:
                  max_streams: int = 2, reuse: bool = True):
         self.cache = cache
         if persist is None:
-            persist = os.environ.get(PERSIST_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+            from bench.core.settings import settings
+
+            persist = settings().persist_samples
         self.persist = persist and reuse
         self.max_streams = max_streams
         self.reuse = reuse  # False: nothing shared (the benchmark's "before the store")

@@ -32,18 +32,9 @@ def cores() -> int:
 
 def from_env() -> int | None:
     """`BENCH_THREADS` as a positive int, None when unset or empty."""
-    raw = os.environ.get(ENV, "").strip()
-    if not raw:
-        return None
-    try:
-        n = int(raw)
-    except ValueError:
-        n = 0
-    if n < 1:
-        from bench.core.errors import BenchError
+    from bench.core.settings import settings
 
-        raise BenchError(f"{ENV}={raw!r}: expected a positive number of threads per process.")
-    return n
+    return settings().threads  # a bad value: one BenchError naming BENCH_THREADS
 
 
 def budget(workers: int, override: int | None = None) -> int:

@@ -42,7 +42,8 @@ def train_model(suite_path: str, model: str, dataset: str | None = None,
                 cache_dir: str | None = None, progress: bool = True) -> TrainResult:
     from bench.config.suite import load_suite, resolve_device
     from bench.models.base import BuildContext, ModelSource
-    from bench.record.tracking import TAG, Tracker, resolve_uri
+    from bench.record.cell_record import TrainRunRecord
+    from bench.record.tracking import Tracker, resolve_uri
     from bench.run.cache import Cache
 
     suite = load_suite(suite_path, check_resources=False)
@@ -79,8 +80,7 @@ def train_model(suite_path: str, model: str, dataset: str | None = None,
     ctx = BuildContext(resolve_device(suite.device), suite.seed, cache, progress, log_trained)
     gen = source.build(ds, ctx)
     rid, artifact = logged["run_id"], logged["artifact"]
-    tracker.set_tags(rid, {f"{TAG}suite": suite.name, f"{TAG}model_key": model,
-                           f"{TAG}dataset": ds_name})
+    tracker.set_tags(rid, TrainRunRecord(artifact, "", suite.name, model, ds_name).suite_tags())
     tracker.log_image(rid, generated_grid(gen, ds.class_names, seed=suite.seed), GRID_FILE)
     if register:
         version = tracker.register_model(rid, artifact, register)
