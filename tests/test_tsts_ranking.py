@@ -20,7 +20,7 @@ from bench.data.base import Dataset, stratified_split
 from bench.data.digits import Digits
 from bench.metrics import METRICS
 from bench.metrics.base import Context
-from bench.metrics.tsts_ranking import rank_agreement
+from bench.metrics.tsts_ranking import agreement_columns, rank_agreement
 from bench.models.base import Generator
 from bench.record.values import HI, LO
 from bench.run.cache import Cache
@@ -127,6 +127,16 @@ def test_agreement_is_one_for_real_images_and_negative_for_images_that_favour_th
 def test_constant_accuracies_rank_nothing():
     assert rank_agreement(np.array([0.9, 0.8, 0.3]), np.array([1.0, 1.0, 1.0])) == (0.0, 0.0)
     assert rank_agreement(np.array([0.9, 0.8, 0.3]), np.array([0.7, 0.6, 0.1])) == (1.0, 1.0)
+
+
+def test_the_bootstrap_columns_equal_scipy_ties_included():
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 4, (5, 300)) / 4  # K = 5 accuracies, many ties, some constant
+    gen = rng.integers(0, 4, (5, 300)) / 4
+    rho, tau = agreement_columns(real, gen)
+    expected = np.array([rank_agreement(real[:, b], gen[:, b]) for b in range(300)])
+    np.testing.assert_allclose(rho, expected[:, 0], atol=1e-12)
+    np.testing.assert_allclose(tau, expected[:, 1], atol=1e-12)
 
 
 SUITE = """\

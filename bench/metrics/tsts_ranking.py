@@ -101,19 +101,41 @@ def rank_agreement(real: np.ndarray, generated: np.ndarray) -> tuple[float, floa
     return float(spearmanr(real, generated).statistic), float(kendalltau(real, generated).statistic)
 
 
+def agreement_columns(real: np.ndarray, generated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`rank_agreement` of every column of two (K, B) accuracy arrays at once: Spearman as
+    the Pearson correlation of average ranks, Kendall's tau-b from the signs of the K(K-1)/2
+    pairwise differences; 0 for a column where either side is constant."""
+    from scipy.stats import rankdata
+
+    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+
+    rr, rg = rankdata(real, axis=0), rankdata(generated, axis=0)
+    rr, rg = rr - rr.mean(0), rg - rg.mean(0)
+    rho = ratio((rr * rg).sum(0), np.sqrt((rr**2).sum(0) * (rg**2).sum(0)))
+    i, j = np.triu_indices(real.shape[0], 1)
+    sr, sg = np.sign(real[i] - real[j]), np.sign(generated[i] - generated[j])
+    tau = ratio((sr * sg).sum(0), np.sqrt((sr**2).sum(0) * (sg**2).sum(0)))
+    return rho, tau
+
+
 def bootstrap_agreement(real_correct: np.ndarray, gen_correct: np.ndarray, b: int,
-                        seed: int) -> tuple[np.ndarray, np.ndarray]:
+                        seed: int, chunk: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """Spearman and Kendall of `b` resamples: each resamples the real test images and the
     generated ones (with replacement, independently) and recomputes the K accuracies from
-    the (K, N) per-image correctness matrices."""
+    the (K, N) per-image correctness matrices; `chunk` resamples at a time (memory
+    K x chunk x N)."""
     rng = np.random.default_rng(seed)
-    rhos, taus = np.empty(b), np.empty(b)
     nr, ng = real_correct.shape[1], gen_correct.shape[1]
-    for i in range(b):
-        ra = real_correct[:, rng.integers(0, nr, nr)].mean(1)
-        ga = gen_correct[:, rng.integers(0, ng, ng)].mean(1)
-        rhos[i], taus[i] = rank_agreement(ra, ga)
-    return rhos, taus
+    rhos, taus = [], []
+    for start in range(0, b, chunk):
+        m = min(chunk, b - start)
+        ra = real_correct[:, rng.integers(0, nr, (m, nr))].mean(-1)  # (K, m)
+        ga = gen_correct[:, rng.integers(0, ng, (m, ng))].mean(-1)
+        rho, tau = agreement_columns(ra, ga)
+        rhos.append(rho)
+        taus.append(tau)
+    return np.concatenate(rhos), np.concatenate(taus)
 
 
 def _label(i: int, cfg: ClassifierConfig) -> str:
