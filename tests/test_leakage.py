@@ -90,5 +90,10 @@ def test_the_rule_needs_no_resources(write_suite):
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "suites").glob("*.yaml")),
                          ids=lambda p: p.name)
 def test_every_shipped_suite_validates(path):
-    suite = load_suite(path)
+    try:
+        suite = load_suite(path)
+    except BenchError as e:  # a reproduction suite whose local data (CIFAR) is not here:
+        if "file(s) missing" not in str(e):  # everything but the files must still validate
+            raise
+        suite = load_suite(path, check_resources=False)
     assert suite.cells

@@ -19,6 +19,19 @@ or +1 ("at least the largest", `≥ n`), without an interval (bench.record.value
 the curve (accuracies 0.50 and 0.79 both "worth 179 images") and rank them as if equal;
 as a bound the board never counts it better than a number it might not beat, and
 `best_gan_train_acc` still tells them apart.
+
+Saturation (the paper's Fig. 4 reads where GAN-train stops improving as the generated set
+grows, while the real curve keeps climbing): `saturation_size` is the smallest generated-set
+size from which every larger size's GAN-train accuracy lies inside the 95% Wilson interval
+[L, H] of the best accuracy (its plateau, within test noise). Its interval is the range of
+sizes consistent with the intervals: the same rule with each size's accuracy replaced by its
+own interval's upper end (`.lo`: the earliest the plateau may start) or lower end (`.hi`:
+the latest). When the curve falls back below L at its largest size, the first size that
+meets the rule stands in for the trailing run. When the
+last step still improves beyond L, the curve has not saturated within the measured sizes:
+logged as the bound `≥ largest size` (`.bound` = +1); when it is flat from the smallest size,
+`≤ smallest size` (-1). A generator whose GAN-train saturates early adds nothing with more
+images (low diversity), so higher is better; a diagnostic, never ranked.
 """
 
 from __future__ import annotations
@@ -52,6 +65,33 @@ from bench.record.values import (
     wilson,
     with_interval,
 )
+
+
+def saturation(sizes: list[int], accs: list[float], n_val: int) -> tuple[int, int, int, int]:
+    """(size, lo, hi, bound) of the GAN-train curve's saturation point (module docstring).
+
+    `sizes` ascending, `accs` their accuracies on `n_val` real test images. bound is 0 for
+    a size inside the measured range, +1 for "at least the largest size" (still improving
+    at its end) and -1 for "at most the smallest" (flat from the first size)."""
+    ends = [wilson(round(a * n_val), n_val) for a in accs]
+    floor = ends[int(np.argmax(accs))][0]  # L: the best accuracy's lower end
+
+    def first(ok: list[bool]) -> int:
+        """Where the trailing run of ok sizes starts; if the largest size is not ok (the
+        curve fell back at its end), the first ok size (the best size always is)."""
+        i = len(ok)
+        while i > 0 and ok[i - 1]:
+            i -= 1
+        return i if i < len(ok) else ok.index(True)
+
+    point = first([a >= floor for a in accs])
+    lo = first([hi >= floor for _, hi in ends])
+    hi = first([lo_ >= floor for lo_, _ in ends])
+    if len(sizes) > 1 and point == len(sizes) - 1:
+        return sizes[-1], sizes[-1], sizes[-1], 1
+    if point == 0:
+        return sizes[0], sizes[0], sizes[0], -1 if len(sizes) > 1 else 1
+    return sizes[point], sizes[min(lo, point)], sizes[max(hi, point)], 0
 
 
 class GanTrainCurveOptions(Options):
@@ -92,12 +132,15 @@ class GanTrainCurve(Metric):
     options: GanTrainCurveOptions
     # 2: 95% intervals (Wilson; effective size through the real curve); 3: generated images
     # from the model's shared stream (Context.generated_by_class); 4: off the curve the
-    # effective size (and ratio) is a bound (`.bound`, no interval), effective_size_bound dropped
-    version = "4"
+    # effective size (and ratio) is a bound (`.bound`, no interval), effective_size_bound dropped;
+    # 5: saturation_size (the values of version 4 are unchanged)
+    version = "5"
     trains_on_model_images = True  # tested on real val: never fed the val split (bench.run.leakage)
     values = {"effective_size": score("higher", "utility"),
               "best_gan_train_acc": diagnostic("higher"),
               "effective_ratio": diagnostic("higher"),  # effective_size / largest size
+              # where GAN-train stops improving with more generated images (Fig. 4)
+              "saturation_size": diagnostic("higher"),
               "real_curve_best_acc": reference("higher")}
     primary = "effective_size"
     needs_labels = True
@@ -130,8 +173,9 @@ class GanTrainCurve(Metric):
         best = max(gen.values())
         real_sizes, real_accs = np.array(list(real)), np.array(list(real.values()))
         size, bound = effective_size(real_sizes, real_accs, best)
-        self._write(ctx, gen, real, best, size, bound)
         n_val = len(dataset.val_y)
+        sat, sat_lo, sat_hi, sat_bound = saturation(list(gen), list(gen.values()), n_val)
+        self._write(ctx, gen, real, best, size, bound, sat, sat_bound)
         ratio = size / sizes[-1]
         if bound:  # off the measured curve: only a bound, which has no interval
             eff = {**bounded("effective_size", size, bound), **bounded("effective_ratio", ratio, bound)}
@@ -145,12 +189,14 @@ class GanTrainCurve(Metric):
                                 for a in wilson(round(best * n_val), n_val))
             eff = {**with_interval("effective_size", size, size_lo, size_hi),
                    **with_interval("effective_ratio", ratio, size_lo / sizes[-1], size_hi / sizes[-1])}
-        return {**accuracy_with_interval("best_gan_train_acc", best, n_val), **eff,
+        sat_values = (bounded("saturation_size", sat, sat_bound) if sat_bound
+                      else with_interval("saturation_size", sat, sat_lo, sat_hi))
+        return {**accuracy_with_interval("best_gan_train_acc", best, n_val), **eff, **sat_values,
                 **accuracy_with_interval("real_curve_best_acc", max(real.values()), n_val)}
 
     @staticmethod
     def _write(ctx: Context, gen: dict[int, float], real: dict[int, float], best: float,
-               size: float, bound: int) -> None:
+               size: float, bound: int, sat: int, sat_bound: int) -> None:
         table = pd.DataFrame({"size": sorted(set(gen) | set(real))})
         table["gan_train_acc"] = table["size"].map(gen)
         table["real_acc"] = table["size"].map(real)
@@ -161,6 +207,8 @@ class GanTrainCurve(Metric):
         ax.plot(list(gen), list(gen.values()), "s-", label="generated (GAN-train)")
         ax.axhline(best, color="grey", lw=0.8, ls=":")
         ax.axvline(size, color="grey", lw=0.8, ls="--", label=f"effective size {('<= ', '', '>= ')[bound + 1]}{size:.0f}")
+        ax.axvline(sat, color="tab:orange", lw=0.8, ls=":",
+                   label=f"GAN-train saturates at {('<= ', '', '>= ')[sat_bound + 1]}{sat}")
         ax.set(xscale="log", xlabel="training images", ylabel="val accuracy",
                title="GAN-train vs. real learning curve (equal optimizer steps)")
         ax.legend()

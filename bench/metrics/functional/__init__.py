@@ -7,7 +7,7 @@ or small dicts of floats.
 from ._stats import FeatureStats
 from .alpha_precision import alpha_precision_beta_recall
 from .authenticity import authenticity
-from .data_copying import data_copying, mann_whitney_z
+from .data_copying import data_copying, data_copying_detail, mann_whitney_z
 from .fid import FrechetReference, fid_from_features, frechet_distance
 from .inception_score import inception_score
 from .kid import kid, mmd2_polynomial
@@ -20,6 +20,7 @@ __all__ = [
     "alpha_precision_beta_recall",
     "authenticity",
     "data_copying",
+    "data_copying_detail",
     "density_coverage",
     "fid_from_features",
     "frechet_distance",
