@@ -640,9 +640,8 @@ def _execute(suite: Suite, tracking_uri: str | None, keep: bool, force: bool,
              cache_dir: str | os.PathLike | None, progress: bool, verbose: bool,
              persist: bool = True) -> SuiteRun:
     """Run a validated suite through the runner into the given store (or a temporary one),
-    read its records back, and leave this process as it was: MLflow's tracking URI, the
-    environment, the worker state kept per suite run."""
-    from bench.executors.worker import PROCESS_SHARED
+    read its records back, and leave this process as it was: the environment (MLflow's
+    tracking URI is never set: bench.record.tracking uses clients with explicit URIs)."""
     from bench.record.tracking import Tracker, resolve_uri
     from bench.run.runner import run_suite as run
 
@@ -660,16 +659,12 @@ def _execute(suite: Suite, tracking_uri: str | None, keep: bool, force: bool,
         if not verbose:
             env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
         stack.enter_context(_environment(env))
-        stack.enter_context(_mlflow_uri_restored())
         out = io.StringIO()
         if not verbose:
             stack.enter_context(contextlib.redirect_stdout(out))
-        try:
-            report = run(suite, tracking_uri=uri, force=force, progress=progress,
-                         cache_dir=str(cache_dir) if cache_dir is not None else None)
-        finally:
-            for k in [k for k in PROCESS_SHARED if k.uri == uri and k.suite == suite.name]:
-                del PROCESS_SHARED[k]  # its datasets, generators and store: this run's only
+        # the run's datasets, generators and store belong to its executor: gone with it
+        report = run(suite, tracking_uri=uri, force=force, progress=progress,
+                     cache_dir=str(cache_dir) if cache_dir is not None else None)
         if report.interrupted:
             raise KeyboardInterrupt
         ids = [o.run_id for o in report.outcomes if o.run_id]
@@ -705,20 +700,6 @@ def _environment(values: dict[str, str | None]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = old
-
-
-@contextlib.contextmanager
-def _mlflow_uri_restored() -> Iterator[None]:
-    """The Tracker sets MLflow's global tracking URI; a caller's own MLflow logging must not
-    end up in our (temporary) store."""
-    from mlflow.tracking import _tracking_service
-
-    utils: Any = _tracking_service.utils
-    before = getattr(utils, "_tracking_uri", None)
-    try:
-        yield
-    finally:
-        utils._tracking_uri = before
 
 
 __all__ = ["Evaluation", "EvaluationFailed", "Result", "SuiteRun", "evaluate", "run_suite"]

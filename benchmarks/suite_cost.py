@@ -180,7 +180,7 @@ def child_suite(work: Path, mode: str, device: str) -> dict[str, Any]:
         raise SystemExit(report.summary())
     values = {f"{o.cell.metric.key}/{k}": v for o in report.outcomes for k, v in o.values.items()
               if "." not in k}
-    store = next(iter(worker.PROCESS_SHARED.values())).store.report()
+    store = report.local.store.report() if report.local is not None else ""
     cells = {o.cell.metric.key: round(o.seconds, 1) for o in report.outcomes}
     return {"seconds": seconds, **COUNTS, **peaks(device), "values": values, "store": store,
             "cells": cells}

@@ -581,8 +581,7 @@ def test_torchvision_sets_are_parsed_once_into_a_memory_mapped_cache_entry(tmp_p
 
     def load(**kw):
         src = tv("cifar10", tmp_path / "data", **kw)
-        src.cache = cache
-        return src.load()
+        return src.load(cache)
 
     first = load()
     assert opened == [True, False] and cache.misses["torchvision"] == 1

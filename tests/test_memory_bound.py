@@ -86,8 +86,7 @@ def test_image_folder_decodes_once_into_a_memory_mapped_cache_file(tmp_path, mon
 
     def load(**kw):
         src = ImageFolder(ImageFolderOptions(root=tmp_path / "imgs", val_fraction=0.25, **kw))
-        src.cache = cache
-        return src.load()
+        return src.load(cache)
 
     first = load()
     assert len(reads) == 14 and cache.misses["image_folder"] == 1

@@ -15,7 +15,6 @@ from mlflow import MlflowClient
 from bench.config.suite import load_suite
 from bench.data.digits import Digits
 from bench.executors import group_cells
-from bench.executors.worker import PROCESS_SHARED
 from bench.features.base import FeatureSpec
 from bench.features.classifier import ClassifierFeatures
 from bench.metrics import METRICS
@@ -90,7 +89,8 @@ def passes(monkeypatch):
 
 
 def _store_of(report) -> Store:
-    return next(s for env, s in PROCESS_SHARED.items() if env.parent == report.parent_run_id).store
+    assert report.local is not None  # the local executor ran the cells in this process
+    return report.local.store
 
 
 def _cell_tags(uri: str, report) -> dict[tuple[str, str], dict[str, str]]:

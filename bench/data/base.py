@@ -111,11 +111,6 @@ class Dataset:
 class DatasetSource(Plugin):
     """A registered way to obtain a Dataset (bundled, torchvision, folder, npz...)."""
 
-    # where a source may keep files derived from its data (image_folder's decoded images):
-    # the suite's bench.run.cache.Cache, set by whoever loads it (the worker, `bench train`);
-    # None means Cache() (the default folder, $BENCH_CACHE_DIR or .bench_cache)
-    cache: Any = None
-
     @abstractmethod
     def describe(self) -> DataInfo:
         """Shape and class count, cheaply, for validation before anything runs."""
@@ -124,7 +119,11 @@ class DatasetSource(Plugin):
         """Raise BenchError for missing files etc. (called by `bench validate`)."""
 
     @abstractmethod
-    def load(self) -> Dataset: ...
+    def load(self, cache: Any = None) -> Dataset:
+        """The dataset. `cache` (a bench.run.cache.Cache) is where the source may keep files
+        derived from its data (image_folder's decoded images, a parsed torchvision set), given
+        by whoever loads it (the worker, `bench train`); None: Cache() (BENCH_CACHE_DIR or
+        .bench_cache). Passed here, not set on the source, so a source holds no run state."""
 
 
 def stratified_split(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -29,7 +31,7 @@ class Digits(DatasetSource):
         s = self.options.image_size
         return DataInfo(1, s, s, 10)
 
-    def load(self) -> Dataset:
+    def load(self, cache: Any = None) -> Dataset:
         from sklearn.datasets import load_digits
 
         d = load_digits()

@@ -338,12 +338,12 @@ class ImageFolder(DatasetSource):
                 "folders": [str(folder.resolve()) for _, folder in self._folders()],
                 "files": self.fingerprint(), "format": FORMAT, "bench": bench.__version__}
 
-    def load(self) -> Dataset:
+    def load(self, cache: Any = None) -> Dataset:
         def decode(path: Path) -> dict[str, Any]:
             self.check()  # only when decoding: a complete entry needs no scan of the folder
             return self._decode(path)
 
-        path, meta = cached(self.cache if self.cache is not None else Cache(), "image_folder",
+        path, meta = cached(cache if cache is not None else Cache(), "image_folder",
                             self._cache_key(), FORMAT, decode)
         return self._dataset(path, meta, warn=True)
 

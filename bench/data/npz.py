@@ -186,7 +186,7 @@ class Npz(DatasetSource):
         (c, h, w), labelled = self._shapes()
         return DataInfo(c, h, w, self._num_classes(self._labels(labelled), labelled), labelled)
 
-    def load(self) -> Dataset:
+    def load(self, cache: Any = None) -> Dataset:
         self.check()
         o = self.options
         _, labelled = self._shapes()

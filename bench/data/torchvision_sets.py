@@ -198,11 +198,11 @@ class TorchvisionSet(DatasetSource):
         return {"options": self.options.model_dump(mode="json"), "root": str(self.options.root.resolve()),
                 "files": stats, "format": FORMAT, "bench": bench.__version__}
 
-    def load(self) -> Dataset:
+    def load(self, cache: Any = None) -> Dataset:
         """Parsed by torchvision once into a memory-mapped cache entry (bench/data/_mapped.py),
         then mapped: the set is never a private copy in memory after its first load."""
         self.check()
-        path, meta = cached(self.cache if self.cache is not None else Cache(), "torchvision",
+        path, meta = cached(cache if cache is not None else Cache(), "torchvision",
                             self._cache_key(), FORMAT, self._parse)
         return self._dataset(path, meta)
 

@@ -1,8 +1,9 @@
 """Executors: where cells run. One registry; each executor is a thin adapter over an
 existing engine (a process pool, Ray, Slurm through submitit), in the spirit of benchopt.
 
-The executor never changes results: every path calls `worker.execute(cell, env)`, which
-seeds from the cell and logs with explicit run ids.
+The executor never changes results: every path calls `Worker.execute(cell, env)`
+(bench.executors.worker), which seeds from the cell and hands its record to the one writer.
+An executor owns the `Worker` state of the processes it runs cells in.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from bench.core.errors import BenchError
 from bench.core.registry import Options, Plugin, Registry
 
 if TYPE_CHECKING:  # the worker imports MLflow: only the executors themselves need it
-    from bench.executors.worker import CellOutcome, WorkerEnv
+    from bench.executors.worker import CellOutcome, Shared, WorkerEnv
 
 OnResult = Callable[[Cell, "CellOutcome | BaseException"], None]
 
@@ -31,6 +32,11 @@ class Executor(Plugin):
     def distributed(self) -> bool:
         """Whether other processes log to the tracking store (then SQLite files are refused)."""
         return True
+
+    def local_state(self, env: WorkerEnv) -> Shared | None:
+        """This process's state of a suite run (its cache and store, for the runner's report),
+        when cells ran here; None when they ran in other processes."""
+        return None
 
     @abstractmethod
     def run(self, cells: list[Cell], env: WorkerEnv, on_result: OnResult) -> bool:

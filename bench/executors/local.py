@@ -16,7 +16,7 @@ from bench.core.registry import Options
 from bench.executors import EXECUTORS, Executor, OnResult, cli_flag, group_cells
 
 if TYPE_CHECKING:  # the worker imports MLflow: imported when cells run, not when listed
-    from bench.executors.worker import WorkerEnv
+    from bench.executors.worker import CellOutcome, Shared, Worker, WorkerEnv
 
 
 class LocalOptions(Options):
@@ -28,12 +28,23 @@ class LocalOptions(Options):
                                 json_schema_extra=cli_flag("--threads"))
 
 
+# the Worker of a pool process (one per process, made by its initializer); None elsewhere
+_pool_worker: Worker | None = None
+
+
 def _init_worker(device: str, threads: int) -> None:
-    from bench.executors.worker import pin_device
+    from bench.executors.worker import Worker
     from bench.run.threads import apply
 
+    global _pool_worker
     apply(threads)  # before the first cell imports torch's thread pools into use
-    pin_device(device)
+    _pool_worker = Worker(device)  # pinned to its GPU
+
+
+def _pool_execute(cell: Cell, env: WorkerEnv) -> CellOutcome:
+    """A cell in a pool process, with that process's Worker."""
+    assert _pool_worker is not None, "a pool process without its initializer"
+    return _pool_worker.execute(cell, env)
 
 
 def start_worker(device: str, threads: int) -> ProcessPoolExecutor:
@@ -51,20 +62,27 @@ class LocalExecutor(Executor):
     Options = LocalOptions
     options: LocalOptions
 
+    _worker: Worker | None = None  # cells run in this process (workers: 1)
+
     def distributed(self) -> bool:
         return self.options.workers > 1
 
+    def local_state(self, env: WorkerEnv) -> Shared | None:
+        return self._worker.shared.get(env) if self._worker is not None else None
+
     def run(self, cells: list[Cell], env: WorkerEnv, on_result: OnResult) -> bool:
-        from bench.executors.worker import execute
+        from bench.executors.worker import Worker
         from bench.run import threads
 
         if self.options.workers == 1:
+            if self._worker is None:
+                self._worker = Worker()
             # this process keeps its threads (torch's default: all cores) unless overridden
             override = self.options.threads if self.options.threads is not None else threads.from_env()
             with threads.applied(override):
                 # one model's cells one after another: its samples and features stay in memory
                 for cell in (c for group in group_cells(cells) for c in group):
-                    outcome = execute(cell, env)
+                    outcome = self._worker.execute(cell, env)
                     on_result(cell, outcome)
                     if outcome.status == "killed":
                         return True
@@ -88,8 +106,6 @@ class LocalExecutor(Executor):
         fails alone), and the next group when it is done. A worker that dies (out of memory)
         fails the cells of its group still queued; it is replaced for the next group, and a
         rerun of the suite retries the failed cells. Each worker runs `threads` threads."""
-        from bench.executors.worker import execute
-
         devices = self._devices(env)
 
         def start(i: int) -> ProcessPoolExecutor:
@@ -106,11 +122,11 @@ class LocalExecutor(Executor):
             group = queue.popleft()
             for cell in group:
                 try:
-                    f = pools[i].submit(execute, cell, env)
+                    f = pools[i].submit(_pool_execute, cell, env)
                 except BrokenProcessPool:  # its last worker died: a fresh one for this group
                     pools[i].shutdown(wait=False)
                     pools[i] = start(i)
-                    f = pools[i].submit(execute, cell, env)
+                    f = pools[i].submit(_pool_execute, cell, env)
                 running[f] = (cell, i)
                 queued[i] += 1
 

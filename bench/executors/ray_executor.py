@@ -88,7 +88,10 @@ class RayExecutor(Executor):
 class CellWorker:
     """A Ray actor's body: the cells of one group, one after another, in its process."""
 
-    def run(self, cell: Cell, env: WorkerEnv) -> CellOutcome:
-        from bench.executors.worker import execute
+    def __init__(self) -> None:
+        from bench.executors.worker import Worker
 
-        return execute(cell, env)
+        self.worker = Worker()  # the actor's datasets, generators and store
+
+    def run(self, cell: Cell, env: WorkerEnv) -> CellOutcome:
+        return self.worker.execute(cell, env)

@@ -37,9 +37,10 @@ class SlurmOptions(Options):
 
 
 def _run(cells: list[Cell], env: WorkerEnv) -> list[CellOutcome]:
-    from bench.executors.worker import execute
+    from bench.executors.worker import Worker
 
-    return [execute(cell, env) for cell in cells]
+    worker = Worker()  # the job's datasets, generators and store
+    return [worker.execute(cell, env) for cell in cells]
 
 
 @EXECUTORS.register("slurm")

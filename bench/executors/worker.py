@@ -71,8 +71,8 @@ class Shared:
     def dataset(self, cell: Cell):
         if cell.dataset.key not in self.datasets:
             source = cell.dataset.instance()
-            source.cache = self.cache  # derived files (image_folder's decoded images) go there
-            self.datasets[cell.dataset.key] = source.load()
+            # derived files (image_folder's decoded images) go to the suite's cache
+            self.datasets[cell.dataset.key] = source.load(self.cache)
         return self.datasets[cell.dataset.key]
 
     def first_grid(self, cell: Cell) -> bool:
@@ -109,32 +109,37 @@ class Shared:
 
 
 
-_PINNED_DEVICE: str | None = None  # set by a local worker pool's initializer (one GPU each)
-PROCESS_SHARED: dict[WorkerEnv, Shared] = {}
+class Worker:
+    """What one process keeps between the cells it runs: per suite run (`WorkerEnv`) the
+    datasets, generators and store (`Shared`), and the device the process is pinned to.
 
+    Owned by whoever runs cells in the process: the local executor object (cells in the
+    runner's process), a worker pool's process (bench.executors.local), a Ray actor, a Slurm
+    job. Nothing is kept at module level, so two suite runs in one process (bench.evaluate,
+    tests) share nothing by accident and a finished run's state goes with its executor."""
 
-def pin_device(device: str) -> None:
-    global _PINNED_DEVICE
-    _PINNED_DEVICE = device
+    def __init__(self, device: str | None = None, records: RecordStore | None = None):
+        self.device = device  # a GPU pool pins each process to one device
+        self.records = records  # None: a RecordWriter over env.uri, made per suite run
+        self.shared: dict[WorkerEnv, Shared] = {}
 
+    def shared_for(self, env: WorkerEnv) -> Shared:
+        if env not in self.shared:
+            records = self.records
+            if records is None:
+                from bench.record.tracking import Tracker
+                from bench.record.writer import RecordWriter
 
-def shared_for(env: WorkerEnv, records: RecordStore | None = None) -> Shared:
-    if env not in PROCESS_SHARED:
-        if records is None:
-            from bench.record.tracking import Tracker
-            from bench.record.writer import RecordWriter
-
-            records = RecordWriter(Tracker(env.uri, experiment_id=env.experiment_id))
-        device = resolve_device(_PINNED_DEVICE or env.device)
-        PROCESS_SHARED[env] = Shared(env.suite, records, env.parent, Cache(env.cache_dir), device,
+                records = RecordWriter(Tracker(env.uri, experiment_id=env.experiment_id))
+            device = resolve_device(self.device or env.device)
+            self.shared[env] = Shared(env.suite, records, env.parent, Cache(env.cache_dir), device,
                                       env.seed, env.progress, env.uri)
-    return PROCESS_SHARED[env]
+        return self.shared[env]
 
-
-def execute(cell: Cell, env: WorkerEnv) -> CellOutcome:
-    """Entry point of every executor: run one cell and log it under env.parent."""
-    shared = shared_for(env)
-    return run_cell(cell, shared.records, env.parent, shared, env.progress)
+    def execute(self, cell: Cell, env: WorkerEnv) -> CellOutcome:
+        """Entry point of every executor: run one cell and record it under env.parent."""
+        shared = self.shared_for(env)
+        return run_cell(cell, shared.records, env.parent, shared, env.progress)
 
 
 def run_cell(cell: Cell, records: RecordStore, parent: str, shared: Shared, progress: bool

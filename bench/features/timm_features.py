@@ -3,7 +3,9 @@ file only (DINOv2 ViTs are the modern recommendation: `model: vit_small_patch14_
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,21 +47,15 @@ class TimmFeatures(FeatureExtractor):
             if o.weights is not None and not o.weights.is_file():
                 raise BenchError(f"features.weights: {o.weights} not found.")
             kw: dict[str, Any] = {"num_classes": 0}
+            offline = False
             if o.weights is not None:
                 kw.update(pretrained=True, pretrained_cfg_overlay={"file": str(o.weights)})
             elif not o.random_init:
-                # the local Hugging Face hub cache only: nothing is downloaded at run time.
-                # huggingface_hub reads the variable at import, so set its constant too.
-                os.environ["HF_HUB_OFFLINE"] = "1"
-                try:
-                    import huggingface_hub.constants as hf_constants
-
-                    hf_constants.HF_HUB_OFFLINE = True
-                except ImportError:
-                    pass
+                offline = True  # the local Hugging Face hub cache only: nothing is downloaded
                 kw.update(pretrained=True)
             try:
-                net = timm.create_model(o.model, **kw).eval().to(env.device)
+                with _hub_offline(offline):
+                    net = timm.create_model(o.model, **kw).eval().to(env.device)
             except Exception as e:  # noqa: BLE001 - timm raises many types for missing/incompatible weights
                 raise BenchError(
                     f"cannot load weights for timm model '{o.model}' ({type(e).__name__}: {e}). Put the "
@@ -86,3 +82,31 @@ class TimmFeatures(FeatureExtractor):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
                               antialias=True)
         return self.net((x - self.mean) / self.std), None
+
+
+@contextlib.contextmanager
+def _hub_offline(on: bool) -> Iterator[None]:
+    """Hugging Face hub offline for the one `create_model` call that may read its cache, then
+    as it was: the process's (and the user's) other hub use is left alone. huggingface_hub
+    reads the variable at import, so its constant is set (and restored) too."""
+    if not on:
+        yield
+        return
+    before = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        import huggingface_hub.constants as hf_constants
+    except ImportError:
+        hf_constants = None  # type: ignore[assignment]
+    constant = getattr(hf_constants, "HF_HUB_OFFLINE", None)
+    if hf_constants is not None:
+        hf_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = before
+        if hf_constants is not None and constant is not None:
+            hf_constants.HF_HUB_OFFLINE = constant

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from bench.record.cell_record import TAG, CellRecord
+from bench.record.cell_record import KIND, PARENT_TAG, SUITE, TAG, CellRecord
 
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")  # mlflow.store.db.db_types
 
@@ -53,8 +53,8 @@ class SqlReader:
 
         statuses = sorted(statuses)
         params: dict[str, Any] = {"exp": int(experiment_id) if str(experiment_id).isdigit() else experiment_id,
-                                  "kind": f"{TAG}kind", "suite_key": f"{TAG}suite", "suite": suite,
-                                  "parent_key": "mlflow.parentRunId", "parent": parent,
+                                  "kind": KIND, "suite_key": SUITE, "suite": suite,
+                                  "parent_key": PARENT_TAG, "parent": parent,
                                   "ours": f"{TAG}%"}
         status_marks = ", ".join(f":s{i}" for i in range(len(statuses)))
         params.update({f"s{i}": s for i, s in enumerate(statuses)})

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from bench.config.suite import Cell, Suite
 from bench.executors import EXECUTORS, Executor, check_store
-from bench.executors.worker import PROCESS_SHARED, CellOutcome, WorkerEnv
+from bench.executors.worker import CellOutcome, Shared, WorkerEnv
 from bench.record.cell_record import SuiteRunRecord
 from bench.record.lease import Lease
 from bench.record.tracking import Tracker, git_commit, package_version, resolve_uri
@@ -35,6 +35,7 @@ class SuiteReport:
     outcomes: list[CellOutcome]
     leaderboard: str = ""
     interrupted: bool = False
+    local: Shared | None = None  # the state of the cells run in this process (cache, store)
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -146,7 +147,8 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
                 tracker.fail_stale_runs(cell.key, "interrupted (Ctrl-C)", status="KILLED")
     outcomes = [done[c.key] for c in suite.cells if c.key in done]
 
-    report = SuiteReport(suite, parent, uri, tracker.experiment_id, outcomes, interrupted=interrupted)
+    report = SuiteReport(suite, parent, uri, tracker.experiment_id, outcomes, interrupted=interrupted,
+                         local=executor.local_state(env))
     cells_map = {o.cell.key: {"run_id": o.run_id, "status": o.status, "label": o.cell.label}
                  for o in outcomes}
     try:
@@ -224,6 +226,6 @@ def _close(report: SuiteReport, tracker: Tracker, parent: str, env: WorkerEnv) -
     tracker.log_text(parent, report.summary(), "summary.md")
     tracker.set_tags(parent, SuiteRunRecord.counts_tags(report.count("finished"),
                                                         report.count("cached"), report.count("failed")))
-    local = PROCESS_SHARED.get(env)  # workers in other processes keep their own counts
+    local = report.local  # workers in other processes keep their own counts
     _log(f"{local.cache.report()}\n{local.store.report()}" if local
          else f"cache: {env.cache_dir} (hits counted in the workers)")

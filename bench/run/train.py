@@ -61,8 +61,7 @@ def train_model(suite_path: str, model: str, dataset: str | None = None,
     source = spec.instance()
     cache = Cache(cache_dir or suite.cache_dir)
     data_source = suite.datasets[ds_name].instance()
-    data_source.cache = cache  # derived files (image_folder's decoded images) go there
-    ds = data_source.load()
+    ds = data_source.load(cache)  # derived files (image_folder's decoded images) go there
     source.check(ds.info)
 
     uri = resolve_uri(tracking_uri, suite.tracking_uri)
