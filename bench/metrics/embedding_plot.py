@@ -73,9 +73,10 @@ class EmbeddingPlot(Metric):
         for c in range(dataset.num_classes):
             col = cmap(c % cmap.N)
             r, f = real_y.numpy() == c, labels.numpy() == c
-            ax.scatter(*xy[:n][r].T, s=8, color=col, marker="o", alpha=0.5,
+            pr, pf = xy[:n][r], xy[n:][f]
+            ax.scatter(pr[:, 0], pr[:, 1], s=8, color=col, marker="o", alpha=0.5,
                        label=dataset.class_names[c])
-            ax.scatter(*xy[n:][f].T, s=14, color=col, marker="x", alpha=0.8)
+            ax.scatter(pf[:, 0], pf[:, 1], s=14, color=col, marker="x", alpha=0.8)
         ax.set_title(f"{method} of {readable_extractor(ctx.tags.get('features', ''))} features\n"
                      " o real (val)   x generated")
         ax.legend(fontsize=7, markerscale=1.5, loc="best", ncol=2)

@@ -411,9 +411,10 @@ class Tracker:
         runs = self.client.search_runs([self.experiment_id], suite_filter(suite, "RUNNING"))
         return [(r.info.run_id, dict(r.data.tags), int(r.info.start_time or 0)) for r in runs]
 
-    def log_trained_model(self, parent: str, name: str, key: str, model: Any,
+    def log_trained_model(self, parent: str | None, name: str, key: str, model: Any,
                           history: dict[str, list[float]], params: dict[str, Any]) -> str:
-        """A child run holding a trained baseline: its curves, its params and the MLflow model.
+        """A run holding a trained baseline (a child of `parent` where given): its curves, its
+        params and the MLflow model.
         Skipped when this store already holds the model with the same content key."""
         import mlflow.pytorch
 

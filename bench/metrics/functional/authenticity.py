@@ -18,6 +18,8 @@ real-to-real distances with a *synthetic* index; we do not reproduce that.
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import numpy as np
 import torch
 
@@ -25,6 +27,20 @@ from ._knn import knn_sq_radii, nearest_neighbour
 from ._stats import ArrayLike, DeviceLike, as_tensor, resolve_device
 
 __all__ = ["authenticity"]
+
+
+@overload
+def authenticity(
+    real_train: ArrayLike, fake: ArrayLike, *, chunk_size: int | None = ...,
+    device: DeviceLike = ..., per_sample: Literal[False] = ...,
+) -> float: ...
+
+
+@overload
+def authenticity(
+    real_train: ArrayLike, fake: ArrayLike, *, chunk_size: int | None = ...,
+    device: DeviceLike = ..., per_sample: Literal[True],
+) -> tuple[float, np.ndarray]: ...
 
 
 def authenticity(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Literal, overload
 
 import numpy as np
 import torch
@@ -93,6 +94,22 @@ def mmd2_polynomial(
     gamma = 1.0 / x.shape[1] if gamma is None else gamma
     xa, ya, affine = _prepare(x, y, gamma, coef0)
     return _mmd2(xa, ya, degree, affine)
+
+
+@overload
+def kid(
+    real: ArrayLike, fake: ArrayLike, num_subsets: int = ..., subset_size: int = ...,
+    degree: int = ..., gamma: float | None = ..., coef0: float = ..., seed: int = ..., *,
+    device: DeviceLike = ..., per_subset: Literal[False] = ...,
+) -> dict[str, float]: ...
+
+
+@overload
+def kid(
+    real: ArrayLike, fake: ArrayLike, num_subsets: int = ..., subset_size: int = ...,
+    degree: int = ..., gamma: float | None = ..., coef0: float = ..., seed: int = ..., *,
+    device: DeviceLike = ..., per_subset: Literal[True],
+) -> tuple[dict[str, float], np.ndarray]: ...
 
 
 def kid(

@@ -126,6 +126,20 @@ def prdc(
     return (values, {key: samples[key] for key in names}) if per_sample else values
 
 
+@overload
+def precision_recall(
+    real: ArrayLike, fake: ArrayLike, k: int = ..., *, chunk_size: int | None = ...,
+    device: DeviceLike = ..., per_sample: Literal[False] = ...,
+) -> dict[str, float]: ...
+
+
+@overload
+def precision_recall(
+    real: ArrayLike, fake: ArrayLike, k: int = ..., *, chunk_size: int | None = ...,
+    device: DeviceLike = ..., per_sample: Literal[True],
+) -> tuple[dict[str, float], dict[str, np.ndarray]]: ...
+
+
 def precision_recall(
     real: ArrayLike,
     fake: ArrayLike,
@@ -142,6 +156,20 @@ def precision_recall(
     names = ("precision", "recall")
     values = {key: out[key] for key in names}
     return (values, {key: samples[key] for key in names}) if per_sample else values
+
+
+@overload
+def density_coverage(
+    real: ArrayLike, fake: ArrayLike, k: int = ..., *, chunk_size: int | None = ...,
+    device: DeviceLike = ..., per_sample: Literal[False] = ...,
+) -> dict[str, float]: ...
+
+
+@overload
+def density_coverage(
+    real: ArrayLike, fake: ArrayLike, k: int = ..., *, chunk_size: int | None = ...,
+    device: DeviceLike = ..., per_sample: Literal[True],
+) -> tuple[dict[str, float], dict[str, np.ndarray]]: ...
 
 
 def density_coverage(
