@@ -240,7 +240,7 @@ class Tracker:
     def _create_experiment(self, name: str, artifact_root: str | None) -> str:
         """A new experiment; its artifact root is fixed for good when it is created, so a local
         one (MLflow's default: ./mlruns of the working directory) is checked writable first."""
-        if artifact_root is None and local_path(self.uri) is not None:
+        if artifact_root is None and self.uri.lower().startswith("sqlite:"):
             check_writable(Path("mlruns").resolve(), "the default artifact root (./mlruns of "
                            "the working directory)", NEW_ROOT_FIX)
         elif artifact_root is not None and (p := local_path(artifact_root)) is not None:
