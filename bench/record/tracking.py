@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -48,24 +49,37 @@ MAX_PARAM = 6000
 STORE_LOGGERS = ("mlflow", "alembic", "sqlalchemy")
 
 
+_QUIET = threading.Lock()
+_quiet_depth = 0
+_quiet_saved: list[tuple[logging.Logger, int]] = []
+
+
 @contextmanager
-def quiet_store_logs(level: int = logging.CRITICAL) -> Iterator[None]:
-    """MLflow's and SQLAlchemy's loggers at `level` for a block, then as they were (never the
-    process-wide `logging.disable`: other libraries' and the user's logs stay)."""
-    # the top loggers, and any below them with a level of their own (`mlflow.store`, say)
-    names = set(STORE_LOGGERS) | {
-        n for n, lg in list(logging.root.manager.loggerDict.items())
-        if isinstance(lg, logging.Logger) and lg.level != logging.NOTSET
-        and any(n.startswith(p + ".") for p in STORE_LOGGERS)}
-    loggers = [logging.getLogger(n) for n in sorted(names)]
-    before = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(max(level, lg.getEffectiveLevel()))
+def quiet_store_logs() -> Iterator[None]:
+    """MLflow's, Alembic's and SQLAlchemy's loggers at CRITICAL for a block, then as they were
+    (never the process-wide `logging.disable`: other libraries' and the user's logs stay).
+    Nested and concurrent blocks (the lease's heartbeat thread) share one save and restore."""
+    global _quiet_depth
+    with _QUIET:
+        if _quiet_depth == 0:
+            # the top loggers, and any below them with a level of their own (`mlflow.store`)
+            names = set(STORE_LOGGERS) | {
+                n for n, lg in list(logging.root.manager.loggerDict.items())
+                if isinstance(lg, logging.Logger) and lg.level != logging.NOTSET
+                and any(n.startswith(p + ".") for p in STORE_LOGGERS)}
+            _quiet_saved[:] = [(lg, lg.level) for lg in map(logging.getLogger, sorted(names))]
+            for lg, _ in _quiet_saved:
+                lg.setLevel(logging.CRITICAL)
+        _quiet_depth += 1
     try:
         yield
     finally:
-        for lg, lv in zip(loggers, before, strict=True):
-            lg.setLevel(lv)
+        with _QUIET:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                for lg, lv in _quiet_saved:
+                    lg.setLevel(lv)
+                _quiet_saved.clear()
 
 
 @contextmanager
@@ -304,7 +318,8 @@ class Tracker:
                              f"run ({first}): {hint}.") from None
 
     def set_tags(self, run_id: str, tags: Mapping[str, object]) -> None:
-        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        with quiet_store_logs():  # a failure is raised, and reported once by the caller
+            self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_params(self, run_id: str, params: dict[str, str]) -> None:
         ps = [Param(k, v if len(v) <= MAX_PARAM else v[: MAX_PARAM - 3] + "...") for k, v in params.items()]
@@ -360,7 +375,8 @@ class Tracker:
                 time.sleep(0.2 * (attempt + 1))
 
     def end(self, run_id: str, status: str) -> None:
-        self.client.set_terminated(run_id, status)
+        with quiet_store_logs():
+            self.client.set_terminated(run_id, status)
 
     def finished_cell_run(self, key: str) -> str | None:
         runs = self.client.search_runs(
