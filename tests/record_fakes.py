@@ -37,7 +37,7 @@ class MemoryRecords:
         self._check("finish")
         self.finished.append(record)
 
-    def log_trained_model(self, parent: str, name: str, key: str, model: Any,
+    def log_trained_model(self, parent: str | None, name: str, key: str, model: Any,
                           history: dict[str, list[float]], params: dict[str, Any]) -> str:
         self.trained.append(name)
         return f"train-{len(self.trained)}"

@@ -45,7 +45,7 @@ class RecordStore(Protocol):
         """Write the computed record and end its run with `record.status`. Raises RecordError."""
         ...
 
-    def log_trained_model(self, parent: str, name: str, key: str, model: Any,
+    def log_trained_model(self, parent: str | None, name: str, key: str, model: Any,
                           history: dict[str, list[float]], params: dict[str, Any]) -> str:
         """A trained baseline's own run (bench.record.tracking.Tracker.log_trained_model)."""
         ...
@@ -132,7 +132,7 @@ class RecordWriter:
         except Exception:  # noqa: BLE001 - the next run of the suite marks it FAILED
             pass
 
-    def log_trained_model(self, parent: str, name: str, key: str, model: Any,
+    def log_trained_model(self, parent: str | None, name: str, key: str, model: Any,
                           history: dict[str, list[float]], params: dict[str, Any]) -> str:
         return self.tracker.log_trained_model(parent, name, key, model, history, params)
 
