@@ -107,6 +107,10 @@ def test_protocol_metrics_through_the_runner(write_suite, tracking_uri, tmp_path
             keys = keys | {v + s for v in ("effective_size", "effective_ratio")
                            for s in (("", ".bound") if "effective_size.bound" in run.data.metrics
                                      else ("", ".lo", ".hi"))}
+            # the saturation point: a size with its interval, or a bound when the curve is
+            # still rising at its largest size (or flat from its first)
+            keys = keys | {"saturation_size" + s for s in (
+                ("", ".bound") if "saturation_size.bound" in run.data.metrics else ("", ".lo", ".hi"))}
         assert run.info.status == "FINISHED"
         assert set(run.data.metrics) == keys, metric
         assert artifacts <= {a.path for a in client.list_artifacts(o.run_id)}, metric
