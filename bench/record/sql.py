@@ -15,6 +15,7 @@ tests/test_record_sql.py checks that both paths give the same records.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -44,6 +45,33 @@ class SqlReader:
             self._engine.dispose()
             self._engine = None
 
+    def _connect(self) -> Any:
+        import sqlalchemy
+        from sqlalchemy.exc import OperationalError
+
+        path = self.uri[len("sqlite:///"):] if self.uri.startswith("sqlite:///") else None
+        if path and path != ":memory:" and not os.path.exists(path):
+            # connecting would create an empty file: reading never makes a store
+            raise OperationalError(f"no such file: {path}", None, FileNotFoundError(path))
+        if self._engine is None:
+            self._engine = sqlalchemy.create_engine(self.uri)
+        return self._engine.connect()
+
+    def experiment_id(self, name: str) -> str | None:
+        """The id of the active experiment `name`; None when there is none, or when the store
+        cannot be read here (the caller then asks MLflow, which also creates one)."""
+        import sqlalchemy
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self._connect() as con:
+                row = con.execute(sqlalchemy.text(
+                    "SELECT experiment_id FROM experiments WHERE name = :name "
+                    "AND lifecycle_stage = 'active'"), {"name": name}).first()
+        except SQLAlchemyError:
+            return None
+        return str(row[0]) if row is not None else None
+
     def read(self, experiment_id: str, suite: str | None, statuses: Iterable[str],
              parent: str | None = None) -> list[CellRecord]:
         """The cell runs of an experiment (of one suite, under one parent run when given) with
@@ -67,9 +95,7 @@ class SqlReader:
                     f"AND r.lifecycle_stage = 'active' AND r.status IN ({status_marks})")
         text = sqlalchemy.text
         try:
-            if self._engine is None:
-                self._engine = sqlalchemy.create_engine(self.uri)
-            with self._engine.connect() as con:
+            with self._connect() as con:
                 runs = con.execute(text(
                     f"SELECT r.run_uuid, r.status, r.start_time FROM runs r {joins} "
                     f"WHERE r.experiment_id = :exp AND r.lifecycle_stage = 'active' "

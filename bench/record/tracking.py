@@ -20,19 +20,19 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mlflow
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+
 import pandas as pd
-from mlflow import MlflowClient
-from mlflow.entities import Dataset as MlflowDataset
-from mlflow.entities import DatasetInput, InputTag, Metric, Param, Run, RunTag
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 import bench
 from bench.core.errors import BenchError
 from bench.core.safe_names import safe_filename
 from bench.record.cell_record import (
+    PARENT_TAG,
     CellRecord,
     SuiteRunRecord,
     TrainRunRecord,
@@ -43,6 +43,10 @@ from bench.record.cell_record import (
 from bench.record.cell_record import frame as record_frame
 
 DEFAULT_URI = "sqlite:///mlflow.db"
+# MLflow's own tag names (mlflow.utils.mlflow_tags); mlflow itself is imported on first use:
+# importing it takes longer than a 10,000-run board read straight from a SQL store
+MLFLOW_RUN_NAME = "mlflow.runName"
+MLFLOW_PARENT_RUN_ID = PARENT_TAG
 MAX_PARAM = 6000
 # the loggers of MLflow's stores: a SQL store logs the SQL, its parameters and a traceback
 # before it raises (the exception says the same, and the caller reports it once)
@@ -232,11 +236,13 @@ class Tracker:
                  artifact_root: str | None = None):
         probe(uri)
         self.uri = uri
-        self.client = MlflowClient(tracking_uri=uri)  # never MLflow's process-wide URI
+        self._client: MlflowClient | None = None
         from bench.record.sql import SqlReader, is_sql
 
         # the board's reads go straight to a SQL store's tables (bench.record.sql)
         self.sql: SqlReader | None = SqlReader(uri) if is_sql(uri) else None
+        if experiment_id is None and experiment is not None and self.sql is not None:
+            experiment_id = self.sql.experiment_id(experiment)  # None: unknown here, or new
         if experiment_id is None:
             if experiment is None:
                 raise ValueError("Tracker needs an experiment name or an experiment id")
@@ -250,6 +256,16 @@ class Tracker:
             else:
                 experiment_id = exp.experiment_id
         self.experiment_id = experiment_id
+
+    @property
+    def client(self) -> MlflowClient:
+        """MLflow's client for this store, made on first use (never MLflow's process-wide URI):
+        a board read from a SQL store needs neither it nor `import mlflow`."""
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
 
     def _create_experiment(self, name: str, artifact_root: str | None) -> str:
         """A new experiment; its artifact root is fixed for good when it is created, so a local
@@ -319,14 +335,20 @@ class Tracker:
 
     def set_tags(self, run_id: str, tags: Mapping[str, object]) -> None:
         with quiet_store_logs():  # a failure is raised, and reported once by the caller
+            from mlflow.entities import RunTag
+
             self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_params(self, run_id: str, params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
         ps = [Param(k, v if len(v) <= MAX_PARAM else v[: MAX_PARAM - 3] + "...") for k, v in params.items()]
         for i in range(0, len(ps), 100):
             self.client.log_batch(run_id, params=ps[i : i + 100])
 
     def log_metrics(self, run_id: str, values: dict[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
         ts = int(time.time() * 1000)
         ms = [Metric(k, float(v), ts, step) for k, v in values.items()]
         for i in range(0, len(ms), 500):
@@ -354,6 +376,9 @@ class Tracker:
 
     def log_dataset(self, run_id: str, name: str, digest: str, splits: dict[str, int],
                     source: dict[str, Any]) -> None:
+        from mlflow.entities import Dataset as MlflowDataset
+        from mlflow.entities import DatasetInput, InputTag
+
         inputs = []
         for split, n in splits.items():
             # MLflow keeps one input per (name, digest) and run: give each split its own digest
@@ -401,6 +426,18 @@ class Tracker:
         """The id of experiment `name`, or of the experiment holding `run_id`, at `uri`
         (None when there is no such experiment): for readers that open an existing one."""
         probe(uri)
+        from bench.record.sql import SqlReader, is_sql
+
+        if run_id is None and name and is_sql(uri):
+            reader = SqlReader(uri)
+            try:
+                found = reader.experiment_id(name)
+            finally:
+                reader.close()
+            if found is not None:
+                return found
+        from mlflow import MlflowClient
+
         client = MlflowClient(tracking_uri=uri)
         if run_id is not None:
             return client.get_run(run_id).info.experiment_id
@@ -465,6 +502,8 @@ class Tracker:
     def register_model(self, run_id: str, artifact_path: str, name: str) -> str:
         """Register the model a run logged under `artifact_path` as a new version of `name`
         in the store's model registry; returns the version."""
+        import mlflow
+
         with scoped_tracking_uri(self.uri):
             mv = mlflow.register_model(f"runs:/{run_id}/{artifact_path}", name,
                                        await_registration_for=0)
