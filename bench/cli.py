@@ -87,19 +87,11 @@ def check_tracking_uri(uri: str, origin: str = "--tracking-uri") -> str:
 
 def _local_store(uri: str) -> Path | None:
     """The file or folder of a local store (sqlite:///..., file:..., a path); None for a server."""
-    from urllib.parse import unquote, urlparse
+    from bench.record.tracking import local_path
 
-    if uri.lower().startswith("sqlite:///"):
-        path = unquote(uri[len("sqlite:///"):].split("?", 1)[0])
-        return Path(path) if path and path != ":memory:" else None
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
     if uri in ("databricks", "databricks-uc", "uc"):  # MLflow's names of hosted stores
         return None
-    if len(parsed.scheme) <= 1:  # a plain path (or a Windows drive)
-        return Path(uri)
-    return None
+    return local_path(uri)
 
 
 def check_store_exists(uri: str, origin: str = "--tracking-uri") -> None:
