@@ -16,13 +16,10 @@ classifier's cache and `bench list classifiers` find everything through the regi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
-
-if TYPE_CHECKING:  # the training loop imports this module
-    from bench.classifiers.train import ClassifierConfig, Recipe, TrainedClassifier
 
 # the generic recipe's defaults (small_cnn, the ResNets and timm nets; the settings every
 # suite has used so far): 30 epochs of AdamW at batch 128 under a one-cycle schedule
@@ -57,15 +54,7 @@ class Classifier(nn.Module):
 
     @classmethod
     def has_own_trainer(cls) -> bool:
-        return cls.fit.__func__ is not Classifier.fit.__func__  # type: ignore[attr-defined]
-
-    @classmethod
-    def fit(cls, cfg: ClassifierConfig, s: Recipe, x: torch.Tensor, y: torch.Tensor,
-            num_classes: int, device: torch.device, seed: int, desc: str = "train classifier",
-            progress: bool = True) -> TrainedClassifier:
-        """Train a new instance on uint8 images `x` (N, C, H, W) with labels `y`; `cfg` is
-        resolved and `s` its settings (`train_classifier` does both). The generic loop unless
-        a classifier with its own recipe overrides it."""
-        from bench.classifiers.train import fit_generic
-
-        return fit_generic(cls, cfg, s, x, y, num_classes, device, seed, desc, progress)
+        """Whether the classifier trains itself: a classifier with its own recipe may define
+        a classmethod `fit(cfg, s, x, y, num_classes, device, seed, desc, progress)` (airbench
+        does); every other one is trained by the generic loop, `train.fit_generic`."""
+        return callable(getattr(cls, "fit", None))

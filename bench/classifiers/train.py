@@ -285,20 +285,23 @@ def train_classifier(
     """Train `cfg` on uint8 images `x` (N, C, H, W) with labels `y`; returns the eval-mode model.
 
     `auto` and unset settings are resolved from the images' shape first; then the classifier
-    plugin trains itself (`Classifier.fit`: the generic loop, `fit_generic`, unless it has
-    its own recipe's trainer, as airbench does)."""
+    plugin's own trainer when it has one (airbench's `fit`), else the generic loop,
+    `fit_generic`)."""
     if x.shape[0] == 0:
         raise ValueError("cannot train a classifier on an empty set")
     shape = tuple(int(v) for v in x.shape[1:])
     s = cfg.settings(shape)
-    return CLASSIFIERS.get(s.name).fit(cfg.resolve(shape), s, x, y, num_classes, device, seed,
-                                       desc, progress)
+    cls = CLASSIFIERS.get(s.name)
+    if cls.has_own_trainer():
+        fit: Any = cls.fit  # type: ignore[attr-defined]  # declared by the classifiers that have one
+        return fit(cfg.resolve(shape), s, x, y, num_classes, device, seed, desc, progress)
+    return fit_generic(cls, cfg.resolve(shape), s, x, y, num_classes, device, seed, desc, progress)
 
 
 def fit_generic(cls: type[Classifier], cfg: ClassifierConfig, s: Recipe, x: torch.Tensor,
                 y: torch.Tensor, num_classes: int, device: torch.device, seed: int,
                 desc: str = "train classifier", progress: bool = True) -> TrainedClassifier:
-    """The generic recipe (`Classifier.fit`'s default): AdamW or SGD under the config's
+    """The generic recipe (for every classifier without a trainer of its own): AdamW or SGD under the config's
     schedule in the shared epoch loop (`run_epochs`); `cfg` is resolved and `s` its settings."""
     c, h, w = (int(v) for v in x.shape[1:])
     torch.manual_seed(seed)
