@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from bench.api import Evaluation, EvaluationFailed, Result, SuiteRun, evaluate, run_suite
 
-__version__ = "0.1.0"
+from bench.core.version import __version__
+
 __all__ = ["Evaluation", "EvaluationFailed", "Result", "SuiteRun", "__version__", "evaluate",
            "run_suite"]
 

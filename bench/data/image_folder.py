@@ -34,9 +34,9 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-import bench
 from bench.core.errors import BenchError
 from bench.core.registry import Options
+from bench.core.version import __version__
 from bench.data import DATASETS
 from bench.data._mapped import cached, mapped, write_meta, write_rows
 from bench.data._util import (
@@ -336,7 +336,7 @@ class ImageFolder(DatasetSource):
         names, sizes and modification times (`fingerprint`)."""
         return {"options": self.options.model_dump(mode="json"),
                 "folders": [str(folder.resolve()) for _, folder in self._folders()],
-                "files": self.fingerprint(), "format": FORMAT, "bench": bench.__version__}
+                "files": self.fingerprint(), "format": FORMAT, "bench": __version__}
 
     def load(self, cache: Any = None) -> Dataset:
         def decode(path: Path) -> dict[str, Any]:

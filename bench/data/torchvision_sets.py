@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from pydantic import Field
 
-import bench
 from bench.core.errors import BenchError
 from bench.core.registry import Options
+from bench.core.version import __version__
 from bench.data import DATASETS
 from bench.data._mapped import cached, mapped, write_meta, write_rows
 from bench.data._util import limit_per_class, resize_uint8
@@ -196,7 +196,7 @@ class TorchvisionSet(DatasetSource):
         stats = [f"{f.relative_to(self.options.root)}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
                  for f in files]
         return {"options": self.options.model_dump(mode="json"), "root": str(self.options.root.resolve()),
-                "files": stats, "format": FORMAT, "bench": bench.__version__}
+                "files": stats, "format": FORMAT, "bench": __version__}
 
     def load(self, cache: Any = None) -> Dataset:
         """Parsed by torchvision once into a memory-mapped cache entry (bench/data/_mapped.py),

@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 
 import pandas as pd
 
-import bench
 from bench.core.errors import BenchError
 from bench.core.safe_names import safe_filename
+from bench.core.version import __version__
 from bench.record.cell_record import (
     PARENT_TAG,
     CellRecord,
@@ -577,4 +577,4 @@ def _torch_version() -> str:
 
 
 def package_version() -> str:
-    return bench.__version__
+    return __version__

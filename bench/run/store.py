@@ -49,9 +49,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 import numpy as np
 import torch
 
-import bench
 from bench.core.errors import BenchError
 from bench.core.progress import bar
+from bench.core.version import __version__
 from bench.models import output_checks
 from bench.record.flags import Flag
 from bench.run.cache import Cache, atomic_write, stable_hash
@@ -531,7 +531,7 @@ class Store:
         if self.cache is None or not self.persist:
             return None
         return self.cache.path(key.kind, {**_plain(key), "format": FORMAT,
-                                          "bench": bench.__version__}, suffix)
+                                          "bench": __version__}, suffix)
 
     def _locked(self, path: Path | None) -> AbstractContextManager[None]:
         """The cache's file lock on a persisted entry: a second worker waits, then reads."""
