@@ -223,14 +223,13 @@ def _open_store(args: argparse.Namespace):
     return Tracker(uri, experiment_id=_experiment_id(uri, experiment)), name
 
 
-def _declared(target: str) -> set[tuple[str, str]] | None:
-    """The (dataset, model) pairs of a suite file; None for a suite name (no declaration)."""
+def _suite_file(target: str):
+    """The suite of a suite file (loaded without resource checks); None for a suite name."""
     if not (target.endswith((".yaml", ".yml")) or Path(target).is_file()):
         return None
     from bench.config.suite import load_suite
-    from bench.run.runner import declared_pairs
 
-    return declared_pairs(load_suite(target, check_resources=False))
+    return load_suite(target, check_resources=False)
 
 
 def _suite_run_values(tracker, all_runs, parent: str):
@@ -257,14 +256,20 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                          "first, or pass --tracking-uri / --experiment.")
     # a suite file: the board is the suite as declared (models removed from it are left out,
     # unless --all); a suite name: every model that has runs
-    declared = None if args.all else _declared(args.suite)
+    from bench.run.runner import declared_pairs
+
+    suite = _suite_file(args.suite)
+    declared = None if args.all or suite is None else declared_pairs(suite)
     tables = build_leaderboard(runs, sort_by=args.sort, declared=declared)
     if args.sort:
         _check_sort(args.sort, tables)
+    published = suite.published if suite is not None else []
     if args.format == "html":
         text = _leaderboard_html(args, tracker, name, tables, runs)
     else:
-        text = render(tables, args.format)
+        from bench.report.published import with_published
+
+        text = with_published(render(tables, args.format), args.format, tables, published)
     if os.environ.get("MLFLOW_RUN_ID"):  # the `leaderboard` entry point keeps its output
         ext = {"markdown": "md", "latex": "tex"}.get(args.format, args.format)
         tracker.log_text(os.environ["MLFLOW_RUN_ID"], text, f"leaderboard.{ext}")

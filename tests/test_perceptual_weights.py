@@ -6,6 +6,8 @@ tested, never ImageNet quality."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -17,7 +19,7 @@ from bench.features.base import FeatureSpec
 from bench.features.vgg16 import LPIPS, LPIPSOptions
 from bench.metrics import METRICS
 from bench.metrics.base import Context
-from bench.metrics.latent_projection import CodeSpace, pixel_distance, project
+from bench.metrics.latent_projection import CodeSpace, Schedule, pixel_distance, project
 from bench.metrics.ppl import path_lengths
 from bench.models.torch_generator import TorchGenerator
 from bench.run.cache import Cache
@@ -304,3 +306,29 @@ def test_w_space_refused_at_validation_without_mapping_networks(write_suite, sty
             assert f"model '{m}', dataset 'digits', metric '{t}'" in msg
     assert "model 'style'" not in msg
     assert "mapping(z, c) -> w" in msg and "Set `space: z`" in msg
+
+
+def test_stylegan2_schedule_ramps_the_rate_and_the_code_noise(stylegen):
+    s = Schedule("stylegan2", lr=0.1, noise_factor=0.05)
+    assert s.at(0, 100) == (0.0, 0.05)  # ramp-up starts at 0, full noise
+    lr, noise = s.at(5, 100)
+    assert lr == pytest.approx(0.1) and noise == pytest.approx(0.05 * (1 - 0.05 / 0.75) ** 2)
+    assert s.at(50, 100)[0] == pytest.approx(0.1)  # flat middle
+    assert s.at(90, 100)[0] == pytest.approx(0.1 * (0.5 - 0.5 * math.cos(0.4 * math.pi)))
+    assert s.at(80, 100)[1] == 0.0  # no noise after 75% of the steps
+    assert Schedule("constant", lr=0.05).at(7, 100) == (0.05, 0.0)
+    # StyleGAN2's settings (lr 0.1, noise 0.05 x w_std) reconstruct in w like the constant rate
+    gen = wrap(stylegen.G())
+    y = torch.tensor([0, 3, 3, 7])
+    codes = CodeSpace.of(gen, "w", y, 2000, seed=0)
+    w_true = torch.stack([codes.w_avg[c] for c in y.tolist()]) + 0.5 * codes.scale * torch.randn(
+        4, 12, generator=torch.Generator().manual_seed(2)) / 12 ** 0.5
+    dist = pixel_distance(codes.images(w_true, y))
+    start, _ = project(codes, y, dist, steps=0, lr=0.1, restarts=1, batch_size=8, seed=0, device=CPU)
+    best, how = project(codes, y, dist, steps=150, lr=0.1, restarts=1, batch_size=8, seed=0,
+                        device=CPU, schedule=s)
+    d0, d1 = dist(codes.render(start, y), torch.arange(4)), dist(codes.render(best, y), torch.arange(4))
+    assert how == "adam" and (d1 < 0.2 * d0).all(), (d0, d1)
+    # the best code kept is one whose distance was measured (noise included): re-rendering it
+    # gives that distance, so the reported projection is reproducible
+    assert torch.allclose(dist(codes.render(best, y), torch.arange(4)), d1)

@@ -6,7 +6,7 @@ once as `file:line: key: what is wrong. What to do.`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.config.cells import Cell, Spec, resolve_device
+from bench.config.published import PublishedBlock, check_blocks, declared_values
 from bench.core.errors import BenchError
 from bench.core.registry import Options, Registry, did_you_mean
 from bench.core.safe_names import name_problem, printable
@@ -152,6 +153,8 @@ class SuiteFile(BaseModel):
     models: dict[str, dict[str, Any] | None]
     metrics: dict[str, dict[str, Any] | None]
     cells: list[CellBlock] = Field(default_factory=lambda: [CellBlock()])
+    # numbers from papers to read the run against (shown beside ours; never ranked)
+    published: list[PublishedBlock] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------- the validated result
@@ -171,6 +174,7 @@ class Suite:
     models: dict[str, Spec]
     metrics: dict[str, Spec]
     cells: list[Cell]
+    published: list[PublishedBlock] = field(default_factory=list)
 
 
 def cell_key(model: Spec, dataset: Spec, metric: Spec, seed: int) -> str:
@@ -336,6 +340,9 @@ def parse_suite(text: str, path: str | Path, check_resources: bool = True,
             if spec is not None:
                 specs[section][key] = spec
     _check_names_and_code(sf, specs, problems)
+    for where, msg in check_blocks(sf.published, list(sf.datasets), list(sf.models),
+                                   declared_values([s.cls for s in specs["metrics"].values()])):
+        problems.add(where, msg)
     executor = _parse_executor(sf.executor, problems)
     if sf.device.startswith("cuda") and check_resources:
         import torch
@@ -392,7 +399,7 @@ def parse_suite(text: str, path: str | Path, check_resources: bool = True,
         tracking_uri=sf.tracking_uri, seed=sf.seed, repeats=sf.repeats, device=sf.device,
         cache_dir=str((base / sf.cache_dir).resolve()) if sf.cache_dir else None,
         executor=executor or ExecutorConfig.parse(None), datasets=specs["datasets"], models=specs["models"],
-        metrics=specs["metrics"], cells=cells,
+        metrics=specs["metrics"], cells=cells, published=list(sf.published),
     )
 
 

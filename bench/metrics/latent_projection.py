@@ -85,7 +85,15 @@ class LatentProjectionOptions(Options):
                                          "features measure the reconstruction")
     per_class: int = Field(5, ge=1, description="training and held-out images projected per class")
     steps: int = Field(200, ge=0, description="Adam steps on the codes per batch of images")
-    lr: float = Field(0.05, gt=0, description="Adam learning rate on the codes")
+    lr: float = Field(0.05, gt=0, description="Adam learning rate on the codes (schedule "
+                      "stylegan2: the peak rate; StyleGAN2's projector uses 0.1)")
+    schedule: Literal["constant", "stylegan2"] = Field(
+        "constant", description="constant: Adam at `lr` throughout; stylegan2: StyleGAN2's "
+        "projector schedule (lr ramped up over the first 5% of steps, cosine ramp-down over the "
+        "last 25%; Gaussian noise of noise_factor x the codes' spread added to the codes, "
+        "decaying quadratically to 0 at 75% of the steps)")
+    noise_factor: float = Field(0.05, ge=0, description="schedule stylegan2: the code noise at "
+                                "step 0, times the codes' spread (StyleGAN2: 0.05 x w_std)")
     restarts: int = Field(16, ge=1, description="starting codes per image, the best starts Adam (z: random codes; w: the class's mean w and restarts - 1 mapped random codes)")
     batch_size: int = Field(64, ge=1, description="images projected together")
     space: Literal["z", "w"] = Field("z", description="z: the generator's input; w: its "
@@ -286,11 +294,38 @@ class CodeSpace:
         return self.render(c, y).round().clamp(0, 255).to(torch.uint8)
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """Adam's learning rate and the noise added to the codes at each step. `constant`: `lr`,
+    no noise. `stylegan2`: the schedule of StyleGAN2's projector (Karras et al. 2020,
+    stylegan2-ada-pytorch projector.py: lr_rampup_length 0.05, lr_rampdown_length 0.25,
+    noise_ramp_length 0.75, initial_noise_factor 0.05): the noise lets the early steps
+    explore, the ramps keep Adam's first steps and last steps small."""
+
+    kind: Literal["constant", "stylegan2"] = "constant"
+    lr: float = 0.05
+    noise_factor: float = 0.05
+    rampup: float = 0.05
+    rampdown: float = 0.25
+    noise_ramp: float = 0.75
+
+    def at(self, step: int, steps: int) -> tuple[float, float]:
+        """(learning rate, noise scale in units of the codes' spread) at `step` of `steps`."""
+        if self.kind == "constant":
+            return self.lr, 0.0
+        t = step / max(1, steps)
+        ramp = min(1.0, (1.0 - t) / self.rampdown)
+        ramp = (0.5 - 0.5 * math.cos(ramp * math.pi)) * min(1.0, t / self.rampup)
+        return self.lr * ramp, self.noise_factor * max(0.0, 1.0 - t / self.noise_ramp) ** 2
+
+
 def project(codes: CodeSpace, labels: torch.Tensor, dist: Distance, *, steps: int,
             lr: float, restarts: int, batch_size: int, seed: int,
-            device: torch.device) -> tuple[torch.Tensor, str]:
+            device: torch.device, schedule: Schedule | None = None) -> tuple[torch.Tensor, str]:
     """(best codes (n, dim), "adam" | "random"): codes that reconstruct the targets of
-    `dist` (index i is target i), with `labels` fixed."""
+    `dist` (index i is target i), with `labels` fixed. `schedule` (default: constant at
+    `lr`) sets Adam's rate and the code noise per step."""
+    schedule = schedule or Schedule("constant", lr)
     g = torch.Generator().manual_seed(seed)
     n, out, how = len(labels), [], "adam"
     for s in range(0, n, batch_size):
@@ -305,7 +340,8 @@ def project(codes: CodeSpace, labels: torch.Tensor, dist: Distance, *, steps: in
         best = cand[j, torch.arange(m)].clone()
         if how == "adam":
             try:
-                best, best_d = _adam(codes, y, idx, dist, best, best_d, steps, lr, device)
+                best, best_d = _adam(codes, y, idx, dist, best, best_d, steps, schedule, g,
+                                     device)
             except NotImplementedError:
                 how = "random"
         if how == "random":
@@ -315,18 +351,26 @@ def project(codes: CodeSpace, labels: torch.Tensor, dist: Distance, *, steps: in
 
 
 def _adam(codes: CodeSpace, y: torch.Tensor, idx: torch.Tensor, dist: Distance,
-          z0: torch.Tensor, best_d: torch.Tensor, steps: int, lr: float,
-          device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+          z0: torch.Tensor, best_d: torch.Tensor, steps: int, schedule: Schedule,
+          g: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adam on the codes; the best code seen is the one rendered (noise included), so what
+    is kept is always a code whose distance was measured."""
     best = z0.clone()
     z = z0.clone().to(device).requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=lr)
-    for _ in range(steps):
+    opt = torch.optim.Adam([z], lr=schedule.at(0, steps)[0])
+    for step in range(steps):
+        lr, noise = schedule.at(step, steps)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        eps = (noise * codes.scale * torch.randn(z.shape, generator=g)).to(device) if noise \
+            else None
         with torch.enable_grad():
-            d = dist(codes.render_grad(z, y), idx)
+            c = z + eps if eps is not None else z
+            d = dist(codes.render_grad(c, y), idx)
             grad, = torch.autograd.grad(d.sum(), z)  # per image: one code's own loss
         dc = d.detach().cpu()
         better = dc < best_d
-        best[better], best_d[better] = z.detach().cpu()[better], dc[better]
+        best[better], best_d[better] = c.detach().cpu()[better], dc[better]
         z.grad = grad
         opt.step()
     return best, best_d
@@ -412,7 +456,8 @@ class LatentProjection(Metric):
         codes = CodeSpace.of(generator, o.space, y, o.w_avg_samples, ctx.seed)
         ctx.tags["projection_space"] = o.space
         z, how = project(codes, y, dist, steps=o.steps, lr=o.lr, restarts=o.restarts,
-                         batch_size=o.batch_size, seed=ctx.seed, device=ctx.device)
+                         batch_size=o.batch_size, seed=ctx.seed, device=ctx.device,
+                         schedule=Schedule(o.schedule, o.lr, o.noise_factor))
         ctx.tags["projection_search"] = how
         with torch.no_grad():  # what the generator outputs for the codes: uint8 images
             recon = torch.cat([codes.images(z[i:i + o.batch_size], y[i:i + o.batch_size]).cpu()

@@ -191,11 +191,13 @@ def _log_boards(report: SuiteReport, tracker: Tracker, parent: str, suite: Suite
     from bench.report.figures import suite_figures
     from bench.report.html import default_ui_url, html_report, mlflow_access
     from bench.report.leaderboard import build_leaderboard, render
+    from bench.report.published import with_published
 
     if run_ids:
         runs = tracker.cell_runs(suite=suite.name, run_ids=run_ids, failed=True)
         board = build_leaderboard(runs, declared=declared_pairs(suite))
-        report.leaderboard = render(board, "markdown")
+        report.leaderboard = with_published(render(board, "markdown"), "markdown", board,
+                                            suite.published)
         for line in verdict_lines(board):
             _log(line)
         tracker.log_text(parent, report.leaderboard, "leaderboard.md")
