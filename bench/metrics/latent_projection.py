@@ -4,7 +4,12 @@ training images better than held-out images of the same classes?
 For `per_class` training images and as many held-out (val) images of every class, a code
 is optimised to reconstruct the image, with the label fixed to the image's true class: the
 best of `restarts` starting codes starts Adam (`steps`, `lr`, images in batches of
-`batch_size`), and the best code seen is kept.
+`batch_size`), and the best code seen is kept. `schedule: stylegan2` runs Adam as
+StyleGAN2's projector does (rate ramped up over the first 5% of the steps and down over the
+last 25%, code noise of `noise_factor` x the codes' spread fading out by 75%; with `lr: 0.1`,
+`steps: 1000`, `space: w`, `loss: lpips`, `pixel_weight: 0` it is that projector, less its
+per-layer noise-map optimisation, which would couple the images of a batch through the
+synthesis network's shared noise buffers).
 
 Where the code lives (`space`): `z`, the generator's input (starting codes drawn as the
 generator draws them); or `w`, the output of its mapping network, for generators laid out as
