@@ -7,6 +7,8 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
@@ -28,13 +30,32 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def _quiet_libraries() -> None:
-    # MLflow's store migrations and git warnings are noise for a benchmark user
-    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    for name in ("alembic", "mlflow", "mlflow.store", "mlflow.tracking"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+_QUIET_ENV = {"GIT_PYTHON_REFRESH": "quiet", "MLFLOW_LOGGING_LEVEL": "WARNING",
+              "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+_QUIET_LOGGERS = ("alembic", "mlflow", "mlflow.store", "mlflow.tracking")
+
+
+@contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """MLflow's store migrations and git warnings are noise for a benchmark user: quiet for
+    one command, then as they were (`main` is also called in-process, by tests and by users'
+    scripts, whose own logging must not change under them). A variable the user set wins."""
+    env = {k: os.environ.get(k) for k in _QUIET_ENV}
+    levels = [(lg, lg.level) for lg in map(logging.getLogger, _QUIET_LOGGERS)]
+    for k, v in _QUIET_ENV.items():
+        os.environ.setdefault(k, v)
+    for lg, _ in levels:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, lv in levels:
+            lg.setLevel(lv)
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 # ---------------------------------------------------------------- arguments checked before any work
@@ -790,10 +811,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet_libraries()
     try:
-        _check_arguments(args)
-        return args.func(args)
+        with _quiet_libraries():
+            _check_arguments(args)
+            return args.func(args)
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

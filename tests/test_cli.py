@@ -164,3 +164,16 @@ def test_list_features_and_executors(capsys):
     assert main(["list", "executors"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in ("local", "ray", "slurm", "(`bench run --workers`)"))
+
+
+def test_main_leaves_the_callers_logging_and_environment_as_they_were(monkeypatch):
+    """`bench` quiets MLflow's loggers for its own command only: called in-process (a
+    script, a notebook), it hands them back as they were."""
+    import logging
+    import os
+
+    monkeypatch.delenv("MLFLOW_LOGGING_LEVEL", raising=False)
+    lg = logging.getLogger("mlflow")
+    monkeypatch.setattr(lg, "level", logging.DEBUG)
+    assert main(["list", "datasets"]) == 0
+    assert lg.level == logging.DEBUG and "MLFLOW_LOGGING_LEVEL" not in os.environ
