@@ -2,17 +2,21 @@ import importlib
 import inspect
 import sys
 import textwrap
+import types
 
 import pytest
 from pydantic import ValidationError
 
 from bench.classifiers import CLASSIFIERS, Classifier
 from bench.core.errors import BenchError
-from bench.core.registry import Options, Plugin, Registry, describe_options
+from bench.core.registry import NoOptions, Options, Plugin, Registry, describe_options
 from bench.data import DATASETS, DatasetSource
 from bench.executors import EXECUTORS, Executor
 from bench.features import FEATURES, FeatureExtractor
 from bench.metrics import METRICS, Metric
+from bench.metrics._conditional import ConditionalFeatureMetric
+from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
+from bench.metrics.fid import FIDOptions
 from bench.models import MODELS, ModelSource
 
 
@@ -61,6 +65,79 @@ def test_options_forbid_unknown_keys_and_describe_themselves():
     with pytest.raises(ValidationError, match="Extra inputs"):
         Opts(epoch=3)
     assert describe_options(Opts) == [("epochs", "int", 3, "")]
+
+
+class _MyOpts(Options):
+    n_pairs: int = 3
+
+
+class _OtherOpts(Options):
+    k: int = 1
+
+
+def test_a_plugin_names_its_options_once_as_the_type_argument():
+    class P(Metric[_MyOpts]):
+        def compute(self, generator, dataset, ctx):
+            return {}
+
+    class Q(P):  # no type argument: inherits P's
+        pass
+
+    class Old(Metric):  # the older form (third-party plugins): the class body's own wins
+        Options = _OtherOpts
+        options: _OtherOpts
+
+    class OldChild(Old):
+        pass
+
+    class Both(Metric[_MyOpts]):
+        Options = _OtherOpts
+
+    class Plain(Metric):
+        pass
+
+    class Explicit(Metric[NoOptions]):
+        pass
+
+    assert P.Options is _MyOpts and Q.Options is _MyOpts
+    assert isinstance(P().options, _MyOpts) and P().options.n_pairs == 3
+    assert P(_MyOpts(n_pairs=5)).options.n_pairs == 5
+    assert Old.Options is _OtherOpts and OldChild.Options is _OtherOpts
+    assert Both.Options is _OtherOpts
+    assert Plain.Options is NoOptions and Explicit.Options is NoOptions
+    assert Plugin.Options is Metric.Options is NoOptions
+    for kind in (DatasetSource, ModelSource, FeatureExtractor, Executor):
+        assert kind.Options is NoOptions
+        assert types.new_class("X", (kind[_MyOpts],)).Options is _MyOpts
+
+
+def test_an_intermediate_base_passes_on_its_own_options():
+    """FeatureMetric's type variable has a default (FeatureMetricOptions): a subclass with no
+    type argument gets it, one with its own argument its own."""
+    class Plain(FeatureMetric):
+        pass
+
+    class Mine(ConditionalFeatureMetric[_DerivedFeatureOpts]):
+        pass
+
+    assert FeatureMetric.Options is FeatureMetricOptions
+    assert ConditionalFeatureMetric.Options is FeatureMetricOptions
+    assert Plain.Options is FeatureMetricOptions and Mine.Options is _DerivedFeatureOpts
+    assert METRICS.get("fid").Options is FIDOptions
+    assert METRICS.get("intra_fid").Options is FeatureMetricOptions
+
+
+class _DerivedFeatureOpts(FeatureMetricOptions):
+    extra: int = 0
+
+
+def test_a_type_argument_that_is_no_options_class_is_refused():
+    with pytest.raises(TypeError, match="not a subclass of bench.core.registry.Options"):
+        class Bad(Metric[int]):
+            pass
+    with pytest.raises(TypeError, match="not a string"):
+        class Quoted(Metric["_MyOpts"]):
+            pass
 
 
 # ---------------------------------------------------------------- loading per entry

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.core.registry import Plugin
+from bench.core.registry import O, Plugin
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class Dataset:
                        self.split_key, subset=f"{self.digest}:{kept}", labeled=self.labeled)
 
 
-class DatasetSource(Plugin):
+class DatasetSource(Plugin[O]):
     """A registered way to obtain a Dataset (bundled, torchvision, folder, npz...)."""
 
     @abstractmethod

@@ -21,11 +21,8 @@ class DigitsOptions(Options):
 
 
 @DATASETS.register("digits")
-class Digits(DatasetSource):
+class Digits(DatasetSource[DigitsOptions]):
     """Real handwritten digits bundled with scikit-learn (1,797 images, 10 classes, 8x8)."""
-
-    Options = DigitsOptions
-    options: DigitsOptions
 
     def describe(self) -> DataInfo:
         s = self.options.image_size

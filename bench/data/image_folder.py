@@ -141,11 +141,8 @@ def _first_image_size(dirs: list[Path]) -> tuple[int, int] | None:
 
 
 @DATASETS.register("image_folder")
-class ImageFolder(DatasetSource):
+class ImageFolder(DatasetSource[ImageFolderOptions]):
     """Images in class sub-folders (PNG, JPEG, ...), with an optional val folder."""
-
-    Options = ImageFolderOptions
-    options: ImageFolderOptions
 
     def _folders(self) -> list[tuple[str, Path]]:
         o = self.options

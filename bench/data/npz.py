@@ -74,11 +74,8 @@ class NpzOptions(Options):
 
 
 @DATASETS.register("npz")
-class Npz(DatasetSource):
+class Npz(DatasetSource[NpzOptions]):
     """Images (and optional labels) in .npz files: one file, split or not, or one per split."""
-
-    Options = NpzOptions
-    options: NpzOptions
 
     def _files(self) -> list[tuple[str, Path]]:
         o = self.options

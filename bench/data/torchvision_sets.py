@@ -104,11 +104,8 @@ class TorchvisionOptions(Options):
 
 
 @DATASETS.register("torchvision")
-class TorchvisionSet(DatasetSource):
+class TorchvisionSet(DatasetSource[TorchvisionOptions]):
     """A torchvision dataset (MNIST, Fashion-MNIST, CIFAR-10/100, SVHN, STL-10) from local files."""
-
-    Options = TorchvisionOptions
-    options: TorchvisionOptions
 
     @property
     def _info(self) -> _SetInfo:

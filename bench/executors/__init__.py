@@ -18,7 +18,7 @@ from pydantic.fields import FieldInfo
 
 from bench.config.cells import Cell
 from bench.core.errors import BenchError
-from bench.core.registry import Options, Plugin, Registry
+from bench.core.registry import O, Options, Plugin, Registry
 
 if TYPE_CHECKING:  # the worker imports MLflow: only the executors themselves need it
     from bench.executors.worker import CellOutcome, Shared, WorkerEnv
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the worker imports MLflow: only the executors themselves ne
 OnResult = Callable[[Cell, "CellOutcome | BaseException"], None]
 
 
-class Executor(Plugin):
+class Executor(Plugin[O]):
     """Runs cells and reports each outcome (or the exception that lost it) to `on_result`."""
 
     def distributed(self) -> bool:

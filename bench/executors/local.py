@@ -56,11 +56,8 @@ def start_worker(device: str, threads: int) -> ProcessPoolExecutor:
 
 
 @EXECUTORS.register("local")
-class LocalExecutor(Executor):
+class LocalExecutor(Executor[LocalOptions]):
     """Cells in this process (workers: 1), or in N worker processes, one per GPU."""
-
-    Options = LocalOptions
-    options: LocalOptions
 
     _worker: Worker | None = None  # cells run in this process (workers: 1)
 

@@ -34,11 +34,8 @@ class RayOptions(Options):
 
 
 @EXECUTORS.register("ray")
-class RayExecutor(Executor):
+class RayExecutor(Executor[RayOptions]):
     """Ray actors (one per model's cells) on an existing cluster or a local one."""
-
-    Options = RayOptions
-    options: RayOptions
 
     def run(self, cells: list[Cell], env: WorkerEnv, on_result: OnResult) -> bool:
         try:

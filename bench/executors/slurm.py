@@ -44,11 +44,8 @@ def _run(cells: list[Cell], env: WorkerEnv) -> list[CellOutcome]:
 
 
 @EXECUTORS.register("slurm")
-class SlurmExecutor(Executor):
+class SlurmExecutor(Executor[SlurmOptions]):
     """One Slurm job array per suite through submitit; `cluster: local` for a dry run."""
-
-    Options = SlurmOptions
-    options: SlurmOptions
 
     def run(self, cells: list[Cell], env: WorkerEnv, on_result: OnResult) -> bool:
         try:

@@ -15,10 +15,10 @@ from pydantic import Field, model_validator
 
 from bench.core.errors import BenchError
 from bench.core.progress import bar
-from bench.core.registry import Options, Plugin, Registry, did_you_mean
+from bench.core.registry import O, Options, Plugin, Registry, did_you_mean
 
 
-class FeatureExtractor(Plugin):
+class FeatureExtractor(Plugin[O]):
     has_logits = False
 
     def check(self) -> None:

@@ -23,11 +23,9 @@ class ClassifierFeatureOptions(Options):
 
 
 @FEATURES.register("classifier")
-class ClassifierFeatures(FeatureExtractor):
+class ClassifierFeatures(FeatureExtractor[ClassifierFeatureOptions]):
     """Penultimate features (and logits) of the suite's real-trained classifier."""
 
-    Options = ClassifierFeatureOptions
-    options: ClassifierFeatureOptions
     has_logits = True
     clf: TrainedClassifier
 

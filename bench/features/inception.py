@@ -105,11 +105,9 @@ class _TorchvisionFID(torch.nn.Module):
 
 
 @FEATURES.register("inception")
-class Inception(FeatureExtractor):
+class Inception(FeatureExtractor[InceptionOptions]):
     """Standard FID Inception-v3 (2015-12-05 weights), 2048-d pool features, local weights only."""
 
-    Options = InceptionOptions
-    options: InceptionOptions
     net: Any = None
 
     def check(self) -> None:

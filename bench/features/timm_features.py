@@ -29,11 +29,8 @@ class TimmOptions(Options):
 
 
 @FEATURES.register("timm")
-class TimmFeatures(FeatureExtractor):
+class TimmFeatures(FeatureExtractor[TimmOptions]):
     """Any timm model's pooled features, with weights from a local file."""
-
-    Options = TimmOptions
-    options: TimmOptions
 
     def prepare(self, dataset: Any, env: Any) -> None:
         import timm

@@ -176,11 +176,8 @@ class VGG16Options(Options):
 
 
 @FEATURES.register("vgg16")
-class VGG16Features(FeatureExtractor):
+class VGG16Features(FeatureExtractor[VGG16Options]):
     """VGG16 fc2 activations after ReLU (4096-d), as in Kynkäänniemi et al. 2019; local weights."""
-
-    Options = VGG16Options
-    options: VGG16Options
 
     def check(self) -> None:
         check_file(self.options.weights, "features.weights")

@@ -39,7 +39,7 @@ import torch
 
 from bench.core.errors import BenchError
 from bench.data.base import Dataset
-from bench.metrics._distribution import FeatureMetric
+from bench.metrics._distribution import FO, FeatureMetric
 from bench.metrics.base import Context
 from bench.models.base import Generator
 from bench.record.values import with_interval
@@ -79,7 +79,7 @@ def _listing(items: list[str]) -> str:
     return "; ".join(items[:_MAX_LISTED]) + (f"; and {more} more classes" if more > 0 else "")
 
 
-class ConditionalFeatureMetric(FeatureMetric):
+class ConditionalFeatureMetric(FeatureMetric[FO]):
     """A FeatureMetric scored per class; subclasses say what one class's values are.
 
     `logged` maps the per-class value names returned by `score_class` to the names logged

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import Field
+from typing_extensions import TypeVar  # typing's own takes default= from 3.13
 
 from bench.core.registry import Options
 from bench.data.base import Dataset
@@ -21,9 +22,12 @@ class FeatureMetricOptions(Options):
     num_samples: int | None = Field(None, ge=2, description="generated images (default: real train size)")
 
 
-class FeatureMetric(Metric):
-    Options = FeatureMetricOptions
-    options: FeatureMetricOptions
+# a feature metric's options: FeatureMetricOptions or a subclass; the default is what a
+# subclass with no type argument gets, for mypy and (bench.core.registry) at run time
+FO = TypeVar("FO", bound=FeatureMetricOptions, default=FeatureMetricOptions)
+
+
+class FeatureMetric(Metric[FO]):
     real_split = "train"
 
     def check(self) -> None:

@@ -50,11 +50,9 @@ class AlphaPrecisionOptions(FeatureMetricOptions):
 
 
 @METRICS.register("alpha_precision")
-class AlphaPrecision(FeatureMetric):
+class AlphaPrecision(FeatureMetric[AlphaPrecisionOptions]):
     """α-precision / β-recall curves and their integrals, with authenticity (Alaa et al. 2022)."""
 
-    Options = AlphaPrecisionOptions
-    options: AlphaPrecisionOptions
     version = "2"  # 2: β-recall is the reference codes' estimator (k-NN gate), ideal →ref
     # IPα is 1 on the diagonal (generated samples exactly as typical of the real data as
     # real samples are) and at most 1, so higher is the same ranking as "closest to 1".

@@ -88,11 +88,9 @@ class AugmentationOptions(Options):
 
 
 @METRICS.register("augmentation")
-class Augmentation(Metric):
+class Augmentation(Metric[AugmentationOptions]):
     """Accuracy on real subsets with and without added generated images (equal optimizer steps)."""
 
-    Options = AugmentationOptions
-    options: AugmentationOptions
     # 2: 95% intervals (Wilson accuracies, Newcombe gains); 3: generated images from the
     # model's shared stream (Context.generated_by_class)
     version = "3"

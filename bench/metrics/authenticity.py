@@ -6,14 +6,14 @@ Interval: a share of generated samples, so a Wilson interval on the authentic co
 from __future__ import annotations
 
 from bench.metrics import METRICS
-from bench.metrics._distribution import FeatureMetric
+from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
 from bench.metrics._intervals import share_with_interval
 from bench.metrics.functional import authenticity
 from bench.record.values import score
 
 
 @METRICS.register("authenticity")
-class Authenticity(FeatureMetric):
+class Authenticity(FeatureMetric[FeatureMetricOptions]):
     """Share of generated samples that are not closer to a training sample than its neighbours."""
 
     version = "3"  # 2: Wilson 95% interval; 3: the model's shared sample stream (bench.run.store)

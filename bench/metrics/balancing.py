@@ -129,11 +129,9 @@ def _values(name: str, s: Score, minority: np.ndarray, dataset: Dataset) -> dict
 
 
 @METRICS.register("balancing")
-class Balancing(Metric):
+class Balancing(Metric[BalancingOptions]):
     """Top up rare classes with generated images: balanced accuracy vs. imbalanced and balanced real."""
 
-    Options = BalancingOptions
-    options: BalancingOptions
     # 2: 95% intervals (Wilson accuracies, normal balanced accuracies)
     # 3: trainable sources are trained on the imbalanced split (leak-free); augmented_all arm
     # 4: generated images from the generator's stream (Context.generated_by_class)

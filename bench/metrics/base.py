@@ -13,7 +13,7 @@ import torch
 from bench.classifiers.real import real_classifier
 from bench.classifiers.train import ClassifierConfig, Evaluation, TrainedClassifier, evaluate
 from bench.core.errors import BenchError
-from bench.core.registry import Plugin
+from bench.core.registry import O, Plugin
 from bench.data.base import Dataset
 from bench.features.base import FeatureExtractor, FeatureSpec
 from bench.metrics.sampling import first_of_each_class, labels_from_counts
@@ -223,7 +223,7 @@ class Context:
         return self.artifact_dir / safe_filename(name)
 
 
-class Metric(Plugin):
+class Metric(Plugin[O]):
     """A registered metric: (Generator, Dataset, Context) -> {name: float} (+ artifacts).
 
     Subclasses set `version` (bump it when results change, so caches and history segments

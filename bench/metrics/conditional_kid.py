@@ -21,11 +21,9 @@ class CondKIDOptions(FeatureMetricOptions):
 
 
 @METRICS.register("conditional_kid")
-class ConditionalKID(ConditionalFeatureMetric):
+class ConditionalKID(ConditionalFeatureMetric[CondKIDOptions]):
     """Per-class KID against that class's real images, mean over classes."""
 
-    Options = CondKIDOptions
-    options: CondKIDOptions
     # 2: the model's shared sample stream (bench.run.store); 3: a 95% interval, the t interval of
     # the mean over classes (bench.metrics._conditional)
     version = "3"

@@ -22,11 +22,9 @@ class CondPRDCOptions(FeatureMetricOptions):
 
 
 @METRICS.register("conditional_prdc")
-class ConditionalPRDC(ConditionalFeatureMetric):
+class ConditionalPRDC(ConditionalFeatureMetric[CondPRDCOptions]):
     """Per-class precision, recall, density and coverage (k-NN), mean over classes."""
 
-    Options = CondPRDCOptions
-    options: CondPRDCOptions
     # 2: the model's shared sample stream (bench.run.store); 3: 95% intervals, the t interval of
     # the mean over classes (bench.metrics._conditional)
     version = "3"

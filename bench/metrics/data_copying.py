@@ -32,11 +32,9 @@ class DataCopyingOptions(FeatureMetricOptions):
 
 
 @METRICS.register("data_copying")
-class DataCopying(FeatureMetric):
+class DataCopying(FeatureMetric[DataCopyingOptions]):
     """C_T statistic of the data-copying test (negative = copies training data)."""
 
-    Options = DataCopyingOptions
-    options: DataCopyingOptions
     # 2: the model's shared sample stream (bench.run.store); 3: the mean over 10 k-means
     # partitions (was one), optional PCA projection
     version = "3"

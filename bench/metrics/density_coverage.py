@@ -21,11 +21,9 @@ class DCOptions(FeatureMetricOptions):
 
 
 @METRICS.register("density_coverage")
-class DensityCoverage(FeatureMetric):
+class DensityCoverage(FeatureMetric[DCOptions]):
     """Density (quality, can exceed 1) and coverage (share of real neighbourhoods hit)."""
 
-    Options = DCOptions
-    options: DCOptions
     version = "3"  # 2: 95% intervals (normal density, Wilson coverage); 3: the model's shared sample stream (bench.run.store)
     # density is 1 in expectation for samples from the real distribution; above 1 means
     # samples crowd where real samples are dense, not better quality

@@ -34,11 +34,9 @@ def readable_extractor(tag: str) -> str:
 
 
 @METRICS.register("embedding_plot")
-class EmbeddingPlot(Metric):
+class EmbeddingPlot(Metric[EmbeddingOptions]):
     """2-D t-SNE/UMAP map of real and generated features by class (an image artifact)."""
 
-    Options = EmbeddingOptions
-    options: EmbeddingOptions
     version = "2"  # 2: the model's shared sample stream and its features (bench.run.store)
     values = {}  # an image artifact, no values
 

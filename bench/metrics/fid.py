@@ -28,11 +28,9 @@ class FIDOptions(FeatureMetricOptions):
 
 
 @METRICS.register("fid")
-class FID(FeatureMetric):
+class FID(FeatureMetric[FIDOptions]):
     """Fréchet Inception Distance (any extractor; eigh-based, float64, N-1 covariance)."""
 
-    Options = FIDOptions
-    options: FIDOptions
     version = "3"  # 2: bootstrap 95% interval; 3: the model's shared sample stream (bench.run.store)
     values = {"fid": score("lower", "quality")}
     primary = "fid"

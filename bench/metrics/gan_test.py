@@ -89,11 +89,9 @@ def ignores_labels(acc: float, n: int, recognisable: float, real_val_acc: float,
 
 
 @METRICS.register("gan_test")
-class GanTest(Metric):
+class GanTest(Metric[GanTestOptions]):
     """Train on real, test on generated (quality/precision); far above real_val_acc hints memorization."""
 
-    Options = GanTestOptions
-    options: GanTestOptions
     # 2: Wilson 95% intervals of the accuracies; 3: the shared sample stream;
     # 4: gan_test_recognisable and the ignores_labels flag (module docstring)
     version = "4"

@@ -30,11 +30,9 @@ class GanTrainOptions(Options):
 
 
 @METRICS.register("gan_train")
-class GanTrain(Metric):
+class GanTrain(Metric[GanTrainOptions]):
     """Train on generated, test on real val (diversity/recall); also train-on-synthetic-test-on-synthetic."""
 
-    Options = GanTrainOptions
-    options: GanTrainOptions
     # 2: Wilson 95% intervals of the accuracies; 3: the model's shared sample stream
     # (bench.run.store): trains on its first images, TSTS on the block after them
     version = "3"

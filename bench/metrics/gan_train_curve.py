@@ -125,11 +125,9 @@ class GanTrainCurveOptions(Options):
 
 
 @METRICS.register("gan_train_curve")
-class GanTrainCurve(Metric):
+class GanTrainCurve(Metric[GanTrainCurveOptions]):
     """GAN-train accuracy vs. generated-set size beside the real-data curve; effective size."""
 
-    Options = GanTrainCurveOptions
-    options: GanTrainCurveOptions
     # 2: 95% intervals (Wilson; effective size through the real curve); 3: generated images
     # from the model's shared stream (Context.generated_by_class); 4: off the curve the
     # effective size (and ratio) is a bound (`.bound`, no interval), effective_size_bound dropped;

@@ -33,11 +33,9 @@ class ISOptions(FeatureMetricOptions):
 
 
 @METRICS.register("inception_score")
-class InceptionScore(FeatureMetric):
+class InceptionScore(FeatureMetric[ISOptions]):
     """Inception Score (mean, std over splits); classifier_is_* when Inception logits are absent."""
 
-    Options = ISOptions
-    options: ISOptions
     version = "3"  # 2: t 95% interval over the splits; 3: the model's shared sample stream (bench.run.store)
     values = {"is_mean": score("higher", "quality", note="FID Inception-v3's 1008-way logits "
                                "(pytorch-fid weights): comparable with published IS"),

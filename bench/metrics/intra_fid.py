@@ -12,13 +12,14 @@ import warnings
 
 from bench.metrics import METRICS
 from bench.metrics._conditional import ConditionalFeatureMetric
+from bench.metrics._distribution import FeatureMetricOptions
 from bench.metrics.functional import FrechetReference
 from bench.record.values import score
 from bench.run.store import FrechetReferenceKey
 
 
 @METRICS.register("intra_fid")
-class IntraFID(ConditionalFeatureMetric):
+class IntraFID(ConditionalFeatureMetric[FeatureMetricOptions]):
     """Intra-class FID: per-class FID against that class's real images, mean over classes."""
 
     # 2: the model's shared sample stream (bench.run.store); 3: a 95% interval, the t interval of

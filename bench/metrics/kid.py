@@ -24,11 +24,9 @@ class KIDOptions(FeatureMetricOptions):
 
 
 @METRICS.register("kid")
-class KID(FeatureMetric):
+class KID(FeatureMetric[KIDOptions]):
     """Kernel Inception Distance (mean and std over seeded subsets)."""
 
-    Options = KIDOptions
-    options: KIDOptions
     version = "3"  # 2: percentile 95% interval over the subsets; 3: the model's shared sample stream (bench.run.store)
     values = {"kid_mean": score("lower", "quality"), "kid_std": diagnostic("lower")}
     primary = "kid_mean"

@@ -79,11 +79,9 @@ def image_grid(rows: list[torch.Tensor], cell_pixels: int) -> Image.Image:
 
 
 @METRICS.register("nearest_neighbours")
-class NearestNeighbours(Metric):
+class NearestNeighbours(Metric[NearestNeighboursOptions]):
     """Nearest real training images of generated ones in classifier features; memorization gap."""
 
-    Options = NearestNeighboursOptions
-    options: NearestNeighboursOptions
     # 2: 95% intervals (normal, over the per-image similarities); 3: generated images from
     # the model's shared stream (training-split class balance), the grid's too
     version = "3"

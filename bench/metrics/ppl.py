@@ -175,11 +175,9 @@ def trimmed(d: np.ndarray) -> np.ndarray:
 
 
 @METRICS.register("ppl")
-class PPL(Metric):
+class PPL(Metric[PPLOptions]):
     """Perceptual path length in latent space (lower = smoother); needs latent access."""
 
-    Options = PPLOptions
-    options: PPLOptions
     # 2: normal 95% interval; 3: paths in the generator's own latent distribution (norms
     # interpolated along the slerp, not unit vectors), w space for mapping networks, `end`
     version = "3"

@@ -22,11 +22,9 @@ class PROptions(FeatureMetricOptions):
 
 
 @METRICS.register("precision_recall")
-class PrecisionRecall(FeatureMetric):
+class PrecisionRecall(FeatureMetric[PROptions]):
     """Improved precision (quality) and recall (coverage of the real data), k-NN manifolds."""
 
-    Options = PROptions
-    options: PROptions
     version = "3"  # 2: Wilson 95% intervals; 3: the model's shared sample stream (bench.run.store)
     values = {"precision": score("higher", "quality"), "recall": score("higher", "diversity")}
     primary = "precision"

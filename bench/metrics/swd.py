@@ -27,11 +27,9 @@ class SWDOptions(Options):
 
 
 @METRICS.register("swd")
-class SWD(Metric):
+class SWD(Metric[SWDOptions]):
     """Sliced Wasserstein distance of multi-scale 7x7 patches (per level and mean, x1e3)."""
 
-    Options = SWDOptions
-    options: SWDOptions
     # 2: the model's shared sample stream (bench.run.store); 3: streamed descriptors (bounded
     # memory, float64 normalisation statistics), at most 16,384 images per side by default
     version = "3"

@@ -143,11 +143,9 @@ def _label(i: int, cfg: ClassifierConfig) -> str:
 
 
 @METRICS.register("tsts_ranking")
-class TstsRanking(Metric):
+class TstsRanking(Metric[TstsRankingOptions]):
     """Generated test data ranks K real-trained classifiers as real val does (Spearman, Kendall)."""
 
-    Options = TstsRankingOptions
-    options: TstsRankingOptions
     version = "1"
     values = {
         "tsts_rank_agreement": score(

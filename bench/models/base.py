@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import torch
 
 from bench.core.errors import BenchError
-from bench.core.registry import Plugin
+from bench.core.registry import O, Plugin
 from bench.data.base import DataInfo, Dataset
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class BuildContext:
     tracking_uri: str | None = None
 
 
-class ModelSource(Plugin):
+class ModelSource(Plugin[O]):
     """A registered way to obtain a Generator (reference, samples file, trained baseline...)."""
 
     has_latent: ClassVar[bool] = False  # whether its generators expose latent_dim / sample_latent (PPL)

@@ -216,11 +216,9 @@ def check_square_pow2(info: DataInfo, what: str) -> None:
 
 
 @MODELS.register("baseline")
-class Baseline(ModelSource):
+class Baseline(ModelSource[BaselineOptions]):
     """Conditional GAN baseline (arch: sngan | dcgan | wgan_gp), trained on first use and cached."""
 
-    Options = BaselineOptions
-    options: BaselineOptions
     has_latent = True
     trainable = True  # `bench train` accepts it
 

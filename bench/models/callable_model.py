@@ -265,11 +265,9 @@ def build_on_meta(fn: Callable[..., Any], kw: dict[str, Any], target: str) -> nn
 
 
 @MODELS.register("callable")
-class CallableModel(ModelSource):
+class CallableModel(ModelSource[CallableOptions]):
     """A torch generator from your own code ('module:attr'), with an optional checkpoint."""
 
-    Options = CallableOptions
-    options: CallableOptions
     has_latent = True
 
     def check_allowed(self) -> None:

@@ -25,11 +25,9 @@ from bench.models.gan_nets import (  # noqa: F401
 
 
 @MODELS.register("cgan")
-class CGAN(ModelSource):
+class CGAN(ModelSource[CGANOptions]):
     """Built-in conditional GAN (SNGAN-style), trained on the dataset on first use and cached."""
 
-    Options = CGANOptions
-    options: CGANOptions
     has_latent = True
     trainable = True  # `bench train` accepts it
 

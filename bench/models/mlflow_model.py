@@ -142,11 +142,9 @@ def _run_latent_dim(run_id: str | None, tracking_uri: str | None = None) -> int 
 
 
 @MODELS.register("mlflow")
-class MlflowModel(ModelSource):
+class MlflowModel(ModelSource[MlflowModelOptions]):
     """A PyTorch generator logged in MLflow (models:/name/version, models:/name@alias, runs:/...)."""
 
-    Options = MlflowModelOptions
-    options: MlflowModelOptions
     has_latent = True
 
     def check(self, info: DataInfo) -> None:

@@ -120,11 +120,8 @@ class ReferenceGenerator(PoolGenerator):
 
 
 @MODELS.register("reference")
-class Reference(ModelSource):
+class Reference(ModelSource[ReferenceOptions]):
     """Real images (upper bound) or a controlled failure mode of them (noise, wrong labels...)."""
-
-    Options = ReferenceOptions
-    options: ReferenceOptions
 
     def check(self, info: DataInfo) -> None:
         bad = [c for c in (self.options.keep_classes or []) if not 0 <= c < info.num_classes]

@@ -84,11 +84,8 @@ def _images_in(folder: Path) -> list[Path]:
 
 
 @MODELS.register("samples")
-class Samples(ModelSource):
+class Samples(ModelSource[SamplesOptions]):
     """Pre-generated images from any framework (.npz, or a folder: by class or flat)."""
-
-    Options = SamplesOptions
-    options: SamplesOptions
 
     def fingerprint(self) -> dict[str, str]:
         """Content hash of the samples: new samples under the same path are a new cell."""
