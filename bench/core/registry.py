@@ -21,7 +21,17 @@ from abc import ABC
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args, get_origin
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    Literal,
+    Protocol,
+    TypeVar,
+    get_args,
+    get_origin,
+)
 
 from pydantic import BaseModel, ConfigDict
 
@@ -39,21 +49,70 @@ class NoOptions(Options):
 
 
 BaseOptions = Options  # inside Plugin, `Options` is the plugin's own options class
+O = TypeVar("O", bound=Options)  # noqa: E741 - a plugin's options class, as in Plugin[O]
+_O = TypeVar("_O", bound=Options)
 
 
-class Plugin(ABC):  # the kinds declare the abstract methods (ModelSource.build)
+class _OptionsClass(Protocol):
+    """What mypy sees of `Plugin.Options` (at run time it is a plain class attribute): read
+    on `FID` or `type[FID]`, the options class its type argument names, `type[FIDOptions]`;
+    set, any options class (the older form, `Options = X` in the class body)."""
+
+    def __get__(self, obj: object, owner: type[Plugin[_O]]) -> type[_O]: ...
+
+    def __set__(self, obj: object, value: type[BaseOptions]) -> None: ...
+
+
+def _options_of(cls: type, arg: Any) -> type[BaseOptions] | None:
+    """The options class that a type argument of `cls`'s generic base names: the class itself,
+    or the default of a type variable that declares one (PEP 696: an intermediate base such as
+    FeatureMetric passes on its own options this way); None for a type variable without a
+    default, or Any: then `cls` inherits its base's."""
+    if isinstance(arg, TypeVar):
+        arg = getattr(arg, "__default__", None)  # typing_extensions.TypeVar(default=) on 3.11
+        return arg if isinstance(arg, type) and issubclass(arg, BaseOptions) else None
+    if arg is Any:
+        return None
+    if isinstance(arg, type) and issubclass(arg, BaseOptions):
+        return arg
+    raise TypeError(f"{cls.__qualname__}: the type argument {arg!r} of its base is not a "
+                    f"subclass of bench.core.registry.Options; name the options class itself "
+                    f"(not a string), e.g. Metric[MyOptions].")
+
+
+class Plugin(ABC, Generic[O]):  # the kinds declare the abstract methods (ModelSource.build)
     """Base of datasets, model sources, metrics, feature extractors and executors.
 
     A plugin declares its options as a pydantic model so the suite validator can check
-    types and unknown keys before anything runs, and `bench list` can document them. It is
-    an ABC: a subclass that leaves an @abstractmethod unimplemented cannot be instantiated.
+    types and unknown keys before anything runs, and `bench list` can document them. It
+    names that model once, as the type argument of its kind: `class FID(Metric[FIDOptions])`
+    types `self.options` as FIDOptions and sets the class attribute `FID.Options` to
+    FIDOptions (what the validator, `bench list` and the docs read). A subclass with no type
+    argument inherits its base's; none anywhere: NoOptions. A class body's own `Options = X`
+    (the older form) still wins. It is an ABC: a subclass that leaves an @abstractmethod
+    unimplemented cannot be instantiated.
     """
 
     name: ClassVar[str] = ""
-    Options: ClassVar[type[BaseOptions]] = NoOptions
-    options: BaseOptions  # a plugin narrows it: `options: MyOptions` beside `Options = MyOptions`
+    if TYPE_CHECKING:
+        Options: ClassVar[_OptionsClass]
+    else:
+        Options = NoOptions  # set per subclass by __init_subclass__
+    options: O
 
-    def __init__(self, options: BaseOptions | None = None):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Options" in cls.__dict__:  # set in the class body
+            return
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            origin = get_origin(base)
+            if isinstance(origin, type) and issubclass(origin, Plugin) and get_args(base):
+                found = _options_of(cls, get_args(base)[0])
+                if found is not None:
+                    cls.Options = found  # type: ignore[assignment]  # mypy: no __set__ on a class
+                    return
+
+    def __init__(self, options: O | None = None):
         self.options = options if options is not None else type(self).Options()
 
     def fingerprint(self) -> dict[str, Any]:
