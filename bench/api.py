@@ -194,11 +194,8 @@ class _Adapter(Generator):
         return torch.from_numpy(to_uint8(arr, "the generator's output", self.declared))
 
 
-class PythonObject(ModelSource):
+class PythonObject(ModelSource[ObjectOptions]):
     """A generator object in this process (bench.evaluate's `fake`): never persisted."""
-
-    Options = ObjectOptions
-    options: ObjectOptions
 
     def fingerprint(self) -> dict[str, Any]:
         return {"object": self.options.ref}  # one call's object: never resumed, never shared

@@ -51,11 +51,11 @@ def _quiet_libraries() -> Iterator[None]:
     finally:
         for lg, lv in levels:
             lg.setLevel(lv)
-        for k, v in env.items():
-            if v is None:
+        for k, old in env.items():
+            if old is None:
                 os.environ.pop(k, None)
             else:
-                os.environ[k] = v
+                os.environ[k] = old
 
 
 # ---------------------------------------------------------------- arguments checked before any work

@@ -340,9 +340,9 @@ def parse_suite(text: str, path: str | Path, check_resources: bool = True,
             if spec is not None:
                 specs[section][key] = spec
     _check_names_and_code(sf, specs, problems)
-    for where, msg in check_blocks(sf.published, list(sf.datasets), list(sf.models),
-                                   declared_values([s.cls for s in specs["metrics"].values()])):
-        problems.add(where, msg)
+    for at, msg in check_blocks(sf.published, list(sf.datasets), list(sf.models),
+                                declared_values([s.cls for s in specs["metrics"].values()])):
+        problems.add(at, msg)
     executor = _parse_executor(sf.executor, problems)
     if sf.device.startswith("cuda") and check_resources:
         import torch

@@ -399,11 +399,9 @@ def _random_search(codes: CodeSpace, y: torch.Tensor, idx: torch.Tensor, dist: D
 
 
 @METRICS.register("latent_projection")
-class LatentProjection(Metric):
+class LatentProjection(Metric[LatentProjectionOptions]):
     """Optimise z or w to reconstruct training vs held-out images: projection_gap > 0 = memorisation."""
 
-    Options = LatentProjectionOptions
-    options: LatentProjectionOptions
     version = "1"
     needs_latent = True
     # gap: the held-out real row's value in the suite (0 without one): a generator that
