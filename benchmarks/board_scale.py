@@ -1,6 +1,7 @@
 """How the board scales: `bench leaderboard` on a store of N realistic cell runs, every format.
 
     python benchmarks/board_scale.py --runs 1000 10000 100000 [--formats json markdown html]
+    python benchmarks/board_scale.py --runs 10000 --formats html --keep /tmp/bs --profile
 
 For each N it fills a fresh SQLite MLflow store with one suite of N cell runs: a template
 model's ten cells (the metrics a nightly suite logs: FID, KID, IS, precision/recall,
@@ -9,6 +10,10 @@ project's own writer (real tags, params, intervals, declarations), are cloned by
 N/10 models whose values scatter around a per-model quality, plus the real-data reference
 and held-out rows. Then it runs `bench leaderboard SUITE --format F` in a fresh process for
 each format (imports included, as a user meets it) and prints wall time and peak memory.
+
+`--keep DIR` keeps the stores (and reuses one already there: the fill is then 0 s);
+`--profile` runs each board under cProfile, writes DIR/runs-N/board.F.prof and prints its
+20 costliest calls (times under the profiler are about 1.5x the plain ones).
 
 Cloning by SQL is only for speed (10,000 runs through MLflow's client take about 15 min);
 the rows are the ones MLflow itself wrote for the template, with new ids and values.
@@ -157,12 +162,19 @@ def clone(db: Path, template: list[str], models: int, seed: int = 0) -> None:
     con.close()
 
 
-def time_board(uri: str, fmt: str, out: Path) -> tuple[float, float]:
+def time_board(uri: str, fmt: str, out: Path, profile: Path | None = None) -> tuple[float, float]:
     """Seconds and peak resident MiB of `bench leaderboard SUITE --format fmt` in a fresh
-    process (imports included, as a user meets it)."""
+    process (imports included, as a user meets it); with `profile`, under cProfile, its stats
+    written there."""
+    call = (f"main(['leaderboard', {SUITE!r}, '--tracking-uri', {uri!r}, '--format', {fmt!r}, "
+            f"'--out', {str(out)!r}])")
+    if profile is not None:
+        call = (f"import cProfile; p = cProfile.Profile(); p.enable(); rc = {call}; p.disable(); "
+                f"p.dump_stats({str(profile)!r})")
+    else:
+        call = f"rc = {call}"
     code = ("import resource, sys, time; t = time.perf_counter(); from bench.cli import main; "
-            f"rc = main(['leaderboard', {SUITE!r}, '--tracking-uri', {uri!r}, '--format', {fmt!r}, "
-            f"'--out', {str(out)!r}]); "
+            f"{call}; "
             # VmHWM, not ru_maxrss: a forked child's ru_maxrss starts at its parent's peak
             "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]; "
             "print(time.perf_counter() - t, hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); "
@@ -176,11 +188,21 @@ def time_board(uri: str, fmt: str, out: Path) -> tuple[float, float]:
     return wall, float(rss_kib) / 1024
 
 
+def print_profile(path: Path, top: int = 20) -> None:
+    import pstats
+
+    print(f"--- {path} (cumulative, top {top})")
+    pstats.Stats(str(path)).strip_dirs().sort_stats("cumulative").print_stats(top)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, nargs="+", default=[1000, 10000])
     p.add_argument("--formats", nargs="+", default=["json", "markdown", "csv", "html"])
-    p.add_argument("--keep", type=Path, help="keep the stores in this folder (else a temporary one)")
+    p.add_argument("--keep", type=Path, help="keep the stores in this folder (else a temporary one); "
+                   "a store already there is reused")
+    p.add_argument("--profile", action="store_true",
+                   help="run each board under cProfile (board.F.prof next to the store) and print its top calls")
     args = p.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="board-scale-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -203,10 +225,15 @@ def main() -> None:
             clone(db, template, models)
         fill = time.perf_counter() - t0
         row = f"{(models + 2) * len(TEMPLATE):>8} {models:>7} {fill:>7.1f} "
+        profiles = []
         for fmt in args.formats:
-            wall, mib = time_board(uri, fmt, folder / f"board.{fmt}")
+            prof = folder / f"board.{fmt}.prof" if args.profile else None
+            wall, mib = time_board(uri, fmt, folder / f"board.{fmt}", prof)
             row += f"{wall:>10.2f} {mib:>6.0f} "
+            profiles += [prof] if prof else []
         print(row, flush=True)
+        for prof in profiles:
+            print_profile(prof)
 
 
 if __name__ == "__main__":

@@ -82,3 +82,58 @@ metrics:
     run = next(o.run_id for o in report.outcomes if o.cell.model.key == "real")
     img = Image.open(io.BytesIO(open(client.download_artifacts(run, "samples.png"), "rb").read()))
     assert 10 * 32 <= img.height <= 10 * 40 and img.width < 1200  # ten labelled rows of 8x8 digits at 32 px
+
+
+def many_runs(n: int = 120) -> pd.DataFrame:
+    """`n` competing models and a reference, every figure's metrics; model mNNN's values grow
+    with NNN, so the top k by any figure's value are the last k."""
+    rows = []
+    for i in range(n + 1):
+        m, ref, q = (f"m{i:03d}", False, i / n) if i < n else ("real", True, 0.5)
+        base = {"dataset": "d", "model": m, "repeat": 0, "reference": ref, "start_time": i,
+                "suite": "s", "cell_key": "k", "held_out": False, "primary": ""}
+        rows += [{**base, "metric": "gan_train", "run_id": f"{m}gt", "m:gan_train_acc": q, "m:real_val_acc": 0.99,
+                  "values": {"gan_train_acc": score()}},
+                 {**base, "metric": "gan_test", "run_id": f"{m}gs", "m:gan_test_acc": 1 - q,
+                  "values": {"gan_test_acc": score()}},
+                 {**base, "metric": "fid", "run_id": f"{m}f", "m:fid": 30 * (1 - q), "values": {"fid": score("lower")}},
+                 {**base, "metric": "augmentation", "run_id": f"{m}aug", "m:aug_gain_at_0.1": q,
+                  "m:aug_gain_at_1": q / 2, "values": {"aug_gain": score()}},
+                 {**base, "metric": "gan_train_curve", "run_id": f"{m}curve", "m:effective_size": 100 * q,
+                  "values": {"effective_size": score()}}]
+    return pd.DataFrame(rows)
+
+
+def test_figures_over_many_models_name_and_draw_the_top_ones_and_say_so(monkeypatch):
+    import time
+
+    from bench.report import figures
+
+    named, notes, fetched = [], [], []
+    label, note = figures._label, figures._capped_note
+    monkeypatch.setattr(figures, "_label", lambda ax, x, y, text, ref: named.append(text) or label(ax, x, y, text, ref))
+    monkeypatch.setattr(figures, "_capped_note", lambda fig, *a: notes.append(a) or note(fig, *a))
+
+    def counting_fetch(run_id, path):
+        fetched.append(run_id)
+        return fetch(run_id, path)
+
+    suite_figures(runs(), fetch)  # a small suite: every model, no note
+    assert len(named) == 2 * 3 and notes == []
+    named.clear()
+    t0 = time.perf_counter()
+    figs = suite_figures(many_runs(), counting_fetch)
+    assert time.perf_counter() - t0 < 60  # generous: about 2 s on 2 cores (one label per model took 10 s at 1,000)
+    assert len(figs) == 4 and all(v.startswith(PNG) for v in figs.values())
+    top50 = {f"m{i:03d}" for i in range(70, 120)} | {"real"}
+    assert len(named) == 2 * 51 and set(named) == top50  # each scatter names the top 50 by gan_train_acc
+    top10 = {f"m{i:03d}" for i in range(110, 120)} | {"real"}
+    assert {r.removesuffix("curve") for r in fetched} == top10  # only the drawn curves are fetched
+    assert sorted(notes) == sorted([("Every model is a point; named:", 50, 120, "gan_train_acc")] * 2 + [
+        ("Curves of", 10, 120, "effective_size"), ("Gains of", 10, 120, "mean gain")])
+    # and the page says so above the figures
+    html = render_html(build_leaderboard(many_runs()), figures=figs)
+    assert ("Comparison figures over 120 models: each scatter draws every model as a point and names the "
+            "top 50 by its vertical value; the curves and the augmentation chart draw the lines of the top 10 "
+            "(by effective size, by mean gain), and the reference rows.") in html
+    assert "Comparison figures over" not in render_html(build_leaderboard(runs()), figures=suite_figures(runs(), fetch))

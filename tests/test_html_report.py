@@ -143,6 +143,85 @@ def test_mlflow_access_over_a_client_like_object(tmp_path):
     assert fetch("r", "embedding.png") == png() and fetch("r", "missing.png") is None
 
 
+def test_mlflow_access_reads_a_local_store_in_a_few_searches(tmp_path):
+    """On a store whose artifacts are local folders, the runs' folders are found in one search
+    and read from disk (MLflow's per-run calls read the whole run first): the same names and
+    bytes as those calls, which remain for what the search did not find."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.create_experiment("e", artifact_location=(tmp_path / "art").as_uri())
+    runs = [client.create_run(exp).info.run_id for _ in range(3)]
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "embedding.png").write_bytes(png())
+    (tmp_path / "files" / "table.csv").write_text("a\n1\n")
+    client.log_artifacts(runs[0], str(tmp_path / "files"))
+    client.log_artifacts(runs[0], str(tmp_path / "files"), "sub")  # a folder: not listed
+    client.log_artifact(runs[1], str(tmp_path / "files" / "table.csv"))  # runs[2]: no artifact at all
+
+    calls = []
+
+    class Spy:  # the real client, counting the per-run calls
+        def __getattr__(self, name):
+            if name in ("list_artifacts", "download_artifacts"):
+                calls.append(name)
+            return getattr(client, name)
+
+    fetch, listing = mlflow_access(Spy())
+    per_run = {r: sorted(f.path for f in client.list_artifacts(r) if not f.is_dir) for r in runs}
+    listing.__self__.prefetch([*runs, "0123abcd"])  # (an unknown run too)
+    assert {r: listing(r) for r in runs} == per_run == {runs[0]: ["embedding.png", "table.csv"],
+                                                        runs[1]: ["table.csv"], runs[2]: []}
+    assert fetch(runs[0], "embedding.png") == png() and fetch(runs[0], "missing.png") is None
+    assert calls == []  # all from disk
+    assert fetch(runs[0], "sub/embedding.png") == png() and calls == ["download_artifacts"]  # not a plain name
+    assert listing("0123abcd") == [] and calls[-1] == "list_artifacts"  # not found by the search
+
+
+def many_model_runs(n: int = 2000) -> pd.DataFrame:
+    rows = []
+    for i in range(n + 1):
+        m = f"m{i:04d}" if i < n else "real"
+        base = {"suite": "s", "dataset": "digits", "model": m, "repeat": 0, "reference": i == n,
+                "cell_key": f"k{i}", "start_time": i}
+        rows.append({**base, "run_id": f"r{i}acc", "metric": "gan_test", "values": UP, "primary": "acc",
+                     "m:acc": i / n})
+        rows.append({**base, "run_id": f"r{i}fid", "metric": "fid", "values": DOWN, "primary": "fid",
+                     "m:fid": 30 - 20 * i / n})
+    return pd.DataFrame(rows)
+
+
+def test_page_over_many_models_says_what_it_leaves_out_and_builds_quickly():
+    import time
+
+    tables = build_leaderboard(many_model_runs())
+    fetch, calls = fake_fetch({(f"r{i}acc", "embedding.png"): png() for i in range(2001)})
+    t0 = time.perf_counter()
+    html = html_report(tables, fetch, lambda rid: ["embedding.png"] if rid.endswith("acc") else [],
+                       figures={"digits_gan_train_vs_fid.png": png()}, experiment_id="1",
+                       ui_url="http://ui.example:5000", title="many")
+    assert time.perf_counter() - t0 < 60  # generous: about 2 s on 2 cores
+    # the figures and the images say what they leave out
+    assert ("Comparison figures over 2,000 models: each scatter draws every model as a point and names "
+            "the top 50 by its vertical value, and the reference rows.") in html
+    assert "Images of 51 models: the first 50 of each dataset's board and the reference rows" in html
+    assert html.count("<img") == 51 + 1 and len(calls) == 51
+    # nothing else is left out: every model's row, section and runs, each run linked
+    assert html.count('<article id="model-') == 2001
+    assert html.count('href="http://ui.example:5000/#/experiments/1/runs/r') == 2 * 2001
+    summary = html[html.index('id="summary-table"'):]
+    assert summary[:summary.index("</table>")].count("<tr>") == 1 + 2000
+
+
+def test_summary_cells_carry_their_sort_keys():
+    html = page()
+    summary = html[html.index('id="summary-table"'):]
+    summary = summary[:summary.index("</table>")]
+    # clear wins sort by their count (its cells had no key before: the header click did nothing)
+    assert re.findall(r'<td data-v="([^"]*)">(\d+)/2</td>', summary) == [("2.0", "2"), ("0.0", "0"), ("0.0", "0")]
+    assert '<td data-v="-1.0">1.00</td>' in summary  # place: lower is better, so its key is -place
+
+
 def test_empty_page():
     assert "(no finished runs)" in render_html([])
 
@@ -226,6 +305,12 @@ def test_summary_sorts_in_a_real_browser(browser, tmp_path):
     place.click()  # best (place 1) first
     assert _names(browser, "summary")[0] == "good"
     place.click()  # then worst first
+    assert _names(browser, "summary")[-1] == "good"
+    wins = next(h for h in browser.find_elements(By.CSS_SELECTOR, "#summary thead th")
+                if h.text.startswith("clear wins"))
+    wins.click()  # most wins first
+    assert _names(browser, "summary")[0] == "good"
+    wins.click()
     assert _names(browser, "summary")[-1] == "good"
     assert re.search(r"clear wins", browser.find_element(By.ID, "summary").text)
 

@@ -9,6 +9,14 @@
 They are PNG bytes (matplotlib Figure on the Agg canvas, no pyplot state), logged on the
 suite run under `figures/` and shown at the top of the HTML board. Like html_report, this
 module never imports mlflow: artifacts come through a `fetch(run_id, path)` callable.
+
+A board of many models: a scatter still draws every model (one point collection, cheap), but
+past `FIGURE_MODELS` competitors names only the top ones by its y value and the reference
+rows; the curves and augmentation charts, past `FIGURE_LINES` competitors, draw the lines
+(and fetch the curve files) of the top ones and of the reference rows only (more lines than
+the colour cycle's ten, and a legend taller than the axes, make a chart nobody can read). A
+figure that leaves models out says so under its axes, and the HTML board says so above the
+figures. (Drawn one artist and one label per model, a 1,000-model scatter took about 10 s.)
 """
 
 from __future__ import annotations
@@ -18,11 +26,15 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from bench.core.safe_names import safe_filename
 
 Fetch = Callable[[str, str], "bytes | None"]
+
+FIGURE_MODELS = 50  # competing models a scatter names (every model is a point); references always
+FIGURE_LINES = 10  # competing models a chart of lines draws: the colour cycle's ten colours, a legend that fits
 
 
 def _png(fig: Figure) -> bytes:
@@ -46,9 +58,28 @@ def _label(ax, x: float, y: float, text: str, reference: bool) -> None:
                 color="0.45" if reference else "black", style="italic" if reference else "normal")
 
 
+def _top(score: pd.Series, reference: pd.Series, n: int) -> pd.Series:
+    """Which rows a figure names or draws: every reference row and the `n` competing rows of
+    highest `score` (NaN last; ties in row order). All rows when there are no more than `n`
+    competitors."""
+    ref = reference.astype(bool)
+    if int((~ref).sum()) <= n:
+        return pd.Series(True, index=score.index)
+    order = score.where(~ref).rank(method="first", ascending=False, na_option="bottom")
+    return ref | (order <= n)
+
+
+def _capped_note(fig: Figure, what: str, shown: int, total: int, by: str) -> None:
+    """Says under the axes which competing models a figure left out."""
+    fig.supxlabel(f"{what} the top {shown:,} of {total:,} models by {by}, and the reference rows",
+                  fontsize=7, color="0.35")
+
+
 def scatter(runs: pd.DataFrame, dataset: str, x: tuple[str, str], y: tuple[str, str], title: str,
             log_x: bool = False) -> bytes | None:
-    """One point per model of (metric, value) x against y; reference rows hollow and grey."""
+    """One point per model of (metric, value) x against y; reference rows hollow and grey.
+    Every model is a point (one collection); past `FIGURE_MODELS` competitors only the top
+    ones by y (and the references) are named."""
     a = _means(runs, *x)
     b = _means(runs, *y)
     both = a[a["dataset"] == dataset].merge(b[b["dataset"] == dataset], on=["dataset", "model"],
@@ -57,11 +88,17 @@ def scatter(runs: pd.DataFrame, dataset: str, x: tuple[str, str], y: tuple[str, 
         return None
     fig = Figure(figsize=(6.0, 4.5), layout="constrained")
     ax = fig.add_subplot()
-    for r in both.itertuples(index=False):
-        ref = bool(r.reference)
-        vx, vy = getattr(r, x[1]), getattr(r, y[1])
-        ax.scatter([vx], [vy], s=30, facecolors="none" if ref else "C0", edgecolors="0.5" if ref else "C0")
-        _label(ax, vx, vy, str(r.model), ref)
+    ref = both["reference"].astype(bool).to_numpy()
+    vx, vy = both[x[1]].to_numpy(dtype=float), both[y[1]].to_numpy(dtype=float)
+    # one collection in row order, each point coloured as its own scatter call drew it before
+    blue, grey, clear = to_rgba("C0"), to_rgba("0.5"), (0.0, 0.0, 0.0, 0.0)
+    ax.scatter(vx, vy, s=30, facecolors=[clear if r else blue for r in ref],
+               edgecolors=[grey if r else blue for r in ref])
+    named = _top(both[y[1]], both["reference"], FIGURE_MODELS).to_numpy()
+    for i in np.flatnonzero(named):
+        _label(ax, vx[i], vy[i], str(both["model"].iat[i]), bool(ref[i]))
+    if not named.all():
+        _capped_note(fig, "Every model is a point; named:", int((named & ~ref).sum()), int((~ref).sum()), y[1])
     if "real_val_acc" in runs.columns or "m:real_val_acc" in runs.columns:
         real = _means(runs, y[0], "real_val_acc")
         real = real[real["dataset"] == dataset]
@@ -81,9 +118,15 @@ def curves(runs: pd.DataFrame, dataset: str, fetch: Fetch) -> bytes | None:
     if sel.empty:
         return None
     first = sel.sort_values("repeat").drop_duplicates("model")
+    # past FIGURE_LINES competitors: the curves of the top ones by effective size (the
+    # curve's own score, in the runs already read) and the references; only theirs are fetched
+    size = (sel.groupby("model")["m:effective_size"].mean() if "m:effective_size" in sel.columns
+            else pd.Series(dtype=float))
+    keep = _top(first["model"].map(size).astype(float), first["reference"], FIGURE_LINES)
+    total, first = int((~first["reference"].astype(bool)).sum()), first[keep.to_numpy()]
     fig = Figure(figsize=(6.5, 4.5), layout="constrained")
     ax = fig.add_subplot()
-    real_drawn, drawn = False, 0
+    real_drawn, drawn, competing = False, 0, 0
     for r in first.itertuples(index=False):
         raw = fetch(str(r.run_id), "gan_train_curve.csv")
         if not raw:
@@ -97,8 +140,11 @@ def curves(runs: pd.DataFrame, dataset: str, fetch: Fetch) -> bytes | None:
         ax.plot(gen["size"], gen["gan_train_acc"], "--" if r.reference else "-", marker="s", ms=3,
                 label=f"{r.model}{' (reference)' if r.reference else ''}")
         drawn += 1
+        competing += not r.reference
     if not drawn:
         return None
+    if not keep.all():
+        _capped_note(fig, "Curves of", competing, total, "effective_size")
     ax.set(xscale="log", xlabel="training images", ylabel="real val accuracy",
            title=f"GAN-train vs. training-set size ({dataset})")
     ax.legend(fontsize=7)
@@ -117,11 +163,16 @@ def augmentation(runs: pd.DataFrame, dataset: str) -> bytes | None:
     fig = Figure(figsize=(6.0, 4.5), layout="constrained")
     ax = fig.add_subplot()
     fractions = [float(c.rsplit("_at_", 1)[1]) for c in cols]
-    for model, g in sel.groupby("model"):
-        ys = g[cols].mean().to_numpy(dtype=float)
-        if np.isnan(ys).all():
-            continue
-        ax.plot(fractions, ys, "--" if bool(g["reference"].iloc[0]) else "-", marker="o", ms=4, label=str(model))
+    gains = sel.groupby("model", sort=True)[cols].mean()
+    gains = gains[gains.notna().any(axis=1)]
+    reference = sel.groupby("model", sort=True)["reference"].first().reindex(gains.index).astype(bool)
+    # past FIGURE_LINES competitors: the top ones by mean gain over the fractions, and the references
+    keep = _top(gains.mean(axis=1), reference, FIGURE_LINES)
+    for model, ys in gains[keep].iterrows():
+        ax.plot(fractions, ys.to_numpy(dtype=float), "--" if reference[model] else "-", marker="o", ms=4,
+                label=str(model))
+    if not keep.all():
+        _capped_note(fig, "Gains of", int((keep & ~reference).sum()), int((~reference).sum()), "mean gain")
     ax.axhline(0, color="0.6", lw=0.8)
     ax.set(xscale="log", xlabel="fraction of the real training set", ylabel="accuracy gain from generated images",
            title=f"Data augmentation gain ({dataset})")
