@@ -276,11 +276,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         raise BenchError(f"no cell runs of suite '{name}' at {tracker.uri}. Run `bench run` "
                          "first, or pass --tracking-uri / --experiment.")
     # a suite file: the board is the suite as declared (models removed from it are left out,
-    # unless --all); a suite name: every model that has runs
-    from bench.run.runner import declared_pairs
-
+    # unless --all); a suite name: every model that has runs (and no suite module imported:
+    # it brings torch, seconds and hundreds of MiB a board of a suite name never needs)
     suite = _suite_file(args.suite)
-    declared = None if args.all or suite is None else declared_pairs(suite)
+    declared = None
+    if suite is not None and not args.all:
+        from bench.config.suite import declared_pairs
+
+        declared = declared_pairs(suite)
     tables = build_leaderboard(runs, sort_by=args.sort, declared=declared)
     if args.sort:
         _check_sort(args.sort, tables)
@@ -519,8 +522,8 @@ def cmd_nightly(args: argparse.Namespace) -> int:
 
 def _suite_run_html(tracker, suite, parent: str, trend) -> str | None:
     """One suite run's HTML board (the suite as declared), with `trend` when given."""
+    from bench.config.suite import declared_pairs
     from bench.report.leaderboard import build_leaderboard
-    from bench.run.runner import declared_pairs
 
     try:
         runs = _suite_run_values(tracker, tracker.cell_runs(suite=suite.name, failed=True), parent)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.config.suite import load_suite
+from bench.config.suite import declared_pairs, load_suite
 from bench.record.tracking import Tracker
 from bench.report.leaderboard import best_mask, build_leaderboard, render, summarize
-from bench.run.runner import declared_pairs, run_suite
+from bench.run.runner import run_suite
 
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "guardrails.yaml"
 

@@ -177,6 +177,12 @@ class Suite:
     published: list[PublishedBlock] = field(default_factory=list)
 
 
+def declared_pairs(suite: Suite) -> set[tuple[str, str]]:
+    """The (dataset, model) pairs a suite declares: the rows its board shows. (Here, not in
+    the runner: `bench leaderboard` needs it without importing torch.)"""
+    return {(c.dataset.key, c.model.key) for c in suite.cells}
+
+
 def cell_key(model: Spec, dataset: Spec, metric: Spec, seed: int) -> str:
     # names are part of the identity: two model names with the same options are two rows
     # (their generator work is still shared through the content-keyed caches), and a rename

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from tqdm.auto import tqdm
 
-from bench.config.suite import Cell, Suite
+from bench.config.suite import Cell, Suite, declared_pairs
 from bench.executors import EXECUTORS, Executor, check_store
 from bench.executors.worker import CellOutcome, Shared, WorkerEnv
 from bench.record.cell_record import SuiteRunRecord
@@ -209,11 +209,6 @@ def _log_boards(report: SuiteReport, tracker: Tracker, parent: str, suite: Suite
                                              experiment_id=tracker.experiment_id, ui_url=default_ui_url(uri),
                                              figures=figures),
                          "leaderboard.html")
-
-
-def declared_pairs(suite: Suite) -> set[tuple[str, str]]:
-    """The (dataset, model) pairs a suite declares: the rows its board shows."""
-    return {(c.dataset.key, c.model.key) for c in suite.cells}
 
 
 def verdict_lines(board: list) -> list[str]:
