@@ -289,7 +289,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         _check_sort(args.sort, tables)
     published = suite.published if suite is not None else []
     if args.format == "html":
-        text = _leaderboard_html(args, tracker, name, tables, runs)
+        text = _leaderboard_html(args, tracker, name, tables, runs, published=published)
     else:
         from bench.report.published import with_published
 
@@ -312,7 +312,7 @@ def _check_sort(sort: str, tables) -> None:
 
 
 def _leaderboard_html(args: argparse.Namespace, tracker, name: str, tables, runs=None,
-                      trends=None) -> str:
+                      trends=None, published=None) -> str:
     """The self-contained page, with the image artifacts of the runs read through the tracker
     and, with two or more suite runs, the trends of the last `--trends` of them."""
     from datetime import UTC, datetime
@@ -334,7 +334,8 @@ def _leaderboard_html(args: argparse.Namespace, tracker, name: str, tables, runs
                        figures=figures,
                        experiment_id=tracker.experiment_id,
                        ui_url=ui_url or default_ui_url(tracker.uri),
-                       generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), trends=trends)
+                       generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), trends=trends,
+                       published=published)
 
 
 def _suite_points(tracker, name: str, all_runs, last: int = 50, until: str | None = None

@@ -105,3 +105,17 @@ def test_bench_run_and_leaderboard_print_the_section(write_suite, tracking_uri, 
     assert main(["leaderboard", str(suite), "--tracking-uri", tracking_uri, "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)["published"]
     assert [r["model"] for r in rows] == ["real", "noisy"] and rows[0]["ours"] > 0
+
+
+def test_the_html_page_has_the_section(write_suite, tracking_uri, tmp_path, capsys):
+    suite = write_suite(SUITE % "100")
+    assert main(["run", str(suite), "--tracking-uri", tracking_uri, "--no-progress"]) == 0
+    out = tmp_path / "board.html"
+    assert main(["leaderboard", str(suite), "--tracking-uri", tracking_uri, "--format", "html",
+                 "--out", str(out)]) == 0
+    page = out.read_text()
+    section = page[page.index('<section id="published">'):]
+    section = section[:section.index("</section>")]
+    assert "A paper, Table 1 on digits" in section and "their classifier differs" in section
+    assert "<td>noisy</td><td>mean_pixel</td>" in section and "ours lower" in section
+    assert 'href="#published"' in page

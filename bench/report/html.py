@@ -27,6 +27,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
+from bench.config.published import PublishedBlock
 from bench.report.leaderboard import (
     REFERENCE_LABEL,
     Table,
@@ -44,6 +45,8 @@ from bench.report.leaderboard import (
     summary_frame,
     summary_note,
 )
+from bench.report.published import comparison
+from bench.report.published import html as published_html
 
 FetchArtifact = Callable[[str, str], "bytes | None"]
 ListArtifacts = Callable[[str], "list[str]"]
@@ -654,9 +657,11 @@ def trends_section(trend: pd.DataFrame) -> str:
 def render_html(tables: list[Table], *, title: str = "Leaderboard", images: list[Image] | None = None,
                 figures: dict[str, bytes] | None = None,
                 experiment_id: str | None = None, ui_url: str | None = None,
-                generated: str | None = None, trends: pd.DataFrame | None = None) -> str:
-    """The whole page: summary, one sortable table per dataset, then each model's runs (linked
-    to the MLflow UI when `ui_url` is given) and its image artifacts."""
+                generated: str | None = None, trends: pd.DataFrame | None = None,
+                published: list[PublishedBlock] | None = None) -> str:
+    """The whole page: summary, one sortable table per dataset (and the suite's published
+    numbers beside ours), then each model's runs (linked to the MLflow UI when `ui_url` is
+    given) and its image artifacts."""
     images = images or []
     reference = _reference_flags(tables)
     models = sorted(reference)
@@ -671,12 +676,15 @@ def render_html(tables: list[Table], *, title: str = "Leaderboard", images: list
         trend_html = trends_section(trends) if trends is not None else ""
         parts.append('<nav><ul><li><a href="#summary">summary</a></li>'
                      + ('<li><a href="#trends">trends</a></li>' if trend_html else "")
-                     + f'{nav}<li><a href="#models">runs and artifacts</a></li></ul></nav>')
+                     + nav + ('<li><a href="#published">published values</a></li>' if published else "")
+                     + '<li><a href="#models">runs and artifacts</a></li></ul></nav>')
         parts.append(f'<section id="summary"><h2>Summary</h2>{_summary_table(tables, anchors)}</section>')
         parts.append(trend_html)
         parts.append(_figures_section(figures or {}, tables))
         parts += [f'<section id="dataset-{i}"><h2>{escape(t.dataset)}</h2>{_dataset_table(t, anchors)}</section>'
                   for i, t in enumerate(tables)]
+        if published:
+            parts.append(published_html(comparison(tables, published)))
         runs = _runs_by_model(tables, experiment_id, ui_url)
         by_model: dict[str, list[Image]] = {}
         for img in images:

@@ -207,7 +207,7 @@ def _log_boards(report: SuiteReport, tracker: Tracker, parent: str, suite: Suite
         tracker.log_files(parent, figures, "figures")
         tracker.log_text(parent, html_report(board, fetch, listing, title=f"Leaderboard: {suite.name}",
                                              experiment_id=tracker.experiment_id, ui_url=default_ui_url(uri),
-                                             figures=figures),
+                                             figures=figures, published=suite.published),
                          "leaderboard.html")
 
 
