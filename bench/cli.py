@@ -365,8 +365,8 @@ def _trends(tracker, name: str, last: int, until: str | None = None, cfg=None, h
     runs, or None with fewer than two."""
     from bench.report.compare import trends
 
-    if last < 2:
-        return None
+    if last < 2 or len(tracker.suite_runs(name, limit=2)) < 2:
+        return None  # no trend from one suite run: skip reading every cell run again
     # the runs before the window are the first shown runs' history, as in `bench compare`
     points = _suite_points(tracker, name, tracker.cell_runs(suite=name), last + history, until)
     return trends(points, history=history, cfg=cfg, last=last) if len(points) >= 2 else None
