@@ -11,6 +11,7 @@ from bench.classifiers.train import (
     AugmentOptions,
     ClassifierConfig,
     _augment,
+    device_layout,
     evaluate,
     train_classifier,
 )
@@ -94,6 +95,20 @@ def test_cifar_resnet_trains_through_the_loop():
     clf = train_classifier(cfg, ds.train_x[:512], ds.train_y[:512], 10, torch.device("cpu"), 0,
                            progress=False)
     assert evaluate(clf, ds.val_x, ds.val_y, torch.device("cpu")).predictions.shape == (len(ds.val_y),)
+
+
+def test_channels_last_images_train_on_the_cpu(one_thread):
+    """CIFAR read from torchvision's NHWC arrays arrives channels_last; on the CPU the loop
+    trains on NCHW batches (torch 2.14's oneDNN AVX2 weight-gradient kernel for a 1x1
+    stride-2 convolution with 4 input channels corrupts the heap on channels_last ones)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (100, 32, 32, 3), dtype=torch.uint8, generator=gen).permute(0, 3, 1, 2)
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    y = torch.arange(100) % 10
+    cfg = ClassifierConfig(name="cifar_resnet", args={"depth": 8, "width": 4}, epochs=2)
+    clf = train_classifier(cfg, x, y, 10, torch.device("cpu"), 0, progress=False)
+    assert evaluate(clf, x, y, torch.device("cpu")).predictions.shape == (100,)
+    assert device_layout(x.float(), torch.device("cpu")).is_contiguous()
 
 
 @pytest.mark.parametrize("aug", [AugmentOptions(crop=2), AugmentOptions(flip=True),

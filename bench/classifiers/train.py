@@ -163,6 +163,17 @@ def to_float(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 127.5 - 1.0  # not in place: float inputs (PPL) must stay untouched
 
 
+def device_layout(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A training batch in the memory layout its device trains fastest and safely in:
+    channels_last on CUDA; plain NCHW on the CPU. On the CPU a channels_last batch (CIFAR
+    read from torchvision's NHWC arrays is one) meets a oneDNN AVX2 kernel (torch 2.14,
+    1x1 stride-2 convolution with fewer than 8 input channels, weight gradient) that
+    corrupts the heap: a segfault, or a hang with two threads."""
+    if device.type == "cuda":
+        return x.contiguous(memory_format=torch.channels_last)
+    return x.contiguous()
+
+
 def _augment(x: torch.Tensor, aug: AugmentOptions, gen: torch.Generator,
              flip: torch.Tensor | None = None) -> torch.Tensor:
     """Flip (`flip`: which images to mirror; by default a random half when `aug.flip`) and
@@ -351,9 +362,7 @@ def run_epochs(forward: Callable[[torch.Tensor], torch.Tensor], opt: torch.optim
         for idx, xu in data.batches(perm, bs):
             if idx.numel() < 2 and n > 1:  # BatchNorm cannot train on a single sample
                 continue
-            xb = _augment(to_float(xu), aug, gen, flips.mask(idx, epoch))
-            if device.type == "cuda":
-                xb = xb.contiguous(memory_format=torch.channels_last)
+            xb = device_layout(_augment(to_float(xu), aug, gen, flips.mask(idx, epoch)), device)
             with _autocast(device):
                 loss = F.cross_entropy(forward(xb), data.y[idx], label_smoothing=s.label_smoothing,
                                        reduction=reduction)
@@ -400,9 +409,7 @@ def predict(
     tta = clf.config.settings(clf.image_shape).tta
     outs = []
     for i in range(0, x.shape[0], batch_size):
-        xb = to_float(x[i : i + batch_size].to(device, non_blocking=True))
-        if device.type == "cuda":
-            xb = xb.contiguous(memory_format=torch.channels_last)
+        xb = device_layout(to_float(x[i : i + batch_size].to(device, non_blocking=True)), device)
         with _autocast(device):
             out = model.forward_features(xb) if features else tta_logits(model, xb, tta)
         outs.append(out.float().cpu())
