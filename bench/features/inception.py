@@ -11,6 +11,7 @@ Inception Score needs.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -122,7 +123,12 @@ class Inception(FeatureExtractor[InceptionOptions]):
                 net = _TorchvisionFID(_pytorch_fid_model(path))
             else:
                 try:
-                    net = torch.jit.load(str(path), map_location="cpu")
+                    # the reference weights ship only as TorchScript; torch's deprecation
+                    # notice for jit.load is not the user's to act on
+                    with warnings.catch_warnings():
+                        warnings.filterwarnings("ignore", "`torch.jit.load` is deprecated",
+                                                FutureWarning)
+                        net = torch.jit.load(str(path), map_location="cpu")
                 except RuntimeError as e:
                     raise BenchError(f"{path}: not a TorchScript Inception file ({e}).") from None
             return net.eval().to(env.device), path
