@@ -8,7 +8,7 @@ the cache key of real-data features and is logged beside every value computed fr
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from pydantic import Field, model_validator
@@ -17,9 +17,22 @@ from bench.core.errors import BenchError
 from bench.core.progress import bar
 from bench.core.registry import O, Options, Plugin, Registry, did_you_mean
 
+GPU_BATCH = 128
+
 
 class FeatureExtractor(Plugin[O]):
     has_logits = False
+    # Images per forward pass on the CPU when the suite sets none. The ImageNet networks
+    # (224-299 px) take 8: at 128 their activations are hundreds of MiB per layer, which
+    # glibc's malloc maps and unmaps on every batch, and Inception-v3 ran at 223 ms per image
+    # (3.5 GB peak) instead of 146 ms (0.9 GB) on 2 cores (docs/performance.md).
+    cpu_batch_size: ClassVar[int] = GPU_BATCH
+
+    def batch_size(self, device: torch.device, requested: int | None = None) -> int:
+        """`requested`, else 128 on an accelerator and the extractor's `cpu_batch_size` on the CPU."""
+        if requested is not None:
+            return requested
+        return self.cpu_batch_size if torch.device(device).type == "cpu" else GPU_BATCH
 
     def check(self) -> None:
         """Raise BenchError for what `bench validate` can catch before any work: a weights
@@ -37,7 +50,7 @@ class FeatureExtractor(Plugin[O]):
         """uint8 batch on the device -> (features, logits or None)."""
 
     @torch.no_grad()
-    def extract_all(self, x: torch.Tensor, device: torch.device, batch_size: int = 128,
+    def extract_all(self, x: torch.Tensor, device: torch.device, batch_size: int | None = None,
                     progress: bool = False, desc: str = "features", logits: bool = True,
                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Features and logits of all of `x` in one pass (logits None where the extractor
@@ -45,6 +58,7 @@ class FeatureExtractor(Plugin[O]):
         store keeps of generated images, so the Inception Score shares the FID's pass."""
         feats: list[torch.Tensor] = []
         logs: list[torch.Tensor] | None = [] if logits else None
+        batch_size = self.batch_size(device, batch_size)
         steps = range(0, x.shape[0], batch_size)
         for i in bar(steps, desc, progress, unit="batch"):
             f, lg = self._forward(x[i : i + batch_size].to(device, non_blocking=True))
@@ -56,7 +70,7 @@ class FeatureExtractor(Plugin[O]):
         f = torch.cat(feats) if feats else torch.empty(0)
         return f, (torch.cat(logs) if logs else None)
 
-    def extract(self, x: torch.Tensor, device: torch.device, batch_size: int = 128,
+    def extract(self, x: torch.Tensor, device: torch.device, batch_size: int | None = None,
                 logits: bool = False, progress: bool = False, desc: str = "features"):
         """Features (and logits when asked) for all of `x`, streamed in batches to the CPU."""
         f, lg = self.extract_all(x, device, batch_size, progress, desc, logits=logits)
@@ -81,7 +95,9 @@ class FeatureSpec(Options):
 
     model_config = {**Options.model_config, "extra": "allow"}
     name: str = Field("inception", description="registered feature extractor (see `bench list`)")
-    batch_size: int = Field(128, ge=1)
+    batch_size: int | None = Field(None, ge=1, description="images per forward pass (default: "
+                                   "128 on a GPU; on the CPU 8 for the ImageNet networks "
+                                   "inception, vgg16 and timm, 128 for classifier)")
 
     @model_validator(mode="after")
     def _check(self):

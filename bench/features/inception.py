@@ -109,6 +109,8 @@ class _TorchvisionFID(torch.nn.Module):
 class Inception(FeatureExtractor[InceptionOptions]):
     """Standard FID Inception-v3 (2015-12-05 weights), 2048-d pool features, local weights only."""
 
+    cpu_batch_size = 8  # 224-299 px activations: see FeatureExtractor.cpu_batch_size
+
     net: Any = None
 
     def check(self) -> None:

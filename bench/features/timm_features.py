@@ -32,6 +32,8 @@ class TimmOptions(Options):
 class TimmFeatures(FeatureExtractor[TimmOptions]):
     """Any timm model's pooled features, with weights from a local file."""
 
+    cpu_batch_size = 8  # 224-299 px activations: see FeatureExtractor.cpu_batch_size
+
     def prepare(self, dataset: Any, env: Any) -> None:
         import timm
 

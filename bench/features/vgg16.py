@@ -179,6 +179,8 @@ class VGG16Options(Options):
 class VGG16Features(FeatureExtractor[VGG16Options]):
     """VGG16 fc2 activations after ReLU (4096-d), as in Kynkäänniemi et al. 2019; local weights."""
 
+    cpu_batch_size = 8  # 224-299 px activations: see FeatureExtractor.cpu_batch_size
+
     def check(self) -> None:
         check_file(self.options.weights, "features.weights")
 

@@ -481,7 +481,7 @@ class Store:
     # ------------------------------------------------------------ generated features
     def generated_features(self, key: GeneratedFeaturesKey, n: int,
                            images: Callable[[int], GeneratedImages], extractor: FeatureExtractor,
-                           device: torch.device, batch_size: int, persist: bool = True,
+                           device: torch.device, batch_size: int | None, persist: bool = True,
                            progress: bool = False) -> GeneratedFeatures:
         """Features of at least the first n images of the stream (whole chunks), with the
         logits where the extractor gives them; `images(n)` is only called for rows that
