@@ -3,7 +3,8 @@
 The graph is built from the source with `ast`, without importing anything: an edge A -> B
 for every import of B that runs when A is imported (module body, class bodies, `if`/`try`
 blocks), including `from bench.x import y` (an edge to bench.x, and to bench.x.y when y is a
-submodule) and relative imports. `if TYPE_CHECKING:` blocks are left out (they never run).
+submodule) and relative imports. `if TYPE_CHECKING:` blocks are left out (they never run),
+except by the strictest test.
 Imports inside functions run at call time, so they cannot fail at import; they are still
 counted by the strict test, because a cycle through them still ties two modules together
 (neither can be read, tested or replaced without the other).
@@ -39,21 +40,22 @@ def _is_type_checking(test: ast.expr) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def _import_nodes(nodes: list, functions: bool = False):
+def _import_nodes(nodes: list, functions: bool = False, type_checking: bool = False):
     """Import statements that run when the module is imported; with `functions`, also those
-    inside function bodies (run at call time)."""
+    inside function bodies (run at call time); with `type_checking`, also those that only
+    the type checker reads."""
     for node in nodes:
         if isinstance(node, ast.Import | ast.ImportFrom):
             yield node
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) and not functions:
             continue
-        elif isinstance(node, ast.If) and _is_type_checking(node.test):
-            yield from _import_nodes(node.orelse, functions)
+        elif isinstance(node, ast.If) and _is_type_checking(node.test) and not type_checking:
+            yield from _import_nodes(node.orelse, functions, type_checking)
         else:  # class and function bodies, if/try/with/for/match blocks
             for field in ("body", "orelse", "finalbody", "handlers", "cases"):
                 children = getattr(node, field, None)
                 if isinstance(children, list):
-                    yield from _import_nodes(children, functions)
+                    yield from _import_nodes(children, functions, type_checking)
 
 
 def _ancestors(name: str) -> list[str]:
@@ -61,15 +63,18 @@ def _ancestors(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def import_graph(root: Path, package: str, functions: bool = False) -> dict[str, set[str]]:
+def import_graph(root: Path, package: str, functions: bool = False,
+                 type_checking: bool = False) -> dict[str, set[str]]:
     """module -> the package's modules its import runs (see the module docstring); with
-    `functions`, also the modules its functions import."""
+    `functions`, also the modules its functions import; with `type_checking`, also those
+    imported under `if TYPE_CHECKING:`."""
     modules = module_files(root, package)
     graph: dict[str, set[str]] = {m: set() for m in modules}
     for mod, path in modules.items():
         is_pkg = path.name == "__init__.py"
         explicit: set[str] = set()
-        for node in _import_nodes(ast.parse(path.read_text(), str(path)).body, functions):
+        for node in _import_nodes(ast.parse(path.read_text(), str(path)).body, functions,
+                                  type_checking):
             if isinstance(node, ast.Import):
                 explicit.update(a.name for a in node.names)
                 continue
@@ -129,6 +134,18 @@ def test_bench_has_no_cycle_even_through_function_level_imports():
         "cycle through a function-level import: " + " -> ".join(cycle) + ". A lazy import "
         "avoids the import-time failure but still ties the modules together: move what both "
         "sides need into a module that imports neither, or pass it in as an argument.")
+
+
+def test_bench_has_no_cycle_even_through_type_checking_imports():
+    """A type-only import never runs, but a cycle through it still means two modules that
+    must be read together (gates once typed its argument as the leaderboard's Table)."""
+    graph = import_graph(ROOT, "bench", functions=True, type_checking=True)
+    assert "bench.run.store" in graph["bench.classifiers.real"]  # a TYPE_CHECKING edge is counted
+    cycle = find_cycle(graph)
+    assert cycle is None, (
+        "cycle through a type-only import: " + " -> ".join(cycle) + ". Pass the parts the "
+        "function reads (as bench.report.gates.board_flags does) or declare the type beside "
+        "its user (as FrechetReferenceKey is, in bench/metrics/_distribution.py).")
 
 
 def _package(tmp_path: Path, files: dict[str, str]) -> Path:

@@ -4,7 +4,8 @@ from `bench.metrics.functional`. Each registered metric only says which function
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from pydantic import Field
 from typing_extensions import TypeVar  # typing's own takes default= from 3.13
@@ -13,13 +14,27 @@ from bench.core.registry import Options
 from bench.data.base import Dataset
 from bench.features.base import FeatureSpec
 from bench.metrics.base import Context, Metric
+from bench.metrics.functional import FrechetReference
 from bench.models.base import Generator
+from bench.run.store import Key
 
 
 class FeatureMetricOptions(Options):
     features: FeatureSpec = Field(default_factory=FeatureSpec,
                                   description="feature extractor: {name: inception|classifier|timm|vgg16, ...}")
     num_samples: int | None = Field(None, ge=2, description="generated images (default: real train size)")
+
+
+@dataclass(frozen=True)
+class FrechetReferenceKey(Key[FrechetReference]):
+    """Real statistics and factorisation for Fréchet distances (label: one class, intra-FID),
+    kept in the run's store for every model of a suite."""
+
+    kind: ClassVar[str] = "frechet_reference"
+    extractor: str
+    dataset: str
+    split: str
+    label: int | None = None
 
 
 # a feature metric's options: FeatureMetricOptions or a subclass; the default is what a

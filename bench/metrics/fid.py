@@ -14,11 +14,10 @@ from __future__ import annotations
 from pydantic import Field
 
 from bench.metrics import METRICS
-from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions
+from bench.metrics._distribution import FeatureMetric, FeatureMetricOptions, FrechetReferenceKey
 from bench.metrics._intervals import Resamples, normal_with_interval
 from bench.metrics.functional import FrechetReference
 from bench.record.values import score
-from bench.run.store import FrechetReferenceKey
 
 
 class FIDOptions(FeatureMetricOptions):

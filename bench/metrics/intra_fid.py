@@ -12,10 +12,9 @@ import warnings
 
 from bench.metrics import METRICS
 from bench.metrics._conditional import ConditionalFeatureMetric
-from bench.metrics._distribution import FeatureMetricOptions
+from bench.metrics._distribution import FeatureMetricOptions, FrechetReferenceKey
 from bench.metrics.functional import FrechetReference
 from bench.record.values import score
-from bench.run.store import FrechetReferenceKey
 
 
 @METRICS.register("intra_fid")

@@ -14,38 +14,39 @@ passes never depends on which other models are in the suite.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from bench.record.flags import Flag
-
-if TYPE_CHECKING:
-    from bench.report.leaderboard import Table
+from bench.record.values import Value
 
 
 def _num(x: float) -> str:
     return f"{x:.3g}"
 
 
-def board_flags(t: Table) -> dict[str, list[Flag]]:
-    """model -> the gate flags its values raise in table `t` (reference rows included: a
-    calibration memoriser is flagged too, which is the point of having it)."""
+def board_flags(mean: pd.DataFrame, unc: pd.DataFrame, values: dict[str, Value],
+                held_out: str | None) -> dict[str, list[Flag]]:
+    """model -> the gate flags its values raise on a board: `mean` and `unc` (its 95%
+    half-width) are model x value, `values` the columns' declarations, `held_out` the target
+    row (reference rows included: a calibration memoriser is flagged too, which is the point
+    of having it). The board's parts rather than its Table, so that gates need not import
+    the leaderboard that calls them."""
     out: dict[str, list[Flag]] = {}
-    unc = t.uncertainty()
-    models = list(t.mean.index)
-    for c in t.mean.columns:
-        v = t.values[c]
+    models = list(mean.index)
+    for c in mean.columns:
+        v = values[c]
         if not v.gate:
             continue
-        xs = t.mean[c].to_numpy(dtype=float)
+        xs = mean[c].to_numpy(dtype=float)
         us = np.nan_to_num(unc[c].to_numpy(dtype=float), nan=0.0)
         ref = ref_u = math.nan
         if v.gate == "below_ref":
-            if t.held_out is None or t.held_out not in t.mean.index:
+            if held_out is None or held_out not in mean.index:
                 continue  # no target row: the gate cannot be read, and says nothing
-            ref = float(t.mean.at[t.held_out, c])
-            ref_u = float(unc.at[t.held_out, c])
+            ref = float(mean.at[held_out, c])
+            ref_u = float(unc.at[held_out, c])
             if math.isnan(ref):
                 continue
             ru = 0.0 if math.isnan(ref_u) else ref_u
@@ -57,7 +58,7 @@ def board_flags(t: Table) -> dict[str, list[Flag]]:
             continue
         for i in np.flatnonzero(hit & ~np.isnan(xs)):  # only the flagged: no per-model loop
             m, x, u = models[i], float(xs[i]), float(us[i])
-            if m == t.held_out:
+            if m == held_out:
                 continue
             if v.gate == "below":
                 shown = f"{_num(x)}" + (f" (95% upper end {_num(x + u)})" if u else "")

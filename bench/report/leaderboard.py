@@ -365,7 +365,7 @@ def _model_flags(runs: pd.DataFrame, t: Table) -> dict[str, list[Flag]]:
     ok = runs[runs["status"] == FINISHED]
     for m, fl in zip(ok["model"], ok["flags"], strict=True):
         recorded.setdefault(str(m), []).extend(fl)
-    gates = board_flags(t)
+    gates = board_flags(t.mean, t.uncertainty(), t.values, t.held_out)
     return {m: fl for m in t.mean.index
             if (fl := merge_flags(recorded.get(m, []), gates.get(m, [])))}
 

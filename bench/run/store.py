@@ -59,7 +59,6 @@ from bench.run.cache import Cache, atomic_write, stable_hash
 if TYPE_CHECKING:  # the value types of keys, named in quotes in their `Key[...]` bases
     from bench.classifiers.train import Evaluation, TrainedClassifier  # noqa: F401
     from bench.features.base import FeatureExtractor
-    from bench.metrics.functional import FrechetReference  # noqa: F401
 
 CHUNK = 1024  # generated images per generator call (bounds a call's memory)
 ORDER = "edf-1"  # the label order's scheme: a new scheme never reuses old samples
@@ -149,17 +148,6 @@ class RealValEvaluationKey(Key["Evaluation"]):
     dataset: str
     classifier: str
     seed: int
-
-
-@dataclass(frozen=True)
-class FrechetReferenceKey(Key["FrechetReference"]):
-    """Real statistics and factorisation for Fréchet distances (label: one class, intra-FID)."""
-
-    kind: ClassVar[str] = "frechet_reference"
-    extractor: str
-    dataset: str
-    split: str
-    label: int | None = None
 
 
 @dataclass(frozen=True)
