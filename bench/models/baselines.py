@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from bench.classifiers.train import device_layout
+from bench.classifiers.train import device_layout, to_float
 from bench.core.errors import BenchError
 from bench.core.progress import bar as progress_bar
 from bench.data.base import DataInfo, Dataset
@@ -137,7 +137,7 @@ def train_baseline(opts: GANOptions, dataset: Dataset, device: torch.device, see
     for step in bar:
         for _ in range(n_critic):
             idx = torch.randint(0, n, (bs,), device=device, generator=gen)
-            real = device_layout(x_all[idx].float().div(127.5).sub(1), device)
+            real = device_layout(to_float(x_all[idx]), device)
             y = y_all[idx]
             z = torch.randn(bs, opts.latent_dim, device=device, generator=gen)
             with torch.no_grad():
