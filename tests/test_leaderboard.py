@@ -481,3 +481,6 @@ def test_no_negative_zero_and_no_eight_decimals():
     assert fmt_value(-0.0001, u=0.01, lo=-0.01, hi=0.01) == "0.000 [-0.010, 0.010]"
     assert fmt_value(0.97590923, lo=0.97199123, hi=0.97982724, u=0.0039) == "0.976 [0.972, 0.980]"
     assert fmt_value(1.0, lo=0.99999999, hi=1.00000001, u=1e-8) == "1.000 [1.000, 1.000]"
+    # an exact 0 whose bootstrap interval is float noise (intra-FID of exact copies)
+    assert fmt_value(3e-13, lo=-2e-12, hi=4e-12, u=3e-12) == "0 [0, 0]"
+    assert fmt_value(0.0, u=1e-12) == "0"

@@ -679,6 +679,7 @@ def decimals_for(u: float) -> int | None:
 
 
 SIGNIFICANT = 4  # never more significant digits than this, whatever the uncertainty
+FLOAT_NOISE = 1e-9  # a value or a half-width below this is float noise around an exact 0
 
 
 def _scale_cap(m: float) -> int | None:
@@ -701,7 +702,8 @@ def fmt_value(m: float, s: float = np.nan, n: float = 1, lo: float = np.nan, hi:
     - one run with a logged 95% interval: `0.91 [0.89, 0.93]`, the digits its half-width `u`
       supports, never more than four significant digits of the value;
     - a bound: `≤ 179` (bench.record.values.bounded);
-    - nothing known: four significant digits (`0.9103`); float noise of an exact 0 reads 0."""
+    - nothing known: four significant digits (`0.9103`); float noise of an exact 0 reads 0,
+      with its interval too when that is float noise (`0 [0, 0]`)."""
     if pd.isna(m):
         return ""
     if not pd.isna(bound) and bound != 0:
@@ -716,7 +718,9 @@ def fmt_value(m: float, s: float = np.nan, n: float = 1, lo: float = np.nan, hi:
         return f"{_fixed(m, d)} ± 0"
     d = decimals_for(u)
     if d is None:
-        return f"{0.0 if abs(m) < 1e-9 else m:.4g}"
+        return f"{0.0 if abs(m) < FLOAT_NOISE else m:.4g}"
+    if abs(m) < FLOAT_NOISE and u < FLOAT_NOISE:  # an exact 0 (copies' intra-FID): no 0.00000000
+        return "0 [0, 0]" if not pd.isna(lo) and not pd.isna(hi) else "0"
     if cap is not None:
         d = min(d, cap)
     if not pd.isna(lo) and not pd.isna(hi):
