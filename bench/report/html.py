@@ -267,6 +267,7 @@ h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5em 0 1em}
 th,td{padding:.3em .7em;border-bottom:1px solid #e4e4e4;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left}
+td.text{text-align:left;white-space:normal;min-width:16em;max-width:36em}
 thead th{cursor:pointer;user-select:none;background:#f7f7f7;border-bottom:2px solid #bbb}
 thead th[aria-sort=ascending]::after{content:" \\25B2"}
 thead th[aria-sort=descending]::after{content:" \\25BC"}
@@ -451,9 +452,10 @@ def _summary_table(tables: list[Table], anchors: dict[str, str]) -> str:
         if x is not None and (pd.api.types.is_float_dtype(x) or pd.api.types.is_integer_dtype(x)):
             values = [("" if v != v else repr(float(v if key == "wins" else -v)))
                       for v in x.to_numpy(dtype=float).tolist()]
-        else:
-            values = [""] * len(shown)
-        columns.append([f'<td data-v="{v}">{escape(str(text))}</td>'
+            cls = ""
+        else:  # text (the verdict): left-aligned and wrapped, so the aspect columns stay in view
+            values, cls = [""] * len(shown), ' class="text"'
+        columns.append([f'<td data-v="{v}"{cls}>{escape(str(text))}</td>'
                         for v, text in zip(values, shown[col].tolist(), strict=True)])
     rows = [f"<tr>{_model_cell(str(m), anchors, False)}{''.join(cells)}</tr>"
             for m, *cells in zip(shown.index.tolist(), *columns, strict=True)]
