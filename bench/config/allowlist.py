@@ -21,9 +21,11 @@ need no allowance.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from bench.core.errors import BenchError
 
@@ -54,15 +56,60 @@ def _why_on(var: str) -> str:
     return f"(unset; this runner restricts suites because {on} is set)"
 
 
+def _allowed_module(name: str | None) -> bool:
+    return bool(name) and any(name == m or name.startswith(m + ".") for m in listed(MODULES))
+
+
 def check_module(target: str) -> None:
-    """Refuse a `module:attr` target outside BENCH_ALLOWED_MODULES, before it is imported."""
+    """Refuse a `module:attr` target outside BENCH_ALLOWED_MODULES, before it is imported.
+
+    The module before the colon is only where the walk starts: `allowed:_api.fnmatch.os.system`
+    names an allowed module and reaches `os.system`. So a shared runner also refuses private
+    parts (`_x`) of the attribute path here, and `check_resolved` then checks what was reached."""
     if not shared_mode():
         return
-    mod_name = target.partition(":")[0]
-    if not any(mod_name == m or mod_name.startswith(m + ".") for m in listed(MODULES)):
+    mod_name, _, attr = target.partition(":")
+    if not _allowed_module(mod_name):
         raise BenchError(f"model target '{target}': module '{mod_name}' is not in {MODULES} "
                          f"{_why_on(MODULES)}. Add it there if you trust it, or use a model "
                          "from an allowed module.")
+    private = [p for p in attr.split(".") if p.startswith("_")]
+    if private:
+        raise BenchError(f"model target '{target}': '{private[0]}' is a private attribute; a shared "
+                         f"runner ({MODULES} is set) follows only public names. Name the class or "
+                         "function where it is defined, in an allowed module.")
+
+
+def _defined_in(obj: Any) -> str | None:
+    """The module that defines `obj` (a module's own name for a module)."""
+    if inspect.ismodule(obj):
+        return obj.__name__
+    if inspect.isclass(obj) or inspect.isfunction(obj) or inspect.ismethod(obj):
+        mod = getattr(obj, "__module__", None)
+        return mod if isinstance(mod, str) else None
+    return None  # instances, builtins, partials: nothing says where they come from
+
+
+def check_resolved(target: str, reached: list[tuple[str, Any]]) -> None:
+    """After import, before any call: every object on the attribute path (`reached`, name and
+    object, in order) is a module, class or Python function defined in an allowed module, and
+    the last is a class or function. What is called is checked, not where the walk started:
+    a re-export such as `allowed:torch.load` or `allowed:os.system` is refused."""
+    if not shared_mode():
+        return
+    for i, (name, obj) in enumerate(reached):
+        last = i == len(reached) - 1
+        where = _defined_in(obj)
+        kind = ("module" if inspect.ismodule(obj) else "class" if inspect.isclass(obj)
+                else "function" if where else type(obj).__name__)
+        if last and inspect.ismodule(obj):
+            where = None  # a module is not a generator builder
+        if where is None or not _allowed_module(where):
+            src = f"defined in '{where}'" if where else "not a class or Python function"
+            raise BenchError(f"model target '{target}': '{name}' is a {kind} {src}, which is not "
+                             f"in {MODULES} {_why_on(MODULES)}. A shared runner calls only "
+                             "classes and functions defined in allowed modules; name it where it "
+                             "is defined, and allow that module if you trust it.")
 
 
 def check_checkpoint(path: str | os.PathLike[str]) -> None:

@@ -71,6 +71,7 @@ def resolve_target(target: str) -> Callable[..., Any]:
     except Exception as e:  # noqa: BLE001 - the user's module failed while importing
         raise BenchError(f"model target '{target}': importing '{mod_name}' failed with "
                          f"{type(e).__name__}: {e}") from None
+    reached: list[tuple[str, Any]] = []
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
@@ -78,6 +79,8 @@ def resolve_target(target: str) -> Callable[..., Any]:
             names = [n for n in dir(obj) if not n.startswith("_")]
             raise BenchError(f"model target '{target}': '{mod_name}' has no attribute '{attr}'. "
                              f"Defined there: {', '.join(names[:20])}.") from None
+        reached.append((".".join([*(n for n, _ in reached), part]), obj))
+    allowlist.check_resolved(target, reached)
     if not callable(obj):
         raise BenchError(f"model target '{target}' is a {type(obj).__name__}, not a class or "
                          "function that builds the generator module.")
@@ -273,6 +276,8 @@ class CallableModel(ModelSource[CallableOptions]):
     def check_allowed(self) -> None:
         o = self.options
         allowlist.check_module(o.target)
+        if allowlist.shared_mode():
+            resolve_target(o.target)  # imports the allowed module; checks what the path reaches
         if o.checkpoint is not None and o.trusted_checkpoint:
             allowlist.check_checkpoint(o.checkpoint)
 
@@ -287,7 +292,8 @@ class CallableModel(ModelSource[CallableOptions]):
                              "(relative paths are resolved against the suite file's folder).")
         kw = self._kwargs(fn, info)
         check_arguments(fn, kw, o.target)
-        net = build_on_meta(fn, kw, o.target)
+        # a shared runner calls no suite-chosen code at validation, even an allowed one
+        net = None if allowlist.shared_mode() else build_on_meta(fn, kw, o.target)
         if o.checkpoint is not None:
             sd = checkpoint_state_dict(o.checkpoint, o.trusted_checkpoint, o.checkpoint_key,
                                        map_location="meta")
@@ -299,6 +305,8 @@ class CallableModel(ModelSource[CallableOptions]):
         """Whether the module has `mapping` and `synthesis` (StyleGAN2-ADA's G), told from the
         module built on the meta device; None when it cannot be built there."""
         o = self.options
+        if allowlist.shared_mode():
+            return None  # no suite-chosen code runs before the cell does
         try:
             fn = resolve_target(o.target)
             net = build_on_meta(fn, self._kwargs(fn, info), o.target)
