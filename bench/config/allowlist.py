@@ -57,7 +57,9 @@ def _why_on(var: str) -> str:
 
 
 def _allowed_module(name: str | None) -> bool:
-    return bool(name) and any(name == m or name.startswith(m + ".") for m in listed(MODULES))
+    if not name:
+        return False
+    return any(name == m or name.startswith(m + ".") for m in listed(MODULES))
 
 
 def check_module(target: str) -> None:
