@@ -33,6 +33,12 @@ class Generator(ABC):
     # the distribution `sample` draws z from: "gaussian" N(0, I) (|z| about sqrt(latent_dim)),
     # or "unit" (uniform on the unit sphere, or a generator that normalises z itself)
     latent_norm: Literal["gaussian", "unit"] = "gaussian"
+    # a finite pool (pre-generated samples, real images served as a model): how many distinct
+    # images it holds, in total and per class; None for a network, which has no such limit.
+    # Requests are capped to what the pool holds without repeats (Context.generated), so
+    # that no interval counts one image twice.
+    distinct_images: int | None = None
+    distinct_per_class: tuple[int, ...] | None = None
 
     @abstractmethod
     def sample(self, n: int, labels: torch.Tensor, seed: int) -> torch.Tensor: ...

@@ -24,6 +24,8 @@ class PoolGenerator(Generator):
         self.image_shape = (c, h, w)
         y = labels.numpy()
         self._by_class = [np.flatnonzero(y == c) for c in range(num_classes)]
+        self.distinct_images = len(y)
+        self.distinct_per_class = tuple(len(i) for i in self._by_class)
 
     def missing_classes(self) -> list[int]:
         return [c for c, idx in enumerate(self._by_class) if len(idx) == 0]
