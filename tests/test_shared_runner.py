@@ -150,3 +150,110 @@ def test_no_public_path_from_an_allowed_module_reaches_code_defined_elsewhere(sh
         assert got.__module__ == module or got.__module__.startswith(module + "."), path
         assert where not in DANGEROUS
     assert accepted > 0 and refused > 0
+
+
+# ---------------------------------------------------------------- where things go
+SUITE_BODY = """
+        name: placed
+        datasets: {digits: {source: digits}}
+        models: {const: {source: reference}}
+        metrics: {test_constant: {}}
+"""
+
+
+@pytest.mark.parametrize("field, value, flag", [
+    ("tracking_uri", "http://attacker.example:5000", "--tracking-uri or MLFLOW_TRACKING_URI"),
+    ("tracking_uri", "sqlite:////tmp/anywhere.db", "--tracking-uri or MLFLOW_TRACKING_URI"),
+    ("cache_dir", "../../../../tmp/elsewhere", "--cache-dir or BENCH_CACHE_DIR"),
+    ("executor", "{name: ray, address: 'ray://attacker.example:10001'}", "--executor"),
+    ("executor", "{name: slurm, cluster: local, folder: /tmp/elsewhere}", "--executor"),
+])
+def test_a_shared_runner_refuses_a_suite_that_says_where_things_go(shared, write_suite, field,
+                                                                   value, flag):
+    shared("torchvision.models")
+    path = write_suite(SUITE_BODY + f"        {field}: {value}\n")
+    with pytest.raises(BenchError) as e:
+        load_suite(path, check_resources=False)
+    msg = str(e.value)
+    assert len(msg.splitlines()) == 1 and f"suite.yaml:6: {field}: on a shared runner" in msg
+    assert flag in msg and f"Remove `{field}` from the suite" in msg
+
+
+def test_every_location_is_refused_in_one_line_each(shared, write_suite):
+    shared("torchvision.models")
+    path = write_suite(SUITE_BODY + "        tracking_uri: sqlite:///x.db\n"
+                       "        cache_dir: /tmp/c\n        executor: {name: local, workers: 2}\n")
+    with pytest.raises(BenchError) as e:
+        load_suite(path, check_resources=False)
+    lines = str(e.value).splitlines()
+    assert lines[0] == f"3 problems in suite {path}:"
+    assert [ln.split(": ")[1] for ln in lines[1:]] == ["tracking_uri", "cache_dir", "executor"]
+
+
+def test_a_suite_names_no_artifact_location(shared, write_suite):
+    """Artifacts go where the store (operator's) or --artifact-root says; a suite file has no
+    field for them, and one it invents is refused like any unknown option."""
+    shared("torchvision.models")
+    path = write_suite(SUITE_BODY + "        artifact_location: /tmp/elsewhere\n")
+    with pytest.raises(BenchError, match="unknown option 'artifact_location' for a suite"):
+        load_suite(path, check_resources=False)
+
+
+def test_a_private_runner_obeys_the_suite_and_a_shared_one_the_operator(shared, write_suite,
+                                                                         monkeypatch, tmp_path):
+    from bench.cli import build_parser
+    from bench.record.tracking import resolve_uri
+
+    monkeypatch.delenv("BENCH_ALLOWED_MODULES", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    path = write_suite(SUITE_BODY + "        tracking_uri: sqlite:///suite.db\n"
+                       "        cache_dir: cache\n        executor: {name: local, workers: 2}\n")
+    s = load_suite(path, check_resources=False)  # private: the suite decides
+    assert (s.tracking_uri, s.cache_dir) == ("sqlite:///suite.db", str(tmp_path / "cache"))
+    assert s.executor.options.workers == 2
+    shared("torchvision.models")
+    path = write_suite(SUITE_BODY)  # shared: the suite says nothing, the command line decides
+    s = load_suite(path, check_resources=False)
+    args = build_parser().parse_args(["run", str(path), "--tracking-uri", "sqlite:///op.db",
+                                      "--cache-dir", "/srv/cache", "--workers", "3"])
+    assert resolve_uri(args.tracking_uri, s.tracking_uri) == "sqlite:///op.db"
+    assert s.cache_dir is None and s.executor.override(None, {"--workers": 3}).options.workers == 3
+
+
+# ---------------------------------------------------------------- data that would run code
+class _Marker:
+    """Unpickling it would write `path` (the proof that a load ran code)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_yaml_python_tag_constructs_nothing(shared, write_suite, tmp_path):
+    shared("torchvision.models")
+    marker = tmp_path / "MARKER"
+    path = write_suite(SUITE_BODY + f"        seed: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(BenchError, match="not valid YAML"):
+        load_suite(path, check_resources=False)
+    assert not marker.exists()
+
+
+def test_an_npz_object_array_is_not_unpickled(shared, write_suite, tmp_path):
+    import numpy as np
+
+    shared("torchvision.models")
+    marker = tmp_path / "MARKER"
+    objs = np.empty(2, dtype=object)
+    objs[:] = [_Marker(marker), _Marker(marker)]
+    np.savez(tmp_path / "evil.npz", images=objs, labels=np.array([0, 1]))
+    path = write_suite("""
+        name: objects
+        datasets: {evil: {source: npz, path: evil.npz}}
+        models: {const: {source: reference}}
+        metrics: {test_constant: {}}
+        """)
+    msg = _problems(path)
+    assert "datasets.evil" in msg and "evil.npz" in msg
+    assert not marker.exists()

@@ -17,13 +17,16 @@ Refusals come at validation (`bench validate`, and `bench run` before any work),
 naming the variable to set, and again where the code would be loaded. Checkpoints loaded
 with `weights_only=True` (the default) and built-in sources run no suite-chosen code and
 need no allowance.
+
+In the same mode the operator, not the suite, decides where things go: a suite's own
+`tracking_uri`, `cache_dir` and `executor` (`SUITE_LOCATIONS`) are refused, one line each.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +145,26 @@ def check_mlflow_model(uri: str, names: Iterable[str]) -> None:
     raise BenchError(f"MLflow model '{uri}': loading it unpickles it (runs code from the store), "
                      f"and {which} is not in {MODELS} {_why_on(MODELS)}. Add it to {MODELS} if "
                      "you trust it, or use a model from an allowed source.")
+
+
+# suite fields that choose where a run writes or where its cells run (and whose results are
+# unpickled): on a shared runner the operator's flag or variable sets each one
+SUITE_LOCATIONS = {
+    "tracking_uri": ("the store runs and their artifacts are written to",
+                     "--tracking-uri or MLFLOW_TRACKING_URI; a new experiment's artifacts: "
+                     "--artifact-root"),
+    "cache_dir": ("the folder the cache writes", "--cache-dir or BENCH_CACHE_DIR"),
+    "executor": ("where cells run (a Ray address, a Slurm log folder)",
+                 "--executor and its flags (--workers, --ray-address, ...)"),
+}
+
+
+def suite_locations(fields: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, one-line refusal) for each of `SUITE_LOCATIONS` a suite file sets (`fields`:
+    its top-level mapping), on a shared runner; none elsewhere."""
+    if not shared_mode():
+        return []
+    on = ", ".join(v for v in VARIABLES if listed(v))
+    return [(name, f"on a shared runner ({on} is set) the operator sets {what} ({how}), not "
+             f"a suite. Remove `{name}` from the suite.")
+            for name, (what, how) in SUITE_LOCATIONS.items() if fields.get(name) is not None]

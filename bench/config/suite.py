@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bench.config import allowlist
 from bench.config.cells import Cell, Spec, resolve_device
 from bench.config.published import PublishedBlock, check_blocks, declared_values
 from bench.core.errors import BenchError
@@ -336,6 +337,8 @@ def parse_suite(text: str, path: str | Path, check_resources: bool = True,
         except ValidationError:
             problems.raise_if_any()
             raise
+    for name, msg in allowlist.suite_locations(data):
+        problems.add((name,), msg)
     regs = _registries()
     base = (folder or path.parent).resolve()
     specs: dict[str, dict[str, Spec]] = {}
