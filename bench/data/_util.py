@@ -243,6 +243,29 @@ def npz_header(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     return out
 
 
+# Pillow's wider-than-8-bit grayscale modes (16-bit PNG/TIFF scans, 32-bit int, float)
+WIDE_GRAY_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+
+
+def wide_to_8bit(a: np.ndarray) -> np.ndarray:
+    """16-bit (or float) grayscale to uint8 by the type's range, not by clipping: medical and
+    scientific images are often stored with 16 bits per pixel."""
+    top = 1.0 if a.dtype.kind == "f" and a.max(initial=0) <= 1.0 else 65535.0
+    return np.round(a.astype(np.float64) / top * 255.0).clip(0, 255).astype(np.uint8)
+
+
+def decode_image(im: Any, channels: int) -> Any:
+    """An opened Pillow image as 8-bit "L" (channels 1) or "RGB" (3). The one decoding of
+    image files on both sides, real (image_folder) and generated (samples), so a folder
+    scored against itself is identical: Pillow's `convert("L")` clips 16-bit values to 255,
+    so wide grayscale is scaled by its range first."""
+    from PIL import Image
+
+    if im.mode in WIDE_GRAY_MODES:
+        im = Image.fromarray(wide_to_8bit(np.asarray(im)), "L")
+    return im.convert("L" if channels == 1 else "RGB")
+
+
 def image_headers(files: Sequence[Path]) -> list[tuple[Path, tuple[int, int] | None, str]]:
     """(file, (height, width) or None, error) for each image, in order, without decoding the
     pixels: Pillow's `verify()` walks the file's structure (PNG chunk checksums, a truncated

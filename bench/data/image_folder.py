@@ -41,6 +41,7 @@ from bench.data import DATASETS
 from bench.data._mapped import cached, mapped, write_meta, write_rows
 from bench.data._util import (
     bad_files_listing,
+    decode_image,
     grouped_split,
     image_headers,
     imbalance_note,
@@ -87,16 +88,6 @@ class ImageFolderOptions(Options):
             except re.error as e:
                 raise ValueError(f"`group` is not a valid regular expression ({e})") from None
         return v
-
-
-_WIDE_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}  # Pillow's >8-bit grayscale modes
-
-
-def _to_8bit(a: np.ndarray) -> np.ndarray:
-    """16-bit (or float) grayscale to uint8 by the type's range, not by clipping: medical and
-    scientific images are often stored with 16 bits per pixel."""
-    top = 1.0 if a.dtype.kind == "f" and a.max(initial=0) <= 1.0 else 65535.0
-    return np.round(a.astype(np.float64) / top * 255.0).clip(0, 255).astype(np.uint8)
 
 
 def _sub_dirs(root: Path) -> list[Path]:
@@ -276,9 +267,7 @@ class ImageFolder(DatasetSource[ImageFolderOptions]):
 
         with Image.open(f) as opened:
             im: Image.Image = opened
-            if im.mode in _WIDE_MODES:  # 16-bit scans: convert("L") would clip them to white
-                im = Image.fromarray(_to_8bit(np.asarray(im)), "L")
-            im = im.convert("L" if self.options.channels == 1 else "RGB")
+            im = decode_image(im, self.options.channels)  # as the samples model decodes
             if size is not None and im.size != (size[1], size[0]):
                 if self.options.image_size is None:
                     raise _SizeMismatch(f"{f} is {im.size[1]}x{im.size[0]}, the first image "
