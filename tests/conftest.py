@@ -49,6 +49,72 @@ def tracking_uri(tmp_path) -> str:
     return f"sqlite:///{tmp_path}/mlflow.db"
 
 
+# ---------------------------------------------------------------- MLflow stores from a template
+# MLflow builds a new SQLite store's schema with alembic migrations: 2-8 s per store (about 70
+# tests create one), while copying an already migrated file takes about 0.1 s. So, in this
+# process, MLflow's table initialisation of an empty SQLite file copies a template migrated
+# once per session instead. Any way a test makes a store (a fixture, an inline
+# sqlite:/// URI, bench.evaluate's temporary store, the CLI in-process) goes through it; stores
+# made by subprocesses (`bench` on the command line, `mlflow server`) migrate as a user's do.
+# The template is read-only and in this session's own temporary folder (one per xdist
+# worker), and every store is a copy in its test's folder: no two processes write one file.
+class _StoreTemplate:
+    def __init__(self, folder: Path, initialize):
+        self.folder, self._initialize, self._file = folder, initialize, None
+
+    def file(self) -> Path:
+        """The migrated template (built on first use: tests without a store don't pay it)."""
+        if self._file is None:
+            from mlflow.store.db.utils import create_sqlalchemy_engine_with_retry
+
+            path = self.folder / "template.db"
+            engine = create_sqlalchemy_engine_with_retry(f"sqlite:///{path}")
+            try:
+                self._initialize(engine)  # tables only: the default experiment is made per copy
+            finally:
+                engine.dispose()
+            path.chmod(0o444)  # a store that wrote here would fail, not leak into other tests
+            self._file = path
+        return self._file
+
+    def initialize(self, engine) -> None:
+        """MLflow's `_initialize_tables`, by copy for an empty SQLite file."""
+        import shutil
+
+        import sqlalchemy
+
+        url = engine.url
+        file = url.database
+        if (url.get_backend_name() != "sqlite" or not file or file == ":memory:"
+                or url.query.get("uri") or sqlalchemy.inspect(engine).get_table_names()):
+            return self._initialize(engine)  # another database, or not empty: MLflow's own way
+        engine.dispose()  # no open connection sees the file change under it
+        shutil.copyfile(self.file(), file)  # a copy has the default mode, writable
+
+
+@pytest.fixture(scope="session", autouse=True)
+def store_template(tmp_path_factory):
+    """The session's migrated-SQLite template; MLflow's table initialisation copies it.
+    BENCH_TEST_MIGRATE=1 turns it off: every store migrates (to compare, or to test MLflow's
+    own path after an MLflow upgrade)."""
+    import os
+
+    import mlflow.store.db.utils as db_utils
+    import mlflow.store.model_registry.sqlalchemy_store as registry
+
+    template = _StoreTemplate(tmp_path_factory.mktemp("mlflow-template"),
+                              db_utils._initialize_tables)
+    if os.environ.get("BENCH_TEST_MIGRATE") == "1":
+        yield None
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        # both stores call it: tracking through the module, the model registry by name
+        mp.setattr(db_utils, "_initialize_tables", template.initialize)
+        mp.setattr(registry, "_initialize_tables", template.initialize)
+        yield template
+
+
+
 @pytest.fixture
 def write_suite(tmp_path):
     def write(text: str, name: str = "suite.yaml") -> Path:
@@ -129,8 +195,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, store_template):
     """An MLflow tracking server on loopback (what multi-process executors need)."""
+    import shutil
+
+    if store_template is not None:  # a subprocess sees no hook: it starts from a migrated file
+        shutil.copyfile(store_template.file(), tmp_path / "server.db")
     yield from _mlflow_server(f"sqlite:///{tmp_path}/server.db", tmp_path / "artifacts")
 
 
