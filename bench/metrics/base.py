@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import torch
 
 from bench.classifiers.real import real_classifier
@@ -135,14 +136,37 @@ class Context:
         ident, persist = self.store.identity(generator)
         return GeneratedImagesKey(ident, dataset.digest, self.seed), persist
 
+    def distinct(self, generator: Generator, dataset: Dataset, n: int) -> int:
+        """How many of the first n images of the model's stream are distinct: n for a
+        network; for a finite pool (`Generator.distinct_per_class`), the longest prefix in
+        which no class asks for more images than the pool holds of it. A larger request is
+        capped there, with a `small_pool` flag on the cell, so no value or interval counts
+        one image twice (a pool of 539 served as 1,258 narrowed intervals by about 1.5x)."""
+        per = generator.distinct_per_class
+        if per is None or n <= 0:
+            return n
+        lab = self.store.labels(dataset, self.seed, n).numpy()
+        occurrence = pd.Series(lab).groupby(lab).cumcount().to_numpy()
+        over = np.flatnonzero(occurrence >= np.asarray(per)[lab])
+        m = int(over[0]) if len(over) else n
+        if m < n:
+            self.flag("small_pool", f"the model is a pool of {sum(per):,} distinct images; {n:,} "
+                      f"were asked, so its values use the {m:,} it holds in the training split's "
+                      "class balance (no image counted twice)", gate=False)
+        return m
+
     def generated(self, generator: Generator, dataset: Dataset,
-                  n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  n: int | None = None, distinct: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """The first n images of the model's stream (uint8, CPU) and the labels they were
         generated for (int64): every prefix has the training split's class balance (n
         None: the training size, whose counts are exactly the training split's). Sampled
         once per model and seed, shared by every metric; a longer request samples only the
-        missing chunks."""
+        missing chunks. A finite pool gives only its distinct images (`distinct`: fewer than
+        n where it holds fewer; `distinct=False` wraps around, for callers that count
+        per-class images themselves)."""
         n = len(dataset.train_y) if n is None else n
+        if distinct:
+            n = self.distinct(generator, dataset, n)
         out = self._generated(generator, dataset, n)
         return out.images[:n], out.labels[:n]
 
@@ -167,7 +191,7 @@ class Context:
         reach = max(STREAM_REACH * total, len(dataset.train_y) + len(dataset.val_y))
         m = self.store.prefix_for(dataset, key.seed, counts, reach)
         if m is not None:
-            x, y = self.generated(generator, dataset, m)
+            x, y = self.generated(generator, dataset, m, distinct=False)
             idx = first_of_each_class(y, counts)
             return x[idx], y[idx]
 
@@ -198,7 +222,7 @@ class Context:
         the class-conditional metrics split generated features by. One extraction pass per
         (stream, extractor), with the logits where the extractor has them, shared by every
         metric; a request for fewer images is a prefix of it."""
-        n = len(dataset.train_y) if n is None else n
+        n = self.distinct(generator, dataset, len(dataset.train_y) if n is None else n)
         ex = self.extractor(spec, dataset)
         key, persist = self.stream(generator, dataset)
 

@@ -58,7 +58,7 @@ class GanTrain(Metric[GanTrainOptions]):
         n = self.num_samples(dataset)
         # one stream (bench.run.store): train on its first n images, TSTS on the next val-size
         # block (images the classifier never saw); both blocks have the training balance
-        x, labels = ctx.generated(generator, dataset, n + len(dataset.val_y))
+        x, labels = ctx.generated(generator, dataset, n + len(dataset.val_y), distinct=False)
         clf = train_classifier(o.classifier, x[:n], labels[:n], dataset.num_classes, ctx.device,
                                ctx.seed, desc="train on generated", progress=ctx.progress)
         on_real = evaluate(clf, dataset.val_x, dataset.val_y, ctx.device)
