@@ -257,3 +257,62 @@ def test_an_npz_object_array_is_not_unpickled(shared, write_suite, tmp_path):
     msg = _problems(path)
     assert "datasets.evil" in msg and "evil.npz" in msg
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------- YAML bounded
+def _alias_bomb(depth: int, repeat: int = 9) -> str:
+    """A "billion laughs" suite: each anchor a list repeating the previous one `repeat` times
+    (depth 6: 469 bytes, 5.3 million nodes once expanded; depth 9: 3.9 billion)."""
+    lines = ["name: bomb", "datasets: {digits: {}}", "models: {m: {source: reference}}",
+             "metrics: {fid: {}}", "x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * repeat)}]" for i in range(1, depth + 1)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("depth", [6, 9])
+def test_a_yaml_alias_bomb_is_refused_in_under_a_second(write_suite, depth):
+    import time
+
+    text = _alias_bomb(depth)
+    assert len(text) < 1024
+    path = write_suite(text)
+    t0 = time.perf_counter()
+    with pytest.raises(BenchError) as e:
+        load_suite(path, check_resources=False)
+    assert time.perf_counter() - t0 < 1.0
+    assert str(e.value) == (f"{path}: its YAML aliases (*name) repeat more than 100,000 nodes; a "
+                            "suite needs no such nesting. Write the repeated parts out, or use "
+                            "fewer nested anchors.")
+
+
+@pytest.mark.parametrize("text, why", [
+    ("name: x\na: &a [*a]\n", "refer to a node from inside itself"),
+    ("name: x\na: &a {b: *a}\n", "refer to a node from inside itself"),
+    ("name: x\na: " + "[" * 1100 + "]" * 1100 + "\n", "nested too deeply"),
+])
+def test_a_cyclic_or_bottomless_suite_is_refused_in_one_line(write_suite, text, why):
+    path = write_suite(text)
+    with pytest.raises(BenchError, match=why) as e:
+        load_suite(path, check_resources=False)
+    assert str(path) in str(e.value) and len(str(e.value).splitlines()) == 1
+
+
+def test_ordinary_anchors_and_merge_keys_still_work(write_suite):
+    path = write_suite("""
+        name: anchored
+        datasets: {digits: {source: digits}}
+        models:
+          a: &gen {source: reference}
+          b: *gen
+        metrics:
+          fid_a: &fid {source: fid, num_samples: 64}
+          fid_b: {<<: *fid, num_samples: 128}
+          fid_c: {<<: *fid, nums_samples: 32}
+        """)
+    with pytest.raises(BenchError) as e:  # line numbers still found through the merge
+        load_suite(path, check_resources=False)
+    assert "suite.yaml:10: metrics.fid_c.nums_samples: unknown option" in str(e.value)
+    path = write_suite(path.read_text().replace("nums_samples", "num_samples"))
+    s = load_suite(path, check_resources=False)
+    assert s.models["b"].plugin == "reference"
+    assert [s.metrics[k].options.num_samples for k in ("fid_a", "fid_b", "fid_c")] == [64, 128, 32]

@@ -35,6 +35,41 @@ KIND_OF = {"datasets": "dataset", "models": "model", "metrics": "metric"}
 
 
 # ---------------------------------------------------------------- YAML with line numbers
+# nodes that aliases may add to a suite's graph (each `*anchor` repeats the anchored node and
+# all below it): a 1 KB file of nested anchors ("billion laughs") expands to 10^9 nodes,
+# which the line map and the duplicate-key walk below would visit one by one
+ALIAS_BUDGET = 100_000
+
+
+def _alias_growth(root: yaml.Node) -> int | None:
+    """How many nodes aliases add to `root` once expanded (the expanded count minus the
+    distinct nodes), in one pass over the distinct nodes (never the expansion); None
+    for an alias inside its own anchor (a cycle, which no walk ends)."""
+    size: dict[int, int] = {}  # id(node) -> nodes below and including it, expanded
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:  # post-order without recursion: a deep document must not overflow the stack
+        node, done = stack.pop()
+        children = ([n for kv in node.value for n in kv] if isinstance(node, yaml.MappingNode)
+                    else list(node.value) if isinstance(node, yaml.SequenceNode) else [])
+        if done:
+            on_path.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(c)] for c in children)  # exact: ints do not overflow
+            continue
+        if id(node) in size:
+            continue
+        if id(node) in on_path:
+            return None
+        on_path.add(id(node))
+        stack.append((node, True))
+        for c in children:
+            if id(c) in on_path:
+                return None
+            if id(c) not in size:
+                stack.append((c, False))
+    return max(0, size[id(root)] - len(size))
+
+
 def _line_map(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
     """Map every key path (('models', 'cgan', 'steps'), ('cells', 0, 'models')) to its line."""
     out = {} if out is None else out
@@ -312,12 +347,21 @@ def parse_suite(text: str, path: str | Path, check_resources: bool = True,
     path = Path(path)
     try:
         node = yaml.compose(text)
+        growth = _alias_growth(node) if node is not None else 0
+        if growth is None or growth > ALIAS_BUDGET:
+            raise BenchError(f"{path}: its YAML aliases (*name) " + (
+                "refer to a node from inside itself, which never ends" if growth is None else
+                f"repeat more than {ALIAS_BUDGET:,} nodes") + "; a suite needs no such "
+                "nesting. Write the repeated parts out, or use fewer nested anchors.")
         duplicates = _duplicate_keys(node) if node is not None else []
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise BenchError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}. Fix the syntax.") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise BenchError(f"{path}: nested too deeply for a suite (hundreds of levels of lists "
+                         "or mappings). Flatten it.") from None
     if duplicates:
         raise BenchError("\n".join(
             f"{path}:{second}: {key}: defined twice (first at line {first}); YAML keeps only the "
