@@ -672,13 +672,26 @@ def _execute(suite: Suite, tracking_uri: str | None, keep: bool, force: bool,
 
 def _create_experiment(uri: str, name: str, artifacts: Path) -> None:
     """The experiment of a temporary store, its artifacts beside it (not in ./mlruns)."""
-    import logging
-
     from mlflow import MlflowClient
 
-    for lib in ("alembic", "mlflow", "mlflow.store"):
-        logging.getLogger(lib).setLevel(logging.ERROR)
-    MlflowClient(uri).create_experiment(name, artifact_location=artifacts.as_uri())
+    with _quiet("alembic", "mlflow", "mlflow.store"):  # the new schema's INFO lines
+        MlflowClient(uri).create_experiment(name, artifact_location=artifacts.as_uri())
+
+
+@contextlib.contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """These loggers at ERROR inside, at their own levels again after (the caller's process
+    keeps MLflow's warnings)."""
+    import logging
+
+    before = {name: logging.getLogger(name).level for name in loggers}
+    try:
+        for name in loggers:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        yield
+    finally:
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)
 
 
 @contextlib.contextmanager

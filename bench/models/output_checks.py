@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,18 @@ class OutputChecks:
         return merge(self.stream_flags, self.range_flags())
 
 
-_NO_ATTR: dict[int, tuple[Any, OutputChecks]] = {}  # generators that take no attribute
+# The records of generators that take no attribute (__slots__), by id, for as long as the
+# generator lives: a weak reference whose callback drops the entry, so the id is never
+# another object's meanwhile. One that cannot be weakly referenced either is held.
+_NO_ATTR: dict[int, tuple[Callable[[], Any], OutputChecks]] = {}
+
+
+def _forget(key: int) -> Callable[[Any], object]:
+    return lambda _ref: _NO_ATTR.pop(key, None)
+
+
+def _held(generator: Any) -> Callable[[], Any]:
+    return lambda: generator
 
 
 def checks_of(generator: Any) -> OutputChecks:
@@ -151,13 +163,19 @@ def checks_of(generator: Any) -> OutputChecks:
     c = getattr(generator, ATTR, None)
     if isinstance(c, OutputChecks):
         return c
-    if id(generator) in _NO_ATTR:
-        return _NO_ATTR[id(generator)][1]
+    held = _NO_ATTR.get(id(generator))
+    if held is not None and held[0]() is generator:
+        return held[1]
     c = OutputChecks()
     try:
         setattr(generator, ATTR, c)
     except (AttributeError, TypeError):
-        _NO_ATTR[id(generator)] = (generator, c)  # held, so its id is never reused
+        key = id(generator)
+        try:
+            ref: Callable[[], Any] = weakref.ref(generator, _forget(key))
+        except TypeError:  # no __weakref__ slot: held, so its id is never reused
+            ref = _held(generator)
+        _NO_ATTR[key] = (ref, c)
     return c
 
 
