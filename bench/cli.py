@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TREND_RUNS = 7  # suite runs the HTML board's trends cover by default
+HISTORY_RUNS = 10  # known-good earlier suite runs per cell in compare's baseline by default
+HISTORY_POOL = 60  # suite runs compare walks back at most for them (past regressed nights)
 
 
 def _count(text: str) -> int:
@@ -148,6 +150,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         check_tracking_uri(os.environ["MLFLOW_TRACKING_URI"], "MLFLOW_TRACKING_URI")
     if getattr(args, "threshold_for", None):
         _threshold_pairs(args.threshold_for)
+    _check_compare_numbers(args)
 
 
 def _suite_uri(args: argparse.Namespace, suite) -> str:
@@ -338,10 +341,11 @@ def _leaderboard_html(args: argparse.Namespace, tracker, name: str, tables, runs
                        published=published)
 
 
-def _suite_points(tracker, name: str, all_runs, last: int = 50, until: str | None = None
-                  ) -> list[tuple[str, str, pd.DataFrame]]:
+def _suite_points(tracker, name: str, all_runs, last: int = 50, until: str | None = None,
+                  tags: dict[str, dict[str, str]] | None = None) -> list[tuple[str, str, pd.DataFrame]]:
     """(start time, suite run id, its cell runs) of the suite's last finished runs, oldest
-    first; `until`: the newest one to take (a suite run id)."""
+    first; `until`: the newest one to take (a suite run id); `tags`: filled with each taken
+    run's tags."""
     from datetime import UTC, datetime
 
     ids = tracker.suite_runs(name, limit=max(last, 50))  # newest first
@@ -355,21 +359,28 @@ def _suite_points(tracker, name: str, all_runs, last: int = 50, until: str | Non
             runs = _suite_run_values(tracker, all_runs, rid)
         except BenchError:  # a suite run without cells.json (interrupted before the end)
             continue
-        start = tracker.client.get_run(rid).info.start_time
+        run = tracker.client.get_run(rid)
+        start = run.info.start_time
+        if tags is not None:
+            tags[rid] = dict(run.data.tags)
         points.append((datetime.fromtimestamp(start / 1000, UTC).strftime("%Y-%m-%d %H:%M"), rid, runs))
     return points[::-1]
 
 
-def _trends(tracker, name: str, last: int, until: str | None = None, cfg=None, history: int = 7):
+def _trends(tracker, name: str, last: int, until: str | None = None, cfg=None,
+            history: int = HISTORY_RUNS):
     """The trends table of the HTML board (bench.report.compare.trends) over the last `last` suite
     runs, or None with fewer than two."""
-    from bench.report.compare import trends
+    from bench.report.compare import marks_of, trends
 
     if last < 2 or len(tracker.suite_runs(name, limit=2)) < 2:
         return None  # no trend from one suite run: skip reading every cell run again
-    # the runs before the window are the first shown runs' history, as in `bench compare`
-    points = _suite_points(tracker, name, tracker.cell_runs(suite=name), last + history, until)
-    return trends(points, history=history, cfg=cfg, last=last) if len(points) >= 2 else None
+    # the runs before the window are the first shown runs' history, as in `bench compare`;
+    # their recorded verdicts keep regressed nights out of the later nights' baselines
+    tags: dict[str, dict[str, str]] = {}
+    points = _suite_points(tracker, name, tracker.cell_runs(suite=name), last + history, until, tags)
+    marks = {rid: marks_of(t) for rid, t in tags.items()}
+    return trends(points, history=history, cfg=cfg, last=last, marks=marks) if len(points) >= 2 else None
 
 
 def _leaderboard_history(args: argparse.Namespace, tracker, name: str) -> int:
@@ -406,7 +417,26 @@ def _compare_config(args: argparse.Namespace):
     from bench.report.compare import CompareConfig
 
     return CompareConfig(threshold=args.threshold, thresholds=_threshold_pairs(args.threshold_for),
-                         z=args.z)
+                         z=args.z, history=args.history)
+
+
+_COMPARE_NUMBERS = {  # option -> what a valid value is (all must be >= 0)
+    "threshold": "a relative change >= 0 (e.g. 0.05 for 5%)",
+    "z": "a number of standard deviations >= 0 (default 4)",
+    "history": "a number of earlier suite runs >= 0 (0: the repeats' spread only)",
+    "trends": "a number of suite runs >= 0 (0: no trends)",
+}
+
+
+def _check_compare_numbers(args: argparse.Namespace) -> None:
+    """compare / nightly / leaderboard: a negative (or NaN) threshold, z, history or trends
+    count is refused in one line (a negative history reached MLflow as max_results)."""
+    for opt, what in _COMPARE_NUMBERS.items():
+        v = getattr(args, opt, None)
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            continue  # absent, or `bench leaderboard --history` (a switch)
+        if not v >= 0:
+            raise BenchError(f"--{opt} {v:g}: expected {what}.")
 
 
 def _threshold_pairs(items: list[str] | None) -> dict[str, float]:
@@ -435,38 +465,98 @@ def _check_threshold_names(args: argparse.Namespace, suite) -> None:
                              f"value.{did_you_mean(name, declared)} Values: {', '.join(declared)}.")
 
 
+def _pick_run(name: str, finished: list[str], which: str, exclude: str | None = None) -> str:
+    """A suite run id for `latest` / `previous` (newest first in `finished`, without `exclude`)
+    or an id as given."""
+    pool = [r for r in finished if r != exclude]
+    if which == "latest":
+        if not pool:
+            raise BenchError(f"suite '{name}' has no finished suite run to compare.")
+        return pool[0]
+    if which == "previous":
+        if len(pool) < (2 if exclude is None else 1):
+            raise BenchError(f"suite '{name}' has fewer than two finished runs: nothing to "
+                             "compare yet. Run the suite again (or `bench nightly`) first.")
+        return pool[1] if exclude is None else pool[0]
+    return which
+
+
+def _history_nights(tracker, all_runs, ids: list[str], new, history: int) -> list:
+    """The base run and the runs before it (`ids`, newest first) as compare's history
+    (bench.report.compare.Night, with the verdicts their nightly recorded): walked back until
+    every cell of `new` that the base has has `history` runs not recorded as regressed for
+    it, an accepted baseline run, or HISTORY_POOL runs."""
+    from bench.report.compare import Night, marks_of
+
+    nights: list[Night] = []
+    wanted = [k for k in Night(new).agg.index]
+    count = dict.fromkeys(wanted, 0)
+    for rid in ids[:HISTORY_POOL]:
+        try:
+            runs = _suite_run_values(tracker, all_runs, rid)
+        except BenchError:
+            if not nights:
+                raise  # the base itself must be a suite run
+            continue  # a suite run without cells.json (interrupted before the end)
+        night = Night(runs, *marks_of(tracker.client.get_run(rid).data.tags))
+        if not nights:  # the base: only its cells are compared
+            count = {k: 0 for k in wanted if k in night.agg.index}
+        nights.append(night)
+        for k in count:
+            if k in night.agg.index and (night.regressed is None or k not in night.regressed):
+                count[k] += 1
+        if night.accepted or all(c >= history for c in count.values()):
+            break
+    return nights
+
+
 def _compare_runs(tracker, name: str, base: str, new: str, history: int, cfg
                   ) -> tuple[str, str, pd.DataFrame]:
-    """(base run id, new run id, the comparison) for `latest` / `previous` / run ids."""
-    from bench.report.compare import compare
+    """(base run id, new run id, the comparison) for `latest` / `previous` / run ids. The
+    history is the base and the runs before it (not the newest runs), per cell without the
+    runs recorded as regressed for it."""
+    from bench.report.compare import compare, judge
 
-    finished = tracker.suite_runs(name, limit=history + 2)
-    def pick(which: str, exclude: str | None = None) -> str:
-        pool = [r for r in finished if r != exclude]
-        if which == "latest":
-            if not pool:
-                raise BenchError(f"suite '{name}' has no finished suite run to compare.")
-            return pool[0]
-        if which == "previous":
-            if len(pool) < (2 if exclude is None else 1):
-                raise BenchError(f"suite '{name}' has fewer than two finished runs: nothing to "
-                                 "compare yet. Run the suite again (or `bench nightly`) first.")
-            return pool[1] if exclude is None else pool[0]
-        return which
-    new_id = pick(new)
-    base_id = pick(base, exclude=new_id if base in ("latest", "previous") else None)
+    finished = tracker.suite_runs(name, limit=500)  # newest first; ids only, one query
+    new_id = _pick_run(name, finished, new)
+    base_id = _pick_run(name, finished, base, exclude=new_id if base in ("latest", "previous") else None)
+    if base_id == new_id:
+        raise BenchError(f"base and new are the same suite run ({new_id}): compare two runs, e.g. "
+                         f"`bench compare {name} previous latest`.")
     all_runs = tracker.cell_runs(suite=name)
-    earlier = [r for r in finished if r not in (new_id, base_id)][:history]
-    hist = [_suite_run_values(tracker, all_runs, r) for r in [base_id, *earlier]] if history else None
-    table = compare(_suite_run_values(tracker, all_runs, base_id),
-                    _suite_run_values(tracker, all_runs, new_id), hist, cfg)
-    return base_id, new_id, table
+    new_runs = _suite_run_values(tracker, all_runs, new_id)
+    if not history:
+        return base_id, new_id, compare(_suite_run_values(tracker, all_runs, base_id), new_runs, None, cfg)
+    older = finished[finished.index(base_id) + 1:] if base_id in finished else []
+    nights = _history_nights(tracker, all_runs, [base_id, *(r for r in older if r != new_id)],
+                             new_runs, history)
+    judge(nights[::-1], cfg, tables_from=len(nights))  # the verdicts no nightly recorded
+    return base_id, new_id, compare(nights[0], new_runs, nights, cfg)
+
+
+def _accept(tracker, name: str, which: str) -> int:
+    """`bench compare SUITE --accept [RUN]`: make a suite run the baseline on purpose."""
+    from bench.report.compare import accepted_tags
+
+    finished = tracker.suite_runs(name, limit=500)
+    rid = _pick_run(name, finished, which)
+    if rid not in finished:
+        raise BenchError(f"--accept {which}: not a finished suite run of '{name}' at {tracker.uri}.")
+    tracker.set_tags(rid, accepted_tags())
+    print(f"suite run {rid} of '{name}' is now the baseline: later comparisons measure changes from "
+          "it, and the runs before it are no longer their history.")
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from bench.report.compare import render
 
     tracker, name = _open_store(args)
+    if args.accept:
+        return _accept(tracker, name, args.accept)
+    if args.base == args.new:
+        raise BenchError(f"base and new are both '{args.new}': compare two suite runs, e.g. "
+                         f"`bench compare {name} previous latest`.")
     cfg = _compare_config(args)
     base_id, new_id, table = _compare_runs(tracker, name, args.base, args.new, args.history, cfg)
     text = render(table, args.format, suite=name, base=base_id, new=new_id, cfg=cfg)
@@ -504,11 +594,18 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         print(text)
         regressions = bool((table["status"] == "regression").any())
         from bench.record.cell_record import SuiteRunRecord
+        from bench.report.compare import verdict_tags
 
         n = int((table["status"] == "regression").sum())
-        tracker.set_tags(report.parent_run_id, SuiteRunRecord.regressions_tags(n))
+        # the verdict, remembered: later nights leave these cells of this run out of their baseline
+        tracker.set_tags(report.parent_run_id, {**SuiteRunRecord.regressions_tags(n), **verdict_tags(table)})
     else:
+        from bench.record.cell_record import SuiteRunRecord
+        from bench.report.compare import verdict_tags
+
         print("first run of this suite: nothing to compare yet")
+        tracker.set_tags(report.parent_run_id, {**SuiteRunRecord.regressions_tags(0),
+                                                **verdict_tags(None)})
     # the HTML board again, now that this run is finished: with the trends of the last runs
     html_out = bool(args.out) and args.out.lower().endswith((".html", ".htm"))
     trend = _trends(tracker, suite.name, args.trends, until=report.parent_run_id,
@@ -732,8 +829,11 @@ def build_parser() -> argparse.ArgumentParser:
     lb.set_defaults(func=cmd_leaderboard)
 
     def compare_opts(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--history", type=int, default=7,
-                       help="earlier suite runs whose spread is the noise band (default 7; 0: repeats only)")
+        p.add_argument("--history", type=int, default=HISTORY_RUNS,
+                       help="known-good earlier suite runs (the base and the runs before it, without "
+                       "those whose nightly found the cell regressed) whose median is the baseline "
+                       f"and whose spread is the noise band (default {HISTORY_RUNS}; 0: the base run "
+                       "and the repeats' spread only)")
         p.add_argument("--threshold", type=float, default=0.05, help="relative change that counts (0.05)")
         p.add_argument("--threshold-for", action="append", metavar="VALUE=FRACTION",
                        help="per-value threshold, e.g. fid=0.1 (repeatable)")
@@ -747,6 +847,10 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--tracking-uri")
     cp.add_argument("--format", choices=COMPARE_FORMATS, default="markdown")
     cp.add_argument("--out")
+    cp.add_argument("--accept", nargs="?", const="latest", metavar="RUN",
+                    help="make a suite run (default latest) the baseline on purpose (tag "
+                    "bench.baseline=accepted): a deliberate change stops being reported as a "
+                    "regression; compares nothing")
     compare_opts(cp)
     cp.set_defaults(func=cmd_compare)
 
