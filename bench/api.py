@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from bench.config.suite import Suite
     from bench.data.base import Dataset
     from bench.record.cell_record import CellRecord
+    from bench.record.flags import Flag
     from bench.record.values import Value
     from bench.run.runner import SuiteReport
 
@@ -100,7 +101,13 @@ class Result:
         return "" if self.lo is None or self.hi is None else f"[{self.lo:.4g}, {self.hi:.4g}]"
 
     def __str__(self) -> str:
-        return f"{self.value:.4g}" + (f" {self.interval()}" if self.interval() else "")
+        """The value as the leaderboard prints it: the digits its interval supports, float
+        noise around an exact 0 as 0 (an identical-set FID is 0, not -2.97e-05)."""
+        from bench.report.leaderboard import fmt_value
+
+        nan = math.nan
+        lo, hi = (nan, nan) if self.lo is None or self.hi is None else (self.lo, self.hi)
+        return fmt_value(self.value, lo=lo, hi=hi, u=(hi - lo) / 2)
 
     def to_json(self) -> dict[str, Any]:
         return {"metric": self.metric, "value": self.value, "lo": self.lo, "hi": self.hi,
@@ -121,6 +128,31 @@ class Evaluation(Mapping[str, Result]):
     suite_run_id: str | None = None
     run_ids: dict[str, str] = field(default_factory=dict)
     log: str = ""  # the runner's console lines (shown with verbose=True)
+    # the verdict, as the leaderboard gives it: the model's flags (output checks, a metric's
+    # evidence, the gates), gates first; and per `target` value what it is compared with
+    flags: list[Flag] = field(default_factory=list)
+    targets: dict[str, Target] = field(default_factory=dict)
+
+    @property
+    def flagged(self) -> bool:
+        """True when a gate flag fires: the leaderboard would place the model below every
+        model that passes (bench.record.flags)."""
+        return any(f.gate for f in self.flags)
+
+    @property
+    def verdict(self) -> str:
+        """'pass', or the kinds of the gate flags that fire ('constant; copies')."""
+        kinds = list(dict.fromkeys(f.kind for f in self.flags if f.gate))
+        return "; ".join(kinds) if kinds else "pass"
+
+    def verdict_lines(self) -> list[str]:
+        """One line per flag with its reason (✗: a gate, ⚠: a warning on a value)."""
+        if not self.flags:
+            return ["verdict: pass (no output check, metric evidence or gate raised a flag)"]
+        head = (f"verdict: ✗ flagged ({self.verdict}): a leaderboard places this model below "
+                "every model that passes" if self.flagged else "verdict: pass, with warnings")
+        return [head, *(f"  {'✗' if f.gate else '⚠'} {f.kind}" + (f" ({f.value})" if f.value else "")
+                        + f": {f.reason}" for f in self.flags)]
 
     def __getitem__(self, name: str) -> Result:
         try:
@@ -143,23 +175,55 @@ class Evaluation(Mapping[str, Result]):
 
     def to_json(self) -> dict[str, Any]:
         return {"values": {k: r.to_json() for k, r in self.results.items()},
+                "verdict": self.verdict, "flags": [f.to_json() for f in self.flags],
+                "targets": {k: {"value": t.value, "source": t.source}
+                            for k, t in self.targets.items()},
                 "tracking_uri": self.tracking_uri, "experiment_id": self.experiment_id,
                 "suite_run_id": self.suite_run_id, "run_ids": self.run_ids}
 
     def table(self) -> str:
-        """The values as a plain-text table: value, 95% interval, what is better."""
-        rows = [("value", "", "95% interval", "")]
+        """The values as a plain-text table: value [95% interval], what is better (a target
+        value: the reference it is compared with, and that reference's value)."""
+        rows = [("value", "[95% interval]", "")]
         for name, r in self.results.items():
-            better = {"higher": "higher is better", "lower": "lower is better"}.get(
-                r.ideal, f"target {r.declaration.symbol.removeprefix('→')}")
+            better = {"higher": "higher is better", "lower": "lower is better"}.get(r.ideal)
+            if better is None:
+                t = self.targets.get(name)
+                if t is not None:
+                    better = f"target: {t.source} {_fmt(t.value)}"
+                elif r.declaration.ref:  # no held-out real images: nothing to compare with
+                    better = "target: held-out real (not measured: pass real_val / --real-val)"
+                else:
+                    better = f"target {r.declaration.symbol.removeprefix('→')}"
             what = better if r.role == "score" else f"{r.role}, {better}"
-            rows.append((name, f"{r.value:.6g}", r.interval(), what))
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+            rows.append((name, str(r), what))
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                          for row in rows)
 
     def __str__(self) -> str:
-        return self.table()
+        """The table, then the verdict with each flag's reason."""
+        return self.table() + "\n\n" + "\n".join(self.verdict_lines())
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{k}={r}" for k, r in list(self.results.items())[:6])
+        more = f", ... {len(self.results) - 6} more" if len(self.results) > 6 else ""
+        return f"<Evaluation {values}{more}; verdict: {self.verdict}>"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a `target` value is compared with: the held-out real images' value of the same
+    metric (`held-out real`), another value of the same run (`real_val_acc`) or a number."""
+
+    value: float
+    source: str
+
+
+def _fmt(x: float) -> str:
+    from bench.report.leaderboard import fmt_value
+
+    return fmt_value(x)
 
 
 # ---------------------------------------------------------------- in-memory generators
@@ -337,6 +401,37 @@ def _float_array(path: Path) -> bool:
     return dt is not None and np.dtype(dt) != np.uint8
 
 
+def _check_range(path: Path | None, declared: str | None, what: str) -> None:
+    """Float images of an .npz against their declared range, before any work: values outside
+    it, or filling under 2% of it (images in [0, 1] declared "[0, 255]" would all be read as
+    near black), are a wrong declaration; the cell would otherwise fail, or score black
+    images, after the whole run."""
+    from bench.data._util import COMMON_RANGES, range_bounds
+
+    if path is None or declared is None or not path.is_file() or not _float_array(path):
+        return
+    lo, hi = range_bounds(declared)
+    with np.load(path) as z:
+        for key in ("images", "train_images", "val_images"):
+            if key not in z.files or z[key].size == 0:
+                continue
+            x = z[key]
+            if x.dtype.kind == "f" and not np.isfinite(x).all():
+                continue  # to_uint8 names NaN and infinities
+            mn, mx = float(x.min()), float(x.max())
+            slack = (hi - lo) / 510
+            outside = mn < lo - slack or mx > hi + slack
+            if outside or (mx - mn) < 0.02 * (hi - lo):
+                fit = next((r for r in (c.strip('"') for c in COMMON_RANGES)
+                            if (b := range_bounds(r))[0] - slack <= mn and mx <= b[1] + slack
+                            and r != declared), None)
+                why = "outside" if outside else f"filling {(mx - mn) / (hi - lo):.1%} of"
+                raise BenchError(f"{what}: {path.name} `{key}` holds values from {mn:.4g} to "
+                                 f"{mx:.4g}, {why} the declared range {declared}"
+                                 + (f"; declare --range \"{fit}\" (range=\"{fit}\")." if fit else
+                                    ": declare the range the values are in."))
+
+
 def _real_entry(real: Any, real_val: Any, root: Path, declared: str | None, layout: str,
                 image_size: int | None) -> tuple[dict[str, Any], bool]:
     """The dataset entry of the real images, and whether it has a held-out split."""
@@ -494,6 +589,11 @@ def evaluate(real: Any, fake: Any, metrics: Sequence[str] | Mapping[str, Mapping
     entries = _metric_entries(metrics, features, num_samples if num_samples is not None else count)
     suite = {"name": "evaluate", "experiment": experiment, "seed": seed, "device": device,
              "datasets": {"real": dataset}, "models": {name: model}, "metrics": entries}
+    held = _held_out_row(suite, name, entries) if held_out else None
+    for what, entry, key in (("real", dataset, "train"), ("real", dataset, "path"),
+                             ("real_val", dataset, "val"), ("fake", model, "path")):
+        if isinstance(entry.get(key), str) and entry.get("range"):
+            _check_range(Path(entry[key]), entry["range"], what)
     with _object_source(ref, fake):
         parsed = _parse(suite, name)
         if not held_out:
@@ -511,8 +611,9 @@ def evaluate(real: Any, fake: Any, metrics: Sequence[str] | Mapping[str, Mapping
 
         raise EvaluationFailed("\n".join(f"metric '{o.cell.metric.key}' failed: "
                                          f"{user_message(o.error)}" for o in failed))
+    records = [r for r in run.records if r.model == name]
     results: dict[str, Result] = {}
-    by_metric = {r.metric: r for r in run.records}
+    by_metric = {r.metric: r for r in records}
     for key in entries:
         rec = by_metric.get(key)
         if rec is None:
@@ -522,10 +623,53 @@ def evaluate(real: Any, fake: Any, metrics: Sequence[str] | Mapping[str, Mapping
             lo, hi = rec.values.get(vname + ".lo"), rec.values.get(vname + ".hi")
             results[full] = Result(key, vname, float(rec.values[vname]), _num(lo), _num(hi),
                                    _declaration(rec, vname))
-    return Evaluation(results, run.records, run.uri if run.keep else None,
+    flags, targets = _verdict(run.records, name, held, results)
+    return Evaluation(results, records, run.uri if run.keep else None,
                       run.report.experiment_id if run.keep else None,
                       run.report.parent_run_id if run.keep else None,
-                      {r.metric: r.run_id for r in run.records} if run.keep else {}, run.log)
+                      {r.metric: r.run_id for r in records} if run.keep else {}, run.log,
+                      flags, targets)
+
+
+def _held_out_row(suite: dict[str, Any], name: str, entries: dict[str, dict[str, Any]]
+                  ) -> str | None:
+    """With held-out real images and a metric whose value is judged against them (`→ref`:
+    authenticity, data copying, GAN-test), the held-out real images as a second model, as a
+    suite's target row: its values are what the generated images are compared with, and the
+    board's gates (copies) read them. Only those metrics run on it. Returns its name."""
+    from bench.metrics import METRICS
+
+    ref_metrics = [k for k, e in entries.items()
+                   if any(v.ref for v in METRICS.get(e.get("source", k)).values.values())]
+    if not ref_metrics:
+        return None
+    held = "held_out" if name != "held_out" else "held_out_real"
+    suite["models"][held] = {"source": "reference", "kind": "real", "split": "val"}
+    suite["cells"] = [{"models": [name], "datasets": "all", "metrics": "all"},
+                      {"models": [held], "datasets": "all", "metrics": ref_metrics}]
+    return held
+
+
+def _verdict(records: list[CellRecord], name: str, held: str | None,
+             results: dict[str, Result]) -> tuple[list[Flag], dict[str, Target]]:
+    """The model's flags (its cells' own, and the gates the board reads against the held-out
+    row), gates first, and what each target value is compared with: the leaderboard's rules
+    (bench.report.leaderboard), on this call's records."""
+    from bench.record.cell_record import frame
+    from bench.report.leaderboard import build_leaderboard
+
+    tables = build_leaderboard(frame(records))
+    flags = sorted((f for t in tables for f in t.flags.get(name, [])), key=lambda f: not f.gate)
+    targets: dict[str, Target] = {}
+    for full, r in results.items():
+        for t in tables:
+            src = t.target_source.get(r.name)
+            if src is None or name not in t.targets.index or r.name not in t.targets.columns:
+                continue
+            x = float(t.targets.at[name, r.name])
+            if not math.isnan(x):
+                targets[full] = Target(x, "held-out real" if src == "ref" else src)
+    return flags, targets
 
 
 def _num(v: float | None) -> float | None:
@@ -576,6 +720,16 @@ class SuiteRun:
         """{cell label: {value: number}} (interval ends included as `<value>.lo` / `.hi`)."""
         labels = {o.run_id: o.cell.label for o in self.report.outcomes}
         return {labels.get(r.run_id, r.run_id): dict(r.values) for r in self.records}
+
+    def __str__(self) -> str:
+        """The leaderboard (with the verdicts and their reasons under it) and the cell counts."""
+        return f"{self.report.leaderboard}\n{self.report.summary().splitlines()[0]}"
+
+    def __repr__(self) -> str:
+        r = self.report
+        where = self.uri if self.keep else "a temporary store, gone"
+        return (f"<SuiteRun '{r.suite.name}': {r.count('finished')} finished, {r.count('cached')} "
+                f"cached, {r.count('failed')} failed; {len(self.records)} records; {where}>")
 
 
 def run_suite(suite: Mapping[str, Any] | str | os.PathLike, *, tracking_uri: str | None = None,

@@ -660,10 +660,13 @@ def cmd_score(args: argparse.Namespace) -> int:
 
         print(json.dumps(res.to_json(), indent=1))
     else:
-        print(res.table())
+        print(res)  # the values, then the verdict with each flag's reason
         if res.tracking_uri:
             print(f"\nMLflow: {res.tracking_uri}, experiment id {res.experiment_id}, suite run "
                   f"{res.suite_run_id}")
+    if res.flagged:  # the numbers of a flagged model are not a score: a script must notice
+        print(f"flagged: {res.verdict} (exit 1; the reasons are above)", file=sys.stderr)
+        return 1
     return 0
 
 

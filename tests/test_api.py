@@ -276,3 +276,17 @@ def test_the_documented_default_features_are_inception():
     import inspect
 
     assert inspect.signature(bench.evaluate).parameters["features"].default == "inception"
+
+
+def test_printing_a_result_is_short_and_gives_the_verdict(data, tmp_path):
+    grey = np.full((100, 8, 8), 128, np.uint8)
+    res = bench.evaluate(data["real"], grey, ["fid"], "test_pixels", cache_dir=tmp_path / "c")
+    text = str(res)
+    assert "verdict: ✗ flagged (constant)" in text and "✗ constant: " in text
+    assert res.flagged and res.verdict == "constant" and res.to_json()["verdict"] == "constant"
+    assert repr(res).startswith("<Evaluation fid=") and "verdict: constant" in repr(res)
+    run = bench.run_suite({"name": "tiny", "datasets": {"digits": {"source": "digits"}},
+                           "models": {"real": {"source": "reference", "kind": "real"}},
+                           "metrics": {"test_constant": {}}}, log=False, verbose=False)
+    assert len(repr(run)) < 300 and "1 finished" in repr(run)
+    assert len(str(run)) < 3000 and "real" in str(run)

@@ -16,6 +16,7 @@ import bench
 from bench.cli import main
 from bench.features import FEATURES
 from bench.features.base import FeatureExtractor
+from bench.report.leaderboard import fmt_value
 
 
 class _Pixels(FeatureExtractor):
@@ -147,8 +148,45 @@ def test_score_log_records_the_runs_in_mlflow(images, tmp_path, capsys):
 
     recs = Tracker(uri, "bench-score").records()
     assert [(r.model, r.metric) for r in recs] == [("nightly-gan", "fid")]
-    assert recs[0].values["fid"] == pytest.approx(float(next(
-        line.split()[1] for line in out.splitlines() if line.startswith("fid "))), rel=1e-5)
+    printed = next(line for line in out.splitlines() if line.startswith("fid "))
+    lo, hi = recs[0].values["fid.lo"], recs[0].values["fid.hi"]
+    assert printed.split()[1:4] == fmt_value(recs[0].values["fid"], lo=lo, hi=hi, u=(hi - lo) / 2).split()
+
+
+def test_score_prints_the_verdict_and_exits_1_on_a_gate(images, tmp_path, capsys):
+    """A constant sample is flagged with its reason (exit 1); copies of the training set are
+    judged against the held-out real images, whose value is named; a pass says so."""
+    x, y = digits()
+    real = write_folder(tmp_path / "real", images["real"])
+    np.savez(tmp_path / "grey.npz", images=np.full((200, 8, 8), 128, np.uint8))
+    assert main(["score", real, str(tmp_path / "grey.npz"), "--features", "test_pixels"]) == 1
+    out, err = capsys.readouterr()
+    assert "verdict: ✗ flagged (constant)" in out and "✗ constant: 100.0% of the pixels" in out
+    assert "flagged: constant" in err
+    held = write_folder(tmp_path / "held", x[1000:1300])
+    assert main(["score", real, real, "--metrics", "fid,authenticity", "--features", "test_pixels",
+                 "--real-val", held]) == 1
+    out = capsys.readouterr().out
+    fid = next(line for line in out.splitlines() if line.startswith("fid "))
+    assert fid.split()[1] in ("0", "0.0", "0.00", "0.000"), fid  # identical sets: float noise is 0
+    auth = next(line for line in out.splitlines() if line.startswith("authenticity "))
+    assert "target: held-out real 0." in auth, auth
+    assert "✗ copies (authenticity): authenticity = 0 vs the held-out real row's" in out
+    assert main(["score", real, held, "--features", "test_pixels"]) == 0
+    assert "verdict: pass" in capsys.readouterr().out
+
+
+def test_a_wrong_range_is_refused_before_the_run(images, tmp_path, capsys):
+    real = write_folder(tmp_path / "real", images["real"])
+    np.savez(tmp_path / "unit.npz", images=images["fake"].astype(np.float32) / 255)
+    err = one_line_error(capsys, ["score", real, str(tmp_path / "unit.npz"), "--range", "[0, 255]",
+                                  "--features", "test_pixels"])
+    assert "filling 0.4% of the declared range [0, 255]" in err and '--range "[0, 1]"' in err
+    np.savez(tmp_path / "tanh.npz", images=images["fake"].astype(np.float32) / 127.5 - 1)
+    err = one_line_error(capsys, ["score", real, str(tmp_path / "tanh.npz"), "--range", "[0, 1]",
+                                  "--features", "test_pixels"])
+    assert "outside the declared range [0, 1]" in err and '--range "[-1, 1]"' in err
+    assert not (tmp_path / "cache" / "real_features").exists()  # before any work
 
 
 def test_score_mistakes_exit_2_with_one_line(images, tmp_path, capsys):
