@@ -264,3 +264,24 @@ def test_compare_refuses_the_same_run_twice(store, capsys):
         err = capsys.readouterr().err.strip()
         assert "same suite run" in err or "are both" in err
         assert len(err.splitlines()) == 1
+
+
+def test_the_workflow_can_accept_the_last_night_before_running_the_next():
+    """The store of the shipped workflow lives in the Actions cache: accepting a change is a
+    dispatch input, run on the restored store before the night."""
+    from pathlib import Path
+
+    import yaml
+
+    from bench.cli import build_parser
+
+    wf = yaml.safe_load((Path(__file__).resolve().parents[1] / ".github/workflows/nightly.yml").read_text())
+    on = wf.get("on", wf.get(True))
+    assert on["workflow_dispatch"]["inputs"]["accept"]["type"] == "boolean"
+    (job,) = wf["jobs"].values()
+    names = [s.get("name", s.get("uses", "")) for s in job["steps"]]
+    step = next(s for s in job["steps"] if "--accept" in s.get("run", ""))
+    assert step["if"] == "${{ inputs.accept }}"
+    assert names.index("restore the store and the cache") < names.index(step["name"]) < names.index("bench nightly")
+    args = build_parser().parse_args(step["run"].split()[1:])
+    assert args.accept == "latest" and args.func.__name__ == "cmd_compare"

@@ -625,9 +625,10 @@ def trends_section(trend: pd.DataFrame) -> str:
     parts = ['<section id="trends"><h2>Trends</h2>',
              f'<p class="note">Each ranked value over the last {runs} suite runs ({escape(labels[0])} to '
              f"{escape(labels[-1])}), oldest left. The shaded band is the noise band of that night's "
-             "<code>bench compare</code> against the run before it (the threshold and the history's or the "
-             "repeats' spread): a value outside it that moved the wrong way is a regression "
-             f'(<span class="reg">red</span>), the right way an improvement (green). {n_reg} '
+             "<code>bench compare</code> against its baseline, the known-good runs before it (the threshold "
+             "and their spread, or the repeats'): a value outside it that moved the wrong way is a regression "
+             '(<span class="reg">red</span>, every night it is there until fixed or accepted), the right '
+             f"way an improvement (green). {n_reg} "
              f"regression(s) over these runs, {n_now} in the latest.</p>"]
     for ds, g in trend.groupby("dataset", sort=True):
         values = list(dict.fromkeys(g.sort_values(["metric", "value"])["value"].astype(str)))
