@@ -452,6 +452,9 @@ def _real_entry(real: Any, real_val: Any, root: Path, declared: str | None, layo
     if v is not None and v.is_dir():
         raise BenchError("real is an .npz file (or arrays) and real_val a folder: give both as "
                          "folders, or both as .npz files / arrays.")
+    if image_size is not None:  # arrays are scored at their own size: say so, not ignore it
+        raise BenchError("image_size (--image-size) resizes folder images only; real is an .npz "
+                         "file (or arrays): resize the arrays, or drop --image-size.")
     from bench.data._util import npz_header
 
     own_split = "train_images" in npz_header(p)  # train_images and val_images: its own split
@@ -550,7 +553,7 @@ def evaluate(real: Any, fake: Any, metrics: Sequence[str] | Mapping[str, Mapping
              num_samples: int | None = None, image_size: int | None = None, seed: int = 0,
              device: str = "auto", name: str = "fake", log: bool = False,
              tracking_uri: str | None = None, experiment: str = "bench-evaluate",
-             cache_dir: str | os.PathLike | None = None, progress: bool = False,
+             cache_dir: str | os.PathLike | None = None, progress: bool = True,
              verbose: bool = False) -> Evaluation:
     """Score generated images (`fake`) against real ones with `metrics`.
 
@@ -567,6 +570,8 @@ def evaluate(real: Any, fake: Any, metrics: Sequence[str] | Mapping[str, Mapping
         "nhwc" for 4-d arrays whose layout is ambiguous.
     num_samples: generated images per metric (default: every image of `fake`; for a
         generator, as many as the real images).
+    progress: bars with an estimate of the time left, for steps over a few seconds, on a
+        terminal only (never in logs or CI); False: none.
     log: keep the runs in MLflow (`tracking_uri`, else $MLFLOW_TRACKING_URI, else
         sqlite:///mlflow.db; experiment `experiment`, model name `name`); default: a
         temporary store. The bench cache (cache_dir, else $BENCH_CACHE_DIR or .bench_cache)

@@ -94,6 +94,10 @@ def check_tracking_uri(uri: str, origin: str = "--tracking-uri") -> str:
     scheme = urlparse(uri).scheme.lower()
     if len(scheme) == 1:  # a Windows drive letter: a path
         return uri
+    if not scheme and uri.lower().endswith((".db", ".sqlite", ".sqlite3")):
+        # a bare path is MLflow's deprecated file store (a folder), not this SQLite file
+        raise BenchError(f"{origin} '{uri}': a SQLite file needs its scheme: sqlite:///{uri} "
+                         "(a bare path is a folder store).")
     base = scheme.split("+", 1)[0]  # postgresql+psycopg2: a database and its driver
     # MLflow's registry (importing mlflow: seconds) only for a scheme outside the fixed list
     known = list(_SCHEMES) if base in _SCHEMES else _store_schemes()
@@ -772,6 +776,20 @@ def _executor_arguments(p: argparse.ArgumentParser) -> None:
                        help="; ".join(f"{ex}: {f.description or opt}" for ex, opt, f in uses))
 
 
+def _threads_argument(p: argparse.ArgumentParser) -> None:
+    """`--threads N` for a command that computes in this process (bench run and nightly take
+    it from the local executor's options)."""
+    p.add_argument("--threads", type=_positive, metavar="N", help="CPU threads of this "
+                   "process (default: $BENCH_THREADS, else every core); on a machine shared "
+                   "with other heavy jobs, fewer is faster (bench.run.threads)")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got '{text}'")
+    return int(text)
+
+
 def _bool(v: str | bool) -> bool:
     if isinstance(v, bool):
         return v
@@ -881,6 +899,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--tracking-uri")
     tr.add_argument("--cache-dir")
     tr.add_argument("--no-progress", action="store_true")
+    _threads_argument(tr)
     tr.set_defaults(func=cmd_train)
 
     sc = sub.add_parser("score", help="score generated images against real ones, no suite "
@@ -910,7 +929,10 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--cache-dir", help="bench cache (real features across calls; default "
                     "$BENCH_CACHE_DIR or .bench_cache)")
     sc.add_argument("--format", choices=["text", "json"], default="text")
-    sc.add_argument("--progress", action="store_true", help="progress bars")
+    sc.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                    help="progress bars with an estimate of the time left, on a terminal "
+                    "(default; never in logs or CI); --no-progress: none")
+    _threads_argument(sc)
     sc.add_argument("--verbose", action="store_true", help="the runner's console lines")
     sc.set_defaults(func=cmd_score)
 
@@ -925,6 +947,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _quiet_libraries():
             _check_arguments(args)
+            if getattr(args, "threads", None) and args.func in (cmd_score, cmd_train):
+                from bench.run.threads import applied
+
+                with applied(args.threads):
+                    return args.func(args)
             return args.func(args)
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)

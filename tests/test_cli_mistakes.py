@@ -193,3 +193,23 @@ def test_run_refuses_a_missing_registered_model_before_any_work(registry, write_
     refused(capsys, ["run", path, "--tracking-uri", registry], "no version 9")
     client = MlflowClient(registry)
     assert client.get_experiment_by_name("registry") is None  # no suite run was created
+
+
+def test_a_bare_sqlite_file_name_is_given_its_scheme(suite, capsys):
+    refused(capsys, ["run", suite, "--tracking-uri", "x.db"], "sqlite:///x.db")
+    assert not Path("x.db").exists()
+
+
+def test_image_size_on_arrays_is_refused_not_ignored(tmp_path, capsys):
+    import numpy as np
+
+    np.savez(tmp_path / "r.npz", images=np.zeros((20, 8, 8), np.uint8))
+    refused(capsys, ["score", str(tmp_path / "r.npz"), str(tmp_path / "r.npz"), "--image-size", "16"],
+            "--image-size", "resizes folder images only")
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "x"])
+def test_threads_must_be_positive(bad, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["score", str(tmp_path), str(tmp_path), "--threads", bad])
+    assert e.value.code == 2 and "expected a whole number >= 1" in capsys.readouterr().err

@@ -180,10 +180,22 @@ def test_kid_other_kernel_parameters_match_torch_fidelity(kernel: dict) -> None:
 def test_kid_clamps_subset_size_with_warning() -> None:
     rng = np.random.default_rng(8)
     a, b = _correlated(rng, 300, 32), _correlated(rng, 250, 32, 0.2)
-    with pytest.warns(RuntimeWarning, match="clamped to 250"):
+    with pytest.warns(RuntimeWarning, match="exceeds half the sample count.*clamped to 125"):
         ours = kid(a, b, num_subsets=5, subset_size=1000, seed=1)
-    ref = _tf_kid(a, b, 5, 250, 1)
+    ref = _tf_kid(a, b, 5, 125, 1)
     assert ours["kid_mean"] == pytest.approx(ref["kernel_inception_distance_mean"], rel=RTOL)
+
+
+def test_kid_interval_has_a_width_when_the_sample_is_smaller_than_a_subset() -> None:
+    """Two samples of one distribution, smaller than the default subset: subsets of half the
+    sample vary, so the spread over them is an interval that holds the true 0 (subsets as
+    large as the sample gave one of zero width beside it)."""
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((400, 16)), rng.standard_normal((400, 16))
+    with pytest.warns(RuntimeWarning):
+        _, mmds = kid(a, b, num_subsets=100, subset_size=1000, per_subset=True)
+    lo, hi = np.percentile(mmds, [2.5, 97.5])
+    assert lo < 0 < hi and hi - lo > 1e-3
 
 
 def test_kid_near_zero_for_same_distribution_and_seeded() -> None:
