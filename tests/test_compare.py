@@ -137,6 +137,13 @@ metrics:
         [client.get_experiment_by_name("nightly").experiment_id], "tags.`bench.kind` = 'suite'",
         order_by=["attributes.start_time DESC"])}
     assert doc["new"] == list(runs)[0] and doc["base"] == list(runs)[1]
+    # each night's verdict is a tag of its suite run (later nights leave those cells out of
+    # their baseline); --accept makes the latest run the baseline, as a tag too
+    verdicts = [json.loads(r.data.tags["bench.regressed"]) for r in runs.values()]
+    assert verdicts[1:] == [[], []] and [v[3] for v in verdicts[0]] == ["gan_test_acc"]
+    assert main(["compare", str(path), "--tracking-uri", uri, "--accept"]) == 0
+    assert client.get_run(doc["new"]).data.tags["bench.baseline"] == "accepted"
+    assert main(["compare", str(path), "latest", "latest", "--tracking-uri", uri]) == 2
     rows = doc["rows"]
     assert {r["status"] for r in rows if r["value"] == "gan_test_acc"} == {"regression"}
     assert {r["ideal"] for r in rows} <= {"higher", "lower", "target"}  # the leaderboard's words

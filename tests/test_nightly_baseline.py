@@ -285,3 +285,4 @@ def test_the_workflow_can_accept_the_last_night_before_running_the_next():
     assert names.index("restore the store and the cache") < names.index(step["name"]) < names.index("bench nightly")
     args = build_parser().parse_args(step["run"].split()[1:])
     assert args.accept == "latest" and args.func.__name__ == "cmd_compare"
+
