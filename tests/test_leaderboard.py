@@ -351,7 +351,10 @@ def test_gates_keep_copiers_and_flagged_models_below_every_passing_model():
         ref = m == "held"
         if acc is not None:
             rows.append(cell(m, "gan_train", TRAIN, "gan_train_acc", gan_train_acc=(acc, acc - 0.03, acc + 0.03)))
-        rows.append(cell(m, "data_copying", CT, "data_copying_ct", data_copying_ct=ct, reference=ref))
+        from scipy.special import ndtr
+
+        rows.append(cell(m, "data_copying", CT, "data_copying_ct", data_copying_ct=ct,
+                         data_copying_p=float(ndtr(ct / 0.25)), reference=ref))
         rows.append({**cell(m, "authenticity", AUTHENTIC, "authenticity",
                             authenticity=(auth, auth - 0.02, auth + 0.02), reference=ref), "held_out": ref})
     df = runs(rows)
@@ -366,11 +369,11 @@ def test_gates_keep_copiers_and_flagged_models_below_every_passing_model():
     s = summarize([t])
     assert list(s.index) == ["honest", "weak", "copier", "label_blind"]
     assert s.at["honest", "verdict"] == "pass" and "copies" in s.at["copier", "verdict"]
-    assert s.at["copier", "verdict"] == "copies (authenticity, data_copying_ct)"
+    assert s.at["copier", "verdict"] == "copies (authenticity, data_copying_p)"
     assert not best_mask(t).loc["copier"].any()  # a flagged model is never a column's winner
     md = render([t])
     assert "copier ✗" in md and "✗ `copier` copies" in md and "ignores_labels" in md
-    assert "-1.645" in md and "held-out real row" in md  # the reasons in full, under the table
+    assert "Bonferroni over the board's 8 copies tests" in md and "held-out real row" in md  # in full
 
 
 def test_the_order_of_two_models_does_not_depend_on_a_third():

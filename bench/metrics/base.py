@@ -142,15 +142,18 @@ class Context:
         which no class asks for more images than the pool holds of it. A larger request is
         capped there, with a `small_pool` flag on the cell, so no value or interval counts
         one image twice (a pool of 539 served as 1,258 narrowed intervals by about 1.5x)."""
-        per = generator.distinct_per_class
-        if per is None or n <= 0:
+        per, total = generator.distinct_per_class, generator.distinct_images
+        if total is None or n <= 0:
             return n
-        lab = self.store.labels(dataset, self.seed, n).numpy()
-        occurrence = pd.Series(lab).groupby(lab).cumcount().to_numpy()
-        over = np.flatnonzero(occurrence >= np.asarray(per)[lab])
-        m = int(over[0]) if len(over) else n
+        if per is None or len(per) != dataset.num_classes:  # served whatever the labels
+            m = min(n, total)
+        else:
+            lab = self.store.labels(dataset, self.seed, n).numpy()
+            occurrence = pd.Series(lab).groupby(lab).cumcount().to_numpy()
+            over = np.flatnonzero(occurrence >= np.asarray(per)[lab])
+            m = int(over[0]) if len(over) else n
         if m < n:
-            self.flag("small_pool", f"the model is a pool of {sum(per):,} distinct images; {n:,} "
+            self.flag("small_pool", f"the model is a pool of {total:,} distinct images; {n:,} "
                       f"were asked, so its values use the {m:,} it holds in the training split's "
                       "class balance (no image counted twice)", gate=False)
         return m

@@ -27,8 +27,9 @@ class DensityCoverage(FeatureMetric[DCOptions]):
     version = "3"  # 2: 95% intervals (normal density, Wilson coverage); 3: the model's shared sample stream (bench.run.store)
     # density is 1 in expectation for samples from the real distribution; above 1 means
     # samples crowd where real samples are dense, not better quality
-    values = {"density": score("target", "quality", ref=True, target=1.0),
-              "coverage": score("higher", "diversity")}
+    values = {"density": score("target", "quality", ref=True, target=1.0, headline="fidelity",
+                                 headline_rank=2),
+              "coverage": score("higher", "diversity", headline="coverage", headline_rank=2)}
     primary = "coverage"
 
     def score(self, real, fake, dataset, ctx):

@@ -26,7 +26,8 @@ class PrecisionRecall(FeatureMetric[PROptions]):
     """Improved precision (quality) and recall (coverage of the real data), k-NN manifolds."""
 
     version = "3"  # 2: Wilson 95% intervals; 3: the model's shared sample stream (bench.run.store)
-    values = {"precision": score("higher", "quality"), "recall": score("higher", "diversity")}
+    values = {"precision": score("higher", "quality", headline="fidelity", headline_rank=1),
+              "recall": score("higher", "diversity", headline="coverage", headline_rank=1)}
     primary = "precision"
 
     def score(self, real, fake, dataset, ctx):

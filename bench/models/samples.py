@@ -66,6 +66,7 @@ class UnconditionalPool(PoolGenerator):
     def __init__(self, images: torch.Tensor, num_classes: int):
         super().__init__(images, torch.zeros(len(images), dtype=torch.int64), 1)
         self.num_classes = num_classes
+        self.distinct_per_class = None  # served whatever the labels: only the total counts
 
     def sample(self, n: int, labels: torch.Tensor, seed: int) -> torch.Tensor:
         return super().sample(n, torch.zeros_like(labels), seed)

@@ -54,11 +54,18 @@ class Value:
     note: str = ""  # shown in docs/`bench list`: why this ideal
     # a gate (bench.report.gates): evidence that fails the model rather than ranking it.
     # "below": the value's 95% interval lies entirely below `gate_at`; "below_ref": below the
-    # held-out real row's value beyond the combined uncertainty. `gate_kind` names the flag.
-    gate: Literal["", "below", "below_ref"] = ""
+    # held-out real row's value (a one-sided z test on the two intervals); "p": the value is
+    # a one-sided p-value and `gate_at` the board's family-wise level. "below_ref" and "p"
+    # gates of one kind are read together, Bonferroni over the board. `gate_kind` names the flag.
+    gate: Literal["", "below", "below_ref", "p"] = ""
     gate_at: float | None = None
     gate_kind: str = ""
     gate_note: str = ""  # why this threshold (docs, and the flag's reason)
+    # the board's headline pair (bench.report.leaderboard.headline_of): this value can stand
+    # for a model's "fidelity" (quality, precision) or "coverage" (diversity, recall); of the
+    # values a table has for each side, the lowest `headline_rank` is used
+    headline: Literal["", "fidelity", "coverage"] = ""
+    headline_rank: int = 0
 
     def __post_init__(self) -> None:
         if self.role not in ("score", "diagnostic", "reference"):
@@ -69,8 +76,10 @@ class Value:
             raise ValueError("ideal 'target' needs target=<number>, ref=True or fallback=<value>")
         if self.gate and not self.gate_kind:
             raise ValueError("a gate needs gate_kind (the flag's name, e.g. 'copies')")
-        if self.gate == "below" and self.gate_at is None:
-            raise ValueError("gate 'below' needs gate_at=<number>")
+        if self.gate in ("below", "p") and self.gate_at is None:
+            raise ValueError(f"gate '{self.gate}' needs gate_at=<number>")
+        if self.headline not in ("", "fidelity", "coverage"):
+            raise ValueError(f"headline {self.headline!r}: use fidelity or coverage")
         if self.aspect is not None and self.aspect not in ASPECTS:
             raise ValueError(f"aspect {self.aspect!r}: use one of {ASPECTS}")
 

@@ -75,7 +75,8 @@ class Table:
     # cells that failed (no finished run): model, metric, repeat, error
     failures: pd.DataFrame = field(default_factory=pd.DataFrame)
     metric_of: dict[str, str] = field(default_factory=dict)  # column -> the metric logging it
-    headline: str | None = None  # the value that orders passing models (see `place`)
+    headline: str | None = None  # the first of `headline_pair`: the rows' default sort
+    headline_pair: list[str] = field(default_factory=list)  # what orders passing models (`places`)
     _failed: set[str] | None = field(default=None, repr=False, compare=False)  # see `failed`
     # derived frames (uncertainty, goodness, ranks), computed once per row order: a board
     # asks for them per column group and per format (cleared by `_reorder`)
@@ -337,7 +338,8 @@ def build_leaderboard(runs: pd.DataFrame, sort_by: str | None = None,
                   held_out, data, within=frames["w"], bound=frames["bound"], failures=failures,
                   metric_of=metric_of)
         t.flags = _model_flags(runs_ds, t)
-        t.headline = headline_of(t)
+        t.headline_pair = headline_pair(t)
+        t.headline = t.headline_pair[0] if t.headline_pair else None
         key = sort_by if sort_by in order_cols else t.headline or (order_cols[0] if order_cols else None)
         good = t.goodness()[key] if key is not None else pd.Series(0.0, index=t.mean.index)
         order = sorted(t.mean.index, key=lambda m: (t.tier(m), -good[m] if not pd.isna(good[m]) else math.inf))
@@ -370,15 +372,32 @@ def _model_flags(runs: pd.DataFrame, t: Table) -> dict[str, list[Flag]]:
             if (fl := merge_flags(recorded.get(m, []), gates.get(m, [])))}
 
 
-def headline_of(t: Table) -> str | None:
-    """The value that orders the models that pass every gate: GAN-train accuracy when the
-    table has it (Shmelkov et al.'s measure of what a generated set is worth: it falls with
-    poor quality and with missing diversity alike), else the primary of the suite's first
-    ranked metric. One value, so the order of two models depends on their two values alone."""
+def headline_pair(t: Table) -> list[str]:
+    """The values that order the models that pass every gate: the paper's pair where the
+    table has it, GAN-train (coverage: what a generated set is worth to a classifier) and
+    GAN-test (fidelity: are the images recognisably of their class), read together as
+    Shmelkov et al. read them. Otherwise the declared sides of the label-free metrics
+    (`Value.headline`): fidelity from precision, density, FID or KID, coverage from recall or
+    coverage, the lowest `headline_rank` of each side the table can rank. Chosen from the
+    declarations alone, never from which run started first. Runs logged before values
+    declared a side fall back to GAN-train, else the alphabetically first ranked primary."""
     cols = t.rank_columns
+    sides = []
+    for side in ("coverage", "fidelity"):
+        cands = [c for c in t.scores if t.values[c].headline == side and t.rankable(c)]
+        if cands:
+            sides.append(min(cands, key=lambda c: (t.values[c].headline_rank, c)))
+    if sides:
+        return sides
     if "gan_train_acc" in cols:
-        return "gan_train_acc"
-    return cols[0] if cols else None
+        return ["gan_train_acc"]
+    return sorted(cols)[:1]
+
+
+def headline_of(t: Table) -> str | None:
+    """The first value of the headline pair (the default sort of the table's rows)."""
+    pair = headline_pair(t)
+    return pair[0] if pair else None
 
 
 def _column_order(cols: list[str], primaries: list[str], values: dict[str, Value]) -> list[str]:
@@ -511,25 +530,60 @@ def best_mask(t: Table) -> pd.DataFrame:
         & (firsts == 1) & (ranks.notna().sum() > 1)
 
 
+def pair_dominance(good: np.ndarray, unc: np.ndarray, upper: np.ndarray, lower: np.ndarray,
+                   chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Dominance over several values at once: model j dominates i when j is better than i
+    beyond the combined uncertainty sqrt(u_i^2 + u_j^2) on at least one value and worse beyond
+    it on none. Returns (1 + the number of models dominating each, and the number it
+    trades off with: better on one value, worse on another). `good`, `unc`, `upper`, `lower`
+    are (models, values); NaN compares as "not separated". A bound (`upper[j]`: j's goodness
+    is at most this) never makes j better, nor anyone better than a lower bound (`lower[i]`).
+    Pairwise, in row chunks: whether j dominates i depends on i and j alone."""
+    g = np.asarray(good, dtype=float)
+    u2 = np.nan_to_num(np.asarray(unc, dtype=float), nan=0.0) ** 2
+    n = len(g)
+    dominated, trades = np.zeros(n), np.zeros(n)
+    for s in range(0, n, chunk):
+        i = slice(s, min(n, s + chunk))
+        d = g[None, :, :] - g[i, None, :]  # (i, j, value): j's lead over i
+        m2 = np.maximum(u2[i, None, :] + u2[None, :, :], 1e-24)
+        sep = d * d > m2  # NaN compares False: not separated
+        better = sep & (d > 0) & ~upper[None, :, :] & ~lower[i, None, :]
+        worse = sep & (d < 0) & ~upper[i, None, :] & ~lower[None, :, :]
+        b, w = better.any(axis=2), worse.any(axis=2)
+        dominated[i] = (b & ~w).sum(axis=1)
+        trades[i] = (b & w).sum(axis=1)
+    return 1 + dominated, trades
+
+
+def _pair_arrays(t: Table, models: list[str]) -> tuple[np.ndarray, ...]:
+    """(goodness, uncertainty, upper-bound mask, lower-bound mask), models x headline pair."""
+    cols = [c for c in t.headline_pair if c in t.mean.columns]
+    if not cols:
+        z = np.zeros((len(models), 0))
+        return z, z, z.astype(bool), z.astype(bool)
+    good = t.goodness().loc[models, cols].to_numpy(dtype=float)
+    unc = t.uncertainty().loc[models, cols].to_numpy(dtype=float)
+    masks = [_bound_masks(t, c, models) for c in cols]
+    up = np.stack([m[0] for m in masks], axis=1)
+    lo = np.stack([m[1] for m in masks], axis=1)
+    return good, unc, up, lo
+
+
 def places(t: Table) -> pd.Series:
     """Each competing model's place in table t: tier first (passing, flagged, failed), then
-    the headline's dominance rank within the tier; a model without a headline value comes
-    after those with one in its tier. Two models' order depends on their own tiers and
-    headline values only, never on who else is in the suite."""
+    within the tier 1 + the number of models that dominate it on the headline pair (better
+    beyond the combined uncertainty on one value, worse on none: `pair_dominance`); a model
+    without any headline value comes after those with one in its tier. A model better on one
+    value of the pair and worse on the other ties with it. Whether one model is placed above
+    another depends on their own tiers and values alone when they are separated; models
+    that tie or trade off may be placed differently next to a third (docs/leaderboard.md)."""
     models = t.ranked
     if not models:
         return pd.Series(dtype=float)
     tiers = np.array([t.tier(m) for m in models])
-    h = t.headline
-    if h is None or h not in t.mean.columns:
-        good = np.full(len(models), np.nan)
-        unc = np.zeros(len(models))
-        up = lo = np.zeros(len(models), bool)
-    else:
-        good = t.goodness().loc[models, h].to_numpy(dtype=float)
-        unc = t.uncertainty().loc[models, h].to_numpy(dtype=float)
-        up, lo = _bound_masks(t, h, models)
-    missing = np.isnan(good)
+    good, unc, up, lo = _pair_arrays(t, models)
+    missing = np.isnan(good).all(axis=1) if good.shape[1] else np.ones(len(models), bool)
     key = tiers * 2 + missing  # the group a model is placed in, best first
     out = np.empty(len(models))
     for k in np.unique(key):
@@ -538,8 +592,34 @@ def places(t: Table) -> pd.Series:
         if k % 2:  # no headline value: share the group's place
             out[inside] = before + 1
         else:
-            out[inside] = before + dominance(good[inside], unc[inside], up[inside], lo[inside])
+            out[inside] = before + pair_dominance(good[inside], unc[inside], up[inside],
+                                                  lo[inside])[0]
     return pd.Series(out, index=models)
+
+
+def trade_offs(t: Table, model: str, limit: int = 2) -> str:
+    """Why `model` ties rather than ranks against the passing models it trades off with:
+    'higher gan_train_acc, further from ref on gan_test_acc than X' (empty when none)."""
+    pair = [c for c in t.headline_pair if c in t.mean.columns]
+    if len(pair) < 2 or model not in t.ranked or t.tier(model):
+        return ""
+    good, unc = t.goodness(), t.uncertainty().fillna(0.0)
+    parts = []
+    for other in t.ranked:
+        if other == model or t.tier(other):
+            continue
+        ahead: list[str] = []
+        behind: list[str] = []
+        for c in pair:
+            d = good.at[model, c] - good.at[other, c]
+            if pd.isna(d) or d * d <= unc.at[model, c] ** 2 + unc.at[other, c] ** 2:
+                continue
+            (ahead if d > 0 else behind).append(c)
+        if ahead and behind:
+            parts.append(f"better {', '.join(ahead)} and worse {', '.join(behind)} than {other}")
+        if len(parts) == limit:
+            break
+    return "; ".join(parts)
 
 
 def verdict(tables: list[Table], model: str) -> str:
@@ -563,7 +643,8 @@ def verdict(tables: list[Table], model: str) -> str:
         text = next(iter(dict.fromkeys(fails)))
         return "failed: " + (text if len(text) <= 120 else text[:117] + "...")
     if not gates:
-        return "pass"
+        why = next((w for t in tables if (w := trade_offs(t, model))), "")
+        return f"pass; ties: {why}" if why else "pass"
     return "; ".join(k + (f" ({', '.join(v)})" if v else "") for k, v in gates.items())
 
 
@@ -599,7 +680,7 @@ def summarize(tables: list[Table]) -> pd.DataFrame:
     out = pd.DataFrame(index=place.index)
     out["place"] = place.mean(axis=1)
     out["verdict"] = [verdict(tables, m) for m in out.index]
-    heads = sorted({t.headline for t in tables if t.headline})
+    heads = list(dict.fromkeys(" + ".join(t.headline_pair) for t in tables if t.headline_pair))
     out["headline"] = ", ".join(heads)
     if parts:
         ranks = pd.concat(parts, axis=1).reindex(out.index)
@@ -909,13 +990,15 @@ def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_note(tables: list[Table]) -> str:
-    heads = sorted({t.headline for t in tables if t.headline})
-    head = ", ".join(f"`{h}`" for h in heads) or "none (no ranked value)"
+    heads = list(dict.fromkeys(" + ".join(f"`{h}`" for h in t.headline_pair)
+                               for t in tables if t.headline_pair))
+    head = ", ".join(heads) or "none (no ranked value)"
     return ("Order: models that pass every gate first, then those flagged by a gate (copying the "
             "training data, ignoring their labels, broken output: the verdict says which and why), "
-            "then failed ones. Within each, `place` is the dominance rank of the headline "
-            f"value ({head}; mean over datasets): 1 + the number of models in a better group or "
-            "better beyond the combined 95% uncertainty. The aspect columns are mean dominance "
+            "then failed ones. Within each, `place` is ordered by the headline pair "
+            f"({head}; mean over datasets): 1 + the number of models in a better group or "
+            "better beyond the combined 95% uncertainty on one of the pair and worse on neither "
+            "(a model better on one and worse on the other ties with it). The aspect columns are mean dominance "
             "ranks per aspect: a view of strengths, not the order. Wins: primaries where the "
             "model alone is best. Reference rows are not ranked.")
 
