@@ -107,7 +107,7 @@ def test_fid_bootstrap_is_the_row_bootstrap_and_shrinks_with_more_samples():
 FEAT = {"name": "classifier", "classifier": {"epochs": 2}}
 CLF = {"epochs": 2}
 METRIC_OPTIONS = {
-    "gan_train": {"classifier": CLF},
+    "gan_train": {"classifier": CLF, "num_samples": 600},  # a pool of 1,258: 539 left to test tsts_acc on
     "gan_test": {"classifier": CLF},
     "gan_train_curve": {"classifier": CLF, "fractions": [0.1, 0.5]},
     "augmentation": {"classifier": CLF, "fractions": [0.1, 0.5], "num_generated": 200},

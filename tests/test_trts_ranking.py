@@ -1,4 +1,4 @@
-"""tsts_ranking: generated test data must rank real-trained classifiers as real val does.
+"""trts_ranking (a diagnostic): generated test data rank real-trained classifiers as real val does.
 
 On sklearn digits, split three ways (train, val, and a held-out pool no classifier and no
 ranking sees): a generator that returns held-out real images of the requested class ranks
@@ -93,7 +93,7 @@ def test_agreement_is_one_for_real_images_and_negative_for_images_that_favour_th
     ds, px, py = split
     cache = Cache(tmp_path / "cache")
     ctx = Context(torch.device("cpu"), 0, cache, tmp_path / "artifacts", progress=False)
-    metric_cls = METRICS.get("tsts_ranking")
+    metric_cls = METRICS.get("trts_ranking")
     metric = metric_cls(metric_cls.Options(classifiers=CLASSIFIERS, bootstrap=200))
     cfgs = metric.options.classifiers
 
@@ -102,26 +102,27 @@ def test_agreement_is_one_for_real_images_and_negative_for_images_that_favour_th
     print("faithful", {k: round(v, 3) for k, v in faithful.items()})
     print("favours the weak", {k: round(v, 3) for k, v in adversarial.items()})
 
-    real = [faithful[f"tsts_real_acc_{i}_small_cnn"] for i in range(3)]
+    real = [faithful[f"trts_real_acc_{i}_small_cnn"] for i in range(3)]
     assert real[0] > real[1] > real[2]  # three classifiers of clearly different accuracy
-    assert faithful["tsts_rank_agreement"] == 1.0 and faithful["tsts_rank_kendall"] == 1.0
-    assert faithful["tsts_rank_agreement" + LO] >= 0.5
-    gen = [adversarial[f"tsts_generated_acc_{i}_small_cnn"] for i in range(3)]
+    assert faithful["trts_rank_agreement"] == 1.0 and faithful["trts_rank_kendall"] == 1.0
+    assert faithful["trts_rank_agreement" + LO] >= 0.5
+    gen = [adversarial[f"trts_generated_acc_{i}_small_cnn"] for i in range(3)]
     assert gen[0] < gen[1] < gen[2]  # the strongest classifier fails most on these images
-    assert adversarial["tsts_rank_agreement"] == -1.0 and adversarial["tsts_rank_kendall"] == -1.0
-    assert adversarial["tsts_rank_agreement" + HI] < faithful["tsts_rank_agreement" + LO]
-    assert [adversarial[f"tsts_real_acc_{i}_small_cnn"] for i in range(3)] == real
+    assert adversarial["trts_rank_agreement"] == -1.0 and adversarial["trts_rank_kendall"] == -1.0
+    assert adversarial["trts_rank_agreement" + HI] < faithful["trts_rank_agreement" + LO]
+    assert [adversarial[f"trts_real_acc_{i}_small_cnn"] for i in range(3)] == real
 
     # the real side is shared: three trainings for two models, then read back from disk
     assert cache.misses["real_classifier"] == 3
     again = Context(torch.device("cpu"), 0, cache, tmp_path / "artifacts2", progress=False)
     assert metric.compute(PoolGenerator(px, py), ds, again) == faithful
     assert cache.misses["real_classifier"] == 3 and cache.hits["real_classifier"] >= 3
-    assert (tmp_path / "artifacts" / "tsts_ranking_classifiers.csv").exists()
+    assert (tmp_path / "artifacts" / "trts_ranking_classifiers.csv").exists()
 
-    metric_decl = metric_cls.value("tsts_rank_agreement")
-    assert (metric_decl.role, metric_decl.ideal, metric_decl.aspect) == ("score", "higher", "utility")
-    assert metric_cls.value("tsts_real_acc_0_small_cnn").role == "reference"
+    metric_decl = metric_cls.value("trts_rank_agreement")
+    # any recognisable set ranks real-trained classifiers in order: shown, never ranked
+    assert (metric_decl.role, metric_decl.ideal, metric_cls.primary) == ("diagnostic", "higher", "")
+    assert metric_cls.value("trts_real_acc_0_small_cnn").role == "reference"
 
 
 def test_constant_accuracies_rank_nothing():
@@ -140,13 +141,13 @@ def test_the_bootstrap_columns_equal_scipy_ties_included():
 
 
 SUITE = """\
-name: tsts
+name: trts
 datasets:
   digits: {{}}
 models:
   {model}
 metrics:
-  tsts_ranking: {options}
+  trts_ranking: {options}
 """
 
 
@@ -164,7 +165,7 @@ def test_validation_refuses_fewer_than_three_classifiers_and_unconditional_model
     with pytest.raises(BenchError, match="repeats"):
         _validate(tmp_path, real, "{classifiers: [{epochs: 1}, {epochs: 2}, {epochs: 1}]}")
     np.savez(tmp_path / "u.npz", images=np.zeros((20, 1, 8, 8), np.uint8))  # no labels
-    with pytest.raises(BenchError, match="tsts_ranking needs class labels"):
+    with pytest.raises(BenchError, match="trts_ranking needs class labels"):
         _validate(tmp_path, "flat: {source: samples, path: u.npz}", "{}")
 
 
@@ -173,5 +174,5 @@ def test_bench_list_shows_it(capsys):
 
     assert main(["list", "metrics"]) == 0
     out = capsys.readouterr().out
-    assert "tsts_ranking" in out
+    assert "trts_ranking" in out
     assert 'classifiers: list = (3 x ClassifierConfig: {}, {"epochs":3}, {"epochs":1})' in out

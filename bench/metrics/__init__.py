@@ -32,6 +32,7 @@ METRICS: Registry[type[Metric]] = Registry(
         "bench.metrics.nearest_neighbours",
         "bench.metrics.latent_projection",
         "bench.metrics.tsts_ranking",
+        "bench.metrics.trts_ranking",
     ],
     base=Metric,
 )

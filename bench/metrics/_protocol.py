@@ -1,6 +1,7 @@
 """Shared machinery of the "How good is my GAN?" protocol metrics (curve, augmentation,
 balancing, nearest neighbours): train-and-score, real-only work cached across models,
-equal-compute schedules, and matplotlib figures without global pyplot state.
+equal-compute schedules, generated training and test images that share no image (GAN-train's
+`tsts_acc`, `tsts_ranking`), and matplotlib figures without global pyplot state.
 
 Real-only work (a classifier trained on a real subset, real features) does not depend on
 the generator, so a suite of K models must pay for it once. It is kept in the store under a
@@ -13,13 +14,16 @@ config with its epochs, the per-class counts of the subset).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
@@ -27,6 +31,7 @@ from bench.classifiers.train import ClassifierConfig, Evaluation, evaluate, trai
 from bench.data.base import Dataset
 from bench.metrics.base import Context
 from bench.metrics.sampling import subset_by_counts
+from bench.models.base import Generator
 from bench.run.cache import atomic_write
 from bench.run.store import RealWorkKey
 
@@ -154,3 +159,114 @@ def at_fraction(name: str, f: float) -> str:
     metric names, and a '/' would make a directory in file stores; '_at_' is safe everywhere
     and keeps `name` as the prefix that declares the value's direction."""
     return f"{name}_at_{f:g}"
+
+
+# ---------------------------------------------------------------- disjoint synthetic splits
+MIN_TEST_IMAGES = 50  # fewer: a Wilson interval wider than about +-0.14, no test set worth a number
+
+
+@dataclass(frozen=True)
+class SyntheticSplit:
+    """Generated training and test images that share no image: what "train on synthetic,
+    test on synthetic" needs. A finite pool (pre-generated samples, real images served as a
+    model) wraps around once its images are used up, so the stream block after the training
+    images can be those very images; the split never lets that happen."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    pool: int | None  # distinct images the model holds (a pool's size); None: a network
+    asked: int  # test images asked for
+    removed: int  # stream images after the training block left out as copies of training images
+
+    @property
+    def too_small(self) -> bool:
+        return len(self.test_y) < MIN_TEST_IMAGES
+
+    def describe(self) -> str:
+        """The counts, for a run tag."""
+        pool = "" if self.pool is None else f"; the model is a pool of {self.pool:,} images"
+        dropped = f", {self.removed:,} copies of training images left out" if self.removed else ""
+        return (f"train {len(self.train_y):,} generated images, test {len(self.test_y):,} others "
+                f"(asked {self.asked:,}{dropped}){pool}")
+
+
+def _digests(x: torch.Tensor) -> list[bytes]:
+    """One digest per image: exact copies (a pool's repeats) share it."""
+    rows = x.reshape(len(x), -1).numpy()
+    return [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rows]
+
+
+def distinct_prefix(ctx: Context, generator: Generator, dataset: Dataset, n: int) -> int:
+    """How many of the first n stream images a finite pool serves before it repeats one:
+    the first position at which some class asks for more images than the pool holds of it
+    (`Generator.distinct_per_class`; a pool walks each class without replacement, so every
+    image before it is a different one). n for a network."""
+    per = getattr(generator, "distinct_per_class", None)
+    if per is None or n <= 0:
+        return n
+    lab = ctx.store.labels(dataset, ctx.seed, n).numpy()
+    occurrence = pd.Series(lab).groupby(lab).cumcount().to_numpy()
+    over = np.flatnonzero(occurrence >= np.asarray(per)[lab])
+    return int(over[0]) if len(over) else n
+
+
+def _stream(ctx: Context, generator: Generator, dataset: Dataset,
+            n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first n stream images, a pool's repeats included (GAN-train trains on them)."""
+    return ctx.generated(generator, dataset, n, distinct=False)
+
+
+def _split_at(x: torch.Tensor, y: torch.Tensor, cut: int, end: int, pool: int | None,
+              asked: int, keep_train: bool = True) -> SyntheticSplit:
+    """Test on the images in stream positions [cut, end) that copy no image before `cut` nor
+    an earlier test image; train on positions [0, cut) (`keep_train`: as they are), or else on
+    every position before `end` whose image is not a test image."""
+    digests = _digests(x[:end])
+    seen = set(digests[:cut])
+    keep = []
+    for i in range(cut, end):
+        if digests[i] not in seen:
+            seen.add(digests[i])
+            keep.append(i)
+    test = torch.as_tensor(keep, dtype=torch.int64)
+    if keep_train:
+        train = torch.arange(cut)
+    else:
+        held = {digests[i] for i in keep}
+        train = torch.as_tensor([i for i in range(end) if digests[i] not in held], dtype=torch.int64)
+    removed = end - cut - len(keep) if keep_train else 0
+    return SyntheticSplit(x[train], y[train], x[test], y[test], pool, asked, removed)
+
+
+def split_after_training(ctx: Context, generator: Generator, dataset: Dataset, n_train: int,
+                         n_test: int) -> SyntheticSplit:
+    """GAN-train's split: train on the stream's first `n_train` images (a pool's repeats
+    included, as GAN-train trains on them), test on up to `n_test` images after them that the
+    classifier never saw: for a pool, only images before it starts repeating. A pool no larger
+    than `n_train` leaves no test image (`too_small`)."""
+    end = n_train + n_test
+    x, y = _stream(ctx, generator, dataset, end)
+    last = min(end, max(n_train, distinct_prefix(ctx, generator, dataset, end)))
+    return _split_at(x, y, n_train, last, getattr(generator, "distinct_images", None), n_test)
+
+
+def split_proportionally(ctx: Context, generator: Generator, dataset: Dataset, n_train: int,
+                         n_test: int) -> SyntheticSplit:
+    """A split for metrics that train their own classifiers on generated images: the stream's
+    first `n_train` images and the `n_test` after them, or, for a pool that cannot serve
+    `n_train + n_test` distinct images, its distinct images split in the same proportion
+    (the last to first appear in the stream are the test images; served in other classes
+    than asked, as a mode-dropping pool is, repeats are found by content)."""
+    end = n_train + n_test
+    last = distinct_prefix(ctx, generator, dataset, end)
+    x, y = _stream(ctx, generator, dataset, last)
+    pool = getattr(generator, "distinct_images", None)
+    if last >= end:
+        return _split_at(x, y, n_train, end, pool, n_test)
+    digests = _digests(x[:last])
+    first = sorted({d: i for i, d in reversed(list(enumerate(digests)))}.values())
+    n_te = round(len(first) * n_test / end)
+    cut = first[len(first) - n_te] if 0 < n_te < len(first) else last
+    return _split_at(x, y, cut, last, pool, n_test, keep_train=False)

@@ -1,20 +1,20 @@
-"""TSTS ranking: does the model's generated test set rank classifiers as real test data does?
+"""TRTS ranking (a diagnostic): do generated images rank real-trained classifiers as real val does?
 
-Synthetic data are also used to *select* predictive models: test several candidates on
-generated images, keep the best. That is only sound when the generated test set ranks the
-candidates as a real test set would; studies of synthetic medical images (skin lesions
-among them) check exactly that before using synthetic test sets for model selection. It
-extends "train on real, test on synthetic" (TRTS; Esteban, Hyland and Rätsch, "Real-valued
-(medical) time series generation with recurrent conditional GANs", arXiv 1706.02633, 2017)
-from one classifier to a ranking: train K >= 3 classifiers on the real training split,
-test each on the real validation split and on the model's generated images, and compare
-the two rankings of the K classifiers by accuracy.
+Train on real, test on synthetic (TRTS; Esteban, Hyland and Rätsch, "Real-valued (medical)
+time series generation with recurrent conditional GANs", arXiv 1706.02633, 2017), extended
+from one classifier to a ranking: train K >= 3 classifiers on the real training split, test
+each on the real validation split and on the model's generated images, and compare the two
+rankings of the K classifiers by accuracy. It is *not* the TSTS ranking of the healthcare
+studies (train and test on synthetic data: `tsts_ranking`): here the classifiers never see a
+generated image in training, so any recognisable set ranks classifiers of clearly different
+accuracy in order (half the classes dropped, 3 images per class and sigma = 50 noise all got
+1.0 on digits, as held-out real images do). Hence every value is a diagnostic, never ranked.
 
-- `tsts_rank_agreement` (score, higher, ideal 1; aspect utility): Spearman's rank
-  correlation (`scipy.stats.spearmanr`) between the K real-val accuracies and the K
-  generated-test accuracies. 1: the generated images rank the classifiers exactly as real
-  data does; -1: they reverse the ranking (they favour the weaker classifiers).
-- `tsts_rank_kendall` (diagnostic): Kendall's tau-b (`scipy.stats.kendalltau`), the share of
+- `trts_rank_agreement` (diagnostic, ideal 1): Spearman's rank correlation
+  (`scipy.stats.spearmanr`) between the K real-val accuracies and the K generated-test
+  accuracies. 1: the generated images rank the classifiers exactly as real data does; -1:
+  they reverse the ranking (they favour the weaker classifiers).
+- `trts_rank_kendall` (diagnostic): Kendall's tau-b (`scipy.stats.kendalltau`), the share of
   concordant minus discordant pairs of classifiers.
 - Intervals: a percentile bootstrap over the test images (`bootstrap` resamples; both
   test sets resampled independently, the K classifiers' per-image correctness reused, so a
@@ -23,10 +23,10 @@ the two rankings of the K classifiers by accuracy.
   would change the ranking, not a smooth spread.
 - Ties: a side whose K accuracies are all equal ranks nothing (e.g. every classifier at 100%
   on copies of its own training images); both coefficients are then 0 (no agreement) and
-  the run tag `tsts_rank_ties` says so. Partial ties get average ranks (tau-b).
-- Diagnostics: each classifier's two accuracies, `tsts_real_acc_<i>_<name>` (reference: a
-  property of the data) and `tsts_generated_acc_<i>_<name>` (diagnostic), `i` its position
-  in `classifiers`, and the table `tsts_ranking_classifiers.csv` (configs, accuracies, ranks).
+  the run tag `trts_rank_ties` says so. Partial ties get average ranks (tau-b).
+- Per classifier: `trts_real_acc_<i>_<name>` (reference: a property of the data) and
+  `trts_generated_acc_<i>_<name>` (diagnostic), `i` its position in `classifiers`, and the
+  table `trts_ranking_classifiers.csv` (configs, accuracies, ranks).
 
 The real side (K trainings on the real split, K evaluations on real val) is the real-trained
 classifier of every classifier-based metric (`Context.real_classifier` and
@@ -53,11 +53,16 @@ from bench.core.registry import Options
 from bench.data.base import Dataset
 from bench.metrics import METRICS
 from bench.metrics.base import Context, Metric
+from bench.metrics.tsts_ranking import (
+    MIN_CLASSIFIERS,
+    bootstrap_agreement,
+    distinct_configs,
+    rank_agreement,
+)
 from bench.models.base import Generator
-from bench.record.values import diagnostic, reference, score, with_interval
+from bench.record.values import diagnostic, reference, with_interval
 
-TIES_TAG = "tsts_rank_ties"
-MIN_CLASSIFIERS = 3
+TIES_TAG = "trts_rank_ties"
 
 
 def default_classifiers() -> list[ClassifierConfig]:
@@ -67,7 +72,7 @@ def default_classifiers() -> list[ClassifierConfig]:
     return [ClassifierConfig(), ClassifierConfig(epochs=3), ClassifierConfig(epochs=1)]
 
 
-class TstsRankingOptions(Options):
+class TrtsRankingOptions(Options):
     classifiers: list[ClassifierConfig] = Field(
         default_factory=default_classifiers, min_length=MIN_CLASSIFIERS,
         description="the K >= 3 predictive models to rank, each a classifier config "
@@ -82,81 +87,29 @@ class TstsRankingOptions(Options):
     @field_validator("classifiers")
     @classmethod
     def _distinct(cls, v: list[ClassifierConfig]) -> list[ClassifierConfig]:
-        seen = [c.model_dump_json() for c in v]
-        dup = next((i for i, s in enumerate(seen) if s in seen[:i]), None)
-        if dup is not None:
-            raise ValueError(f"classifiers[{dup}] repeats classifiers[{seen.index(seen[dup])}]: "
-                             "the same classifier twice ranks nothing; give each a different "
-                             "name, recipe or args")
-        return v
-
-
-def rank_agreement(real: np.ndarray, generated: np.ndarray) -> tuple[float, float]:
-    """(Spearman rho, Kendall tau-b) between two vectors of K accuracies; (0, 0) when either
-    side is constant (it ranks nothing, see the module docstring)."""
-    from scipy.stats import kendalltau, spearmanr
-
-    if np.ptp(real) == 0 or np.ptp(generated) == 0:
-        return 0.0, 0.0
-    return float(spearmanr(real, generated).statistic), float(kendalltau(real, generated).statistic)
-
-
-def agreement_columns(real: np.ndarray, generated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`rank_agreement` of every column of two (K, B) accuracy arrays at once: Spearman as
-    the Pearson correlation of average ranks, Kendall's tau-b from the signs of the K(K-1)/2
-    pairwise differences; 0 for a column where either side is constant."""
-    from scipy.stats import rankdata
-
-    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
-
-    rr, rg = rankdata(real, axis=0), rankdata(generated, axis=0)
-    rr, rg = rr - rr.mean(0), rg - rg.mean(0)
-    rho = ratio((rr * rg).sum(0), np.sqrt((rr**2).sum(0) * (rg**2).sum(0)))
-    i, j = np.triu_indices(real.shape[0], 1)
-    sr, sg = np.sign(real[i] - real[j]), np.sign(generated[i] - generated[j])
-    tau = ratio((sr * sg).sum(0), np.sqrt((sr**2).sum(0) * (sg**2).sum(0)))
-    return rho, tau
-
-
-def bootstrap_agreement(real_correct: np.ndarray, gen_correct: np.ndarray, b: int,
-                        seed: int, chunk: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """Spearman and Kendall of `b` resamples: each resamples the real test images and the
-    generated ones (with replacement, independently) and recomputes the K accuracies from
-    the (K, N) per-image correctness matrices; `chunk` resamples at a time (memory
-    K x chunk x N)."""
-    rng = np.random.default_rng(seed)
-    nr, ng = real_correct.shape[1], gen_correct.shape[1]
-    rhos, taus = [], []
-    for start in range(0, b, chunk):
-        m = min(chunk, b - start)
-        ra = real_correct[:, rng.integers(0, nr, (m, nr))].mean(-1)  # (K, m)
-        ga = gen_correct[:, rng.integers(0, ng, (m, ng))].mean(-1)
-        rho, tau = agreement_columns(ra, ga)
-        rhos.append(rho)
-        taus.append(tau)
-    return np.concatenate(rhos), np.concatenate(taus)
+        return distinct_configs(v)
 
 
 def _label(i: int, cfg: ClassifierConfig) -> str:
     return f"{i}_{cfg.name}"
 
 
-@METRICS.register("tsts_ranking")
-class TstsRanking(Metric[TstsRankingOptions]):
-    """Generated test data ranks K real-trained classifiers as real val does (Spearman, Kendall)."""
+@METRICS.register("trts_ranking")
+class TrtsRanking(Metric[TrtsRankingOptions]):
+    """Diagnostic: generated test data ranks K real-trained classifiers as real val does (TRTS)."""
 
-    version = "1"
+    version = "2"  # 2: renamed from tsts_ranking (its values trts_*), a diagnostic
     values = {
-        "tsts_rank_agreement": score(
-            "higher", "utility", note="Spearman correlation of the K classifiers' accuracies on "
-            "real val and on generated images; ideal 1 (the same ranking), -1 reverses it"),
-        "tsts_rank_kendall": diagnostic(
+        "trts_rank_agreement": diagnostic(
+            "higher", note="train on real, test on generated: Spearman correlation of the K "
+            "real-trained classifiers' accuracies on real val and on generated images; any "
+            "recognisable set gets about 1, so never ranked (tsts_ranking is the study's)"),
+        "trts_rank_kendall": diagnostic(
             "higher", note="Kendall tau-b of the same two rankings; ideal 1"),
-        "tsts_real_acc_": reference("higher"),
-        "tsts_generated_acc_": diagnostic("higher"),
+        "trts_real_acc_": reference("higher"),
+        "trts_generated_acc_": diagnostic("higher"),
     }
-    primary = "tsts_rank_agreement"
+    primary = ""  # a diagnostic: nothing of it is ranked
     needs_labels = True
     labels_for = ("it scores each classifier by whether it recognises the class each image "
                   "was generated for")
@@ -194,7 +147,7 @@ class TstsRanking(Metric[TstsRankingOptions]):
         gen_acc = table["generated_acc"].to_numpy(float)
         table["real_rank"] = pd.Series(real_acc).rank(ascending=False).to_numpy()
         table["generated_rank"] = pd.Series(gen_acc).rank(ascending=False).to_numpy()
-        table.to_csv(ctx.artifact("tsts_ranking_classifiers.csv"), index=False, float_format="%.6g")
+        table.to_csv(ctx.artifact("trts_ranking_classifiers.csv"), index=False, float_format="%.6g")
 
         rho, tau = rank_agreement(real_acc, gen_acc)
         constant = [side for side, acc in (("real val", real_acc), ("generated", gen_acc))
@@ -207,12 +160,12 @@ class TstsRanking(Metric[TstsRankingOptions]):
             rhos, taus = bootstrap_agreement(np.stack(real_correct).astype(np.float32),
                                              np.stack(gen_correct).astype(np.float32),
                                              o.bootstrap, ctx.seed)
-            out.update(with_interval("tsts_rank_agreement", rho, *np.percentile(rhos, [2.5, 97.5])))
-            out.update(with_interval("tsts_rank_kendall", tau, *np.percentile(taus, [2.5, 97.5])))
+            out.update(with_interval("trts_rank_agreement", rho, *np.percentile(rhos, [2.5, 97.5])))
+            out.update(with_interval("trts_rank_kendall", tau, *np.percentile(taus, [2.5, 97.5])))
         else:
-            out.update({"tsts_rank_agreement": rho, "tsts_rank_kendall": tau})
+            out.update({"trts_rank_agreement": rho, "trts_rank_kendall": tau})
         for label, r, g in zip(table["classifier"], real_acc, gen_acc, strict=True):
-            out[f"tsts_real_acc_{label}"] = float(r)
-            out[f"tsts_generated_acc_{label}"] = float(g)
+            out[f"trts_real_acc_{label}"] = float(r)
+            out[f"trts_generated_acc_{label}"] = float(g)
         return out
 
