@@ -66,7 +66,7 @@ def test_metric_passes_its_options_to_the_functional(monkeypatch):
     import bench.metrics.data_copying as mod
 
     seen = {}
-    monkeypatch.setattr(mod, "data_copying", lambda *a, **k: seen.update(k) or -0.5)
+    monkeypatch.setattr(mod, "data_copying_detail", lambda *a, **k: seen.update(k) or (-0.5, 0.25, 3))
 
     class Ctx:
         seed, device = 7, torch.device("cpu")
@@ -78,6 +78,9 @@ def test_metric_passes_its_options_to_the_functional(monkeypatch):
     m = cls(cls.Options.model_validate({"features": {"name": "classifier"}, "num_cells": 3,
                                         "n_init": 4, "partitions": 2, "projection": "pca",
                                         "pca_dim": 8}))
-    assert m.score(torch.zeros(4, 2), torch.zeros(4, 2), None, Ctx()) == {"data_copying_ct": -0.5}
+    out = m.score(torch.zeros(4, 2), torch.zeros(4, 2), None, Ctx())
+    from scipy.stats import norm
+
+    assert out == {"data_copying_ct": -0.5, "data_copying_p": pytest.approx(norm.cdf(-2.0))}
     assert seen == {"num_cells": 3, "seed": 7, "n_init": 4, "partitions": 2, "projection": "pca",
                     "pca_dim": 8, "device": torch.device("cpu")}

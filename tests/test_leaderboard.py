@@ -487,3 +487,83 @@ def test_no_negative_zero_and_no_eight_decimals():
     # an exact 0 whose bootstrap interval is float noise (intra-FID of exact copies)
     assert fmt_value(3e-13, lo=-2e-12, hi=4e-12, u=3e-12) == "0 [0, 0]"
     assert fmt_value(0.0, u=1e-12) == "0"
+
+
+# ---------------------------------------------------------------- the headline pair
+
+from bench.metrics.fid import FID as FIDMetric  # noqa: E402
+from bench.metrics.gan_test import GanTest as GANTest  # noqa: E402
+from bench.metrics.gan_train import GanTrain as GANTrain  # noqa: E402
+from bench.metrics.precision_recall import PrecisionRecall  # noqa: E402
+from bench.report.leaderboard import pair_dominance, places  # noqa: E402
+
+
+def _paper_board(models):
+    """(model, gan_train, gan_test) with Wilson-like half-widths; `held` is the held-out row."""
+    rows = []
+    for m, tr, te in models:
+        held = m == "held"
+        if tr is not None:
+            rows.append(cell(m, "gan_train", dict(GANTrain.values), "gan_train_acc",
+                             gan_train_acc=(tr, tr - 0.02, tr + 0.02)))
+        rows.append({**cell(m, "gan_test", dict(GANTest.values), "gan_test_acc",
+                            gan_test_acc=(te, te - 0.02, te + 0.02), reference=held),
+                     "held_out": held})
+    (t,) = build_leaderboard(runs(rows))
+    return t
+
+
+def test_the_headline_is_the_papers_pair_and_a_noisy_copy_does_not_crown_itself():
+    # the review's case: noisy training digits (sigma 90) beat the cGAN on GAN-train alone
+    t = _paper_board([("noisy_copies", 0.967, 0.61), ("cgan", 0.87, 0.972),
+                      ("worse_on_both", 0.80, 0.60), ("held", None, 0.991)])
+    assert t.headline_pair == ["gan_train_acc", "gan_test_acc"]
+    p = places(t)
+    assert p["noisy_copies"] == p["cgan"] == 1  # a trade-off: neither dominates
+    assert p["worse_on_both"] > p["cgan"]
+    s = summarize([t])
+    assert s.at["cgan", "headline"] == "gan_train_acc + gan_test_acc"
+    assert "ties: better gan_train_acc and worse gan_test_acc than cgan" in s.at["noisy_copies", "verdict"]
+    assert "`gan_train_acc` + `gan_test_acc`" in render([t])
+
+
+def test_a_label_free_board_orders_by_its_declared_fidelity_and_coverage_never_by_run_order():
+    def board(first):
+        rows = []
+        for m, prec, rec, fid in (("collapse", 0.95, 0.10, 30.0), ("good", 0.70, 0.70, 2.0)):
+            pr = cell(m, "precision_recall", dict(PrecisionRecall.values), "precision",
+                      precision=(prec, prec - 0.03, prec + 0.03), recall=(rec, rec - 0.03, rec + 0.03))
+            fd = cell(m, "fid", dict(FIDMetric.values), "fid", fid=(fid, fid - 0.5, fid + 0.5))
+            rows += [pr, fd] if first == "pr" else [fd, pr]
+        df = runs(rows)
+        return build_leaderboard(df)[0]
+
+    for first in ("pr", "fid"):
+        t = board(first)
+        assert t.headline_pair == ["recall", "precision"]  # declared sides, whatever ran first
+        assert places(t)["collapse"] == places(t)["good"] == 1  # collapse trades recall away
+
+
+def test_a_model_is_placed_above_every_model_it_dominates_whoever_else_is_on_the_board():
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        n = int(rng.integers(3, 12))
+        g = rng.uniform(0, 1, (n, 2))
+        u = rng.uniform(0.01, 0.2, (n, 2))
+        no = np.zeros((n, 2), bool)
+        place, _ = pair_dominance(g, u, no, no)
+        for i in range(n):
+            for j in range(n):
+                d = g[j] - g[i]
+                m = np.sqrt(u[i] ** 2 + u[j] ** 2)
+                if ((d > m).any()) and not ((d < -m).any()):  # j dominates i
+                    assert place[j] < place[i]
+        # a third model never inverts a dominated pair: drop any one model and check again
+        keep = np.arange(n) != int(rng.integers(n))
+        sub, _ = pair_dominance(g[keep], u[keep], no[keep], no[keep])
+        gi, ui = g[keep], u[keep]
+        for i in range(len(gi)):
+            for j in range(len(gi)):
+                d, m = gi[j] - gi[i], np.sqrt(ui[i] ** 2 + ui[j] ** 2)
+                if (d > m).any() and not (d < -m).any():
+                    assert sub[j] < sub[i]

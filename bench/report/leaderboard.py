@@ -530,30 +530,64 @@ def best_mask(t: Table) -> pd.DataFrame:
         & (firsts == 1) & (ranks.notna().sum() > 1)
 
 
+def _dominates(g: np.ndarray, u2: np.ndarray, upper: np.ndarray, lower: np.ndarray,
+               rows: slice) -> tuple[np.ndarray, np.ndarray]:
+    """(D, T) for the models in `rows` against all: D[i, j] when j dominates i (better
+    beyond the combined uncertainty on at least one value, worse beyond it on none), T[i, j]
+    when they trade off (each better on some value)."""
+    d = g[None, :, :] - g[rows, None, :]  # (i, j, value): j's lead over i
+    m2 = np.maximum(u2[rows, None, :] + u2[None, :, :], 1e-24)
+    sep = d * d > m2  # NaN compares False: not separated
+    better = (sep & (d > 0) & ~upper[None, :, :] & ~lower[rows, None, :]).any(axis=2)
+    worse = (sep & (d < 0) & ~upper[rows, None, :] & ~lower[None, :, :]).any(axis=2)
+    return better & ~worse, better & worse
+
+
 def pair_dominance(good: np.ndarray, unc: np.ndarray, upper: np.ndarray, lower: np.ndarray,
-                   chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Dominance over several values at once: model j dominates i when j is better than i
-    beyond the combined uncertainty sqrt(u_i^2 + u_j^2) on at least one value and worse beyond
-    it on none. Returns (1 + the number of models dominating each, and the number it
-    trades off with: better on one value, worse on another). `good`, `unc`, `upper`, `lower`
-    are (models, values); NaN compares as "not separated". A bound (`upper[j]`: j's goodness
-    is at most this) never makes j better, nor anyone better than a lower bound (`lower[i]`).
-    Pairwise, in row chunks: whether j dominates i depends on i and j alone."""
+                   chunk: int = 256, layered_up_to: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    """Places by dominance over several values at once, and trade-off counts.
+
+    Model j dominates i when j is better than i beyond the combined uncertainty
+    sqrt(u_i^2 + u_j^2) on at least one value and worse beyond it on none (a pairwise fact:
+    it depends on i and j alone). Places are dominance layers (non-dominated sorting): layer
+    1 is every model no other model dominates, layer 2 those only layer-1 models dominate,
+    and so on; the place is 1 + the number of models in earlier layers. So a model is always
+    placed above every model it dominates, whoever else is on the board; models that do not
+    dominate each other may share a layer or not, depending on the others. (A dominance
+    cycle, possible with very unequal uncertainties, puts its models in one last layer.)
+    Above `layered_up_to` models the place is 1 + the number of dominating models instead
+    (memory and time O(n^2) rather than O(n^2 x layers)).
+
+    `good`, `unc`, `upper`, `lower` are (models, values); NaN compares as "not separated"; a
+    bound (`upper[j]`: j's goodness is at most this) never makes j better, nor anyone better
+    than a lower bound (`lower[i]`). Returns (place, number of models each trades off with:
+    better on one value, worse on another)."""
     g = np.asarray(good, dtype=float)
     u2 = np.nan_to_num(np.asarray(unc, dtype=float), nan=0.0) ** 2
     n = len(g)
-    dominated, trades = np.zeros(n), np.zeros(n)
+    trades = np.zeros(n)
+    counts = np.zeros(n)
+    dom = np.zeros((n, n), bool) if n <= layered_up_to else None
     for s in range(0, n, chunk):
-        i = slice(s, min(n, s + chunk))
-        d = g[None, :, :] - g[i, None, :]  # (i, j, value): j's lead over i
-        m2 = np.maximum(u2[i, None, :] + u2[None, :, :], 1e-24)
-        sep = d * d > m2  # NaN compares False: not separated
-        better = sep & (d > 0) & ~upper[None, :, :] & ~lower[i, None, :]
-        worse = sep & (d < 0) & ~upper[i, None, :] & ~lower[None, :, :]
-        b, w = better.any(axis=2), worse.any(axis=2)
-        dominated[i] = (b & ~w).sum(axis=1)
-        trades[i] = (b & w).sum(axis=1)
-    return 1 + dominated, trades
+        rows = slice(s, min(n, s + chunk))
+        d, t = _dominates(g, u2, upper, lower, rows)
+        trades[rows] = t.sum(axis=1)
+        counts[rows] = d.sum(axis=1)
+        if dom is not None:
+            dom[rows] = d
+    if dom is None:
+        return 1 + counts, trades
+    place = np.zeros(n)
+    left = np.ones(n, bool)
+    placed = 0
+    while left.any():
+        front = left & ~(dom[:, left].any(axis=1))
+        if not front.any():  # a cycle: the rest share the last place
+            front = left.copy()
+        place[front] = placed + 1
+        placed += int(front.sum())
+        left &= ~front
+    return place, trades
 
 
 def _pair_arrays(t: Table, models: list[str]) -> tuple[np.ndarray, ...]:
@@ -572,12 +606,12 @@ def _pair_arrays(t: Table, models: list[str]) -> tuple[np.ndarray, ...]:
 
 def places(t: Table) -> pd.Series:
     """Each competing model's place in table t: tier first (passing, flagged, failed), then
-    within the tier 1 + the number of models that dominate it on the headline pair (better
-    beyond the combined uncertainty on one value, worse on none: `pair_dominance`); a model
+    within the tier its dominance layer on the headline pair (`pair_dominance`: better
+    beyond the combined uncertainty on one value and worse on none dominates); a model
     without any headline value comes after those with one in its tier. A model better on one
-    value of the pair and worse on the other ties with it. Whether one model is placed above
-    another depends on their own tiers and values alone when they are separated; models
-    that tie or trade off may be placed differently next to a third (docs/leaderboard.md)."""
+    value of the pair and worse on the other does not dominate it. A model is placed above
+    every model it dominates whoever else is on the board; models that do not dominate each
+    other may be placed either way next to a third (docs/leaderboard.md)."""
     models = t.ranked
     if not models:
         return pd.Series(dtype=float)

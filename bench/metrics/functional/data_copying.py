@@ -45,7 +45,7 @@ import torch
 from scipy.stats import rankdata
 from sklearn.cluster import KMeans
 
-from ._knn import nearest_neighbour
+from ._knn import default_chunk_size, nearest_neighbour, pairwise_sq_dists, sq_norms
 from ._stats import ArrayLike, DeviceLike, as_tensor, resolve_device
 
 __all__ = ["data_copying", "data_copying_detail", "mann_whitney_z"]
@@ -144,8 +144,13 @@ def data_copying_detail(
     if tau is None:
         tau = 20.0 / q.shape[0]
 
-    results = [_one_partition(t, p, q, num_cells, seed + r, n_init, tau, chunk_size)
-               for r in range(partitions)]
+    cells = [_cells(t, p, q, num_cells, seed + r, n_init) for r in range(partitions)]
+    # distances to the nearest training sample of one's own cell, every partition from one
+    # pass over the distance blocks (they do not depend on the partition)
+    lq = _nearest_in_cell(q, t, [(c[2], c[0]) for c in cells], chunk_size)
+    lp = _nearest_in_cell(p, t, [(c[1], c[0]) for c in cells], chunk_size)
+    results = [_cell_statistic(c[0], c[1], c[2], lp[r], lq[r], num_cells, tau)
+               for r, c in enumerate(cells)]
     if all(np.isnan(r[0]) for r in results):
         warnings.warn(
             f"data_copying: no cell has more than tau={tau:.4g} of the generated samples "
@@ -160,29 +165,47 @@ def data_copying_detail(
             int(round(np.mean([r[2] for r in ok]))))
 
 
-def _one_partition(t: torch.Tensor, p: torch.Tensor, q: torch.Tensor, num_cells: int, seed: int,
-                   n_init: int, tau: float, chunk_size: int | None) -> tuple[float, float, int]:
-    """C_T, null sd and cells kept for one k-means partition of the training features."""
-    dev, dtype = t.device, t.dtype
-    m, n = q.shape[0], p.shape[0]
+def _cells(t: torch.Tensor, p: torch.Tensor, q: torch.Tensor, num_cells: int, seed: int,
+           n_init: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cell of every training, test and generated sample for one k-means partition of
+    the training features (one assignment rule, nearest centroid on our device, for all)."""
     km = KMeans(n_clusters=num_cells, random_state=seed, n_init=n_init).fit(t.cpu().numpy())
-    centroids = torch.as_tensor(km.cluster_centers_, dtype=dtype, device=dev)
-    # one assignment rule (nearest centroid, on our device) for all three sets
-    t_cells = nearest_neighbour(t, centroids)[1].cpu().numpy()
-    p_cells = nearest_neighbour(p, centroids)[1].cpu().numpy()
-    q_cells = nearest_neighbour(q, centroids)[1].cpu().numpy()
+    centroids = torch.as_tensor(km.cluster_centers_, dtype=t.dtype, device=t.device)
+    return tuple(nearest_neighbour(x, centroids)[1].cpu().numpy() for x in (t, p, q))  # type: ignore[return-value]
 
+
+def _nearest_in_cell(x: torch.Tensor, t: torch.Tensor, parts: list[tuple[np.ndarray, np.ndarray]],
+                     chunk_size: int | None) -> list[np.ndarray]:
+    """Per partition (x's cells, t's cells): the squared distance from each row of x to the
+    nearest training row in its own cell (inf where the cell has none). Chunked over x's
+    rows, so memory is O(chunk x len(t)) whatever the number of partitions."""
+    chunk = chunk_size or default_chunk_size(t.shape[0], t.dtype)
+    t_sq = sq_norms(t)
+    x_cells = [torch.as_tensor(a, device=t.device) for a, _ in parts]
+    t_cells = [torch.as_tensor(b, device=t.device) for _, b in parts]
+    out = [np.empty(x.shape[0]) for _ in parts]
+    for s in range(0, x.shape[0], chunk):
+        d = pairwise_sq_dists(x[s:s + chunk], t, None, t_sq)
+        for r in range(len(parts)):
+            other = t_cells[r][None, :] != x_cells[r][s:s + chunk, None]
+            out[r][s:s + chunk] = d.masked_fill(other, float("inf")).min(dim=1).values \
+                .double().cpu().numpy()
+    return out
+
+
+def _cell_statistic(t_cells: np.ndarray, p_cells: np.ndarray, q_cells: np.ndarray,
+                    lp: np.ndarray, lq: np.ndarray, num_cells: int, tau: float
+                    ) -> tuple[float, float, int]:
+    """C_T, null sd and cells kept for one partition, from each sample's distance to the
+    nearest training sample of its cell (squared distances rank like distances)."""
+    m, n = len(q_cells), len(p_cells)
     weights, zs = [], []
     for c in range(num_cells):
-        q_in, p_in, t_in = q_cells == c, p_cells == c, t_cells == c
+        q_in, p_in = q_cells == c, p_cells == c
         m_c, n_c = int(q_in.sum()), int(p_in.sum())
-        if m_c / m <= tau or n_c == 0 or not t_in.any():
+        if m_c / m <= tau or n_c == 0 or not (t_cells == c).any():
             continue
-        t_c = t[torch.from_numpy(t_in).to(dev)]
-        lq = nearest_neighbour(q[torch.from_numpy(q_in).to(dev)], t_c, chunk_size)[0]
-        lp = nearest_neighbour(p[torch.from_numpy(p_in).to(dev)], t_c, chunk_size)[0]
-        # squared distances rank like distances
-        zs.append(mann_whitney_z(lq.double().cpu().numpy(), lp.double().cpu().numpy()))
+        zs.append(mann_whitney_z(lq[q_in], lp[p_in]))
         weights.append(n_c / n)
     if not zs:
         return float("nan"), float("nan"), 0
