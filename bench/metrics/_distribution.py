@@ -60,7 +60,8 @@ NEAR_COPIES_VALUES: dict[str, Value] = {
     "near_copies_expected": reference(
         note="the same share for held-back training images (the null rate, about 0.05)"),
     "near_copies_p": diagnostic(
-        "higher", gate="p", gate_at=NEAR_COPIES_LEVEL, gate_kind="copies",
+        "higher", note="one-sided p of Fisher's exact test, near_copies vs near_copies_expected: "
+        "the copying gate reads it (Bonferroni over the board at 5%)", gate="p", gate_at=NEAR_COPIES_LEVEL, gate_kind="copies",
         gate_note="more generated samples lie within the training images' own 5% "
         "nearest-neighbour radius than held-back training images do (Fisher's exact test): "
         "near-duplicates of the training (reference) images"),

@@ -49,7 +49,8 @@ class DataCopying(FeatureMetric[DataCopyingOptions]):
         "target", "memorisation", ref=True, target=0.0,
         note="negative: generated samples nearer the training data than held-out real data is"),
         "data_copying_p": diagnostic(
-        "higher", gate="p", gate_at=0.05, gate_kind="copies",
+        "higher", note="Phi(C_T / its null sd sqrt(sum w^2)): the copying gate reads it "
+        "(Bonferroni over the board at 5%)", gate="p", gate_at=0.05, gate_kind="copies",
         gate_note="C_T far below 0 for its null sd: generated samples are closer to the training "
         "data than held-out real data is (Meehan et al.'s test, one-sided)")}
     primary = "data_copying_ct"
