@@ -567,3 +567,27 @@ def test_a_model_is_placed_above_every_model_it_dominates_whoever_else_is_on_the
                 d, m = gi[j] - gi[i], np.sqrt(ui[i] ** 2 + ui[j] ** 2)
                 if (d > m).any() and not (d < -m).any():
                     assert sub[j] < sub[i]
+
+
+def test_ranking_agreement_p_is_exact_for_few_models():
+    from itertools import permutations
+
+    from bench.report.leaderboard import ranking_agreement
+
+    def board(acc, fid):
+        rows = []
+        for i, (a, f) in enumerate(zip(acc, fid, strict=True)):
+            rows.append(cell(f"m{i}", "gan_train", {"gan_train_acc": score("higher", "utility")},
+                             "gan_train_acc", gan_train_acc=a))
+            rows.append(cell(f"m{i}", "fid", {"fid": score("lower", "quality")}, "fid", fid=f))
+        return build_leaderboard(runs(rows))[0]
+
+    got = ranking_agreement(board([0.9, 0.8, 0.7], [1.0, 2.0, 3.0])).set_index("b").loc["fid"]
+    assert got["rho"] == pytest.approx(1.0) and got["p"] == pytest.approx(1 / 3)  # not 0
+    acc, fid = [0.9, 0.5, 0.7, 0.6, 0.8], [2.0, 5.0, 1.0, 4.0, 3.0]
+    got = ranking_agreement(board(acc, fid)).set_index("b").loc["fid"]
+    from scipy.stats import spearmanr
+
+    rho = spearmanr(acc, [-f for f in fid]).statistic
+    null = [spearmanr(range(5), p).statistic for p in permutations(range(5))]
+    assert got["p"] == pytest.approx(np.mean(np.abs(null) >= abs(rho) - 1e-12))

@@ -742,10 +742,27 @@ AGREEMENT_PAIRS = (("gan_train_acc", "tsts_acc"), ("gan_train_acc", "fid"),
                    ("gan_train_acc", "gan_test_acc"), ("fid", "intra_fid"))
 
 
+EXACT_UP_TO = 8  # models: up to here the p-value enumerates every ordering (8! = 40,320)
+
+
+def _exact_spearman_p(ra: np.ndarray, rb: np.ndarray, rho: float) -> float:
+    """Two-sided permutation p-value of Spearman's rho: the share of all n! orderings of
+    `rb` whose |rho| is at least the observed one. With 3 models it is at least 1/3 (two of
+    the six orderings give |rho| = 1), where the t approximation said 0."""
+    from itertools import permutations
+
+    perms = np.array(list(permutations(rb)), dtype=float)
+    a = (ra - ra.mean()) / np.sqrt(((ra - ra.mean()) ** 2).sum())
+    pc = perms - perms.mean(axis=1, keepdims=True)
+    rhos = pc @ a / np.sqrt((pc**2).sum(axis=1))
+    return float(np.mean(np.abs(rhos) >= abs(rho) - 1e-12))
+
+
 def ranking_agreement(t: Table, min_models: int = 3) -> pd.DataFrame:
     """Spearman's rho between the rankings two values give the competing models, each
     oriented by its ideal (rho = 1: the same order of better to worse), with its two-sided
-    p-value from the t approximation, as scipy.stats.spearmanr computes both (tested equal).
+    p-value: exact (every ordering enumerated) up to `EXACT_UP_TO` models, else from the t
+    approximation, as scipy.stats.spearmanr computes both (tested equal).
     Computed here from pandas' ranks and scipy.special's t distribution: importing
     scipy.stats alone takes longer than building a 10,000-model board. Pairs with fewer
     than `min_models` common models are left out."""
@@ -760,8 +777,11 @@ def ranking_agreement(t: Table, min_models: int = 3) -> pd.DataFrame:
         n = len(both)
         if n < min_models or both[a].nunique() < 2 or both[b].nunique() < 2:
             continue
-        rho = float(both[a].rank().corr(both[b].rank()))  # Pearson on average ranks
-        if abs(rho) >= 1.0:
+        ra, rb = both[a].rank().to_numpy(), both[b].rank().to_numpy()
+        rho = float(np.corrcoef(ra, rb)[0, 1])  # Pearson on average ranks
+        if n <= EXACT_UP_TO:
+            p = _exact_spearman_p(ra, rb, rho)
+        elif abs(rho) >= 1.0:
             p = 0.0
         else:
             tstat = rho * math.sqrt((n - 2) / ((1.0 - rho) * (1.0 + rho)))
