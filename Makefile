@@ -8,7 +8,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONSTRAINTS := constraints.txt
 
-.PHONY: setup quickstart test lint lint-docker lint-workflows clean
+.PHONY: setup quickstart test test-fast lint lint-docker lint-workflows clean
+
+# test processes (pytest-xdist): CI's machine has 2 cores; `make test XDIST=0` runs in one
+XDIST ?= 2
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
@@ -21,7 +24,12 @@ quickstart: $(STAMP)
 	$(BIN)/bench run suites/quickstart.yaml
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -ra --durations=25
+	$(BIN)/python -m pytest -q -ra --durations=25 -n $(XDIST)
+
+# before each commit: the tests that take no store run, training, server, browser or subprocess
+# (markers set in tests/conftest.py); under 2 minutes on 2 cores
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -ra --durations=10 -n $(XDIST) -m "not slow and not heavy"
 
 lint: $(STAMP) lint-docker lint-workflows
 	$(BIN)/ruff check bench tests benchmarks

@@ -92,27 +92,31 @@ class _StoreTemplate:
         shutil.copyfile(self.file(), file)  # a copy has the default mode, writable
 
 
-@pytest.fixture(scope="session", autouse=True)
-def store_template(tmp_path_factory):
-    """The session's migrated-SQLite template; MLflow's table initialisation copies it.
-    BENCH_TEST_MIGRATE=1 turns it off: every store migrates (to compare, or to test MLflow's
-    own path after an MLflow upgrade)."""
-    import os
+_TEMPLATE: _StoreTemplate | None = None
 
+
+def pytest_configure(config):
+    """MLflow's table initialisation copies this process's template (set up here, before any
+    test, so that no test's time includes MLflow's imports). BENCH_TEST_MIGRATE=1 turns it
+    off: every store migrates (to compare, or to test MLflow's own path after an upgrade)."""
+    import os
+    import shutil
+    import tempfile
+
+    global _TEMPLATE
+    if os.environ.get("BENCH_TEST_MIGRATE") == "1":
+        return
     import mlflow.store.db.utils as db_utils
     import mlflow.store.model_registry.sqlalchemy_store as registry
 
-    template = _StoreTemplate(tmp_path_factory.mktemp("mlflow-template"),
-                              db_utils._initialize_tables)
-    if os.environ.get("BENCH_TEST_MIGRATE") == "1":
-        yield None
-        return
-    with pytest.MonkeyPatch.context() as mp:
-        # both stores call it: tracking through the module, the model registry by name
-        mp.setattr(db_utils, "_initialize_tables", template.initialize)
-        mp.setattr(registry, "_initialize_tables", template.initialize)
-        yield template
-
+    folder = Path(tempfile.mkdtemp(prefix="bench-store-template-"))  # this process's own
+    _TEMPLATE = _StoreTemplate(folder, db_utils._initialize_tables)
+    mp = pytest.MonkeyPatch()
+    # both stores call it: tracking through the module, the model registry by name
+    mp.setattr(db_utils, "_initialize_tables", _TEMPLATE.initialize)
+    mp.setattr(registry, "_initialize_tables", _TEMPLATE.initialize)
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    config.add_cleanup(mp.undo)
 
 
 @pytest.fixture
@@ -195,12 +199,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path, store_template):
+def server(tmp_path):
     """An MLflow tracking server on loopback (what multi-process executors need)."""
     import shutil
 
-    if store_template is not None:  # a subprocess sees no hook: it starts from a migrated file
-        shutil.copyfile(store_template.file(), tmp_path / "server.db")
+    if _TEMPLATE is not None:  # a subprocess sees no hook: it starts from a migrated file
+        shutil.copyfile(_TEMPLATE.file(), tmp_path / "server.db")
     yield from _mlflow_server(f"sqlite:///{tmp_path}/server.db", tmp_path / "artifacts")
 
 
@@ -284,3 +288,94 @@ def postgres(tmp_path):
 def pg_server(postgres, tmp_path):
     """An MLflow tracking server on loopback backed by PostgreSQL."""
     yield from _mlflow_server(postgres, tmp_path / "pg-artifacts")
+
+
+# ---------------------------------------------------------------- the fast tier
+# `make test-fast` (-m "not slow and not heavy") is the tier to run before each commit. A test
+# is `heavy` by what it was measured to take, else by what its code reaches:
+# - measured: every run records each test's setup + call time in pytest's cache
+#   (.pytest_cache, key bench/durations); a test measured over FAST_LIMIT seconds is heavy, one
+#   measured under it is not. One `make test` measures them all.
+# - never measured (a clean clone, a new test): heavy when it uses a fixture of HEAVY_FIXTURES,
+#   or when it (or a function or fixture of its module that it reaches) names one of
+#   HEAVY_NAMES: what runs a suite, opens a store, trains, or starts another process.
+FAST_LIMIT = 2.0
+DURATIONS_KEY = "bench/durations"
+HEAVY_FIXTURES = {"server", "pg_server", "postgres", "browser", "one_thread", "tracking_uri"}
+HEAVY_NAMES = {"run_suite", "evaluate", "main", "subprocess", "Popen", "MlflowClient", "Tracker",
+               "mlflow", "train", "train_classifier", "load_classifier", "run_cells"}
+
+
+def _names(code, seen: set) -> set[str]:
+    """The global and attribute names a code object and its nested ones refer to."""
+    if code in seen:
+        return set()
+    seen.add(code)
+    out = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            out |= _names(const, seen)
+    return out
+
+
+def _reached(func, module, seen: set) -> set[str]:
+    """Names of `func`, and of the functions of its own module that it names, transitively."""
+    import inspect
+
+    func = inspect.unwrap(func)
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return set()
+    names = _names(code, seen)
+    for name in list(names):
+        f = getattr(module, name, None)
+        if inspect.isfunction(f) and f.__module__ == module.__name__:
+            names |= _reached(f, module, seen)
+    return names
+
+
+def _looks_heavy(item) -> bool:
+    import sys
+
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if fixtures & HEAVY_FIXTURES:
+        return True
+    seen: set = set()
+    names = _reached(item.function, item.module, seen)
+    info = getattr(item, "_fixtureinfo", None)
+    for name in fixtures:
+        for fdef in (info.name2fixturedefs.get(name, ()) if info else ()):
+            mod = sys.modules.get(getattr(fdef.func, "__module__", ""))
+            if mod is not None and mod.__name__ != __name__:  # conftest's own: every test's
+                names |= _reached(fdef.func, mod, seen)
+    return bool(names & HEAVY_NAMES)
+
+
+def pytest_collection_modifyitems(config, items):
+    cache = getattr(config, "cache", None)
+    measured = cache.get(DURATIONS_KEY, {}) if cache is not None else {}
+    for item in items:
+        if item.get_closest_marker("slow") or not hasattr(item, "function"):
+            continue
+        took = measured.get(item.nodeid)
+        if took is not None and took > FAST_LIMIT or took is None and _looks_heavy(item):
+            item.add_marker(pytest.mark.heavy)
+
+
+_SETUP: dict[str, float] = {}
+_TOOK: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    """Setup + call time of each passed test (the xdist controller gets its workers' reports)."""
+    if report.when == "setup" and report.passed:
+        _SETUP[report.nodeid] = report.duration
+    elif report.when == "call" and report.passed:
+        _TOOK[report.nodeid] = _SETUP.pop(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    cache = getattr(session.config, "cache", None)
+    if cache is None or hasattr(session.config, "workerinput") or not _TOOK:
+        return  # a worker leaves the writing to the controller: one writer
+    cache.set(DURATIONS_KEY, {**cache.get(DURATIONS_KEY, {}), **_TOOK})
