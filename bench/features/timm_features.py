@@ -1,9 +1,15 @@
 """Any timm model as a feature extractor (pooled pre-logits features), weights from a local
-file only (DINOv2 ViTs are the modern recommendation: `model: vit_small_patch14_dinov2`)."""
+file only (DINOv2 ViTs are the modern recommendation: `model: vit_small_patch14_dinov2`).
+
+`random_init: true` (baselines, tests) initialises the network from a fixed seed, so every
+process of a suite measures in the same random feature space. The extractor's tag (the key
+of cached real features) holds a hash of the weights themselves wherever no file names them
+(random or from the hub cache): features of other weights are never served from the cache."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +25,8 @@ from bench.features import FEATURES
 from bench.features.base import FeatureExtractor, to_rgb
 from bench.run.cache import stable_hash
 from bench.run.store import FeatureNetworkKey
+
+RANDOM_INIT_SEED = 0  # torch seed of `random_init` weights (the global RNG is left as it was)
 
 
 class TimmOptions(Options):
@@ -38,7 +46,7 @@ class TimmFeatures(FeatureExtractor[TimmOptions]):
         import timm
 
         o = self.options
-        name = f"timm:{o.model}:{o.weights}"
+        name = f"timm:{o.model}:{o.weights}:{'random' if o.random_init else 'pretrained'}"
 
         def load() -> tuple[Any, int, torch.Tensor, torch.Tensor, str]:
             if o.model not in timm.list_models():
@@ -53,8 +61,9 @@ class TimmFeatures(FeatureExtractor[TimmOptions]):
                 offline = True  # the local Hugging Face hub cache only: nothing is downloaded
                 kw.update(pretrained=True)
             try:
-                with _hub_offline(offline):
-                    net = timm.create_model(o.model, **kw).eval().to(env.device)
+                with _hub_offline(offline), torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(RANDOM_INIT_SEED)
+                    net = timm.create_model(o.model, **kw).eval()
             except Exception as e:  # noqa: BLE001 - timm raises many types for missing/incompatible weights
                 raise BenchError(
                     f"cannot load weights for timm model '{o.model}' ({type(e).__name__}: {e}). Put the "
@@ -65,14 +74,17 @@ class TimmFeatures(FeatureExtractor[TimmOptions]):
             size = o.image_size or cfg.get("input_size", (3, 224, 224))[-1]
             mean = torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406)), device=env.device).view(1, 3, 1, 1)
             std = torch.tensor(cfg.get("std", (0.229, 0.224, 0.225)), device=env.device).view(1, 3, 1, 1)
-            digest = stable_hash(str(o.weights.stat().st_mtime_ns) if o.weights else "random", 8)
-            return net, size, mean, std, digest
+            # a file is named by its modification time; random or hub weights by their values
+            digest = (stable_hash(str(o.weights.stat().st_mtime_ns), 8) if o.weights
+                      else weights_digest(net))
+            return net.to(env.device), size, mean, std, digest
 
         self.net, self.size, self.mean, self.std, self.digest = env.store.get(
             FeatureNetworkKey(name), load)
 
     def tag(self) -> str:
-        w = self.options.weights.name if self.options.weights else "random-init"
+        o = self.options
+        w = o.weights.name if o.weights else "random-init" if o.random_init else "hub"
         return f"timm:{self.options.model}:{w}-{self.digest}:bilinear{self.size}"
 
     def _forward(self, x: torch.Tensor):
@@ -81,6 +93,15 @@ class TimmFeatures(FeatureExtractor[TimmOptions]):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
                               antialias=True)
         return self.net((x - self.mean) / self.std), None
+
+
+def weights_digest(net: torch.nn.Module) -> str:
+    """8 hex digits of a hash of every parameter and buffer (names and bytes)."""
+    h = hashlib.sha256()
+    for name, t in net.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()[:8]
 
 
 @contextlib.contextmanager
