@@ -211,7 +211,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_registry_models(suite, uri, _uri_origin(args.tracking_uri, suite.tracking_uri))
     report = run_suite(suite, tracking_uri=args.tracking_uri, force=args.force,
                        progress=not args.no_progress, cache_dir=args.cache_dir,
-                       executor=_executor(args, suite), artifact_root=args.artifact_root)
+                       executor=_executor(args, suite), artifact_root=args.artifact_root,
+                       timeout=args.timeout)
     print()
     if report.leaderboard:
         print(report.leaderboard)
@@ -221,7 +222,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"\nMLflow: {report.tracking_uri}, experiment id {report.experiment_id}, "
           f"suite run {report.parent_run_id}  (browse: mlflow ui --backend-store-uri {report.tracking_uri})")
     if report.interrupted:
-        return 130
+        return 143 if report.terminated else 130  # 128 + SIGTERM / SIGINT, as a shell says
     return 0 if report.ok else 1
 
 
@@ -580,7 +581,8 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     _check_threshold_names(args, suite)
     report = run_suite(suite, tracking_uri=args.tracking_uri, force=True,
                        progress=not args.no_progress, cache_dir=args.cache_dir,
-                       executor=_executor(args, suite), artifact_root=args.artifact_root)
+                       executor=_executor(args, suite), artifact_root=args.artifact_root,
+                       timeout=args.timeout)
     print(report.leaderboard)
     print(report.summary())
     from bench.record.tracking import Tracker
@@ -776,6 +778,21 @@ def _executor_arguments(p: argparse.ArgumentParser) -> None:
                        help="; ".join(f"{ex}: {f.description or opt}" for ex, opt, f in uses))
 
 
+# per cell: a hung cell must not hold the night; a suite whose cells take longer (a CIFAR
+# reproduction trained on a CPU) sets its own `timeout`
+NIGHTLY_TIMEOUT_S = 6 * 3600
+
+
+def _seconds(v: str) -> float:
+    try:
+        t = float(v)
+    except ValueError:
+        t = -1.0
+    if not t > 0:
+        raise argparse.ArgumentTypeError(f"expected seconds, a number > 0, got '{v}'")
+    return t
+
+
 def _threads_argument(p: argparse.ArgumentParser) -> None:
     """`--threads N` for a command that computes in this process (bench run and nightly take
     it from the local executor's options)."""
@@ -815,6 +832,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: MLflow's ./mlruns; an existing experiment keeps its own)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--out", help="also write the leaderboard (markdown) here")
+    r.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="stop a cell after this "
+                   "long (it fails, the suite goes on) when the suite sets no `timeout`; on a "
+                   "shared runner also the most a suite may set (default: no limit)")
     _executor_arguments(r)
     r.set_defaults(func=cmd_run)
 
@@ -886,6 +906,9 @@ def build_parser() -> argparse.ArgumentParser:
     nt.add_argument("--trends", type=int, default=TREND_RUNS, metavar="N",
                     help=f"suite runs in the HTML board's trends (default {TREND_RUNS}; 0: none)")
     nt.add_argument("--no-progress", action="store_true", help="no progress bars (as in `bench run`)")
+    nt.add_argument("--timeout", type=_seconds, metavar="SECONDS", default=NIGHTLY_TIMEOUT_S,
+                    help=f"as for `bench run` (default {NIGHTLY_TIMEOUT_S} s: a hung cell must "
+                    "not stop the night)")
     _executor_arguments(nt)
     compare_opts(nt)
     nt.set_defaults(func=cmd_nightly)

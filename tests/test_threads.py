@@ -64,11 +64,11 @@ def test_a_pool_of_two_workers_gets_one_thread_each(two_cores, monkeypatch):
     LocalExecutor(LocalOptions(workers=2, threads=2)).run([], None, lambda *a: None)  # type: ignore[arg-type]
     assert seen["threads"] == 2
     # what such a worker runs with, read back inside it
-    pool = start_worker("cpu", 1)
+    worker = start_worker("cpu", 1)
     try:
-        assert pool.submit(_in_worker).result(timeout=300) == (1, "1", "1")
+        assert worker.call(_in_worker, timeout=300) == (1, "1", "1")
     finally:
-        pool.shutdown()
+        worker.stop()
 
 
 def test_override_reaches_the_in_process_executor_and_the_cell_tag(write_suite, tracking_uri,

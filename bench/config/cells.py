@@ -52,6 +52,9 @@ class Cell:
     repeat: int
     seed: int
     key: str
+    # seconds the cell may run before it is stopped and fails (None: no limit); not part of
+    # its identity: a new limit reruns nothing
+    timeout: float | None = field(default=None, compare=False)
 
     @property
     def label(self) -> str:

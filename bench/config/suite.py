@@ -185,6 +185,7 @@ class SuiteFile(BaseModel):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     cache_dir: str | None = None
     executor: dict[str, Any] | None = None  # {name: local|ray|slurm, ...its options}
+    timeout: float | None = Field(None, gt=0)  # seconds per cell; a metric's `timeout` wins
     datasets: dict[str, dict[str, Any] | None]
     models: dict[str, dict[str, Any] | None]
     metrics: dict[str, dict[str, Any] | None]
@@ -206,6 +207,7 @@ class Suite:
     device: str
     cache_dir: str | None
     executor: ExecutorConfig  # the `executor:` block, validated (default: local)
+    timeout: float | None  # the suite's limit per cell, seconds (each Cell has its own)
     datasets: dict[str, Spec]
     models: dict[str, Spec]
     metrics: dict[str, Spec]
@@ -275,6 +277,23 @@ def _parse_spec(section: str, key: str, raw: dict | None, reg: Registry, base: P
         _report_validation(problems, path, e, cls.Options, f"{KIND_OF[section]} '{plugin}'")
         return None
     return Spec(section, key, plugin, opts, cls)
+
+
+def _pop_timeout(raw: dict[str, Any] | None, key: str, default: float | None,
+                 problems: Problems) -> tuple[dict[str, Any] | None, float | None]:
+    """A metric entry's `timeout` (seconds its cells may run; the suite's `timeout` when it
+    has none), taken out of the entry: it is not an option of the metric."""
+    if not raw or "timeout" not in raw:
+        return raw, default
+    rest = {k: v for k, v in raw.items() if k != "timeout"}
+    t = raw["timeout"]
+    if t is None:
+        return rest, default
+    if isinstance(t, bool) or not isinstance(t, int | float) or t <= 0:
+        problems.add(("metrics", key, "timeout"), f"seconds a cell of this metric may run, a "
+                     f"number > 0 (got {t!r}).")
+        return rest, default
+    return rest, float(t)
 
 
 def _parse_executor(raw: dict[str, Any] | None, problems: Problems) -> ExecutorConfig | None:
@@ -386,9 +405,12 @@ def parse_suite(text: str, path: str | Path, check_resources: bool = True,
     regs = _registries()
     base = (folder or path.parent).resolve()
     specs: dict[str, dict[str, Spec]] = {}
+    timeouts: dict[str, float | None] = {}  # metric -> its cells' limit
     for section in SECTIONS:
         specs[section] = {}
         for key, raw in getattr(sf, section).items():
+            if section == "metrics":
+                raw, timeouts[key] = _pop_timeout(raw, key, sf.timeout, problems)
             spec = _parse_spec(section, key, raw, regs[section], base, problems)
             if spec is not None:
                 specs[section][key] = spec
@@ -446,12 +468,13 @@ def parse_suite(text: str, path: str | Path, check_resources: bool = True,
         for r in range(sf.repeats):
             seed = sf.seed + r
             mod, dat, met = specs["models"][m], specs["datasets"][d], specs["metrics"][t]
-            cells.append(Cell(mod, dat, met, r, seed, cell_key(mod, dat, met, seed)))
+            cells.append(Cell(mod, dat, met, r, seed, cell_key(mod, dat, met, seed), timeouts[t]))
     return Suite(
         path=path, text=text, name=sf.name, experiment=sf.experiment or sf.name,
         tracking_uri=sf.tracking_uri, seed=sf.seed, repeats=sf.repeats, device=sf.device,
         cache_dir=str((base / sf.cache_dir).resolve()) if sf.cache_dir else None,
-        executor=executor or ExecutorConfig.parse(None), datasets=specs["datasets"], models=specs["models"],
+        executor=executor or ExecutorConfig.parse(None), timeout=sf.timeout,
+        datasets=specs["datasets"], models=specs["models"],
         metrics=specs["metrics"], cells=cells, published=list(sf.published),
     )
 

@@ -26,6 +26,16 @@ if TYPE_CHECKING:  # the worker imports MLflow: only the executors themselves ne
 OnResult = Callable[[Cell, "CellOutcome | BaseException"], None]
 
 
+class CellTimeout(Exception):
+    """A cell stopped at its `timeout`: what an executor reports for it (the runner ends its
+    run FAILED with this message and goes on with the next cell)."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"timed out after {seconds:g} s (the cell's `timeout`; raise it in the "
+                         "suite or the metric's entry, or pass --timeout)")
+        self.seconds = seconds
+
+
 class Executor(Plugin[O]):
     """Runs cells and reports each outcome (or the exception that lost it) to `on_result`."""
 
@@ -122,5 +132,5 @@ def check_store(uri: str, executor: str) -> None:
             "--tracking-uri http://127.0.0.1:5000 (docker/compose.yaml runs one on PostgreSQL).")
 
 
-__all__ = ["EXECUTORS", "Executor", "ExecutorConfig", "OnResult", "check_store", "cli_flag",
+__all__ = ["EXECUTORS", "CellTimeout", "Executor", "ExecutorConfig", "OnResult", "check_store", "cli_flag",
            "executor_flags", "group_cells"]

@@ -1,21 +1,21 @@
-"""The default executor: cells in this process, or one worker process per GPU; either way
-one model's cells (a (model, dataset, repeat) group) run together in one process."""
+"""The default executor: cells in this process, or in worker processes (one per GPU, or one
+when a cell has a `timeout`, so that a hung cell can be stopped); either way one model's
+cells (a (model, dataset, repeat) group) run together in one process."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from bench.config.cells import Cell
 from bench.core.registry import Options
-from bench.executors import EXECUTORS, Executor, OnResult, cli_flag, group_cells
+from bench.executors import EXECUTORS, CellTimeout, Executor, OnResult, cli_flag, group_cells
 
 if TYPE_CHECKING:  # the worker imports MLflow: imported when cells run, not when listed
+    from bench.executors.process import WorkerProcess
     from bench.executors.worker import CellOutcome, Shared, Worker, WorkerEnv
 
 
@@ -28,36 +28,46 @@ class LocalOptions(Options):
                                 json_schema_extra=cli_flag("--threads"))
 
 
-# the Worker of a pool process (one per process, made by its initializer); None elsewhere
-_pool_worker: Worker | None = None
+# the Worker of a worker process (one per process, made for its first cell); None elsewhere
+_process_worker: Worker | None = None
 
 
-def _init_worker(device: str, threads: int) -> None:
+def _process_worker_for() -> Worker:
+    from bench.executors.process import worker_device
     from bench.executors.worker import Worker
-    from bench.run.threads import apply
 
-    global _pool_worker
-    apply(threads)  # before the first cell imports torch's thread pools into use
-    _pool_worker = Worker(device)  # pinned to its GPU
-
-
-def _pool_execute(cell: Cell, env: WorkerEnv) -> CellOutcome:
-    """A cell in a pool process, with that process's Worker."""
-    assert _pool_worker is not None, "a pool process without its initializer"
-    return _pool_worker.execute(cell, env)
+    global _process_worker
+    if _process_worker is None:
+        _process_worker = Worker(worker_device())  # pinned to its GPU
+    return _process_worker
 
 
-def start_worker(device: str, threads: int) -> ProcessPoolExecutor:
-    """A one-process pool (spawned: CUDA cannot be forked) pinned to `device`, running
-    `threads` CPU threads. Its process starts on the first submit and inherits the
-    environment then: `LocalExecutor.run` sets the thread variables around the pool."""
-    return ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                               initargs=(device, threads))
+def _prepare(env: WorkerEnv) -> None:
+    """A fresh worker process's set-up for a suite run (its store client, cache), before its
+    first cell: a cell's `timeout` counts the cell's own work, not this."""
+    shared = _process_worker_for().shared_for(env)
+    tracker = getattr(shared.records, "tracker", None)
+    if tracker is not None:  # opens MLflow's store (imports, schema check: seconds)
+        tracker.client.get_experiment(env.experiment_id)
+
+
+def _execute(cell: Cell, env: WorkerEnv) -> CellOutcome:
+    """A cell in a worker process (bench.executors.process), with that process's Worker."""
+    return _process_worker_for().execute(cell, env)
+
+
+def start_worker(device: str, threads: int) -> WorkerProcess:
+    """A worker process pinned to `device`, running `threads` CPU threads. It inherits the
+    environment now: `LocalExecutor.run` sets the thread variables around its workers."""
+    from bench.executors.process import WorkerProcess
+
+    return WorkerProcess(device, threads)
 
 
 @EXECUTORS.register("local")
 class LocalExecutor(Executor[LocalOptions]):
-    """Cells in this process (workers: 1), or in N worker processes, one per GPU."""
+    """Cells in this process (workers: 1, no cell with a `timeout`), or in N worker
+    processes, one per GPU."""
 
     _worker: Worker | None = None  # cells run in this process (workers: 1)
 
@@ -71,7 +81,8 @@ class LocalExecutor(Executor[LocalOptions]):
         from bench.executors.worker import Worker
         from bench.run import threads
 
-        if self.options.workers == 1:
+        # a cell with a time limit runs in a worker process, which can be stopped
+        if self.options.workers == 1 and not any(c.timeout for c in cells):
             if self._worker is None:
                 self._worker = Worker()
             # this process keeps its threads (torch's default: all cores) unless overridden
@@ -98,50 +109,91 @@ class LocalExecutor(Executor[LocalOptions]):
         return ["cpu" if env.device == "auto" else env.device] * n
 
     def _pool(self, cells: list[Cell], env: WorkerEnv, on_result: OnResult, threads: int) -> bool:
-        """One single-process pool per worker (pinned to its device). A worker takes a whole
-        (model, dataset, repeat) group, cell by cell (each cell's outcome is reported and
-        fails alone), and the next group when it is done. A worker that dies (out of memory)
-        fails the cells of its group still queued; it is replaced for the next group, and a
-        rerun of the suite retries the failed cells. Each worker runs `threads` threads."""
+        """One worker process per worker (pinned to its device). A worker takes a whole
+        (model, dataset, repeat) group and runs it a cell at a time (each cell's outcome is
+        reported and fails alone), then the next group. A cell past its `timeout` is stopped
+        with its process and fails; a fresh process goes on with the rest of its group. A
+        worker that dies (out of memory) fails the rest of its group; it is replaced for the
+        next group, and a rerun of the suite retries the failed cells."""
+        from multiprocessing.connection import wait
+
+        from bench.executors.process import stop_all
+
         devices = self._devices(env)
-
-        def start(i: int) -> ProcessPoolExecutor:
-            return start_worker(devices[i], threads)
-
-        pools = [start(i) for i in range(len(devices))]
         queue = deque(group_cells(cells))
-        running: dict[Future, tuple[Cell, int]] = {}
-        queued = [0] * len(pools)  # cells submitted to each worker and not yet reported
+        todo: list[deque[Cell]] = [deque() for _ in devices]  # each worker's group, not yet sent
+        running: dict[int, Cell] = {}  # worker -> its cell in flight
+        preparing: set[int] = set()  # workers setting up for the suite run
 
-        def feed(i: int) -> None:
-            if not queue or queued[i]:
-                return
-            group = queue.popleft()
+        def start(i: int) -> WorkerProcess:
+            w = start_worker(devices[i], threads)
+            w.submit(_prepare, env)
+            preparing.add(i)
+            return w
+
+        workers = [start(i) for i in range(len(devices))]
+
+        def feed(i: int) -> None:  # worker `i` is set up and idle
+            if not todo[i] and queue:
+                todo[i] = deque(queue.popleft())
+            if todo[i]:
+                running[i] = todo[i].popleft()
+                workers[i].submit(_execute, running[i], env)
+
+        def restart(i: int) -> None:  # a fresh process, when there is work left for one
+            workers[i].stop(now=True)
+            if todo[i] or queue:
+                workers[i] = start(i)
+
+        def lost(i: int) -> None:
+            """Worker `i` died: its cell and the rest of its group fail (a worker that dies
+            setting up fails the group it would have run, so one that cannot start ends)."""
+            code = workers[i].process.exitcode
+            group = [running.pop(i)] if i in running else []
+            group += todo[i]
+            todo[i].clear()
+            if not group and queue:
+                group = queue.popleft()
+            preparing.discard(i)
             for cell in group:
-                try:
-                    f = pools[i].submit(_pool_execute, cell, env)
-                except BrokenProcessPool:  # its last worker died: a fresh one for this group
-                    pools[i].shutdown(wait=False)
-                    pools[i] = start(i)
-                    f = pools[i].submit(_pool_execute, cell, env)
-                running[f] = (cell, i)
-                queued[i] += 1
+                on_result(cell, ChildProcessError(
+                    f"the worker process running model '{cell.model.key}' ended (exit code "
+                    f"{code}{', killed: out of memory?' if code == -9 else ''})"))
+            restart(i)
+
+        def overdue(i: int) -> float | None:
+            """Seconds until the cell of worker `i` is past its limit (None: no limit yet)."""
+            limit, started = running[i].timeout, workers[i].started
+            return None if limit is None or started is None else started + limit - time.monotonic()
 
         try:
-            for i in range(len(pools)):
-                feed(i)
-            while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for f in done:
-                    cell, i = running.pop(f)
-                    queued[i] -= 1
-                    err = f.exception()
-                    on_result(cell, err if err is not None else f.result())
-                    feed(i)
-        except KeyboardInterrupt:
-            for pool in pools:
-                pool.shutdown(wait=False, cancel_futures=True)
+            while running or preparing:
+                left = [t for i in running if (t := overdue(i)) is not None]
+                wait([x for i in (*running, *preparing) for x in workers[i].waitables()],
+                     max(0.0, min(left)) if left else None)
+                for i in list(preparing):
+                    if any(kind != "started" for kind, _ in workers[i].messages()):
+                        preparing.discard(i)  # an error here is the first cell's to report
+                        feed(i)
+                    elif not workers[i].alive():
+                        lost(i)
+                for i in list(running):
+                    for kind, value in workers[i].messages():
+                        if kind != "started":
+                            cell = running.pop(i)
+                            on_result(cell, value if kind == "ok" else RuntimeError(value))
+                            feed(i)
+                            break  # one cell at a time: nothing else can be waiting
+                    if i not in running:
+                        continue
+                    if not workers[i].alive():
+                        lost(i)
+                    elif (t := overdue(i)) is not None and t <= 0:
+                        cell = running.pop(i)
+                        restart(i)  # stops the hung cell with its process
+                        on_result(cell, CellTimeout(cell.timeout or 0))
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the runner marks the runs KILLED
+            stop_all(workers, now=True)
             return True
-        for pool in pools:
-            pool.shutdown(wait=True)
+        stop_all(workers, now=False)
         return False

@@ -11,13 +11,18 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from tqdm.auto import tqdm
 
+from bench.config import allowlist
 from bench.config.suite import Cell, Suite, declared_pairs
-from bench.executors import EXECUTORS, Executor, check_store
+from bench.executors import EXECUTORS, CellTimeout, Executor, check_store
 from bench.executors.worker import CellOutcome, Shared, WorkerEnv
 from bench.record.cell_record import SuiteRunRecord
 from bench.record.lease import Lease
@@ -35,6 +40,7 @@ class SuiteReport:
     outcomes: list[CellOutcome]
     leaderboard: str = ""
     interrupted: bool = False
+    terminated: bool = False  # interrupted by SIGTERM (a scheduler, `timeout`, `kill`)
     local: Shared | None = None  # the state of the cells run in this process (cache, store)
 
     def count(self, status: str) -> int:
@@ -73,12 +79,56 @@ def _log(msg: str) -> None:
     tqdm.write(msg)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where a Ctrl-C's KeyboardInterrupt would be, so that it ends the same
+    way: the cells in flight KILLED, the suite run closed, one line said."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[list[bool]]:
+    """While inside, SIGTERM raises `Terminated` in the main thread (elsewhere Python cannot
+    set handlers: nothing changes). Yields a one-item list set True once it came."""
+    got = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        got[0] = True
+        raise Terminated()
+
+    before = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield got
+    finally:
+        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
+
+
+def cell_limit(suite_limit: float | None, command_limit: float | None) -> float | None:
+    """A cell's time limit: the suite's (its metric's, else its own `timeout`), else the
+    command's. On a shared runner the command's is also a ceiling the suite cannot raise."""
+    if suite_limit is None or command_limit is None:
+        return suite_limit if suite_limit is not None else command_limit
+    return min(suite_limit, command_limit) if allowlist.shared_mode() else suite_limit
+
+
 def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False,
               progress: bool = True, cache_dir: str | None = None,
-              executor: Executor | None = None, artifact_root: str | None = None) -> SuiteReport:
+              executor: Executor | None = None, artifact_root: str | None = None,
+              timeout: float | None = None) -> SuiteReport:
     """Run a suite's pending cells under one suite run. Before any run exists: the store is
     reachable, the experiment's artifact root can be written (`artifact_root`: where a new
-    experiment keeps its artifacts) and no live runner holds the suite (bench.record.lease)."""
+    experiment keeps its artifacts) and no live runner holds the suite (bench.record.lease).
+    `timeout`: seconds a cell may run when the suite sets no limit (`cell_limit`). SIGTERM
+    ends the run as Ctrl-C does."""
+    with sigterm_as_interrupt() as terminated:
+        return _run_suite(suite, tracking_uri, force, progress, cache_dir, executor,
+                          artifact_root, timeout, terminated)
+
+
+def _run_suite(suite: Suite, tracking_uri: str | None, force: bool, progress: bool,
+               cache_dir: str | None, executor: Executor | None, artifact_root: str | None,
+               timeout: float | None, terminated: list[bool]) -> SuiteReport:
     uri = resolve_uri(tracking_uri, suite.tracking_uri)
     executor = executor or EXECUTORS.get("local")()
     if executor.distributed():
@@ -126,10 +176,13 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
         if tracker.fail_stale_runs(cell.key, "stale: its runner stopped without ending it (killed?)"):
             _log(f"{cell.label}: an earlier run of this cell was left RUNNING by a killed runner; "
                  "marked FAILED, running it again")
-        pending.append(cell)
+        pending.append(replace(cell, timeout=cell_limit(cell.timeout, timeout)))
 
     def on_result(cell: Cell, result: CellOutcome | BaseException) -> None:
-        if isinstance(result, BaseException):  # the worker itself was lost, not the metric
+        if isinstance(result, CellTimeout):  # stopped at its limit: its run ends FAILED
+            tracker.fail_stale_runs(cell.key, str(result)[:500])
+            result = CellOutcome(cell, "failed", error=str(result), seconds=result.seconds)
+        elif isinstance(result, BaseException):  # the worker itself was lost, not the metric
             msg = f"worker lost: {type(result).__name__}: {result}"
             tracker.fail_stale_runs(cell.key, msg[:500])
             result = CellOutcome(cell, "failed", error=msg)
@@ -139,16 +192,20 @@ def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False
         _log(f"[{n}/{len(pending)}] {cell.label}: {result.status} in {result.seconds:.1f}s  {vals}"
              + (f"\n    {user_message(result.error)}" if result.error else ""))
 
-    interrupted = executor.run(pending, env, on_result) if pending else False
+    try:
+        interrupted = executor.run(pending, env, on_result) if pending else False
+    except KeyboardInterrupt:  # between two cells, or in an executor that does not catch it
+        interrupted = True
     if interrupted:
-        _log("interrupted; run the suite again to finish the remaining cells")
+        why = "terminated (SIGTERM)" if terminated[0] else "interrupted (Ctrl-C)"
+        _log(f"{why}; run the suite again to finish the remaining cells")
         for cell in pending:  # runs a worker left RUNNING are ended, not orphaned
             if cell.key not in done:
-                tracker.fail_stale_runs(cell.key, "interrupted (Ctrl-C)", status="KILLED")
+                tracker.fail_stale_runs(cell.key, why, status="KILLED")
     outcomes = [done[c.key] for c in suite.cells if c.key in done]
 
     report = SuiteReport(suite, parent, uri, tracker.experiment_id, outcomes, interrupted=interrupted,
-                         local=executor.local_state(env))
+                         terminated=terminated[0], local=executor.local_state(env))
     cells_map = {o.cell.key: {"run_id": o.run_id, "status": o.status, "label": o.cell.label}
                  for o in outcomes}
     try:
