@@ -364,11 +364,14 @@ def test_latent_projection_with_local_vgg_weights(digits, cache, tmp_path):
     path = tmp_path / "vgg16_features.pth"
     torch.manual_seed(0)
     torch.save(vgg16(weights=None).features.state_dict(), path)  # random, local: only the plumbing
+    lin = tmp_path / "lin.pth"  # LPIPS's learned heads, required
+    torch.save({f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1)
+                for i, c in enumerate((64, 128, 256, 512, 512))}, lin)
     ctx = context(cache, tmp_path)
     v = metric("latent_projection", per_class=1, steps=2, restarts=2,
-               perceptual={"path": str(path), "resize": 32}).compute(
+               perceptual={"path": str(path), "lpips": str(lin), "resize": 32}).compute(
         bank_generator(digits.train_x, digits), digits, ctx)
-    assert ctx.tags["projection_distance"] == "lpips-vgg16-equal-weights@32+pixel" and np.isfinite(v["projection_gap"])
+    assert ctx.tags["projection_distance"] == "lpips-vgg16@32+pixel" and np.isfinite(v["projection_gap"])
 
 
 # ---------------------------------------------------------------- through the runner

@@ -169,6 +169,30 @@ def test_lpips_weights_refused_when_absent(tmp_path, weights):
     metric("ppl", distance="lpips", lpips={"vgg16": str(weights[0]), "lin": str(weights[1])}).check()
 
 
+LPIPS_SUITE = """\
+name: lpips
+datasets:
+  digits: {{source: digits}}
+models:
+  gan: {{source: cgan, steps: 2, width: 8}}
+metrics:
+  ppl: {{distance: lpips, num_samples: 10, lpips: {{vgg16: {vgg16}{lin}}}}}
+"""
+
+
+def test_lpips_without_its_learned_heads_is_refused_at_validation(write_suite, weights):
+    """No equal-weight stand-in under LPIPS's name: without `lin` the suite does not load,
+    and the message says where the heads' file is; with it the distance is LPIPS."""
+    vgg, lin = weights
+    with pytest.raises(BenchError, match=r"lpips\.lin is missing: LPIPS needs its learned linear "
+                       r"heads.*pip install lpips.*weights/v0\.1/vgg\.pth"):
+        load_suite(write_suite(LPIPS_SUITE.format(vgg16=vgg, lin="")))
+    with pytest.raises(BenchError, match="lpips.lin is missing"):
+        LPIPS(LPIPSOptions(vgg16=vgg))
+    assert len(load_suite(write_suite(LPIPS_SUITE.format(vgg16=vgg, lin=f", lin: {lin}"))).cells) == 1
+    assert LPIPSOptions(vgg16=vgg, lin=lin, resize=32).describe() == "lpips-vgg16@32"
+
+
 def test_latent_projection_reads_the_old_perceptual_option(weights):
     o = METRICS.get("latent_projection").Options(
         perceptual={"path": str(weights[0]), "lpips": str(weights[1]), "resize": 32})

@@ -15,8 +15,9 @@ internet) and, for LPIPS, the lpips package's linear-layer file `weights/v0.1/vg
 - `LPIPS`: VGG16's relu1_2 ... relu5_3 activations of images in [-1, 1] (shifted and scaled by
   LPIPS's ScalingLayer), unit-normalised over channels, squared differences weighted per
   channel by the linear layers (`lin`), averaged over positions, summed over layers: the
-  lpips package's `LPIPS(net='vgg')`. Without `lin` every channel weighs 1 (the package's
-  `lpips=False` baseline).
+  lpips package's `LPIPS(net='vgg')`. The learned heads (`lin`) are required: without them
+  the distance (the package's `lpips=False` baseline, every channel weighing 1) is another
+  measure, so it is refused rather than logged under LPIPS's name.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 OBTAIN = ("Weights are never downloaded: on a machine with internet, save torchvision's ImageNet "
           "VGG16 with `torch.save(torchvision.models.vgg16(weights='IMAGENET1K_V1').state_dict(), "
           "'vgg16.pth')` (or copy ~/.cache/torch/hub/checkpoints/vgg16-397923af.pth) and give its path.")
+OBTAIN_LIN = ("Give `lin: PATH` with the lpips package's weights/v0.1/vgg.pth: `pip install lpips`, "
+              "then `python -c \"import lpips, os; print(os.path.join(os.path.dirname(lpips.__file__), "
+              "'weights/v0.1/vgg.pth'))\"` prints the file (also in "
+              "github.com/richzhang/PerceptualSimilarity).")
 
 
 def load_state_dict(path: Path | str, what: str) -> dict[str, torch.Tensor]:
@@ -98,24 +103,22 @@ def vgg16_network(path: Path | str, what: str, *, classifier: bool) -> Any:
 class LPIPSOptions(Options):
     vgg16: Path = Field(description="VGG16 weights: a torchvision vgg16 state dict (or of its "
                         "`features` alone), a local file; never downloaded")
-    lin: Path | None = Field(None, description="LPIPS linear-layer weights (the lpips package's "
-                             "weights/v0.1/vgg.pth: lin0..lin4); without them every channel "
-                             "weighs 1 (lpips' `lpips=False` baseline)")
+    lin: Path | None = Field(None, description="LPIPS linear-layer weights, required (the lpips "
+                             "package's weights/v0.1/vgg.pth: lin0..lin4), a local file")
     resize: int | None = Field(64, ge=16, description="images are resized (bilinear) to this "
                                "side before VGG16; null: their own size")
 
     def check(self, where: str) -> None:
         check_file(self.vgg16, f"{where}.vgg16")
-        if self.lin is not None and not Path(self.lin).is_file():
-            raise BenchError(f"{where}.lin: {self.lin} does not exist. It is the lpips package's "
-                             "weights/v0.1/vgg.pth (`pip install lpips` ships it; also in "
-                             "github.com/richzhang/PerceptualSimilarity); give its path, or leave "
-                             "`lin` out for equal channel weights.")
+        if self.lin is None:
+            raise BenchError(f"{where}.lin is missing: LPIPS needs its learned linear heads "
+                             f"(without them it is another distance). {OBTAIN_LIN}")
+        if not Path(self.lin).is_file():
+            raise BenchError(f"{where}.lin: {self.lin} does not exist. {OBTAIN_LIN}")
 
     def describe(self) -> str:
         """How the distance is set up, for run tags."""
-        return (f"lpips-vgg16{'' if self.lin else '-equal-weights'}"
-                f"@{self.resize or 'native'}")
+        return f"lpips-vgg16@{self.resize or 'native'}"
 
 
 class LPIPS(nn.Module):
@@ -128,15 +131,16 @@ class LPIPS(nn.Module):
         net = vgg16_network(o.vgg16, f"{where}.vgg16", classifier=False)
         self.body = net.features[: LPIPS_LAYERS[-1] + 1]
         self.resize = o.resize
-        self.lins: list[torch.Tensor] | None = None
-        if o.lin is not None:
-            lsd = load_state_dict(o.lin, f"{where}.lin")
-            try:
-                self.lins = [lsd[f"lin{i}.model.1.weight"].float().flatten() for i in range(5)]
-            except KeyError:
-                raise BenchError(f"{where}.lin: {o.lin} has no lin0..lin4 weights "
-                                 "(`lin0.model.1.weight`...). Give the lpips package's "
-                                 "weights/v0.1/vgg.pth.") from None
+        if o.lin is None:
+            raise BenchError(f"{where}.lin is missing: LPIPS needs its learned linear heads. "
+                             f"{OBTAIN_LIN}")
+        lsd = load_state_dict(o.lin, f"{where}.lin")
+        try:
+            self.lins = [lsd[f"lin{i}.model.1.weight"].float().flatten() for i in range(5)]
+        except KeyError:
+            raise BenchError(f"{where}.lin: {o.lin} has no lin0..lin4 weights "
+                             "(`lin0.model.1.weight`...). Give the lpips package's "
+                             "weights/v0.1/vgg.pth.") from None
         self.shift: torch.Tensor
         self.scale: torch.Tensor
         self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1))
@@ -158,7 +162,7 @@ class LPIPS(nn.Module):
         d = torch.zeros(a[0].shape[0], device=a[0].device)
         for i, (fa, fb) in enumerate(zip(a, b, strict=True)):
             sq = (fa - fb) ** 2
-            w = self.lins[i].to(sq.device).view(1, -1, 1, 1) if self.lins is not None else 1.0
+            w = self.lins[i].to(sq.device).view(1, -1, 1, 1)
             d = d + (sq * w).sum(1).mean((1, 2))
         return d
 
