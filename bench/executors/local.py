@@ -195,5 +195,8 @@ class LocalExecutor(Executor[LocalOptions]):
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the runner marks the runs KILLED
             stop_all(workers, now=True)
             return True
+        except BaseException:  # never leave a worker waiting for a runner that has moved on
+            stop_all(workers, now=True)
+            raise
         stop_all(workers, now=False)
         return False

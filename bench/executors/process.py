@@ -40,8 +40,9 @@ class WorkerProcess:
     def __init__(self, device: str, threads: int):
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
+        # not daemonic: a cell may start processes of its own (a DataLoader's workers)
         self.process = ctx.Process(target=_serve, args=(child, device, threads, os.getpid()),
-                                   daemon=True, name=f"bench-worker-{device}")
+                                   name=f"bench-worker-{device}")
         self.process.start()
         child.close()  # the worker holds the only other end: its death is our EOF
         self.started: float | None = None  # when the call in flight started (monotonic)
