@@ -80,6 +80,15 @@ def test_the_wrapper_refuses_a_bad_value_with_exit_2(value):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("code", [0, 1, 2])
+def test_the_wrapper_keeps_benchs_exit_code_where_mlflow_run_would_lose_it(tmp_path, code):
+    out = tmp_path / "code"
+    r = subprocess.run(["bash", str(WRAPPER), "auto", sys.executable, "-c", f"raise SystemExit({code})"],
+                       capture_output=True, text=True, timeout=60,
+                       env={"PATH": os.environ["PATH"], "BENCH_EXIT_CODE_FILE": str(out)})
+    assert r.returncode == code and out.read_text().strip() == str(code)
+
+
 def test_python_env_installs_the_tested_versions():
     env = yaml.safe_load((ROOT / "python_env.yaml").read_text())
     deps = env["dependencies"]
