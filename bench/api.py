@@ -624,6 +624,8 @@ def evaluate(real: Any, fake: Any, metrics: Sequence[str] | Mapping[str, Mapping
         if rec is None:
             continue
         for vname in _ordered(rec):
+            if vname in results and results[vname].value == float(rec.values[vname]):
+                continue  # the same value from another metric (the near-copies check): once
             full = vname if vname not in results else f"{key}.{vname}"
             lo, hi = rec.values.get(vname + ".lo"), rec.values.get(vname + ".hi")
             results[full] = Result(key, vname, float(rec.values[vname]), _num(lo), _num(hi),

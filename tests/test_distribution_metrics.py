@@ -52,8 +52,9 @@ def values(tmp_path_factory):
 def test_logged_with_the_extractor_and_declarations(values):
     _, run = values
     assert run.data.tags["bench.features"].startswith("classifier:small_cnn-")
-    assert json.loads(run.data.tags["bench.values"])["fid"] == {"role": "score", "ideal": "lower",
-                                                                "aspect": "quality"}
+    assert json.loads(run.data.tags["bench.values"])["fid"] == {
+        "role": "score", "ideal": "lower", "aspect": "quality", "headline": "fidelity",
+        "headline_rank": 3}
 
 
 def test_fid_kid_swd_rank_noise_worse_than_heldout_real(values):

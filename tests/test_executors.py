@@ -56,8 +56,10 @@ def test_every_executor_gives_the_same_numbers(write_suite, server, tmp_path):
         for cell, vals in runs["inline"].items():
             for k, v in vals.items():
                 # Ray runs each task with OMP_NUM_THREADS=num_cpus: a different float reduction
-                # order in classifier training moves values in the 3rd-4th digit, no more
-                assert runs[name][cell][k] == pytest.approx(v, rel=5e-3, abs=1e-6), (name, cell, k)
+                # order in classifier training moves values in the 3rd-4th digit, no more; a
+                # share of images against a percentile threshold may move by one image
+                one_image = 2.5e-3 if "recognisable" in k else 1e-6
+                assert runs[name][cell][k] == pytest.approx(v, rel=5e-3, abs=one_image), (name, cell, k)
     client = MlflowClient(server)
     exp = client.get_experiment_by_name("exec")
     cells = client.search_runs([exp.experiment_id], "tags.`bench.kind` = 'cell'")

@@ -83,7 +83,8 @@ def test_score_folders_and_npz_equal_evaluate_and_a_suite_run(images, tmp_path, 
     real = write_folder(tmp_path / "real", images["real"])
     fake = write_folder(tmp_path / "fake", images["fake"])
     out = score(capsys, real, fake, "--metrics", "fid,kid")
-    assert list(out["values"]) == ["fid", "kid_mean", "kid_std"] and out["tracking_uri"] is None
+    assert list(out["values"]) == ["fid", "near_copies", "near_copies_expected", "near_copies_p",
+                                   "kid_mean", "kid_std"] and out["tracking_uri"] is None
     api = bench.evaluate(real, fake, ["fid", "kid"], "test_pixels")
     assert {k: v["value"] for k, v in out["values"].items()} == api.as_dict()
     assert out["values"]["fid"]["lo"] == api["fid"].lo and out["values"]["fid"]["hi"] == api["fid"].hi

@@ -115,7 +115,8 @@ class ConditionalFeatureMetric(FeatureMetric[FO]):
         real = ctx.real_features(dataset, spec, self.real_split)
         fake, fake_y = ctx.fake_features_and_labels(generator, dataset, spec, self.options.num_samples)
         real_y = dataset.train_y if self.real_split == "train" else dataset.val_y
-        return self.score_by_class(real, real_y, fake, fake_y, dataset, ctx)
+        return {**self.score_by_class(real, real_y, fake, fake_y, dataset, ctx),
+                **self.copies(generator, dataset, ctx, real, fake)}
 
     def score_by_class(self, real: Any, real_y: Any, fake: Any, fake_y: Any, dataset: Dataset,
                        ctx: Context) -> dict[str, float]:

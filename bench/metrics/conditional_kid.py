@@ -17,7 +17,7 @@ from bench.record.values import score
 
 class CondKIDOptions(FeatureMetricOptions):
     num_subsets: int = Field(100, ge=1)
-    subset_size: int = Field(1000, ge=2, description="per class; clamped to the class's image count")
+    subset_size: int = Field(1000, ge=2, description="per class; clamped to half the class's image count")
 
 
 @METRICS.register("conditional_kid")
@@ -33,6 +33,8 @@ class ConditionalKID(ConditionalFeatureMetric[CondKIDOptions]):
 
     def score_class(self, real, fake, c, dataset, ctx):
         o = self.options
-        m = min(o.subset_size, len(real), len(fake))  # clamped here: small classes are the norm
+        # clamped here to half of each class's sample (small classes are the norm): subsets
+        # drawn from half the sample or less keep the spread over subsets an honest interval
+        m = max(2, min(o.subset_size, len(real) // 2, len(fake) // 2))
         return kid(real, fake, num_subsets=o.num_subsets, subset_size=m, seed=ctx.seed,
                    device=ctx.device)

@@ -78,6 +78,10 @@ class ReferenceGenerator(PoolGenerator):
             )
             x, y = x[keep], y[keep]
         super().__init__(x, y, k)
+        if opts.kind != "real":
+            # a controlled defect stands for a *network* with that defect: a replay's repeats
+            # are its behaviour (collapse), not a pool to count by distinct images
+            self.distinct_images = self.distinct_per_class = None
         # real images the suite's classifiers and generators never trained on: the row whose
         # values are the targets of `ref` ideals (bench.record.values)
         self.tags = {"held_out": "true"} if opts.kind == "real" and opts.split == "val" else {}

@@ -87,7 +87,7 @@ class Value:
     def to_json(self) -> dict:
         # `is`, not `in`: 0.0 == False, and a target of 0 must survive the round trip
         return {k: v for k, v in asdict(self).items()
-                if not (v is None or v is False or v == "")}
+                if not (v is None or v is False or v == "" or (k == "headline_rank" and v == 0))}
 
     @classmethod
     def from_json(cls, d: dict) -> Value:
