@@ -100,7 +100,7 @@ def test_the_split_shares_no_image_between_training_and_test(digits_three_ways, 
     ctx = Context(torch.device("cpu"), 0, Cache(tmp_path / "cache"), tmp_path, progress=False)
 
     def rows(x):
-        return {bytes(r) for r in x.reshape(len(x), -1).numpy()}
+        return {bytes(r) for r in x.flatten(1).numpy()}
 
     for name, gen in _models(pool).items():
         s = split_proportionally(ctx, gen, ds, len(ds.train_y), len(ds.val_y))

@@ -78,9 +78,10 @@ class ReferenceGenerator(PoolGenerator):
             )
             x, y = x[keep], y[keep]
         super().__init__(x, y, k)
-        if opts.kind != "real":
-            # a controlled defect stands for a *network* with that defect: a replay's repeats
-            # are its behaviour (collapse), not a pool to count by distinct images
+        if opts.kind == "memorize":
+            # a replay stands for a *network* that repeats a few training images: the repeats
+            # are its defect (collapse), not a pool to count by distinct images. The other
+            # kinds are degraded views of a real pool and are counted like one.
             self.distinct_images = self.distinct_per_class = None
         # real images the suite's classifiers and generators never trained on: the row whose
         # values are the targets of `ref` ideals (bench.record.values)
