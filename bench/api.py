@@ -289,7 +289,7 @@ def _is_torch_dataset(x: Any) -> bool:
 
 # ---------------------------------------------------------------- inputs -> suite entries
 def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
-    from bench.run.cache import Cache
+    from bench.infra.cache import Cache
 
     return Cache(cache_dir).root
 
@@ -343,7 +343,7 @@ def _write_npz(images: np.ndarray, labels: np.ndarray | None, root: Path) -> Pat
             h.update(a.data)
     path = root / "arrays" / f"{h.hexdigest()[:24]}.npz"
     if not path.is_file():
-        from bench.run.cache import atomic_write
+        from bench.infra.cache import atomic_write
 
         arrays = {"images": images} if labels is None else {"images": images, "labels": labels}
         atomic_write(path, lambda tmp: np.savez(tmp, **arrays))  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ runner (local executor, MLflow in SQLite), each configuration in a fresh child p
   needs weights downloaded from GitHub, which this benchmark never does; with them, run
   `fidelity --gpu 0 --isc --fid --kid --prc --input1 FAKE_DIR --input2 REAL_DIR`).
 
-The store samples and extracts in whole chunks of 1,024 images (bench.run.store.CHUNK), also
+The store samples and extracts in whole chunks of 1,024 images (bench.infra.store.CHUNK), also
 without reuse, so at small N "before" is inflated by the rounding (a multiple of 1,024 for
 N keeps FID-type requests exact; GAN-train asks for N + N / 5).
 
@@ -166,8 +166,8 @@ def child_suite(work: Path, mode: str, device: str) -> dict[str, Any]:
     """Run suite.yaml in `work` (cwd) with the store as is, or without reuse ("before")."""
     from bench.config.suite import load_suite
     from bench.executors import worker
+    from bench.infra.store import Store
     from bench.run.runner import run_suite
-    from bench.run.store import Store
 
     if mode == "before":
         worker.Store = functools.partial(Store, reuse=False)  # type: ignore[misc]
@@ -196,8 +196,8 @@ def child_fidelity(work: Path, after: Path, features: str, device: str, epochs: 
     from bench.classifiers.train import ClassifierConfig
     from bench.data.npz import Npz, NpzOptions
     from bench.features.base import FeatureSpec
-    from bench.run.cache import Cache
-    from bench.run.store import GeneratedImagesKey, Store
+    from bench.infra.cache import Cache
+    from bench.infra.store import GeneratedImagesKey, Store
 
     dev = torch.device(device)
     dataset = Npz(NpzOptions(path=work / "data.npz")).load()

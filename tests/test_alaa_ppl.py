@@ -15,6 +15,7 @@ import torch
 from bench.core.errors import BenchError
 from bench.data.base import Dataset
 from bench.features.base import FEATURES, FeatureExtractor
+from bench.infra.cache import Cache
 from bench.metrics import METRICS
 from bench.metrics.base import Context
 from bench.metrics.functional import alpha_precision_beta_recall, authenticity
@@ -30,7 +31,6 @@ from bench.metrics.ppl import (
 from bench.models.base import Generator
 from bench.record.values import HI, LO, dumps, loads
 from bench.report.leaderboard import build_leaderboard, render
-from bench.run.cache import Cache
 
 
 # ---------------------------------------------------------------- α-precision, β-recall

@@ -199,8 +199,8 @@ def test_real_val_evaluation_is_keyed_by_the_resolved_config(tmp_path, monkeypat
     that train the same recipe share one, and a changed recipe default is not served stale."""
     import bench.metrics.base as metrics_base
     from bench.classifiers.base import GENERIC_RECIPE
+    from bench.infra.cache import Cache
     from bench.metrics.base import Context
-    from bench.run.cache import Cache
 
     ds = Digits().load()
     ctx = Context(torch.device("cpu"), 0, Cache(tmp_path / "c"), tmp_path / "a", progress=False)

@@ -19,9 +19,9 @@ import torch
 
 from bench.core.errors import BenchError
 from bench.data.base import Dataset
+from bench.infra.cache import Cache
 from bench.metrics import METRICS
 from bench.metrics.base import Context
-from bench.run.cache import Cache
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

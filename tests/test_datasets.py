@@ -570,7 +570,7 @@ def test_torchvision_sets_are_parsed_once_into_a_memory_mapped_cache_entry(tmp_p
     map it (no parse, no private copy); changed files make a new entry."""
     import torchvision.datasets as tvd
 
-    from bench.run.cache import Cache
+    from bench.infra.cache import Cache
 
     fake_cifar10(tmp_path / "data")
     opened = []

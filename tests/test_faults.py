@@ -14,7 +14,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from bench.run.cache import Cache
+from bench.infra.cache import Cache
 
 BIN = Path(sys.executable).parent
 SUITE = """\

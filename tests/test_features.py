@@ -11,8 +11,8 @@ import torch
 from bench.core.errors import BenchError
 from bench.features import inception as inc
 from bench.features.base import FEATURES, FeatureSpec
-from bench.run.cache import Cache
-from bench.run.store import Store
+from bench.infra.cache import Cache
+from bench.infra.store import Store
 
 
 @pytest.fixture

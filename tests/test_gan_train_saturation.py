@@ -9,12 +9,12 @@ import torch
 
 import bench.metrics.gan_train_curve as curve_mod
 from bench.data.digits import Digits
+from bench.infra.cache import Cache
 from bench.metrics import METRICS
 from bench.metrics.base import Context
 from bench.metrics.gan_train_curve import saturation
 from bench.models.reference import ReferenceGenerator, ReferenceOptions
 from bench.record.values import BOUND, HI, LO, wilson
-from bench.run.cache import Cache
 
 SIZES = [50, 100, 200, 400, 800]
 N_VAL = 360

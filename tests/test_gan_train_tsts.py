@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from bench.data.digits import Digits
+from bench.infra.cache import Cache
 from bench.metrics import METRICS
 from bench.metrics._protocol import MIN_TEST_IMAGES, split_after_training
 from bench.metrics.base import Context
@@ -22,7 +23,6 @@ from bench.metrics.gan_train import TSTS_NOTE_TAG, TSTS_SPLIT_TAG
 from bench.models.base import Generator
 from bench.models.pool import PoolGenerator
 from bench.models.reference import ReferenceGenerator, ReferenceOptions
-from bench.run.cache import Cache
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

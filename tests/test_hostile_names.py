@@ -108,9 +108,9 @@ def test_tracker_writers_map_names_and_write_nowhere_else(tmp_path, monkeypatch,
     from a store an older version wrote)."""
     from mlflow import MlflowClient
 
+    from bench.infra.cache import Cache
     from bench.metrics.base import Context
     from bench.record.tracking import Tracker
-    from bench.run.cache import Cache
 
     sentinel = tmp_path / "sentinel"
     sentinel.mkdir()

@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from bench.data.digits import Digits
+from bench.infra.cache import Cache
+from bench.infra.store import Store
 from bench.metrics import METRICS
 from bench.metrics._intervals import (
     Z95,
@@ -23,8 +25,6 @@ from bench.metrics.functional import FeatureStats, FrechetReference
 from bench.models import MODELS
 from bench.models.base import BuildContext
 from bench.record.values import BOUND, HI, LO, accuracy_with_interval, wilson
-from bench.run.cache import Cache
-from bench.run.store import Store
 
 
 # ---------------------------------------------------------------- the interval formulas

@@ -22,10 +22,10 @@ from bench.classifiers.train import ClassifierConfig, TrainingData, train_classi
 from bench.data.digits import Digits
 from bench.data.image_folder import ImageFolder, ImageFolderOptions
 from bench.features.base import FeatureSpec
+from bench.infra.cache import Cache
+from bench.infra.store import GeneratedFeaturesKey, GeneratedImagesKey, Store
 from bench.metrics.base import Context
 from bench.models.reference import ReferenceGenerator, ReferenceOptions
-from bench.run.cache import Cache
-from bench.run.store import GeneratedFeaturesKey, GeneratedImagesKey, Store
 
 IMAGES, FEATURES = GeneratedImagesKey.kind, GeneratedFeaturesKey.kind
 MAPS = Path("/proc/self/maps")

@@ -19,14 +19,14 @@ import bench.metrics.gan_train_curve as curve_mod
 from bench.classifiers.base import GENERIC_RECIPE
 from bench.classifiers.real import real_classifier, real_classifier_key
 from bench.classifiers.train import ClassifierConfig
+from bench.infra.cache import Cache
+from bench.infra.store import Store
 from bench.metrics import METRICS
 from bench.metrics.base import Context
 from bench.metrics.gan_test import ignores_labels
 from bench.models.base import Generator
 from bench.models.reference import ReferenceGenerator, ReferenceOptions
 from bench.record.values import BOUND, HI, LO
-from bench.run.cache import Cache
-from bench.run.store import Store
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

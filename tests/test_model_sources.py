@@ -18,12 +18,12 @@ from bench.classifiers.train import ClassifierConfig
 from bench.config.suite import load_suite
 from bench.core.errors import BenchError
 from bench.data.base import Dataset
+from bench.infra.cache import Cache
 from bench.models import BuildContext, check_samples
 from bench.models.callable_model import CallableModel, CallableOptions
 from bench.models.cgan import CGANGenerator, CondGenerator
 from bench.models.mlflow_model import MlflowModel, MlflowModelOptions
 from bench.models.torch_generator import PseudoLabelGenerator, TorchGenerator
-from bench.run.cache import Cache
 
 MODULE = "bench_test_generators"
 GENERATORS = '''

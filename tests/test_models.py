@@ -8,11 +8,11 @@ from PIL import Image
 
 from bench.core.errors import BenchError
 from bench.data.digits import Digits
+from bench.infra.cache import Cache
 from bench.models import BuildContext, Generator, check_samples
 from bench.models.cgan import CGAN, CGANOptions
 from bench.models.reference import ReferenceGenerator, ReferenceOptions
 from bench.models.samples import Samples, SamplesOptions
-from bench.run.cache import Cache
 
 
 def ctx(tmp_path, **kw):

@@ -1,4 +1,4 @@
-"""Output checks on every generated stream (bench/models/output_checks.py): non-finite output
+"""Output checks on every generated stream (bench/infra/output_checks.py): non-finite output
 fails before any metric value; a wrong `output_range`, saturated or constant output is
 flagged; the flags come back with a stream loaded from the disk cache."""
 
@@ -9,20 +9,20 @@ import torch
 from torch import nn
 
 from bench.core.errors import BenchError
-from bench.metrics import METRICS
-from bench.metrics.base import Context
-from bench.models.base import BuildContext, check_samples
-from bench.models.output_checks import (
+from bench.infra.cache import Cache
+from bench.infra.output_checks import (
     StreamChecks,
     check_images,
     flags_path,
     output_flags,
     real_saturation,
 )
+from bench.infra.store import CHUNK, GeneratedImagesKey, Store
+from bench.metrics import METRICS
+from bench.metrics.base import Context
+from bench.models.base import BuildContext, check_samples
 from bench.models.reference import ReferenceGenerator, ReferenceOptions
 from bench.models.torch_generator import TorchModelOptions, build_torch_generator
-from bench.run.cache import Cache
-from bench.run.store import CHUNK, GeneratedImagesKey, Store
 
 
 class Net(nn.Module):

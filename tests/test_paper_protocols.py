@@ -23,6 +23,7 @@ from torch import nn
 from bench.config.suite import load_suite
 from bench.core.errors import BenchError
 from bench.data.base import Dataset
+from bench.infra.cache import Cache
 from bench.metrics import METRICS
 from bench.metrics.base import Context
 from bench.metrics.sampling import balanced_counts, subset_by_counts
@@ -30,7 +31,6 @@ from bench.models.base import BuildContext, Generator, ModelSource
 from bench.models.cgan import CGAN
 from bench.models.reference import ReferenceGenerator, ReferenceOptions
 from bench.models.torch_generator import TorchGenerator
-from bench.run.cache import Cache
 from bench.run.runner import run_suite
 
 pytestmark = pytest.mark.usefixtures("one_thread")

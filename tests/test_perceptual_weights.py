@@ -17,12 +17,12 @@ from bench.core.errors import BenchError
 from bench.data.digits import Digits
 from bench.features.base import FeatureSpec
 from bench.features.vgg16 import LPIPS, LPIPSOptions
+from bench.infra.cache import Cache
 from bench.metrics import METRICS
 from bench.metrics.base import Context
 from bench.metrics.latent_projection import CodeSpace, Schedule, pixel_distance, project
 from bench.metrics.ppl import path_lengths
 from bench.models.torch_generator import TorchGenerator
-from bench.run.cache import Cache
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")

@@ -17,8 +17,9 @@ from bench.data import DATASETS
 from bench.executors import EXECUTORS
 from bench.features import FEATURES
 from bench.features.base import FeatureExtractor
+from bench.infra import output_checks
 from bench.metrics import METRICS
-from bench.models import MODELS, output_checks
+from bench.models import MODELS
 
 REGISTRIES = {"classifiers": CLASSIFIERS, "datasets": DATASETS, "executors": EXECUTORS,
               "features": FEATURES, "metrics": METRICS, "models": MODELS}
@@ -32,7 +33,10 @@ def _loggers() -> dict[str, int]:
 
 
 def _state() -> dict[str, object]:
-    return {"env": dict(os.environ), "cwd": os.getcwd(),
+    # MLflow's own telemetry session id is set once per process by MLflow itself, whoever
+    # calls it first; it is not bench's to restore
+    env = {k: v for k, v in os.environ.items() if k != "_MLFLOW_TELEMETRY_SESSION_ID"}
+    return {"env": env, "cwd": os.getcwd(),
             "registries": {k: dict(r.items()) for k, r in REGISTRIES.items()}}
 
 

@@ -15,13 +15,13 @@ import torch
 
 from bench.classifiers.train import ClassifierConfig
 from bench.data.digits import Digits
+from bench.infra.cache import Cache
 from bench.metrics import METRICS
 from bench.metrics._protocol import effective_size, with_steps
 from bench.metrics.base import Context
 from bench.metrics.nearest_neighbours import image_grid, topk_cosine
 from bench.metrics.sampling import balanced_counts, labels_from_counts, subset_by_counts
 from bench.models.reference import ReferenceGenerator, ReferenceOptions
-from bench.run.cache import Cache
 
 CLF = {"epochs": 10}
 

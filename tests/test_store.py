@@ -1,4 +1,4 @@
-"""The store (bench/run/store.py): one sampling pass and one feature pass per model, shared by
+"""The store (bench/infra/store.py): one sampling pass and one feature pass per model, shared by
 every metric of a suite; every prefix of the sample stream is class-balanced; generated
 images and features persist on disk for a fresh store; two model names with the same
 options share one pass; executors group one model's cells."""
@@ -17,12 +17,18 @@ from bench.data.digits import Digits
 from bench.executors import group_cells
 from bench.features.base import FeatureSpec
 from bench.features.classifier import ClassifierFeatures
+from bench.infra.cache import Cache
+from bench.infra.store import (
+    CHUNK,
+    GeneratedFeaturesKey,
+    GeneratedImagesKey,
+    Store,
+    balanced_stream,
+)
 from bench.metrics import METRICS
 from bench.metrics.base import Context
 from bench.models.reference import ReferenceGenerator, ReferenceOptions
-from bench.run.cache import Cache
 from bench.run.runner import run_suite
-from bench.run.store import CHUNK, GeneratedFeaturesKey, GeneratedImagesKey, Store, balanced_stream
 
 FEAT = "{name: classifier, classifier: {epochs: 2}}"
 CLF = "{epochs: 2}"

@@ -10,6 +10,7 @@ from mlflow import MlflowClient
 
 from bench.cli import main
 from bench.data.digits import Digits
+from bench.infra.cache import Cache
 from bench.models import MODELS, BuildContext, check_samples
 from bench.models.baselines import (
     Baseline,
@@ -20,7 +21,6 @@ from bench.models.baselines import (
 )
 from bench.models.cgan import CGAN, CGANOptions
 from bench.models.mlflow_model import MlflowModel, MlflowModelOptions
-from bench.run.cache import Cache
 from bench.run.train import generated_grid
 
 CPU = torch.device("cpu")

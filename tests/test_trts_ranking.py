@@ -18,12 +18,12 @@ from bench.classifiers.train import ClassifierConfig, predict
 from bench.core.errors import BenchError
 from bench.data.base import Dataset, stratified_split
 from bench.data.digits import Digits
+from bench.infra.cache import Cache
 from bench.metrics import METRICS
 from bench.metrics.base import Context
 from bench.metrics.tsts_ranking import agreement_columns, rank_agreement
 from bench.models.base import Generator
 from bench.record.values import HI, LO
-from bench.run.cache import Cache
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -24,6 +24,7 @@ from scipy.stats import spearmanr
 from bench.core.errors import BenchError
 from bench.data.base import Dataset, stratified_split
 from bench.data.digits import Digits
+from bench.infra.cache import Cache
 from bench.metrics import METRICS
 from bench.metrics._protocol import MIN_TEST_IMAGES, split_proportionally
 from bench.metrics.base import Context
@@ -31,7 +32,6 @@ from bench.metrics.tsts_ranking import TIES_TAG, exact_p_value
 from bench.models.pool import PoolGenerator
 from bench.models.reference import ReferenceGenerator, ReferenceOptions
 from bench.record.values import HI, LO
-from bench.run.cache import Cache
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

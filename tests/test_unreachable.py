@@ -23,7 +23,7 @@ def _refuse(*a, **k):
 def test_unreachable_store_fails_the_cell_with_a_message(write_suite, tmp_path, monkeypatch):
     import torch
 
-    from bench.run.cache import Cache
+    from bench.infra.cache import Cache
 
     cell = load_suite(write_suite(TINY)).cells[0]
     writer, tracker = _writer(tmp_path)
@@ -37,7 +37,7 @@ def test_unreachable_store_fails_the_cell_with_a_message(write_suite, tmp_path, 
 def test_store_lost_mid_cell_fails_that_cell_only(write_suite, tmp_path, monkeypatch):
     import torch
 
-    from bench.run.cache import Cache
+    from bench.infra.cache import Cache
 
     cell = next(c for c in load_suite(write_suite(TINY.replace("{epochs: 3}", "{epochs: 1}"))).cells
                 if c.metric.key == "gan_test")

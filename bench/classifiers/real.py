@@ -1,5 +1,5 @@
 """The real-trained classifier, trained once per (dataset digest, classifier config, seed)
-and cached in memory (bench.run.store) and on disk: a suite of K models pays for one real training.
+and cached in memory (bench.infra.store) and on disk: a suite of K models pays for one real training.
 
 The key holds the *resolved* config (`ClassifierConfig.resolve(image_shape)`: `auto` made a
 classifier, every None the recipe's default), as the trainer resolves it and as the real
@@ -17,10 +17,10 @@ import torch
 from bench.classifiers import CLASSIFIERS
 from bench.classifiers.train import ClassifierConfig, TrainedClassifier, train_classifier
 from bench.data.base import Dataset
-from bench.run.cache import Cache
+from bench.infra.cache import Cache
 
 if TYPE_CHECKING:
-    from bench.run.store import Store
+    from bench.infra.store import Store
 
 
 def real_classifier_key(dataset: Dataset, cfg: ClassifierConfig, seed: int) -> dict:
@@ -34,7 +34,7 @@ def real_classifier(dataset: Dataset, cfg: ClassifierConfig, device: torch.devic
     """From the store (counted as a cache hit, as before the store), else from the disk cache
     (`real_classifier_key`: the resolved config), else trained and saved; `store=None`: no
     in-memory reuse."""
-    from bench.run.store import RealClassifierKey
+    from bench.infra.store import RealClassifierKey
 
     rcfg = cfg.resolve(dataset.image_shape)  # `auto` -> a classifier, None -> default, as in training
     path = cache.path("real_classifier", real_classifier_key(dataset, cfg, seed), suffix=".pt")

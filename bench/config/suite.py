@@ -15,13 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.config import allowlist
 from bench.config.cells import Cell, Spec, resolve_device
+from bench.config.leakage import leaking_cells
 from bench.config.published import PublishedBlock, check_blocks, declared_values
 from bench.core.errors import BenchError
 from bench.core.registry import Options, Registry, did_you_mean
 from bench.core.safe_names import name_problem, printable
 from bench.executors import EXECUTORS, ExecutorConfig
-from bench.run.cache import stable_hash
-from bench.run.leakage import leaking_cells
+from bench.infra.cache import stable_hash
 
 if TYPE_CHECKING:
     from bench.data.base import DataInfo
@@ -626,8 +626,8 @@ def _check_memory(specs: dict[str, dict[str, Spec]], triples: list[tuple[str, st
                   infos: dict[str, DataInfo], problems: Problems,
                   executor: ExecutorConfig | None) -> None:
     """Size options (`num_samples`...) whose generated images alone need more memory than a
-    cell can have: refused with the numbers before anything runs (bench.run.memory)."""
-    from bench.run.memory import Need, fmt_bytes, implied, memory_limit
+    cell can have: refused with the numbers before anything runs (bench.config.memory)."""
+    from bench.config.memory import Need, fmt_bytes, implied, memory_limit
 
     worst: dict[tuple[str, str], tuple[Need, str]] = {}  # (metric, option) -> its largest need
     for _, d, t in triples:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.run.cache import Cache, atomic_write
+from bench.infra.cache import Cache, atomic_write
 
 COPY_ROWS = 4096  # images per block when rows are copied into the entry's file
 

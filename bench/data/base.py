@@ -120,7 +120,7 @@ class DatasetSource(Plugin[O]):
 
     @abstractmethod
     def load(self, cache: Any = None) -> Dataset:
-        """The dataset. `cache` (a bench.run.cache.Cache) is where the source may keep files
+        """The dataset. `cache` (a bench.infra.cache.Cache) is where the source may keep files
         derived from its data (image_folder's decoded images, a parsed torchvision set), given
         by whoever loads it (the worker, `bench train`); None: Cache() (BENCH_CACHE_DIR or
         .bench_cache). Passed here, not set on the source, so a source holds no run state."""

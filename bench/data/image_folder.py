@@ -48,7 +48,7 @@ from bench.data._util import (
     limit_per_class,
 )
 from bench.data.base import DataInfo, Dataset, DatasetSource, stratified_split
-from bench.run.cache import Cache, atomic_write
+from bench.infra.cache import Cache, atomic_write
 
 UNLABELED = "all"  # the one class name of a flat folder (unconditional data)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}

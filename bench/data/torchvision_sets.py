@@ -31,7 +31,7 @@ from bench.data import DATASETS
 from bench.data._mapped import cached, mapped, write_meta, write_rows
 from bench.data._util import limit_per_class, resize_uint8
 from bench.data.base import DataInfo, Dataset, DatasetSource
-from bench.run.cache import Cache, atomic_write
+from bench.infra.cache import Cache, atomic_write
 
 SetName = Literal["mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "stl10"]
 

@@ -62,7 +62,7 @@ EXECUTORS: Registry[type[Executor]] = Registry(
 def group_cells(cells: list[Cell]) -> list[list[Cell]]:
     """Cells grouped by (model, dataset, repeat), in order of first appearance, each group in
     suite order. An executor sends a group to one worker, so the model's one sampling pass
-    and feature pass (bench.run.store) serve all its metrics; models are told apart by their
+    and feature pass (bench.infra.store) serve all its metrics; models are told apart by their
     resolved options, not their names, so two names with the same options share a group."""
     groups: dict[tuple[str, str, int], list[Cell]] = {}
     for cell in cells:

@@ -1,10 +1,10 @@
 """Cells on Ray actors on a cluster (`--ray-address`) or on a local Ray started for the run.
 
 One actor (one process) per (model, dataset, repeat) group runs its cells in order, so the
-model's one sampling and feature pass (bench.run.store) serves all its metrics; each actor
+model's one sampling and feature pass (bench.infra.store) serves all its metrics; each actor
 requests `num_gpus`/`num_cpus`. Each cell is reported on its own; an actor whose process
 dies fails its cells not yet finished, and no other. Shared caches are not raced: cache
-entries are computed under a file lock (bench/run/cache.py), so a second actor needing the
+entries are computed under a file lock (bench/infra/cache.py), so a second actor needing the
 same real classifier waits and then reads it.
 """
 

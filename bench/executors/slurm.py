@@ -2,7 +2,7 @@
 cluster runs the same jobs as local processes, which is how the tests exercise it.
 
 One job per (model, dataset, repeat) group runs its cells in order, so the model's one
-sampling and feature pass (bench.run.store) serves all its metrics. A cell that fails fails
+sampling and feature pass (bench.infra.store) serves all its metrics. A cell that fails fails
 alone (the worker isolates it); a job that dies (time limit, out of memory) fails the cells
 of its group, and a rerun of the suite retries those not finished."""
 

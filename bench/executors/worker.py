@@ -16,15 +16,15 @@ from typing import Any
 
 from bench.config.cells import Cell, resolve_device
 from bench.core.errors import BenchError
-from bench.models.output_checks import output_flags
+from bench.infra.cache import Cache
+from bench.infra.output_checks import output_flags
+from bench.infra.store import Store, generator_fingerprint, sharing_tags
 from bench.record.cell_record import FAILED, FINISHED, CellRecord, DatasetInput
 from bench.record.flags import merge as merge_flags
 from bench.record.tracking import flatten, package_version
 from bench.record.writer import RecordError, RecordStore
 from bench.report.grids import grid_counts, sample_grid
 from bench.run import threads
-from bench.run.cache import Cache
-from bench.run.store import Store, generator_fingerprint, sharing_tags
 
 
 @dataclass
@@ -54,7 +54,7 @@ class WorkerEnv:
 
 class Shared:
     """Datasets and generators built once per process, keyed by their spec names, and the
-    process's store (bench.run.store) of work shared between cells: a generator is named there
+    process's store (bench.infra.store) of work shared between cells: a generator is named there
     by its fingerprint, so two model names with the same options share their samples."""
 
     def __init__(self, suite: str, records: RecordStore, parent: str, cache: Cache, device,

@@ -40,7 +40,7 @@ class FeatureExtractor(Plugin[O]):
 
     def prepare(self, dataset: Any, env: Any) -> None:
         """Load weights / train what is needed. `env` has device, seed, cache, store
-        (bench.run.store.Store: loaded networks and the real classifier are kept there), progress."""
+        (bench.infra.store.Store: loaded networks and the real classifier are kept there), progress."""
 
     @abstractmethod
     def tag(self) -> str: ...

@@ -15,7 +15,7 @@ from bench.classifiers.train import ClassifierConfig, TrainedClassifier, to_floa
 from bench.core.registry import Options
 from bench.features import FEATURES
 from bench.features.base import FeatureExtractor
-from bench.run.cache import stable_hash
+from bench.infra.cache import stable_hash
 
 
 class ClassifierFeatureOptions(Options):

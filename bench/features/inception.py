@@ -23,7 +23,7 @@ from bench.core.errors import BenchError
 from bench.core.registry import Options
 from bench.features import FEATURES
 from bench.features.base import FeatureExtractor, to_rgb
-from bench.run.store import FeatureNetworkKey
+from bench.infra.store import FeatureNetworkKey
 
 CACHE_DIR = Path.home() / ".cache" / "bench"
 FILENAMES = ("inception-2015-12-05.pt", "pt_inception-2015-12-05-6726825d.pth")

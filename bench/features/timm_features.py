@@ -23,8 +23,8 @@ from bench.core.errors import BenchError
 from bench.core.registry import Options
 from bench.features import FEATURES
 from bench.features.base import FeatureExtractor, to_rgb
-from bench.run.cache import stable_hash
-from bench.run.store import FeatureNetworkKey
+from bench.infra.cache import stable_hash
+from bench.infra.store import FeatureNetworkKey
 
 RANDOM_INIT_SEED = 0  # torch seed of `random_init` weights (the global RNG is left as it was)
 

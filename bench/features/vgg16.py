@@ -34,8 +34,8 @@ from bench.core.errors import BenchError
 from bench.core.registry import Options
 from bench.features import FEATURES
 from bench.features.base import FeatureExtractor, to_rgb
-from bench.run.cache import stable_hash
-from bench.run.store import FeatureNetworkKey
+from bench.infra.cache import stable_hash
+from bench.infra.store import FeatureNetworkKey
 
 # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 of torchvision's vgg16().features: LPIPS's layers
 LPIPS_LAYERS = (3, 8, 15, 22, 29)

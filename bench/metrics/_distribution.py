@@ -13,12 +13,12 @@ from typing_extensions import TypeVar  # typing's own takes default= from 3.13
 from bench.core.registry import Options
 from bench.data.base import Dataset
 from bench.features.base import FeatureSpec
+from bench.infra.store import GeneratedFeaturesKey, Key
 from bench.metrics.base import Context, Metric
 from bench.metrics.functional import FrechetReference
 from bench.metrics.functional.near_copies import NearCopies, near_copies
 from bench.models.base import Generator
 from bench.record.values import Value, diagnostic, reference
-from bench.run.store import GeneratedFeaturesKey, Key
 
 
 class FeatureMetricOptions(Options):

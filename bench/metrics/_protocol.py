@@ -5,7 +5,7 @@ equal-compute schedules, generated training and test images that share no image 
 
 Real-only work (a classifier trained on a real subset, real features) does not depend on
 the generator, so a suite of K models must pay for it once. It is kept in the store under a
-`RealWorkKey` (bench.run.store, shared by every cell of a process) and its small results are
+`RealWorkKey` (bench.infra.store, shared by every cell of a process) and its small results are
 persisted as JSON
 in the content-addressed cache, so other processes and later runs reuse them. Keys hold
 the dataset digest, the seed and everything that determines the result (the classifier
@@ -29,11 +29,11 @@ from matplotlib.figure import Figure
 
 from bench.classifiers.train import ClassifierConfig, Evaluation, evaluate, train_classifier
 from bench.data.base import Dataset
+from bench.infra.cache import atomic_write
+from bench.infra.store import RealWorkKey
 from bench.metrics.base import Context
 from bench.metrics.sampling import subset_by_counts
 from bench.models.base import Generator
-from bench.run.cache import atomic_write
-from bench.run.store import RealWorkKey
 
 Score = dict[str, Any]  # {"accuracy", "balanced_accuracy", "per_class": [recall or None], "n"}
 
@@ -98,7 +98,7 @@ def _write_json(path: Path, obj: Any) -> None:
 def real_work(ctx: Context, dataset: Dataset, kind: str, key: dict[str, Any],
               compute: Callable[[], Any]) -> Any:
     """Result of real-only `compute`, once per (dataset digest, seed, key): from the
-    store (bench.run.store), else from the JSON cache, else computed and kept in both."""
+    store (bench.infra.store), else from the JSON cache, else computed and kept in both."""
     full = {"dataset": dataset.digest, "seed": ctx.seed, **key}
     path = ctx.cache.path(kind, full, suffix=".json")
     return ctx.store.entry(RealWorkKey(kind, path.name), ctx.cache, path, kind,

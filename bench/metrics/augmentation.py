@@ -94,7 +94,7 @@ class Augmentation(Metric[AugmentationOptions]):
     # 2: 95% intervals (Wilson accuracies, Newcombe gains); 3: generated images from the
     # model's shared stream (Context.generated_by_class)
     version = "3"
-    trains_on_model_images = True  # tested on real val: never fed the val split (bench.run.leakage)
+    trains_on_model_images = True  # tested on real val: never fed the val split (bench.config.leakage)
     values = {"mean_aug_gain": score("higher", "utility"),
               "aug_gain": diagnostic("higher"), "aug_acc": diagnostic("higher"),
               # generator_data: subset (Table 4): its own columns, never mixed with Fig. 5's

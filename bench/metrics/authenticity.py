@@ -16,7 +16,7 @@ from bench.record.values import score
 class Authenticity(FeatureMetric[FeatureMetricOptions]):
     """Share of generated samples that are not closer to a training sample than its neighbours."""
 
-    version = "3"  # 2: Wilson 95% interval; 3: the model's shared sample stream (bench.run.store)
+    version = "3"  # 2: Wilson 95% interval; 3: the model's shared sample stream (bench.infra.store)
     # the share of generated samples farther from the training data than the data is from
     # itself: 0 = copies, 1 = unrelated images (a constant grey image); the ideal is what
     # held-out real images get, so without a held-out row the value is shown, not ranked

@@ -139,7 +139,7 @@ class Balancing(Metric[BalancingOptions]):
     # oversampled), balanced_gen_bacc a diagnostic; augmented_all balanced (every class at
     # 2 x the largest balanced count); balancing_leak flag
     version = "5"
-    trains_on_model_images = True  # tested on real val: never fed the val split (bench.run.leakage)
+    trains_on_model_images = True  # tested on real val: never fed the val split (bench.config.leakage)
     # One utility score: the gain over the oversampled real arm (what the generated images add
     # beyond re-balancing the real data). balanced_gen_bacc ranks models the same way within
     # a dataset but reads as the generator's merit where most of it is the class prior's, so

@@ -17,12 +17,8 @@ from bench.core.errors import BenchError
 from bench.core.registry import O, Plugin
 from bench.data.base import Dataset
 from bench.features.base import FeatureExtractor, FeatureSpec
-from bench.metrics.sampling import first_of_each_class, labels_from_counts
-from bench.models.base import BuildContext, Generator, ModelSource, sample_stream
-from bench.record.flags import Flag
-from bench.record.values import Value, lookup
-from bench.run.cache import Cache
-from bench.run.store import (
+from bench.infra.cache import Cache
+from bench.infra.store import (
     ClassImagesKey,
     GeneratedFeaturesKey,
     GeneratedImages,
@@ -31,6 +27,10 @@ from bench.run.store import (
     RealValEvaluationKey,
     Store,
 )
+from bench.metrics.sampling import first_of_each_class, labels_from_counts
+from bench.models.base import BuildContext, Generator, ModelSource, sample_stream
+from bench.record.flags import Flag
+from bench.record.values import Value, lookup
 
 # how much longer than a by-class request the stream prefix serving it may be (see
 # `Context.generated_by_class`); beyond it, the images are sampled apart
@@ -41,7 +41,7 @@ STREAM_REACH = 2
 class Context:
     """Everything a metric may use besides the generator and the dataset.
 
-    Work shared between cells goes through `store` (bench.run.store.Store, the worker's, shared
+    Work shared between cells goes through `store` (bench.infra.store.Store, the worker's, shared
     by every cell of a process): the model's one stream of generated images and their
     features, the real-trained classifier (also on disk per dataset digest, classifier
     config and seed, so K models in a suite pay for one real training), real features.
@@ -183,7 +183,7 @@ class Context:
         The stream's classes come in the training split's proportions, so a request far
         from them (many images of a rare class) would need a prefix much longer than the
         request: beyond max(`STREAM_REACH` x the request, the training + val size) the
-        images are sampled apart, once per model, seed and counts (bench.run.store.ClassImagesKey).
+        images are sampled apart, once per model, seed and counts (bench.infra.store.ClassImagesKey).
         """
         counts = np.asarray(counts, dtype=np.int64)
         total = int(counts.sum())

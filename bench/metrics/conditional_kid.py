@@ -24,7 +24,7 @@ class CondKIDOptions(FeatureMetricOptions):
 class ConditionalKID(ConditionalFeatureMetric[CondKIDOptions]):
     """Per-class KID against that class's real images, mean over classes."""
 
-    # 2: the model's shared sample stream (bench.run.store); 3: a 95% interval, the t interval of
+    # 2: the model's shared sample stream (bench.infra.store); 3: a 95% interval, the t interval of
     # the mean over classes (bench.metrics._conditional)
     version = "3"
     values = {"cond_kid": score("lower", "conditioning")}

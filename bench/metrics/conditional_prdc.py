@@ -25,7 +25,7 @@ class CondPRDCOptions(FeatureMetricOptions):
 class ConditionalPRDC(ConditionalFeatureMetric[CondPRDCOptions]):
     """Per-class precision, recall, density and coverage (k-NN), mean over classes."""
 
-    # 2: the model's shared sample stream (bench.run.store); 3: 95% intervals, the t interval of
+    # 2: the model's shared sample stream (bench.infra.store); 3: 95% intervals, the t interval of
     # the mean over classes (bench.metrics._conditional)
     version = "3"
     # density is 1 in expectation for samples from the real class distribution (as for the

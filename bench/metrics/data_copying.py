@@ -36,7 +36,7 @@ class DataCopyingOptions(FeatureMetricOptions):
 class DataCopying(FeatureMetric[DataCopyingOptions]):
     """C_T statistic of the data-copying test (negative = copies training data)."""
 
-    # 2: the model's shared sample stream (bench.run.store); 3: the mean over 10 k-means
+    # 2: the model's shared sample stream (bench.infra.store); 3: the mean over 10 k-means
     # partitions (was one), optional PCA projection; 4: the gate on data_copying_p
     version = "4"
     # negative = copying, positive = under-fitting (a constant image is far positive); the

@@ -24,7 +24,7 @@ class DCOptions(FeatureMetricOptions):
 class DensityCoverage(FeatureMetric[DCOptions]):
     """Density (quality, can exceed 1) and coverage (share of real neighbourhoods hit)."""
 
-    version = "3"  # 2: 95% intervals (normal density, Wilson coverage); 3: the model's shared sample stream (bench.run.store)
+    version = "3"  # 2: 95% intervals (normal density, Wilson coverage); 3: the model's shared sample stream (bench.infra.store)
     # density is 1 in expectation for samples from the real distribution; above 1 means
     # samples crowd where real samples are dense, not better quality
     values = {"density": score("target", "quality", ref=True, target=1.0, headline="fidelity",

@@ -37,7 +37,7 @@ def readable_extractor(tag: str) -> str:
 class EmbeddingPlot(Metric[EmbeddingOptions]):
     """2-D t-SNE/UMAP map of real and generated features by class (an image artifact)."""
 
-    version = "2"  # 2: the model's shared sample stream and its features (bench.run.store)
+    version = "2"  # 2: the model's shared sample stream and its features (bench.infra.store)
     values = {}  # an image artifact, no values
 
     def compute(self, generator, dataset, ctx):

@@ -30,7 +30,7 @@ class FIDOptions(FeatureMetricOptions):
 class FID(FeatureMetric[FIDOptions]):
     """Fréchet Inception Distance (any extractor; eigh-based, float64, N-1 covariance)."""
 
-    version = "3"  # 2: bootstrap 95% interval; 3: the model's shared sample stream (bench.run.store)
+    version = "3"  # 2: bootstrap 95% interval; 3: the model's shared sample stream (bench.infra.store)
     values = {"fid": score("lower", "quality", headline="fidelity", headline_rank=3)}
     primary = "fid"
 

@@ -58,12 +58,12 @@ from pydantic import Field
 from bench.classifiers.train import ClassifierConfig, Evaluation, predict
 from bench.core.registry import Options
 from bench.data.base import Dataset
+from bench.infra.store import Key
 from bench.metrics import METRICS
 from bench.metrics.base import Context, Metric
 from bench.metrics.sampling import write_per_class
 from bench.models.base import Generator
 from bench.record.values import accuracy_with_interval, diagnostic, reference, score, wilson
-from bench.run.store import Key
 
 CONFIDENCE_QUANTILE = 0.05  # of held-out real images' max softmax: the least a recognisable image has
 DISTANCE_QUANTILE = 0.95  # of held-out real images' feature distances: the most an in-distribution image has

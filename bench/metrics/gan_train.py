@@ -45,10 +45,10 @@ class GanTrain(Metric[GanTrainOptions]):
     """Train on generated, test on real val (diversity/recall); also train-on-synthetic-test-on-synthetic."""
 
     # 2: Wilson 95% intervals of the accuracies; 3: the model's shared sample stream
-    # (bench.run.store): trains on its first images, TSTS on the block after them; 4: TSTS
+    # (bench.infra.store): trains on its first images, TSTS on the block after them; 4: TSTS
     # only on images the classifier never trained on (none from a pool that wrapped around)
     version = "4"
-    trains_on_model_images = True  # tested on real val: never fed the val split (bench.run.leakage)
+    trains_on_model_images = True  # tested on real val: never fed the val split (bench.config.leakage)
     values = {"gan_train_acc": score("higher", "utility", headline="coverage"),
               # train-synthetic-test-synthetic: how separable the generated classes are; a
               # memoriser or a collapsed model scores ~1, so it is shown, never ranked
@@ -69,7 +69,7 @@ class GanTrain(Metric[GanTrainOptions]):
     def compute(self, generator: Generator, dataset: Dataset, ctx: Context) -> dict[str, float]:
         o = self.options
         n = self.num_samples(dataset)
-        # one stream (bench.run.store): train on its first n images; TSTS on up to a val-size
+        # one stream (bench.infra.store): train on its first n images; TSTS on up to a val-size
         # block after them that shares no image with them (a pool stops where it would repeat)
         split = split_after_training(ctx, generator, dataset, n, len(dataset.val_y))
         clf = train_classifier(o.classifier, split.train_x, split.train_y, dataset.num_classes,

@@ -133,7 +133,7 @@ class GanTrainCurve(Metric[GanTrainCurveOptions]):
     # effective size (and ratio) is a bound (`.bound`, no interval), effective_size_bound dropped;
     # 5: saturation_size (the values of version 4 are unchanged)
     version = "5"
-    trains_on_model_images = True  # tested on real val: never fed the val split (bench.run.leakage)
+    trains_on_model_images = True  # tested on real val: never fed the val split (bench.config.leakage)
     values = {"effective_size": score("higher", "utility"),
               "best_gan_train_acc": diagnostic("higher"),
               "effective_ratio": diagnostic("higher"),  # effective_size / largest size

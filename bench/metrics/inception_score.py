@@ -36,7 +36,7 @@ class ISOptions(FeatureMetricOptions):
 class InceptionScore(FeatureMetric[ISOptions]):
     """Inception Score (mean, std over splits); classifier_is_* when Inception logits are absent."""
 
-    version = "3"  # 2: t 95% interval over the splits; 3: the model's shared sample stream (bench.run.store)
+    version = "3"  # 2: t 95% interval over the splits; 3: the model's shared sample stream (bench.infra.store)
     values = {"is_mean": score("higher", "quality", note="FID Inception-v3's 1008-way logits "
                                "(pytorch-fid weights): comparable with published IS"),
               "is_std": diagnostic("lower"),

@@ -21,7 +21,7 @@ from bench.record.values import score
 class IntraFID(ConditionalFeatureMetric[FeatureMetricOptions]):
     """Intra-class FID: per-class FID against that class's real images, mean over classes."""
 
-    # 2: the model's shared sample stream (bench.run.store); 3: a 95% interval, the t interval of
+    # 2: the model's shared sample stream (bench.infra.store); 3: a 95% interval, the t interval of
     # the mean over classes (bench.metrics._conditional)
     version = "3"
     values = {"intra_fid": score("lower", "conditioning")}

@@ -27,7 +27,7 @@ class KIDOptions(FeatureMetricOptions):
 class KID(FeatureMetric[KIDOptions]):
     """Kernel Inception Distance (mean and std over seeded subsets)."""
 
-    version = "3"  # 2: percentile 95% interval over the subsets; 3: the model's shared sample stream (bench.run.store)
+    version = "3"  # 2: percentile 95% interval over the subsets; 3: the model's shared sample stream (bench.infra.store)
     values = {"kid_mean": score("lower", "quality", headline="fidelity", headline_rank=4), "kid_std": diagnostic("lower")}
     primary = "kid_mean"
 

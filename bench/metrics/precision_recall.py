@@ -25,7 +25,7 @@ class PROptions(FeatureMetricOptions):
 class PrecisionRecall(FeatureMetric[PROptions]):
     """Improved precision (quality) and recall (coverage of the real data), k-NN manifolds."""
 
-    version = "3"  # 2: Wilson 95% intervals; 3: the model's shared sample stream (bench.run.store)
+    version = "3"  # 2: Wilson 95% intervals; 3: the model's shared sample stream (bench.infra.store)
     values = {"precision": score("higher", "quality", headline="fidelity", headline_rank=1),
               "recall": score("higher", "diversity", headline="coverage", headline_rank=1)}
     primary = "precision"

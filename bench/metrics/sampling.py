@@ -1,6 +1,6 @@
 """Helpers shared by the classifier-based metrics: per-class counts, nested subsets and the
 selection of a stream's first images of each class (`Context.generated_by_class`), and the
-per-class table every accuracy metric logs. The stream itself is bench.run.store's."""
+per-class table every accuracy metric logs. The stream itself is bench.infra.store's."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ class SWDOptions(Options):
 class SWD(Metric[SWDOptions]):
     """Sliced Wasserstein distance of multi-scale 7x7 patches (per level and mean, x1e3)."""
 
-    # 2: the model's shared sample stream (bench.run.store); 3: streamed descriptors (bounded
+    # 2: the model's shared sample stream (bench.infra.store); 3: streamed descriptors (bounded
     # memory, float64 normalisation statistics), at most 16,384 images per side by default
     version = "3"
     values = {"swd_mean": score("lower", "quality"),

@@ -14,7 +14,7 @@ from bench.core.registry import O, Plugin
 from bench.data.base import DataInfo, Dataset
 
 if TYPE_CHECKING:
-    from bench.run.cache import Cache
+    from bench.infra.cache import Cache
 
 
 class Generator(ABC):
@@ -75,7 +75,7 @@ class Generator(ABC):
 
     def sample_stream(self, labels: torch.Tensor, start: int, seed: int) -> torch.Tensor:
         """Images for `labels[start:]`, one block of the sample stream whose labels so far
-        are `labels` (bench.run.store samples a model's stream chunk by chunk). By default one
+        are `labels` (bench.infra.store samples a model's stream chunk by chunk). By default one
         `sample` call with a seed derived from (seed, start), so a block never depends on
         how many blocks were asked for before; a pool of images overrides it to walk its
         images without replacement across blocks."""
@@ -142,7 +142,7 @@ class ModelSource(Plugin[O]):
         """The real split ("train" or "val") whose images this source hands out, or None.
 
         Suite validation refuses a source serving "val" in a metric that trains a classifier
-        on the model's images and tests it on val (bench.run.leakage)."""
+        on the model's images and tests it on val (bench.config.leakage)."""
         return None
 
     @abstractmethod

@@ -28,6 +28,7 @@ from bench.classifiers.train import device_layout, to_float
 from bench.core.errors import BenchError
 from bench.core.progress import bar as progress_bar
 from bench.data.base import DataInfo, Dataset
+from bench.infra.cache import Cache
 from bench.models import MODELS
 from bench.models.base import BuildContext, Generator, ModelSource
 from bench.models.gan_nets import (  # noqa: F401  (ConcatDiscriminator: importable from here)
@@ -38,7 +39,6 @@ from bench.models.gan_nets import (  # noqa: F401  (ConcatDiscriminator: importa
     GANOptions,
     ProjectionDiscriminator,
 )
-from bench.run.cache import Cache
 
 Arch = Literal["sngan", "dcgan", "wgan_gp"]
 

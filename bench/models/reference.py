@@ -28,7 +28,7 @@ class ReferenceOptions(Options):
     )
     split: Literal["train", "val"] = Field("train", description="which real split is served "
                                            "(val: refused in metrics that train on the model's "
-                                           "images, see bench.run.leakage)")
+                                           "images, see bench.config.leakage)")
     sigma: float = Field(0.3, gt=0, description="noise: std of added noise, as a fraction of 255")
     keep_classes: list[int] | None = Field(
         None, description="mode_drop: classes the generator covers (default: the first half)"

@@ -35,7 +35,7 @@ from bench.classifiers.train import ClassifierConfig
 from bench.core.errors import BenchError
 from bench.core.registry import Options
 from bench.data.base import Dataset
-from bench.models import output_checks
+from bench.infra import output_checks
 from bench.models.base import BuildContext, Generator
 
 LabelInput = Literal["index", "onehot", "none"]
@@ -190,7 +190,7 @@ class TorchGenerator(Generator):
     def _render(self, z: torch.Tensor, labels: torch.Tensor,
                 checks: output_checks.OutputChecks | None = None) -> torch.Tensor:
         """Float images in [0, 255]; with `checks`, each batch of the module's raw output is
-        checked first (non-finite: an error; range statistics: bench.models.output_checks)."""
+        checked first (non-finite: an error; range statistics: bench.infra.output_checks)."""
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must be (n, {self.latent_dim}), got {tuple(z.shape)}")
         if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):

@@ -3,7 +3,7 @@
 A flag is part of a cell's record (bench.record.cell_record.CellRecord.flags, logged as the
 `bench.flags` tag, a JSON list). Where it comes from:
 
-- the output checks on every generated stream (bench.models.output_checks): values outside
+- the output checks on every generated stream (bench.infra.output_checks): values outside
   the declared `output_range`, saturation, (near-)constant output. Non-finite output is not
   a flag: it fails the model's cells with one message.
 - a metric's own evidence (`Context.flag`): GAN-test near chance while the images are

@@ -24,11 +24,11 @@ from bench.config import allowlist
 from bench.config.suite import Cell, Suite, declared_pairs
 from bench.executors import EXECUTORS, CellTimeout, Executor, check_store
 from bench.executors.worker import CellOutcome, Shared, WorkerEnv
+from bench.infra.cache import Cache
 from bench.record.cell_record import SuiteRunRecord
 from bench.record.lease import Lease
 from bench.record.tracking import Tracker, git_commit, package_version, resolve_uri
 from bench.record.values import is_interval
-from bench.run.cache import Cache
 
 
 @dataclass

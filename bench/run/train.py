@@ -41,10 +41,10 @@ def train_model(suite_path: str, model: str, dataset: str | None = None,
                 tracking_uri: str | None = None, register: str | None = None,
                 cache_dir: str | None = None, progress: bool = True) -> TrainResult:
     from bench.config.suite import load_suite, resolve_device
+    from bench.infra.cache import Cache
     from bench.models.base import BuildContext, ModelSource
     from bench.record.cell_record import TrainRunRecord
     from bench.record.tracking import Tracker, resolve_uri
-    from bench.run.cache import Cache
 
     suite = load_suite(suite_path, check_resources=False)
     if model not in suite.models:

@@ -15,7 +15,7 @@ returns the value held under the key or computes and keeps it, counting per kind
 often values were computed, loaded from disk or reused from memory (`Store.report()`).
 
 Persistence: generated images (uint8 `.npy`) and their features (`.pt`) are written next
-to the real-feature cache (bench/run/cache.py, under its file locks, so a second worker waits
+to the real-feature cache (bench/infra/cache.py, under its file locks, so a second worker waits
 and reads instead of sampling again). Opt out with `BENCH_PERSIST_SAMPLES=0` or
 `Store(persist=False)`. Generators without a fingerprint (a Context built by hand around a
 generator object) are kept in memory only.
@@ -33,7 +33,7 @@ store): what `benchmarks/suite_cost.py` measures the store against.
 
 Real-side work (real features, the real-trained classifier, its val evaluation, Fréchet
 reference statistics, nearest-neighbour training features, the protocol's `real_work`)
-goes through the same store; its on-disk cache entries and keys are those of bench/run/cache.py.
+goes through the same store; its on-disk cache entries and keys are those of bench/infra/cache.py.
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ import torch
 from bench.core.errors import BenchError
 from bench.core.progress import bar
 from bench.core.version import __version__
-from bench.models import output_checks
+from bench.infra import output_checks
+from bench.infra.cache import Cache, atomic_write, stable_hash
 from bench.record.flags import Flag
-from bench.run.cache import Cache, atomic_write, stable_hash
 
 if TYPE_CHECKING:  # the value types of keys, named in quotes in their `Key[...]` bases
     from bench.classifiers.train import Evaluation, TrainedClassifier  # noqa: F401
@@ -185,7 +185,7 @@ class GeneratedImages:
     # when persisted (copy-on-write: writing to it never changes the file)
     images: torch.Tensor
     labels: torch.Tensor  # int64 (N,): the labels the images were generated for
-    # output checks of the stream (bench.models.output_checks); None: not known yet
+    # output checks of the stream (bench.infra.output_checks); None: not known yet
     flags: list[Flag] | None = None
 
     def __len__(self) -> int:

@@ -6,7 +6,7 @@ Two levels, one record per generator object (`checks_of`):
   bench.models.torch_generator in `sample`): non-finite values raise a BenchError at once,
   one line, so the cell fails before any metric value exists; the values are counted
   against every known `output_range` to flag a declared range that does not fit.
-- uint8 images (`StreamChecks`, fed by bench.run.store where a model's stream is drawn, the one
+- uint8 images (`StreamChecks`, fed by bench.infra.store where a model's stream is drawn, the one
   place every metric's generated images come from, so reference and samples generators are
   checked too): saturation and (near-)constant output.
 
@@ -44,8 +44,8 @@ from typing import Any
 import torch
 
 from bench.core.errors import BenchError
+from bench.infra.cache import atomic_write
 from bench.record.flags import Flag, merge
-from bench.run.cache import atomic_write
 
 RANGES: dict[str, tuple[float, float]] = {"[-1, 1]": (-1.0, 1.0), "[0, 1]": (0.0, 1.0),
                                           "[0, 255]": (0.0, 255.0)}
