@@ -9,8 +9,9 @@ classifier trained under the old one."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
@@ -18,9 +19,21 @@ from bench.classifiers import CLASSIFIERS
 from bench.classifiers.train import ClassifierConfig, TrainedClassifier, train_classifier
 from bench.data.base import Dataset
 from bench.infra.cache import Cache
+from bench.infra.store import Key
 
 if TYPE_CHECKING:
     from bench.infra.store import Store
+
+
+@dataclass(frozen=True)
+class RealClassifierKey(Key[TrainedClassifier]):
+    """The real-trained classifier in the store (bench.infra.store), by dataset digest,
+    resolved config (as JSON) and seed."""
+
+    kind: ClassVar[str] = "real_classifier"
+    dataset: str
+    classifier: str  # the config as JSON
+    seed: int
 
 
 def real_classifier_key(dataset: Dataset, cfg: ClassifierConfig, seed: int) -> dict:
@@ -34,8 +47,6 @@ def real_classifier(dataset: Dataset, cfg: ClassifierConfig, device: torch.devic
     """From the store (counted as a cache hit, as before the store), else from the disk cache
     (`real_classifier_key`: the resolved config), else trained and saved; `store=None`: no
     in-memory reuse."""
-    from bench.infra.store import RealClassifierKey
-
     rcfg = cfg.resolve(dataset.image_shape)  # `auto` -> a classifier, None -> default, as in training
     path = cache.path("real_classifier", real_classifier_key(dataset, cfg, seed), suffix=".pt")
 

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -55,10 +55,6 @@ from bench.core.version import __version__
 from bench.infra import output_checks
 from bench.infra.cache import Cache, atomic_write, stable_hash
 from bench.record.flags import Flag
-
-if TYPE_CHECKING:  # the value types of keys, named in quotes in their `Key[...]` bases
-    from bench.classifiers.train import Evaluation, TrainedClassifier  # noqa: F401
-    from bench.features.base import FeatureExtractor
 
 CHUNK = 1024  # generated images per generator call (bounds a call's memory)
 ORDER = "edf-1"  # the label order's scheme: a new scheme never reuses old samples
@@ -132,22 +128,9 @@ class RealFeaturesKey(Key[Any]):
     logits: bool
 
 
-@dataclass(frozen=True)
-class RealClassifierKey(Key["TrainedClassifier"]):
-    kind: ClassVar[str] = "real_classifier"
-    dataset: str
-    classifier: str  # the config as JSON
-    seed: int
-
-
-@dataclass(frozen=True)
-class RealValEvaluationKey(Key["Evaluation"]):
-    """The real-trained classifier on real validation images."""
-
-    kind: ClassVar[str] = "real_val_evaluation"
-    dataset: str
-    classifier: str
-    seed: int
+# The keys of values a plugin defines (the real classifier, its validation evaluation, the
+# Frechet reference) are declared beside their users (bench.classifiers.real,
+# bench.metrics.base, bench.metrics._distribution): this module imports no plugin.
 
 
 @dataclass(frozen=True)
@@ -176,6 +159,14 @@ class FeatureNetworkKey(Key[Any]):
 
     kind: ClassVar[str] = "feature_network"
     name: str
+
+
+class Extractor(Protocol):
+    """What `Store.generated_features` needs of a feature extractor
+    (bench.features.base.FeatureExtractor)."""
+
+    def extract_all(self, x: torch.Tensor, device: torch.device, batch_size: int | None = None,
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]: ...
 
 
 # ---------------------------------------------------------------- values
@@ -468,7 +459,7 @@ class Store:
 
     # ------------------------------------------------------------ generated features
     def generated_features(self, key: GeneratedFeaturesKey, n: int,
-                           images: Callable[[int], GeneratedImages], extractor: FeatureExtractor,
+                           images: Callable[[int], GeneratedImages], extractor: Extractor,
                            device: torch.device, batch_size: int | None, persist: bool = True,
                            progress: bool = False) -> GeneratedFeatures:
         """Features of at least the first n images of the stream (whole chunks), with the

@@ -23,14 +23,25 @@ from bench.infra.store import (
     GeneratedFeaturesKey,
     GeneratedImages,
     GeneratedImagesKey,
+    Key,
     RealFeaturesKey,
-    RealValEvaluationKey,
     Store,
 )
 from bench.metrics.sampling import first_of_each_class, labels_from_counts
 from bench.models.base import BuildContext, Generator, ModelSource, sample_stream
 from bench.record.flags import Flag
 from bench.record.values import Value, lookup
+
+
+@dataclass(frozen=True)
+class RealValEvaluationKey(Key[Evaluation]):
+    """The real-trained classifier on real validation images (in the store, memory only)."""
+
+    kind: ClassVar[str] = "real_val_evaluation"
+    dataset: str
+    classifier: str
+    seed: int
+
 
 # how much longer than a by-class request the stream prefix serving it may be (see
 # `Context.generated_by_class`); beyond it, the images are sampled apart
