@@ -17,13 +17,13 @@ from typing import Any
 from bench.config.cells import Cell, resolve_device
 from bench.core.errors import BenchError
 from bench.infra.cache import Cache
+from bench.infra.grids import grid_counts, sample_grid
 from bench.infra.output_checks import output_flags
 from bench.infra.store import Store, generator_fingerprint, sharing_tags
 from bench.record.cell_record import FAILED, FINISHED, CellRecord, DatasetInput
 from bench.record.flags import merge as merge_flags
 from bench.record.tracking import flatten, package_version
 from bench.record.writer import RecordError, RecordStore
-from bench.report.grids import grid_counts, sample_grid
 from bench.run import threads
 
 

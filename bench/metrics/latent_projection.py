@@ -71,6 +71,7 @@ from bench.core.errors import BenchError
 from bench.core.registry import Options
 from bench.data.base import Dataset
 from bench.features.vgg16 import LPIPS, LPIPSOptions
+from bench.infra.grids import labelled_grid
 from bench.metrics import METRICS
 from bench.metrics._intervals import mean_with_interval, normal_with_interval
 from bench.metrics._protocol import figure, save_figure
@@ -79,7 +80,6 @@ from bench.metrics.nearest_neighbours import NearestNeighbours
 from bench.metrics.sampling import subset_by_counts
 from bench.models.base import Generator
 from bench.record.values import diagnostic, score
-from bench.report.grids import labelled_grid
 
 # a distance: (float images in [0, 255] (n, C, H, W), indices of their targets) -> (n,)
 Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -28,6 +28,7 @@ from pydantic import Field
 from bench.classifiers.train import ClassifierConfig, TrainedClassifier, predict
 from bench.core.registry import Options
 from bench.data.base import Dataset
+from bench.infra.grids import labelled_grid
 from bench.infra.store import NNTrainFeaturesKey
 from bench.metrics import METRICS
 from bench.metrics._intervals import mean_with_interval, normal_with_interval
@@ -35,7 +36,6 @@ from bench.metrics._protocol import real_work
 from bench.metrics.base import Context, Metric
 from bench.models.base import Generator
 from bench.record.values import diagnostic, reference, score
-from bench.report.grids import labelled_grid
 
 
 class NearestNeighboursOptions(Options):

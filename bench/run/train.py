@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 
 from bench.core.errors import BenchError
+from bench.infra.grids import grid_counts, sample_grid
 from bench.models.base import Generator
-from bench.report.grids import grid_counts, sample_grid
 
 GRID_FILE = "samples_grid.png"
 
@@ -31,7 +31,7 @@ class TrainResult:
 
 def generated_grid(gen: Generator, class_names: list[str], seed: int = 0) -> Image.Image:
     """The trained model's sample grid: 8 images of each of the first classes, one row per
-    class (bench.report.grids), from a fixed seed."""
+    class (bench.infra.grids), from a fixed seed."""
     counts = grid_counts(len(class_names))
     labels = torch.repeat_interleave(torch.arange(len(counts)), torch.from_numpy(counts))
     return sample_grid(gen.sample(len(labels), labels, seed), labels, class_names)
