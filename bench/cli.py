@@ -798,7 +798,7 @@ def _threads_argument(p: argparse.ArgumentParser) -> None:
     it from the local executor's options)."""
     p.add_argument("--threads", type=_positive, metavar="N", help="CPU threads of this "
                    "process (default: $BENCH_THREADS, else every core); on a machine shared "
-                   "with other heavy jobs, fewer is faster (bench.run.threads)")
+                   "with other heavy jobs, fewer is faster (bench.executors.threads)")
 
 
 def _positive(text: str) -> int:
@@ -971,7 +971,7 @@ def main(argv: list[str] | None = None) -> int:
         with _quiet_libraries():
             _check_arguments(args)
             if getattr(args, "threads", None) and args.func in (cmd_score, cmd_train):
-                from bench.run.threads import applied
+                from bench.executors.threads import applied
 
                 with applied(args.threads):
                     return args.func(args)

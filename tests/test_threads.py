@@ -1,4 +1,4 @@
-"""CPU thread budget (bench.run.threads): worker processes split the cores instead of each
+"""CPU thread budget (bench.executors.threads): worker processes split the cores instead of each
 running one thread per core; `threads` / `--threads` / BENCH_THREADS override it; every
 cell records its thread count as the run tag `bench.threads`."""
 
@@ -13,9 +13,8 @@ from mlflow import MlflowClient
 from bench.cli import build_parser
 from bench.config.suite import load_suite
 from bench.core.errors import BenchError
-from bench.executors import EXECUTORS, ExecutorConfig
+from bench.executors import EXECUTORS, ExecutorConfig, threads
 from bench.executors.local import LocalExecutor, LocalOptions, start_worker
-from bench.run import threads
 from bench.run.runner import run_suite
 
 SUITE = """\

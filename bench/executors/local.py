@@ -78,8 +78,8 @@ class LocalExecutor(Executor[LocalOptions]):
         return self._worker.shared.get(env) if self._worker is not None else None
 
     def run(self, cells: list[Cell], env: WorkerEnv, on_result: OnResult) -> bool:
+        from bench.executors import threads
         from bench.executors.worker import Worker
-        from bench.run import threads
 
         # a cell with a time limit runs in a worker process, which can be stopped
         if self.options.workers == 1 and not any(c.timeout for c in cells):

@@ -136,7 +136,7 @@ def _serve(conn: Connection, device: str, threads: int, parent: int) -> None:
     """The worker's loop: one call at a time until the runner closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with(parent)
-    from bench.run.threads import apply
+    from bench.executors.threads import apply
 
     apply(threads)  # before the first cell imports torch's thread pools into use
     global _device

@@ -16,6 +16,7 @@ from typing import Any
 
 from bench.config.cells import Cell, resolve_device
 from bench.core.errors import BenchError
+from bench.executors import threads
 from bench.infra.cache import Cache
 from bench.infra.grids import grid_counts, sample_grid
 from bench.infra.output_checks import output_flags
@@ -24,7 +25,6 @@ from bench.record.cell_record import FAILED, FINISHED, CellRecord, DatasetInput
 from bench.record.flags import merge as merge_flags
 from bench.record.tracking import flatten, package_version
 from bench.record.writer import RecordError, RecordStore
-from bench.run import threads
 
 
 @dataclass
@@ -153,7 +153,7 @@ def run_cell(cell: Cell, records: RecordStore, parent: str, shared: Shared, prog
         metric_version=metric_cls.version, seed=cell.seed, version=package_version(),
         reference=cell.model.plugin == "reference" and not getattr(cell.model.options, "ranked", False),
         primary=metric_cls.primary,
-        threads=str(threads.current()),  # CPU threads the cell ran with (bench.run.threads)
+        threads=str(threads.current()),  # CPU threads the cell ran with (bench.executors.threads)
         parent=parent, run_name=cell.label,
         params={"seed": str(cell.seed), **flatten(cell.model.resolved(), "model."),
                 **flatten(cell.dataset.resolved(), "dataset.")})
