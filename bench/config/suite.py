@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bench.config import allowlist
 from bench.config.cells import Cell, Spec, resolve_device
 from bench.config.leakage import leaking_cells
 from bench.config.published import PublishedBlock, check_blocks, declared_values
+from bench.core import allowlist
 from bench.core.errors import BenchError
 from bench.core.registry import Options, Registry, did_you_mean
 from bench.core.safe_names import name_problem, printable
@@ -325,7 +325,7 @@ def _check_names_and_code(sf: SuiteFile, specs: dict[str, dict[str, Spec]],
                           problems: Problems) -> None:
     """Names no file or terminal can show are refused (bench.core.safe_names; any other name is
     mapped where a file is named after it), and so is code a shared runner does not allow
-    (bench.config.allowlist), before any later check imports or unpickles it: such a model is
+    (bench.core.allowlist), before any later check imports or unpickles it: such a model is
     dropped from `specs`."""
     for section in SECTIONS:
         for key in getattr(sf, section):

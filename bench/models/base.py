@@ -117,7 +117,7 @@ class ModelSource(Plugin[O]):
     trainable: ClassVar[bool] = False  # whether `bench train` trains it (the GAN baselines)
 
     def check_allowed(self) -> None:
-        """Raise BenchError when a shared runner (bench.config.allowlist) does not allow the code this
+        """Raise BenchError when a shared runner (bench.core.allowlist) does not allow the code this
         source would run (an imported target, an unpickled file). Sources that run no code
         chosen by the suite allow everything. Suite validation calls it always, before any
         other check can import or unpickle."""

@@ -7,7 +7,7 @@ export step, and the latents stay accessible (PPL and other latent metrics work)
 Checkpoints load with `torch.load(..., weights_only=True)`, which cannot run code; a file
 that holds pickled objects needs `trusted_checkpoint: true`, an explicit opt-in. On a shared
 runner both the target's module and a trusted checkpoint's folder must be allowed by name
-(bench.config.allowlist).
+(bench.core.allowlist).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from bench.config import allowlist
+from bench.core import allowlist
 from bench.core.errors import BenchError
 from bench.core.registry import did_you_mean
 from bench.data._util import file_sha256
@@ -54,7 +54,7 @@ class CallableOptions(TorchModelOptions):
 
 def check_allowed(target: str) -> None:
     """A suite is code, like a Makefile: `target` imports and calls any function (`os:system`
-    too). On a shared runner (bench.config.allowlist) a target outside BENCH_ALLOWED_MODULES is
+    too). On a shared runner (bench.core.allowlist) a target outside BENCH_ALLOWED_MODULES is
     refused before it is imported."""
     allowlist.check_module(target)
 

@@ -153,8 +153,8 @@ class MlflowModel(ModelSource[MlflowModelOptions]):
 
     def check_allowed(self) -> None:
         """Loading unpickles the model: a shared runner allows it by the registered name, the
-        run id or the logged model id the URI names (bench.config.allowlist)."""
-        from bench.config import allowlist
+        run id or the logged model id the URI names (bench.core.allowlist)."""
+        from bench.core import allowlist
 
         uri = self.options.uri
         m = _MODELS_VERSION.match(uri) or _MODELS_ALIAS.match(uri)

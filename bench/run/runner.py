@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 
 from tqdm.auto import tqdm
 
-from bench.config import allowlist
 from bench.config.suite import Cell, Suite, declared_pairs
+from bench.core import allowlist
 from bench.executors import EXECUTORS, CellTimeout, Executor, check_store
 from bench.executors.worker import CellOutcome, Shared, WorkerEnv
 from bench.infra.cache import Cache
