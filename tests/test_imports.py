@@ -122,7 +122,7 @@ def test_bench_has_no_import_cycle():
     cycle = find_cycle(graph)
     assert cycle is None, (
         "import cycle: " + " -> ".join(cycle) + ". Move what both sides need into a module "
-        "that imports neither (like bench/config/cells.py), or import inside the function that needs it "
+        "that imports neither (like bench/executors/cells.py), or import inside the function that needs it "
         "if it is a lazily loaded plugin.")
 
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bench.config.cells import Cell, Spec, resolve_device
 from bench.config.leakage import leaking_cells
 from bench.config.published import PublishedBlock, check_blocks, declared_values
 from bench.core import allowlist
@@ -21,13 +20,14 @@ from bench.core.errors import BenchError
 from bench.core.registry import Options, Registry, did_you_mean
 from bench.core.safe_names import name_problem, printable
 from bench.executors import EXECUTORS, ExecutorConfig
+from bench.executors.cells import Cell, Spec, resolve_device
 from bench.infra.cache import stable_hash
 
 if TYPE_CHECKING:
     from bench.data.base import DataInfo
 
-# Cell, Spec and resolve_device live in bench/config/cells.py (the executors import them from there,
-# not from here); they stay importable from bench.config.suite.
+# Cell, Spec and resolve_device live in bench/executors/cells.py (what the executors run; they
+# import it from there, not from here); they stay importable from bench.config.suite.
 __all__ = ["Cell", "Problems", "Spec", "Suite", "cell_key", "load_suite", "resolve_device"]
 
 SECTIONS = ("datasets", "models", "metrics")

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic.fields import FieldInfo
 
-from bench.config.cells import Cell
 from bench.core.errors import BenchError
 from bench.core.registry import O, Options, Plugin, Registry
+from bench.executors.cells import Cell
 
 if TYPE_CHECKING:  # the worker imports MLflow: only the executors themselves need it
     from bench.executors.worker import CellOutcome, Shared, WorkerEnv

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from bench.config.cells import Cell
 from bench.core.registry import Options
 from bench.executors import EXECUTORS, CellTimeout, Executor, OnResult, cli_flag, group_cells
+from bench.executors.cells import Cell
 
 if TYPE_CHECKING:  # the worker imports MLflow: imported when cells run, not when listed
     from bench.executors.process import WorkerProcess

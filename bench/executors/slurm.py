@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from bench.config.cells import Cell
 from bench.core.errors import BenchError
 from bench.core.registry import Options
 from bench.executors import EXECUTORS, Executor, OnResult, cli_flag, group_cells
+from bench.executors.cells import Cell
 
 if TYPE_CHECKING:  # the worker imports MLflow: imported when cells run, not when listed
     from bench.executors.worker import CellOutcome, WorkerEnv

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.config.cells import Cell, resolve_device
 from bench.core.errors import BenchError
 from bench.executors import threads
+from bench.executors.cells import Cell, resolve_device
 from bench.infra.cache import Cache
 from bench.infra.grids import grid_counts, sample_grid
 from bench.infra.output_checks import output_flags

@@ -1,7 +1,8 @@
 """What a suite expands to: a `Spec` per named dataset, model and metric, and a `Cell` per
-(model, dataset, metric, repeat). Pure data: this module imports no plugin, executor,
-tracking or torch code, so that the suite (which builds cells) and the executors (which run
-them) can both import it without importing each other.
+(model, dataset, metric, repeat). Pure data: this module imports no plugin, tracking or
+torch code (plugin base classes only for annotations), so that the executors (which run
+cells) need nothing of the suite (bench.config.suite, which builds them and imports the
+executors' registry).
 """
 
 from __future__ import annotations
