@@ -193,3 +193,27 @@ def test_cycle_detection_allows_function_level_and_type_checking_imports(tmp_pat
     assert find_cycle(graph) is None
     # the strict graph counts the function-level import back to the package's registry
     assert find_cycle(import_graph(root, "pkg", functions=True)) == ["pkg", "pkg.base", "pkg"]
+
+
+def test_the_documented_layers_hold(capsys):
+    """`lint-imports` (make lint) with the contracts of pyproject.toml: the layers of
+    docs/architecture.md and the forbidden imports (a plugin never imports the runner...)."""
+    from importlinter.cli import lint_imports
+
+    code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True)
+    out = capsys.readouterr().out
+    assert "Layers: data flows down" in out and "A plugin never imports" in out
+    assert code == 0, out
+
+
+def test_layer_contracts_count_function_level_imports(tmp_path, capsys):
+    """The suite imports the metric registry only inside a function (so that listing a suite
+    imports no plugin); the contract still counts it: a lazy import cannot hide an upward one."""
+    from importlinter.cli import lint_imports
+
+    config = tmp_path / "upside_down.toml"
+    config.write_text('[tool.importlinter]\nroot_package = "bench"\n\n'
+                      '[[tool.importlinter.contracts]]\nname = "metrics above config"\n'
+                      'type = "layers"\nlayers = ["bench.metrics", "bench.config"]\n')
+    assert lint_imports(config_filename=str(config), no_cache=True, no_logo=True) == 1
+    assert "bench.config.suite -> bench.metrics (l." in capsys.readouterr().out
