@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
 from bench.core.errors import BenchError
+from bench.core.safe_names import printable
 from bench.report.compare import FORMATS as COMPARE_FORMATS
 from bench.report.html import IMAGE_MODELS
 from bench.report.leaderboard import FORMATS as LEADERBOARD_FORMATS
@@ -42,15 +43,25 @@ def _quiet_libraries() -> Iterator[None]:
     """MLflow's store migrations and git warnings are noise for a benchmark user: quiet for
     one command, then as they were (`main` is also called in-process, by tests and by users'
     scripts, whose own logging must not change under them). A variable the user set wins."""
+    import warnings
+
     env = {k: os.environ.get(k) for k in _QUIET_ENV}
     levels = [(lg, lg.level) for lg in map(logging.getLogger, _QUIET_LOGGERS)]
     for k, v in _QUIET_ENV.items():
         os.environ.setdefault(k, v)
     for lg, _ in levels:
         lg.setLevel(logging.ERROR)
+    show = warnings.showwarning
+
+    def show_printable(message, category, filename, lineno, file=None, line=None):
+        # a warning may quote a class folder or file name: its control characters as escapes
+        show(printable(message, keep="\n"), category, filename, lineno, file, line)
+
+    warnings.showwarning = show_printable
     try:
         yield
     finally:
+        warnings.showwarning = show
         for lg, lv in levels:
             lg.setLevel(lv)
         for k, old in env.items():
@@ -280,7 +291,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         runs = _suite_run_values(tracker, tracker.cell_runs(suite=name, failed=True), args.run_id)
     else:
         runs = tracker.cell_runs(suite=name, failed=True)
-    if runs.empty:
+    # a live runner holds the suite: models without a run yet are pending, not failed
+    running = None if args.run_id else _in_progress(tracker, name)
+    if runs.empty and running is None:
         raise BenchError(f"no cell runs of suite '{name}' at {tracker.uri}. Run `bench run` "
                          "first, or pass --tracking-uri / --experiment.")
     # a suite file: the board is the suite as declared (models removed from it are left out,
@@ -292,7 +305,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         from bench.config.suite import declared_pairs
 
         declared = declared_pairs(suite)
-    tables = build_leaderboard(runs, sort_by=args.sort, declared=declared)
+    if runs.empty and not declared:  # in progress, nothing finished, no suite file to list
+        _emit(f"{running}: no cell has finished yet.", args.out)
+        return 0
+    tables = build_leaderboard(runs, sort_by=args.sort, declared=declared, in_progress=running)
     if args.sort:
         _check_sort(args.sort, tables)
     published = suite.published if suite is not None else []
@@ -307,6 +323,25 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         tracker.log_text(os.environ["MLFLOW_RUN_ID"], text, f"leaderboard.{ext}")
     _emit(text, args.out)
     return 0
+
+
+def _in_progress(tracker, name: str) -> str | None:
+    """'suite run ID is in progress (runner, last heartbeat N s ago)' while a live runner
+    holds the suite (bench.record.lease), else None; a store that cannot say: None."""
+    import time
+
+    from bench.record.lease import live_suite_run
+
+    try:
+        live = live_suite_run(tracker, name)
+    except Exception:  # noqa: BLE001 - the board itself reports a store that cannot be read
+        return None
+    if live is None:
+        return None
+    run_id, stamp = live
+    who = f"{stamp.runner}, " if stamp.runner else ""
+    return (f"suite run {run_id} is in progress ({who}last heartbeat "
+            f"{max(0.0, time.time() - stamp.heartbeat):.0f} s ago)")
 
 
 def _check_sort(sort: str, tables) -> None:
@@ -415,7 +450,7 @@ def _emit(text: str, out: str | None) -> None:
         Path(out).write_text(text)
         print(f"wrote {out}", file=sys.stderr)
     else:
-        print(text)
+        print(printable(text, keep="\n"))  # names from the store never drive the terminal
 
 
 def _compare_config(args: argparse.Namespace):
@@ -977,7 +1012,7 @@ def main(argv: list[str] | None = None) -> int:
                     return args.func(args)
             return args.func(args)
     except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {printable(e, keep=chr(10))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

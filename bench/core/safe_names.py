@@ -111,8 +111,13 @@ def name_problem(name: str) -> str | None:
     return None
 
 
-def printable(text: str) -> str:
+def printable(text: object, keep: str = "") -> str:
     """`text` with control characters, lone surrogates and bidirectional overrides written
-    as escapes (`\\x1b`), for messages that quote a name validation refuses."""
-    return "".join(ascii(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI
-                   else c for c in text)
+    as visible escapes (ESC as `\\x1b`, so `\\x1b[31m` prints as those characters, never as a
+    colour change): the one function every name goes through before a terminal, a log, a
+    markdown or HTML board shows it (names read back from a store, class folder names and
+    file names were never validated). `keep`: control characters left as they are (a
+    rendered board keeps its own line breaks, `keep="\\n"`). Idempotent: the escapes hold no
+    control character."""
+    return "".join(ascii(c)[1:-1] if (unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI)
+                   and c not in keep else c for c in str(text))

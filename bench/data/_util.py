@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.core.errors import BenchError
+from bench.core.safe_names import printable
 
 
 def limit_per_class(y: np.ndarray, max_per_class: int | None, seed: int = 0) -> np.ndarray:
@@ -220,8 +221,9 @@ def imbalance_note(name: str, counts: np.ndarray, class_names: Sequence[str],
     if len(counts) == 0 or counts.min() <= 0 or counts.max() / counts.min() <= ratio:
         return None
     listing = ", ".join(f"{n}: {int(c)}" for n, c in zip(class_names, counts, strict=True))
-    msg = (f"dataset {name}: classes are imbalanced (largest/smallest = "
-           f"{counts.max() / counts.min():.1f}); images per class: {listing}")
+    # class names are folder names: a control character in one is shown, never obeyed
+    msg = printable(f"dataset {name}: classes are imbalanced (largest/smallest = "
+                    f"{counts.max() / counts.min():.1f}); images per class: {listing}")
     warnings.warn(msg, stacklevel=3)
     return msg
 

@@ -36,6 +36,7 @@ from pydantic import Field, field_validator
 
 from bench.core.errors import BenchError
 from bench.core.registry import Options
+from bench.core.safe_names import printable
 from bench.core.version import __version__
 from bench.data import DATASETS
 from bench.data._mapped import cached, mapped, write_meta, write_rows
@@ -416,8 +417,9 @@ class ImageFolder(DatasetSource[ImageFolderOptions]):
         names = list(meta["class_names"])
         notes = dict(meta["notes"])
         if warn and notes.get("skipped_files"):
-            warnings.warn(f"image_folder {o.root}: skipped {notes['skipped_files']} unreadable "
-                          f"image file(s), e.g. {meta['skipped_example']}", stacklevel=3)
+            warnings.warn(printable(f"image_folder {o.root}: skipped {notes['skipped_files']} "
+                                    f"unreadable image file(s), e.g. {meta['skipped_example']}"),
+                          stacklevel=3)
         note = (imbalance_note(f"image_folder {o.root}", np.bincount(y, minlength=len(names)),
                                names) if warn else None)
         if note:

@@ -52,6 +52,27 @@ def runner_gone(stamp: LeaseStamp) -> bool:
         return False
 
 
+def is_live(stamp: LeaseStamp, now: float, stale_after: float) -> bool:
+    """A runner that still holds its suite run: a fresh heartbeat, and not known to be gone."""
+    return now - stamp.heartbeat < stale_after and not runner_gone(stamp)
+
+
+def live_suite_run(store: LeaseStore, suite: str, stale_after: float | None = None
+                   ) -> tuple[str, LeaseStamp] | None:
+    """(run id, last stamp) of the suite run a live runner holds now, or None: what a board
+    reads to say that a suite run is in progress (its models without a run yet are pending)."""
+    if stale_after is None:
+        from bench.core.settings import settings
+
+        stale_after = settings().stale_s
+    now = time.time()
+    for run_id, tags, start in store.running_suite_runs(suite):
+        stamp = LeaseStamp.from_tags(tags, start)
+        if is_live(stamp, now, stale_after):
+            return run_id, stamp
+    return None
+
+
 class Lease:
     """`take_over()` before a suite runs, `hold(run_id)` while it runs, `release()` after."""
 
@@ -76,7 +97,7 @@ class Lease:
         now = time.time()
         for run_id, tags, start in self.store.running_suite_runs(self.suite):
             stamp = LeaseStamp.from_tags(tags, start)
-            if now - stamp.heartbeat < self.stale_after and not runner_gone(stamp):
+            if is_live(stamp, now, self.stale_after):
                 raise BenchError(
                     f"suite '{self.suite}' is being run by {stamp.runner or 'another process'} "
                     f"(suite run {run_id}, last heartbeat {now - stamp.heartbeat:.0f}s ago). Wait "
@@ -117,4 +138,4 @@ class Lease:
             self._thread.join(timeout=5)
 
 
-__all__ = ["Lease", "LeaseStore", "runner_gone"]
+__all__ = ["Lease", "LeaseStore", "is_live", "live_suite_run", "runner_gone"]

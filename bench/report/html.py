@@ -19,7 +19,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from html import escape
+from html import escape as _html_escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from bench.config.published import PublishedBlock
+from bench.core.safe_names import printable
 from bench.report.leaderboard import (
     REFERENCE_LABEL,
     Table,
@@ -40,6 +41,7 @@ from bench.report.leaderboard import (
     legend,
     model_label,
     notes,
+    progress_note,
     ranking_agreement,
     summarize,
     summary_frame,
@@ -47,6 +49,14 @@ from bench.report.leaderboard import (
 )
 from bench.report.published import comparison
 from bench.report.published import html as published_html
+
+
+def escape(text: str, quote: bool = True) -> str:
+    """html.escape of a name with its control characters shown as escapes first (`\\x1b`):
+    a name read from a store may hold any character, and a raw ESC is invisible on a page and
+    recolours the terminal that prints the file."""
+    return _html_escape(printable(text, keep="\n"), quote)
+
 
 FetchArtifact = Callable[[str, str], "bytes | None"]
 ListArtifacts = Callable[[str], "list[str]"]
@@ -281,6 +291,8 @@ figcaption{font-size:.85em;color:#555}
 .runs{font-size:.9em}.badge{font-size:.75em;background:#e8e8e0;padding:.1em .4em;border-radius:3px}
 table.trends td{vertical-align:middle}svg.spark{vertical-align:middle}
 .reg{color:#d00000;font-weight:700}.latest{font-variant-numeric:tabular-nums}
+td.state{color:#888;font-style:italic}.in-progress{background:#fff8e0;border:1px solid #e8d48a;
+ padding:.5em .8em}
 """
 
 # Sorts each tbody of a table on its own (reference rows stay in their group). A first click
@@ -389,7 +401,9 @@ def _value_table(t: Table, cols: list[str], anchors: dict[str, str], bold: bool,
     def row(m: str, reference: bool) -> str:
         i, failed = pos[m], failed_cols.get(m, ())
         bolded = bold and not reference and bool(best[i].any())
-        if bolded or failed:
+        if (state := t.state(m)) is not None:  # pending / not run: no value, never ranked
+            cells = "".join(f'<td data-v="" class="state">{escape(state)}</td>' for _ in cols)
+        elif bolded or failed:
             cells = "".join(_num_cell(texts[i, j] or ("failed" if c in failed else ""),
                                       good[i, j], bolded and bool(best[i, j]),
                                       f"n={int(n[i, j])}" if not np.isnan(n[i, j]) else "")
@@ -398,9 +412,9 @@ def _value_table(t: Table, cols: list[str], anchors: dict[str, str], bold: bool,
             cells = plain[i] if cols else ""
         return f"<tr>{heads_of[m]}{cells}</tr>"
 
-    shown = [m for m in t.ranked if has[m] or t.failed(m)]
+    shown = [m for m in t.ranked if has[m] or t.failed(m) or t.state(m)]
     body = f'<tbody class="ranked">{"".join(row(m, False) for m in shown)}</tbody>'
-    refs = [m for m in t.references if has[m] or t.failed(m)]
+    refs = [m for m in t.references if has[m] or t.failed(m) or t.state(m)]
     if refs:
         divider = (f'<tr class="divider"><th colspan="{len(heads)}" scope="rowgroup">'
                    f"{escape(REFERENCE_LABEL)}</th></tr>")
@@ -672,6 +686,8 @@ def render_html(tables: list[Table], *, title: str = "Leaderboard", images: list
     parts = [f"<h1>{escape(title)}</h1>"]
     if generated:
         parts.append(f'<p class="note">generated {escape(generated)}</p>')
+    if (running := progress_note(tables)) is not None:
+        parts.append(f'<p class="in-progress"><strong>In progress.</strong> {escape(running)}</p>')
     if not tables:
         parts.append("<p>(no finished runs)</p>")
     else:

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.core.safe_names import printable
 from bench.record.cell_record import FINISHED
 from bench.record.flags import Flag
 from bench.record.flags import merge as merge_flags
@@ -45,6 +46,11 @@ from bench.report.gates import board_flags
 FORMATS = ("markdown", "csv", "json", "latex", "html")
 TEXT_FORMATS = ("markdown", "csv", "json", "latex")  # render(); html needs artifacts: bench.report.html
 REFERENCE_LABEL = "reference (not ranked)"
+# a declared model with no recorded run: its cells are still to come while a suite run is in
+# progress, else they never started (the run was interrupted, or stopped before them). Neither
+# is a failure: such a model is shown, never ranked, and sorted after every model with a run
+PENDING, NOT_RUN = "pending", "not run"
+UNRUN_STATES = (PENDING, NOT_RUN)
 
 
 @dataclass
@@ -77,6 +83,8 @@ class Table:
     metric_of: dict[str, str] = field(default_factory=dict)  # column -> the metric logging it
     headline: str | None = None  # the first of `headline_pair`: the rows' default sort
     headline_pair: list[str] = field(default_factory=list)  # what orders passing models (`places`)
+    unrun: dict[str, str] = field(default_factory=dict)  # declared model -> PENDING | NOT_RUN
+    in_progress: str | None = None  # "suite run ... in progress (...)": the board may still change
     _failed: set[str] | None = field(default=None, repr=False, compare=False)  # see `failed`
     # derived frames (uncertainty, goodness, ranks), computed once per row order: a board
     # asks for them per column group and per format (cleared by `_reorder`)
@@ -102,8 +110,15 @@ class Table:
         return model in self._failed
 
     def tier(self, model: str) -> int:
-        """0 passes, 1 flagged by a gate, 2 failed (no value): the order before any value."""
+        """0 passes, 1 flagged by a gate, 2 failed (no value), 3 pending or not run (no run
+        recorded: never ranked, not a failure): the order before any value."""
+        if model in self.unrun:
+            return 3
         return 2 if self.failed(model) else (1 if self.gated(model) else 0)
+
+    def state(self, model: str) -> str | None:
+        """PENDING or NOT_RUN for a declared model without a recorded run, else None."""
+        return self.unrun.get(model)
 
     def failure_text(self, model: str) -> str:
         """'metric: first error line' of each failed cell of a model, '; '-joined."""
@@ -271,14 +286,18 @@ def _targets(g: pd.DataFrame, mean: pd.DataFrame, values: dict[str, Value], held
 
 
 def build_leaderboard(runs: pd.DataFrame, sort_by: str | None = None,
-                      declared: Iterable[tuple[str, str]] | None = None) -> list[Table]:
+                      declared: Iterable[tuple[str, str]] | None = None,
+                      in_progress: str | None = None) -> list[Table]:
     """Cell records (bench.record.cell_record.frame) -> one Table per dataset.
 
     `declared`: the suite's (dataset, model) pairs. Given, the board is the suite as declared:
     runs of models no longer declared are left out, and a declared model without a finished
-    run still has its row (failed, with its first error line, or "no run"). Rows are ordered
-    by tier (passing, flagged by a gate, failed) and then by `sort_by` when the dataset has
-    that value, else by the headline (see `headline_of`)."""
+    run still has its row (failed, with its first error line; or, with no run recorded at
+    all, PENDING while a suite run is in progress and NOT_RUN otherwise: never ranked, never
+    counted as failed). `in_progress`: a line saying which suite run a live runner holds
+    now (bench.record.lease.live_suite_run), shown above the board. Rows are ordered by tier
+    (passing, flagged by a gate, failed, pending / not run) and then by `sort_by` when the
+    dataset has that value, else by the headline (see `headline_of`)."""
     pairs = None if declared is None else {(str(d), str(m)) for d, m in declared}
     if pairs is not None and not runs.empty:
         declared_rows = [(d, m) in pairs for d, m in zip(runs["dataset"], runs["model"], strict=True)]
@@ -330,13 +349,13 @@ def build_leaderboard(runs: pd.DataFrame, sort_by: str | None = None,
                                  "repeat": fails["repeat"], "error": fails["error"].astype(str)}
                                 ).reset_index(drop=True)
         present = set(runs_ds["model"])
-        for m in models:  # declared, never run (the store lost it, or it was never reached)
-            if m not in present:
-                failures.loc[len(failures)] = [m, "(all)", 0, "no run recorded for this model"]
+        # declared, no run recorded: still to come while a runner holds the suite, else never
+        # started (interrupted, or the store lost it); either way not a failure of the model
+        unrun = {m: PENDING if in_progress else NOT_RUN for m in models if m not in present}
         t = Table(ds, frames["mean"], frames["std"], frames["n"], frames["lo"], frames["hi"],
                   {c: values[c] for c in order_cols}, ref, None, primaries, targets, source,
                   held_out, data, within=frames["w"], bound=frames["bound"], failures=failures,
-                  metric_of=metric_of)
+                  metric_of=metric_of, unrun=unrun, in_progress=in_progress)
         t.flags = _model_flags(runs_ds, t)
         t.headline_pair = headline_pair(t)
         t.headline = t.headline_pair[0] if t.headline_pair else None
@@ -628,6 +647,7 @@ def places(t: Table) -> pd.Series:
         else:
             out[inside] = before + pair_dominance(good[inside], unc[inside], up[inside],
                                                   lo[inside])[0]
+    out[tiers == 3] = np.nan  # pending / not run: shown, never placed
     return pd.Series(out, index=models)
 
 
@@ -662,8 +682,11 @@ def verdict(tables: list[Table], model: str) -> str:
     (authenticity, data_copying_ct); constant'). The reasons in full are under the tables."""
     fails: list[str] = []
     gates: dict[str, list[str]] = {}
+    states = [t.state(model) for t in tables if model in t.mean.index]
+    if states and all(states):  # no run recorded on any dataset: pending, or not run
+        return PENDING if PENDING in states else NOT_RUN
     for t in tables:
-        if model not in t.mean.index:
+        if model not in t.mean.index or t.state(model):
             continue
         if t.failed(model):
             f = t.failures[t.failures["model"] == model]
@@ -694,8 +717,10 @@ def summarize(tables: list[Table]) -> pd.DataFrame:
         if not t.ranked:
             continue
         place_parts.append(places(t).rename(t.dataset))
-        for m in t.ranked:
-            tiers[m] = max(tiers.get(m, 0), t.tier(m))
+        for m in t.ranked:  # a model pending on one dataset is ordered by the others
+            tier = t.tier(m)
+            tiers[m] = tier if m not in tiers else (min(tiers[m], tier) if 3 in (tiers[m], tier)
+                                                    else max(tiers[m], tier))
         cols = t.rank_columns
         if not cols:
             continue
@@ -930,12 +955,15 @@ def legend(t: Table) -> str:
 
 
 def render(tables: list[Table], fmt: str = "markdown") -> str:
-    """Text formats of the tables and their summary (HTML: bench.report.html.render_html)."""
+    """Text formats of the tables and their summary (HTML: bench.report.html.render_html).
+    Names come from the store, where anything may have been written: every control
+    character but the board's own line breaks is shown as an escape (`\\x1b`), so a name
+    never recolours or rewrites the terminal that prints the board (JSON escapes them itself)."""
     renderers = {"markdown": _markdown, "csv": _csv, "json": _json, "latex": _latex}
     if fmt not in renderers:
         hint = " (html: bench.report.html.render_html)" if fmt == "html" else ""
         raise ValueError(f"unknown format {fmt}; use one of {TEXT_FORMATS}{hint}")
-    return renderers[fmt](tables)
+    return printable(renderers[fmt](tables), keep="\n")
 
 
 def _value_meta(t: Table, c: str) -> dict:
@@ -960,6 +988,7 @@ def _csv(tables: list[Table]) -> str:
         meta = [_value_meta(t, c) for c in cols]
         for i, m in enumerate(t.mean.index):
             ref = t.reference.get(m, False)
+            state = t.state(m) or ""
             for j, c in enumerate(cols):
                 n, rank = arr["n"][i, j], arr["rank"][i, j]
                 rows.append({"dataset": t.dataset, "model": m, "reference": ref, "value": c,
@@ -968,14 +997,15 @@ def _csv(tables: list[Table]) -> str:
                              "ci_high": arr["ci_high"][i, j],
                              "uncertainty95": arr["uncertainty95"][i, j],
                              "target_value": arr["target_value"][i, j], "rank": rank,
-                             "best": bool(arr["best"][i, j]) if not pd.isna(rank) else ""})
+                             "best": bool(arr["best"][i, j]) if not pd.isna(rank) else "",
+                             "state": state})
         for _, r in t.data.iterrows():
             rows.append({"dataset": t.dataset, "model": "(data)", "reference": True, "value": r["value"],
                          "role": "reference", "ideal": "", "aspect": None, "target": None,
                          "primary": False, "mean": r["mean"], "std": r["std"],
                          "n": 0 if pd.isna(r["n"]) else int(r["n"]), "ci_low": r["lo"],
                          "ci_high": r["hi"], "uncertainty95": np.nan, "target_value": np.nan,
-                         "rank": np.nan, "best": ""})
+                         "rank": np.nan, "best": "", "state": ""})
     return pd.DataFrame(rows).to_csv(index=False)
 
 
@@ -998,7 +1028,7 @@ def _json_cells(t: Table) -> list[dict]:
     rows = []
     for i, m in enumerate(t.mean.index):
         row = {"model": m, "reference": bool(t.reference.get(m, False)), "tier": t.tier(m),
-               "flags": [f.to_json() for f in t.flags.get(m, [])]}
+               "state": t.state(m), "flags": [f.to_json() for f in t.flags.get(m, [])]}
         for j, c in enumerate(cols):
             row[c] = {"text": texts[i, j],
                       "bound": bound[i][j] if bound is not None and has_bound[j] else None,
@@ -1024,7 +1054,7 @@ def _json(tables: list[Table]) -> str:
         "summary": [{"model": m, **{k: (r[k] if k in ("verdict", "headline") else
                                         int(r[k]) if k in ("ranked", "wins") else _num(r[k]))
                                     for k in summary.columns}} for m, r in summary.iterrows()],
-        "tables": out_tables}) + "\n"
+        "in_progress": progress_note(tables), "tables": out_tables}) + "\n"
 
 
 def _rank(x: float) -> str:
@@ -1035,7 +1065,7 @@ def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary as display strings (shared by markdown and HTML)."""
     body = pd.DataFrame(index=summary.index)
     body["place ↓"] = [_rank(x) for x in summary["place"]]
-    body["verdict"] = [v if v == "pass" else f"✗ {v}" for v in summary["verdict"]]
+    body["verdict"] = [v if v == "pass" or v in UNRUN_STATES else f"✗ {v}" for v in summary["verdict"]]
     aspects = [a for a in summary.columns if a not in ("place", "verdict", "headline", "ranked", "wins")]
     for a in aspects:
         body[f"{a} ↓"] = [_rank(x) for x in summary[a]]
@@ -1049,7 +1079,8 @@ def summary_note(tables: list[Table]) -> str:
     head = ", ".join(heads) or "none (no ranked value)"
     return ("Order: models that pass every gate first, then those flagged by a gate (copying the "
             "training data, ignoring their labels, broken output: the verdict says which and why), "
-            "then failed ones. Within each, `place` is ordered by the headline pair "
+            "then failed ones, then those without a run (pending while a suite run is in "
+            "progress, else not run: never ranked). Within each, `place` is ordered by the headline pair "
             f"({head}; mean over datasets): 1 + the number of models in a better group or "
             "better beyond the combined 95% uncertainty on one of the pair and worse on neither "
             "(a model better on one and worse on the other ties with it). The aspect columns are mean dominance "
@@ -1057,10 +1088,22 @@ def summary_note(tables: list[Table]) -> str:
             "model alone is best. Reference rows are not ranked.")
 
 
+def progress_note(tables: list[Table]) -> str | None:
+    """The line above a board read while a runner holds the suite (None when none does)."""
+    note = next((t.in_progress for t in tables if t.in_progress), None)
+    if note is None:
+        return None
+    pending = sorted({m for t in tables for m, s in t.unrun.items() if s == PENDING})
+    return (f"{note}: this board may still change; {len(pending)} model(s) without a run yet "
+            "are pending (shown, not ranked, not failed).")
+
+
 def _markdown(tables: list[Table]) -> str:
     if not tables:
         return "(no finished runs)\n"
     out = []
+    if (running := progress_note(tables)) is not None:
+        out.append(f"**In progress.** {md_escape(running)}\n")
     summary = summarize(tables)
     if not summary.empty:
         body = summary_frame(summary)
@@ -1074,7 +1117,7 @@ def _markdown(tables: list[Table]) -> str:
 
 def model_label(t: Table, m: str) -> str:
     """A model's name, marked ✗ when a gate flags it or it failed (reasons under the table)."""
-    return f"{m} ✗" if t.tier(m) > 0 else m
+    return f"{m} ✗" if t.tier(m) in (1, 2) else m
 
 
 def _rows(t: Table, cols: list[str], bold: bool, texts: pd.DataFrame | None = None,
@@ -1088,16 +1131,18 @@ def _rows(t: Table, cols: list[str], bold: bool, texts: pd.DataFrame | None = No
     failed_cols = _failed_columns(t)
 
     def cells(m: str, ranked: bool) -> list[str]:
+        if (state := t.state(m)) is not None:
+            return [state] * len(cols)
         vals = [v or ("failed" if c in failed_cols.get(m, ()) else "")
                 for v, c in zip(text_of[m], cols, strict=True)]
         return [f"**{v}**" if bold and ranked and v and v != "failed" and b else v
                 for v, b in zip(vals, best_of[m], strict=True)]
 
     has = t.mean[cols].notna().any(axis=1)
-    shown = [m for m in t.ranked if has[m] or t.failed(m)]
+    shown = [m for m in t.ranked if has[m] or t.failed(m) or t.state(m)]
     labels = [md_escape(model_label(t, m)) for m in shown]
     rows = [cells(m, True) for m in shown]
-    refs = [m for m in t.references if has[m] or t.failed(m)]
+    refs = [m for m in t.references if has[m] or t.failed(m) or t.state(m)]
     if refs:
         labels.append(f"*{REFERENCE_LABEL}*")
         rows.append([""] * len(cols))
@@ -1143,6 +1188,13 @@ def notes(t: Table) -> list[str]:
         for (m, line), g in f.groupby(["model", "line"], sort=False):
             metrics = ", ".join(f"`{x}`" for x in dict.fromkeys(map(str, g["metric"])))
             out.append(f"✗ `{m}` failed ({metrics}): {line}")
+    for state, why in ((PENDING, "no run recorded yet; the suite run in progress has not "
+                        "reached it"), (NOT_RUN, "no run recorded: the suite run ended or was "
+                        "interrupted before its cells started")):
+        models = [m for m, s in t.unrun.items() if s == state]
+        if models:
+            out.append(f"○ {state} ({why}; not ranked, not failed): "
+                       + ", ".join(f"`{m}`" for m in models))
     return out
 
 
@@ -1260,7 +1312,8 @@ def _latex(tables: list[Table]) -> str:
 
         def row(m: str, ranked: bool, t: Table = t, best: pd.DataFrame = best,
                 texts: pd.DataFrame = texts, cols: list[str] = cols) -> list[str]:
-            out_row = [latex_escape(m + {1: " (flagged)", 2: " (failed)"}.get(t.tier(m), ""))]
+            out_row = [latex_escape(m + {1: " (flagged)", 2: " (failed)",
+                                         3: f" ({t.state(m)})"}.get(t.tier(m), ""))]
             for c in cols:
                 text = texts.at[m, c]
                 if not text:

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from bench.config.suite import Cell, Suite, declared_pairs
 from bench.core import allowlist
+from bench.core.safe_names import printable
 from bench.executors import EXECUTORS, CellTimeout, Executor, check_store
 from bench.executors.worker import CellOutcome, Shared, WorkerEnv
 from bench.infra.cache import Cache
@@ -76,7 +77,7 @@ def user_message(error: str) -> str:
 
 
 def _log(msg: str) -> None:
-    tqdm.write(msg)
+    tqdm.write(printable(msg, keep="\n"))  # model, dataset and class names never drive the terminal
 
 
 class Terminated(KeyboardInterrupt):
@@ -270,10 +271,11 @@ def _log_boards(report: SuiteReport, tracker: Tracker, parent: str, suite: Suite
 
 def verdict_lines(board: list) -> list[str]:
     """One console line per model a gate flags or whose cells failed (the board says more)."""
-    from bench.report.leaderboard import summarize
+    from bench.report.leaderboard import UNRUN_STATES, summarize
 
     s = summarize(board)
-    return [f"verdict: {m}: {v}" for m, v in zip(s.index, s["verdict"], strict=True) if v != "pass"]
+    return [f"verdict: {m}: {v}" for m, v in zip(s.index, s["verdict"], strict=True)
+            if v != "pass" and v not in UNRUN_STATES]  # no run is no verdict (the summary counts it)
 
 
 def _close(report: SuiteReport, tracker: Tracker, parent: str, env: WorkerEnv) -> None:
