@@ -246,9 +246,9 @@ def _why(tracker: Tracker, e: BaseException) -> str:
 
 def _log_boards(report: SuiteReport, tracker: Tracker, parent: str, suite: Suite,
                 run_ids: list[str], uri: str) -> None:
-    from bench.report.figures import suite_figures
-    from bench.report.html import default_ui_url, html_report, mlflow_access
+    from bench.report.html import default_ui_url
     from bench.report.leaderboard import build_leaderboard, render
+    from bench.report.page import board_page
     from bench.report.published import with_published
 
     if run_ids:
@@ -260,13 +260,11 @@ def _log_boards(report: SuiteReport, tracker: Tracker, parent: str, suite: Suite
             _log(line)
         tracker.log_text(parent, report.leaderboard, "leaderboard.md")
         tracker.log_text(parent, render(board, "csv"), "leaderboard.csv")
-        fetch, listing = mlflow_access(tracker.client)
-        figures = suite_figures(runs, fetch)
+        page, figures = board_page(board, runs, tracker.client, name=suite.name,
+                                   experiment_id=tracker.experiment_id, ui_url=default_ui_url(uri),
+                                   published=suite.published)
         tracker.log_files(parent, figures, "figures")
-        tracker.log_text(parent, html_report(board, fetch, listing, title=f"Leaderboard: {suite.name}",
-                                             experiment_id=tracker.experiment_id, ui_url=default_ui_url(uri),
-                                             figures=figures, published=suite.published),
-                         "leaderboard.html")
+        tracker.log_text(parent, page, "leaderboard.html")
 
 
 def verdict_lines(board: list) -> list[str]:
