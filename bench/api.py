@@ -36,7 +36,6 @@ import hashlib
 import io
 import math
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -227,11 +226,10 @@ def _fmt(x: float) -> str:
 
 
 # ---------------------------------------------------------------- in-memory generators
-_OBJECTS: dict[str, Any] = {}  # ref -> the generator object of a running `evaluate` call
-
-
 class ObjectOptions(Options):
-    ref: str = Field(description="key of a generator object handed to bench.evaluate")
+    ref: str = Field(description="this call's name of the generator (a cell key never reused)")
+    # the user's object itself, carried in the model spec (never hashed into a key or logged)
+    generator: Any = Field(None, exclude=True, description="the generator object or function")
     range: str | None = Field(None, description="value range of float outputs")
 
 
@@ -259,16 +257,19 @@ class _Adapter(Generator):
 
 
 class PythonObject(ModelSource[ObjectOptions]):
-    """A generator object in this process (bench.evaluate's `fake`): never persisted."""
+    """A generator object in this process (bench.evaluate's `fake`): its samples never
+    persisted. Known to the one suite `evaluate` builds (`suite_from_dict(plugins=...)`),
+    never registered in the models registry."""
+
+    persist_samples = False  # one call's object: its samples are not the cache's to keep
 
     def fingerprint(self) -> dict[str, Any]:
         return {"object": self.options.ref}  # one call's object: never resumed, never shared
 
     def build(self, dataset: Dataset, ctx: BuildContext) -> Generator:
-        obj = _OBJECTS.get(self.options.ref)
+        obj = self.options.generator
         if obj is None:
-            raise BenchError("the generator object of this cell is gone: it lives only during "
-                             "its bench.evaluate call.")
+            raise BenchError("fake: no generator object given.")
         if isinstance(obj, Generator) and self.options.range is None:
             return obj
         return _Adapter(obj, dataset, self.options.range)
@@ -470,15 +471,14 @@ def _real_entry(real: Any, real_val: Any, root: Path, declared: str | None, layo
 
 
 def _fake_entry(fake: Any, root: Path, declared: str | None, layout: str
-                ) -> tuple[dict[str, Any], int | None, str | None]:
-    """The model entry of the generated images, how many there are (None: a generator), and
-    the ref of an in-memory generator object."""
+                ) -> tuple[dict[str, Any], int | None]:
+    """The model entry of the generated images (a generator object is carried in it) and how
+    many there are (None: a generator)."""
     p = _as_path(fake, "fake")
     if p is None and _is_generator(fake) and not isinstance(fake, tuple | np.ndarray) \
             and not _is_torch_dataset(fake) and not _is_tensor(fake):
-        ref = uuid.uuid4().hex
-        return ({"source": OBJECT_SOURCE, "ref": ref, **({"range": declared} if declared else {})},
-                None, ref)
+        return ({"source": OBJECT_SOURCE, "ref": uuid.uuid4().hex, "generator": fake,
+                 **({"range": declared} if declared else {})}, None)
     if p is None:
         p = _write_npz(*_arrays_from(fake, "fake"), root)
     entry: dict[str, Any] = {"source": "samples", "path": str(p)}
@@ -487,7 +487,7 @@ def _fake_entry(fake: Any, root: Path, declared: str | None, layout: str
             entry["layout"] = layout
         if declared is not None and _float_array(p):
             entry["range"] = declared
-    return entry, _count(p), None
+    return entry, _count(p)
 
 
 def _is_tensor(x: Any) -> bool:
@@ -527,24 +527,6 @@ def _metric_entries(metrics: Sequence[str] | Mapping[str, Mapping[str, Any] | No
             entry["num_samples"] = num_samples
         out[name] = entry
     return out
-
-
-@contextlib.contextmanager
-def _object_source(ref: str | None, obj: Any) -> Iterator[None]:
-    """The in-memory generator source registered (and its object held) for one call."""
-    from bench.models import MODELS
-
-    if ref is None:
-        yield
-        return
-    _OBJECTS[ref] = obj
-    scope = (contextlib.nullcontext() if OBJECT_SOURCE in MODELS
-             else MODELS.scoped({OBJECT_SOURCE: PythonObject}))
-    try:
-        with scope:
-            yield
-    finally:
-        _OBJECTS.pop(ref, None)
 
 
 def evaluate(real: Any, fake: Any, metrics: Sequence[str] | Mapping[str, Mapping[str, Any] | None]
@@ -590,7 +572,7 @@ def evaluate(real: Any, fake: Any, metrics: Sequence[str] | Mapping[str, Mapping
         raise BenchError(f"layout '{layout}': use auto, nchw or nhwc.")
     root = _cache_root(cache_dir)
     dataset, held_out = _real_entry(real, real_val, root, declared, layout, image_size)
-    model, count, ref = _fake_entry(fake, root, declared, layout)
+    model, count = _fake_entry(fake, root, declared, layout)
     entries = _metric_entries(metrics, features, num_samples if num_samples is not None else count)
     suite = {"name": "evaluate", "experiment": experiment, "seed": seed, "device": device,
              "datasets": {"real": dataset}, "models": {name: model}, "metrics": entries}
@@ -599,17 +581,16 @@ def evaluate(real: Any, fake: Any, metrics: Sequence[str] | Mapping[str, Mapping
                              ("real_val", dataset, "val"), ("fake", model, "path")):
         if isinstance(entry.get(key), str) and entry.get("range"):
             _check_range(Path(entry[key]), entry["range"], what)
-    with _object_source(ref, fake):
-        parsed = _parse(suite, name)
-        if not held_out:
-            for key, spec in parsed.metrics.items():
-                if spec.cls.needs_held_out:
-                    raise BenchError(f"metric '{key}' compares with held-out real images, and "
-                                     "every real image is the reference here: pass real_val=... "
-                                     "(`bench score --real-val PATH`), real images not in `real`.")
-        run = _execute(parsed, tracking_uri=tracking_uri if (log or tracking_uri) else None,
-                       keep=bool(log or tracking_uri), force=False, cache_dir=cache_dir,
-                       progress=progress, verbose=verbose, persist=ref is None)
+    parsed = _parse(suite, name)
+    if not held_out:
+        for key, spec in parsed.metrics.items():
+            if spec.cls.needs_held_out:
+                raise BenchError(f"metric '{key}' compares with held-out real images, and "
+                                 "every real image is the reference here: pass real_val=... "
+                                 "(`bench score --real-val PATH`), real images not in `real`.")
+    run = _execute(parsed, tracking_uri=tracking_uri if (log or tracking_uri) else None,
+                   keep=bool(log or tracking_uri), force=False, cache_dir=cache_dir,
+                   progress=progress, verbose=verbose, boards=bool(log or tracking_uri))
     failed = [o for o in run.report.outcomes if o.status == "failed"]
     if failed:
         from bench.run.runner import user_message
@@ -761,98 +742,80 @@ def run_suite(suite: Mapping[str, Any] | str | os.PathLike, *, tracking_uri: str
 
 
 def _parse(suite: dict[str, Any], name: str) -> Suite:
-    """The in-memory suite of `evaluate`, validated; its problems are told in the caller's
-    words (real, fake, metric 'kid'), not as lines of a suite file nobody wrote."""
-    import re
-
-    import yaml
-
-    from bench.config.suite import parse_suite
+    """The in-memory suite of `evaluate`, validated from the dict (no YAML in between; its
+    generator object, if any, carried in the model entry); its problems are told in the
+    caller's words (real, fake, metric 'kid'), not as keys of a suite file nobody wrote."""
+    from bench.config.suite import SuiteError, suite_from_dict
 
     try:
-        return parse_suite(yaml.safe_dump(suite, sort_keys=False), "<bench.evaluate>",
-                           folder=Path.cwd())
-    except BenchError as e:
-        lines = str(e).splitlines()
-        if not lines or "<bench.evaluate>" not in lines[0]:
-            raise
-        out = []
-        for line in lines[1:] if "problem" in lines[0] else lines:
-            m = re.match(r"\s*<bench\.evaluate>:\d+: ([^:]+): (.*)", line)
-            if m is None:
-                out.append(line.strip())
-                continue
-            key, msg = m.groups()
-            section, _, entry = key.partition(".")
-            who = {"datasets": "real", "models": "fake", "metrics": f"metric '{entry.split('.')[0]}'"
-                   }.get(section, key)
-            msg = msg.removeprefix("cannot be used with dataset 'real': ")
-            msg = re.sub(r"^cell \([^)]*\): ", "", msg)  # the metric is named already
-            msg = re.sub(r", or exclude the pair: `[^`]*`\.$", ".", msg)  # a suite's remedy
-            out.append(f"{who}: {msg}".replace(f"model '{name}'", "fake").replace(
-                "dataset 'real'", "real"))
-        raise BenchError("\n".join(out)) from None
+        return suite_from_dict(suite, "<bench.evaluate>", folder=Path.cwd(),
+                               plugins={"models": {OBJECT_SOURCE: PythonObject}})
+    except SuiteError as e:
+        raise BenchError("\n".join(_in_callers_words(p.path, p.message, name)
+                                   for p in e.problems)) from None
+
+
+def _in_callers_words(path: tuple, msg: str, name: str) -> str:
+    """One suite problem as `evaluate`'s caller knows the things: real, fake, metric 'kid';
+    without the suite's remedies (naming a cell, excluding a pair)."""
+    section = path[0] if path else ""
+    who = {"datasets": "real", "models": "fake",
+           "metrics": f"metric '{path[1]}'" if len(path) > 1 else "metrics"
+           }.get(section, ".".join(str(p) for p in path) or "(top level)")
+    msg = msg.removeprefix("cannot be used with dataset 'real': ")
+    if msg.startswith("cell (") and "): " in msg:  # the metric is named already
+        msg = msg.split("): ", 1)[1]
+    msg = msg.replace("give it `features: {name: inception}`",  # the suite's option, as called
+                      'give it features="inception" (`bench score --features inception`)')
+    head, sep, _ = msg.rpartition(", or exclude the pair: `")
+    if sep:  # a suite's remedy: the caller has no pairs to exclude
+        msg = head + "."
+    return f"{who}: {msg}".replace(f"model '{name}'", "fake").replace("dataset 'real'", "real")
 
 
 def _execute(suite: Suite, tracking_uri: str | None, keep: bool, force: bool,
              cache_dir: str | os.PathLike | None, progress: bool, verbose: bool,
-             persist: bool = True) -> SuiteRun:
-    """Run a validated suite through the runner into the given store (or a temporary one),
-    read its records back, and leave this process as it was: the environment (MLflow's
-    tracking URI is never set: bench.record.tracking uses clients with explicit URIs)."""
-    from bench.record.tracking import Tracker, resolve_uri
+             boards: bool = True) -> SuiteRun:
+    """Run a validated suite through the runner, into the MLflow store at `tracking_uri`
+    (`keep`) or into this process's memory (bench.record.memory: nothing to create, nothing
+    left behind), and read its records back. Touches no environment variable, logger or
+    registry of the caller's process."""
     from bench.run.runner import run_suite as run
 
+    log = None
+    if keep:
+        from bench.record.tracking import resolve_uri
+
+        uri = resolve_uri(tracking_uri, suite.tracking_uri)
+    else:
+        from bench.record.memory import MemoryLog
+
+        log, uri = MemoryLog(), MemoryLog.uri
+        limited = [c.label for c in suite.cells if c.timeout]
+        if limited:  # a limit needs a worker process, which cannot reach this process's memory
+            raise BenchError(f"cell {limited[0]} has a `timeout`, which runs it in a worker "
+                             "process; drop the timeout, or log the runs (log=True).")
     with contextlib.ExitStack() as stack:
-        env: dict[str, str | None] = {}
-        if not keep:
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-evaluate-")))
-            uri = f"sqlite:///{tmp / 'mlflow.db'}"
-            env["MLFLOW_RUN_ID"] = None  # an outer `mlflow run`'s run is not in this store
-            _create_experiment(uri, suite.experiment, tmp / "artifacts")
-        else:
-            uri = resolve_uri(tracking_uri, suite.tracking_uri)
-        if not persist:  # an in-memory generator: its samples are this call's only
-            env["BENCH_PERSIST_SAMPLES"] = "0"
-        if not verbose:
-            env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-        stack.enter_context(_environment(env))
+        if keep and not verbose:  # MLflow reads it per upload: no progress bars for artifacts
+            stack.enter_context(_environment({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}))
         out = io.StringIO()
         if not verbose:
             stack.enter_context(contextlib.redirect_stdout(out))
         # the run's datasets, generators and store belong to its executor: gone with it
         report = run(suite, tracking_uri=uri, force=force, progress=progress,
-                     cache_dir=str(cache_dir) if cache_dir is not None else None)
+                     cache_dir=str(cache_dir) if cache_dir is not None else None,
+                     log=log, boards=boards)
         if report.interrupted:
             raise KeyboardInterrupt
         ids = [o.run_id for o in report.outcomes if o.run_id]
-        tracker = Tracker(uri, experiment_id=report.experiment_id)
-        records = tracker.records(run_ids=ids, failed=True) if ids else []
+        if log is not None:
+            records = log.records(ids)
+        else:
+            from bench.record.tracking import Tracker
+
+            tracker = Tracker(uri, experiment_id=report.experiment_id)
+            records = tracker.records(run_ids=ids, failed=True) if ids else []
         return SuiteRun(report, records, uri, keep, out.getvalue())
-
-
-def _create_experiment(uri: str, name: str, artifacts: Path) -> None:
-    """The experiment of a temporary store, its artifacts beside it (not in ./mlruns)."""
-    from mlflow import MlflowClient
-
-    with _quiet("alembic", "mlflow", "mlflow.store"):  # the new schema's INFO lines
-        MlflowClient(uri).create_experiment(name, artifact_location=artifacts.as_uri())
-
-
-@contextlib.contextmanager
-def _quiet(*loggers: str) -> Iterator[None]:
-    """These loggers at ERROR inside, at their own levels again after (the caller's process
-    keeps MLflow's warnings)."""
-    import logging
-
-    before = {name: logging.getLogger(name).level for name in loggers}
-    try:
-        for name in loggers:
-            logging.getLogger(name).setLevel(logging.ERROR)
-        yield
-    finally:
-        for name, level in before.items():
-            logging.getLogger(name).setLevel(level)
 
 
 @contextlib.contextmanager

@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any
 
 from bench.record.cell_record import CellRecord
+from bench.record.memory import MemoryLog
 from bench.record.writer import RecordError
 
 
-class MemoryRecords:
-    """A RecordStore that keeps the records it is handed, in memory. `fail` names calls
+class MemoryRecords(MemoryLog):
+    """The in-memory log (bench.record.memory.MemoryLog) with faults: `fail` names calls
     ("begin", "finish") that raise RecordError with `reason`, as a store that went away."""
 
     def __init__(self, fail: tuple[str, ...] = (), reason: str = "store gone"):
-        self.begun: list[CellRecord] = []
-        self.finished: list[CellRecord] = []
-        self.trained: list[str] = []
+        super().__init__()
         self.fail, self.reason = set(fail), reason
 
     def _check(self, call: str) -> None:
@@ -29,18 +27,11 @@ class MemoryRecords:
 
     def begin(self, record: CellRecord) -> str:
         self._check("begin")
-        record.run_id = f"run-{len(self.begun)}"
-        self.begun.append(record)
-        return record.run_id
+        return super().begin(record)
 
     def finish(self, record: CellRecord) -> None:
         self._check("finish")
-        self.finished.append(record)
-
-    def log_trained_model(self, parent: str | None, name: str, key: str, model: Any,
-                          history: dict[str, list[float]], params: dict[str, Any]) -> str:
-        self.trained.append(name)
-        return f"train-{len(self.trained)}"
+        super().finish(record)
 
 
 class MemoryLeases:

@@ -9,6 +9,7 @@ import logging
 import os
 
 import numpy as np
+import pytest
 import torch
 
 import bench
@@ -93,3 +94,27 @@ def test_output_checks_keep_no_generator_alive():
     del g
     gc.collect()
     assert key not in output_checks._NO_ATTR
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["in-memory", "mlflow"])
+def test_run_suite_leaves_env_loggers_and_registries_as_they_were(tmp_path, log):
+    """bench.run_suite, `bench run`'s API entry: into memory (log=False) and into an MLflow
+    store (what `bench run` writes), the caller's process is the same after."""
+    np.savez(tmp_path / "real.npz", images=_digits(200, 0))
+    np.savez(tmp_path / "fake.npz", images=_digits(120, 200))
+    suite = {"name": "state", "datasets": {"real": {"source": "npz", "train": str(tmp_path / "real.npz"),
+                                                    "val": str(tmp_path / "real.npz")}},
+             "models": {"fake": {"source": "samples", "path": str(tmp_path / "fake.npz")}},
+             "metrics": {"fid": {"features": {"name": "test_pixels"}}}}
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    with FEATURES.scoped({"test_pixels": _Pixels}):
+        before, levels = _state(), _loggers()
+        run = bench.run_suite(suite, log=log, tracking_uri=uri if log else None,
+                              cache_dir=tmp_path / "cache", verbose=False)
+        after, after_levels = _state(), _loggers()
+    assert run.ok and run.records and np.isfinite(run.records[0].values["fid"])
+    assert run.uri == (uri if log else "memory")
+    assert after["env"] == before["env"]
+    assert after["cwd"] == before["cwd"]
+    assert after["registries"] == before["registries"]
+    assert {n: lvl for n, lvl in after_levels.items() if n in levels} == levels

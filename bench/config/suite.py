@@ -6,6 +6,7 @@ once as `file:line: key: what is wrong. What to do.`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -17,7 +18,7 @@ from bench.config.leakage import leaking_cells
 from bench.config.published import PublishedBlock, check_blocks, declared_values
 from bench.core import allowlist
 from bench.core.errors import BenchError
-from bench.core.registry import Options, Registry, did_you_mean
+from bench.core.registry import Options, Plugin, Registry, did_you_mean
 from bench.core.safe_names import name_problem, printable
 from bench.executors import EXECUTORS, ExecutorConfig
 from bench.executors.cells import Cell, Spec, resolve_device
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 
 # Cell, Spec and resolve_device live in bench/executors/cells.py (what the executors run; they
 # import it from there, not from here); they stay importable from bench.config.suite.
-__all__ = ["Cell", "Problems", "Spec", "Suite", "cell_key", "load_suite", "resolve_device"]
+__all__ = ["Cell", "Problem", "Problems", "Spec", "Suite", "SuiteError", "cell_key", "load_suite",
+           "resolve_device", "suite_from_dict"]
 
 SECTIONS = ("datasets", "models", "metrics")
 KIND_OF = {"datasets": "dataset", "models": "model", "metrics": "metric"}
@@ -104,12 +106,42 @@ def _duplicate_keys(node: yaml.Node, path: str = "") -> list[tuple[str, int, int
     return out
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One validation error: the key path from the suite's top (`("metrics", "kid",
+    "num_samples")`), what is wrong and what to do, and the line of the nearest key (None: a
+    suite given as a dict)."""
+
+    path: tuple
+    message: str
+    line: int | None = None
+
+    @property
+    def key(self) -> str:
+        return printable(".".join(str(p) for p in self.path)) or "(top level)"  # a name may hold ESC
+
+    def text(self, file: str) -> str:
+        return f"{file}:{self.line}: {self.key}: {self.message}" if self.line is not None \
+            else f"{file}: {self.key}: {self.message}"
+
+
+class SuiteError(BenchError):
+    """A suite's problems, all at once; `problems` holds them typed (bench.evaluate tells them
+    in its caller's words), the message as `file:line: key: what is wrong. What to do.`"""
+
+    def __init__(self, file: str, problems: list[Problem]):
+        self.file, self.problems = file, list(problems)
+        lines = [p.text(file) for p in problems]
+        super().__init__(lines[0] if len(lines) == 1 else  # one line names file, line and key
+                         f"{len(lines)} problems in suite {file}:\n  " + "\n  ".join(lines))
+
+
 class Problems:
     """Collects every validation error with its file, line and key."""
 
     def __init__(self, file: str, lines: dict[tuple, int]):
         self.file, self.lines = file, lines
-        self.items: list[str] = []
+        self.items: list[Problem] = []
 
     def add(self, path: tuple, msg: str) -> None:
         line = None
@@ -117,15 +149,11 @@ class Problems:
             if path[:i] in self.lines:
                 line = self.lines[path[:i]]
                 break
-        key = printable(".".join(str(p) for p in path)) or "(top level)"  # a name may hold ESC
-        self.items.append(f"{self.file}:{line}: {key}: {msg}")
+        self.items.append(Problem(tuple(path), msg, line))
 
     def raise_if_any(self) -> None:
-        if len(self.items) == 1:  # one line: it names the file, line and key already
-            raise BenchError(self.items[0])
         if self.items:
-            raise BenchError(f"{len(self.items)} problems in suite {self.file}:\n  "
-                             + "\n  ".join(self.items))
+            raise SuiteError(self.file, self.items)
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
@@ -252,7 +280,7 @@ def _resolve_paths(opts_cls: type[Options], raw: dict[str, Any], base: Path) -> 
 
 
 def _parse_spec(section: str, key: str, raw: dict | None, reg: Registry, base: Path,
-                problems: Problems) -> Spec | None:
+                problems: Problems, local: Mapping[str, type[Plugin]] | None = None) -> Spec | None:
     raw = dict(raw or {})
     path = (section, key)
     if "source" in raw and "name" in raw:
@@ -260,6 +288,13 @@ def _parse_spec(section: str, key: str, raw: dict | None, reg: Registry, base: P
         return None
     explicit = "source" in raw or "name" in raw
     plugin = raw.pop("source", None) or raw.pop("name", None) or key
+    if local and isinstance(plugin, str) and plugin in local:  # this suite's own plugin
+        own = local[plugin]
+        try:
+            return Spec(section, key, plugin, own.Options(**raw), own)
+        except ValidationError as e:
+            _report_validation(problems, path, e, own.Options, f"{KIND_OF[section]} '{plugin}'")
+            return None
     if isinstance(plugin, str) and plugin not in reg and plugin in reg.failures():
         problems.add((*path, "source"), reg.explain(plugin))  # its module failed to import
         return None
@@ -387,7 +422,34 @@ def parse_suite(text: str, path: str | Path, check_resources: bool = True,
             "last one silently. Rename or remove one." for key, first, second in duplicates))
     if not isinstance(data, dict):
         raise BenchError(f"{path}: a suite is a YAML mapping with name, datasets, models, metrics, cells.")
-    problems = Problems(str(path), _line_map(node) if node is not None else {})
+    return _validate(data, path, text, _line_map(node) if node is not None else {},
+                     check_resources, folder)
+
+
+def suite_from_dict(data: Mapping[str, Any], name: str = "<suite dict>", check_resources: bool = True,
+                    folder: Path | None = None,
+                    plugins: Mapping[str, Mapping[str, type[Plugin]]] | None = None) -> Suite:
+    """Validate a suite given as a dict, with no YAML in between (bench.evaluate). Problems
+    have no line (`Problem.line` None); `name` names the suite in messages. `plugins`:
+    {section: {source name: plugin class}} known to this suite only, before the registries
+    (the generator object of one bench.evaluate call); an option value may be any object."""
+    return _validate(dict(data), Path(name), yaml.safe_dump(_plain(data), sort_keys=False), {},
+                     check_resources, folder or Path.cwd(), plugins)
+
+
+def _plain(x: Any) -> Any:
+    """`x` with what YAML cannot write (a generator object) as its repr: the suite's text."""
+    if isinstance(x, Mapping):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    return x if x is None or isinstance(x, str | int | float | bool) else repr(x)
+
+
+def _validate(data: dict[str, Any], path: Path, text: str, lines: dict[tuple, int],
+              check_resources: bool, folder: Path | None,
+              plugins: Mapping[str, Mapping[str, type[Plugin]]] | None = None) -> Suite:
+    problems = Problems(str(path), lines)
     try:
         sf = SuiteFile(**data)
     except ValidationError as e:
@@ -411,7 +473,8 @@ def parse_suite(text: str, path: str | Path, check_resources: bool = True,
         for key, raw in getattr(sf, section).items():
             if section == "metrics":
                 raw, timeouts[key] = _pop_timeout(raw, key, sf.timeout, problems)
-            spec = _parse_spec(section, key, raw, regs[section], base, problems)
+            spec = _parse_spec(section, key, raw, regs[section], base, problems,
+                               (plugins or {}).get(section, {}))
             if spec is not None:
                 specs[section][key] = spec
     _check_names_and_code(sf, specs, problems)

@@ -22,6 +22,7 @@ from bench.executors.cells import Cell
 
 if TYPE_CHECKING:  # the worker imports MLflow: only the executors themselves need it
     from bench.executors.worker import CellOutcome, Shared, WorkerEnv
+    from bench.record.writer import RecordStore
 
 OnResult = Callable[[Cell, "CellOutcome | BaseException"], None]
 
@@ -47,6 +48,13 @@ class Executor(Plugin[O]):
         """This process's state of a suite run (its cache and store, for the runner's report),
         when cells ran here; None when they ran in other processes."""
         return None
+
+    def use_records(self, records: RecordStore) -> None:
+        """Hand every cell's record to `records` (an in-memory log, bench.record.memory), which
+        only cells run in this process can reach. Refused here: this executor runs them elsewhere."""
+        raise BenchError(f"executor '{self.name}' runs cells in other processes, which cannot "
+                         "write to an in-memory log; log to an MLflow store (log=True, "
+                         "--tracking-uri) or use the local executor with workers: 1.")
 
     @abstractmethod
     def run(self, cells: list[Cell], env: WorkerEnv, on_result: OnResult) -> bool:

@@ -17,6 +17,7 @@ from bench.executors.cells import Cell
 if TYPE_CHECKING:  # the worker imports MLflow: imported when cells run, not when listed
     from bench.executors.process import WorkerProcess
     from bench.executors.worker import CellOutcome, Shared, Worker, WorkerEnv
+    from bench.record.writer import RecordStore
 
 
 class LocalOptions(Options):
@@ -70,9 +71,15 @@ class LocalExecutor(Executor[LocalOptions]):
     processes, one per GPU."""
 
     _worker: Worker | None = None  # cells run in this process (workers: 1)
+    _records: RecordStore | None = None  # an in-memory log's store (`use_records`)
 
     def distributed(self) -> bool:
         return self.options.workers > 1
+
+    def use_records(self, records: RecordStore) -> None:
+        if self.options.workers > 1:
+            super().use_records(records)
+        self._records = records
 
     def local_state(self, env: WorkerEnv) -> Shared | None:
         return self._worker.shared.get(env) if self._worker is not None else None
@@ -82,9 +89,15 @@ class LocalExecutor(Executor[LocalOptions]):
         from bench.executors.worker import Worker
 
         # a cell with a time limit runs in a worker process, which can be stopped
+        if self._records is not None and any(c.timeout for c in cells):
+            from bench.core.errors import BenchError
+
+            raise BenchError("a cell `timeout` runs cells in a worker process, which cannot write "
+                             "to an in-memory log; drop the timeout, or log to an MLflow store "
+                             "(log=True, --tracking-uri).")
         if self.options.workers == 1 and not any(c.timeout for c in cells):
             if self._worker is None:
-                self._worker = Worker()
+                self._worker = Worker(records=self._records)
             # this process keeps its threads (torch's default: all cores) unless overridden
             override = self.options.threads if self.options.threads is not None else threads.from_env()
             with threads.applied(override):

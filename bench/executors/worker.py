@@ -103,7 +103,8 @@ class Shared:
                                tracking_uri=self.tracking_uri)
             gen = cell.model.instance().build(ds, ctx)
             check_samples(cell.model.key, gen, ds)
-            self.store.identify(gen, generator_fingerprint(cell.model.resolved(), seed, ds.digest))
+            self.store.identify(gen, generator_fingerprint(cell.model.resolved(), seed, ds.digest),
+                                persist=cell.model.cls.persist_samples)
             self.generators[k] = gen
         return self.generators[k]
 

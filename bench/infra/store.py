@@ -319,9 +319,10 @@ class Store:
         return "store: " + ", ".join(parts)
 
     # ------------------------------------------------------------ generator identity
-    def identify(self, generator: Any, fingerprint: str) -> None:
-        """Name a generator object by its fingerprint (the worker does, from the model spec)."""
-        self._identity[id(generator)] = (generator, fingerprint, True)
+    def identify(self, generator: Any, fingerprint: str, persist: bool = True) -> None:
+        """Name a generator object by its fingerprint (the worker does, from the model spec);
+        `persist=False`: its samples stay in memory (a generator object of one call)."""
+        self._identity[id(generator)] = (generator, fingerprint, persist)
 
     def identity(self, generator: Any) -> tuple[str, bool]:
         """(identity, persistable): the fingerprint given to `identify`, else one for this

@@ -115,6 +115,9 @@ class ModelSource(Plugin[O]):
 
     has_latent: ClassVar[bool] = False  # whether its generators expose latent_dim / sample_latent (PPL)
     trainable: ClassVar[bool] = False  # whether `bench train` trains it (the GAN baselines)
+    # whether its samples may be written to the cache for other processes and runs: not for a
+    # generator object that lives only during one bench.evaluate call
+    persist_samples: ClassVar[bool] = True
 
     def check_allowed(self) -> None:
         """Raise BenchError when a shared runner (bench.core.allowlist) does not allow the code this

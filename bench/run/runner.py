@@ -28,6 +28,7 @@ from bench.executors.worker import CellOutcome, Shared, WorkerEnv
 from bench.infra.cache import Cache
 from bench.record.cell_record import SuiteRunRecord
 from bench.record.lease import Lease
+from bench.record.suite_log import MlflowSuiteLog, SuiteLog
 from bench.record.tracking import Tracker, git_commit, package_version, resolve_uri
 from bench.record.values import is_interval
 
@@ -116,76 +117,73 @@ def cell_limit(suite_limit: float | None, command_limit: float | None) -> float 
 def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False,
               progress: bool = True, cache_dir: str | None = None,
               executor: Executor | None = None, artifact_root: str | None = None,
-              timeout: float | None = None) -> SuiteReport:
+              timeout: float | None = None, log: SuiteLog | None = None,
+              boards: bool = True) -> SuiteReport:
     """Run a suite's pending cells under one suite run. Before any run exists: the store is
     reachable, the experiment's artifact root can be written (`artifact_root`: where a new
     experiment keeps its artifacts) and no live runner holds the suite (bench.record.lease).
     `timeout`: seconds a cell may run when the suite sets no limit (`cell_limit`). SIGTERM
-    ends the run as Ctrl-C does."""
+    ends the run as Ctrl-C does. `log`: where the records go (bench.record.suite_log; default
+    the MLflow store at `tracking_uri`); `boards=False`: no leaderboard, HTML or figures."""
     with sigterm_as_interrupt() as terminated:
         return _run_suite(suite, tracking_uri, force, progress, cache_dir, executor,
-                          artifact_root, timeout, terminated)
+                          artifact_root, timeout, terminated, log, boards)
 
 
 def _run_suite(suite: Suite, tracking_uri: str | None, force: bool, progress: bool,
                cache_dir: str | None, executor: Executor | None, artifact_root: str | None,
-               timeout: float | None, terminated: list[bool]) -> SuiteReport:
-    uri = resolve_uri(tracking_uri, suite.tracking_uri)
+               timeout: float | None, terminated: list[bool], log: SuiteLog | None = None,
+               boards: bool = True) -> SuiteReport:
     executor = executor or EXECUTORS.get("local")()
-    if executor.distributed():
-        check_store(uri, executor.name)  # before any run exists
-    tracker = Tracker(uri, suite.experiment, artifact_root=artifact_root)
-    tracker.check_artifacts_writable()  # before the suite run: a run left RUNNING helps nobody
-    outer = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run` for its entry point
-    # attach to the run `mlflow run` created only when it is in the suite's experiment;
-    # otherwise (MLflow's "Default") the suite gets its own parent run there, linked both
-    # ways, so `bench leaderboard|compare SUITE` and resume see every run
-    attach = outer if outer and tracker.run_experiment(outer) == tracker.experiment_id else None
+    if log is None:
+        uri = resolve_uri(tracking_uri, suite.tracking_uri)
+        if executor.distributed():
+            check_store(uri, executor.name)  # before any run exists
+        # $MLFLOW_RUN_ID: set by `mlflow run` for its entry point; attached to only when it is
+        # in the suite's experiment, else linked to the suite's own parent run both ways
+        log = MlflowSuiteLog(Tracker(uri, suite.experiment, artifact_root=artifact_root),
+                             suite.experiment, os.environ.get("MLFLOW_RUN_ID"))
+    elif (records := log.record_store()) is not None:
+        executor.use_records(records)  # refuses an executor whose cells run elsewhere
+    uri = log.uri
+    log.check_writable()  # before the suite run: a run left RUNNING helps nobody
     suite_tags = SuiteRunRecord(suite.name, package_version(), str(suite.path),
                                 git_commit(suite.path.resolve().parent)).identity_tags()
-    lease = Lease(tracker, suite.name)
+    lease = Lease(log, suite.name)
     lease.take_over()  # refuses while another live runner holds the suite
     # suite runs are told apart by when they ran, e.g. "quickstart 2026-12-05 13:40 UTC"
     run_name = f"{suite.name} {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-    if attach:
-        parent = attach
-        # never re-log the params `mlflow run` logged; give the run the suite's name
-        tracker.set_tags(parent, {**suite_tags, "mlflow.runName": run_name})
-    else:
-        parent = tracker.create_parent(run_name, suite_tags)
-        tracker.log_params(parent, {"seed": str(suite.seed), "repeats": str(suite.repeats),
-                                    "device": suite.device, "suite_file": str(suite.path),
-                                    "num_cells": str(len(suite.cells))})
-        if outer:
-            tracker.link_outer_run(outer, parent, suite.experiment)
+    parent = log.open_suite(run_name, suite_tags, {
+        "seed": str(suite.seed), "repeats": str(suite.repeats), "device": suite.device,
+        "suite_file": str(suite.path), "num_cells": str(len(suite.cells))})
     lease.hold(parent)
-    tracker.log_text(parent, suite.text, "suite.yaml")
+    log.log_text(parent, suite.text, "suite.yaml")
     cache = Cache(cache_dir or suite.cache_dir)
-    env = WorkerEnv(uri, tracker.experiment_id, parent, suite.name, suite.seed, suite.device,
+    env = WorkerEnv(uri, log.experiment_id, parent, suite.name, suite.seed, suite.device,
                     str(cache.root), progress)
     _log(f"suite '{suite.name}': {len(suite.cells)} cells, executor {executor.name}; tracking {uri} "
-         f"(experiment id {tracker.experiment_id}, parent run {parent})")
+         f"(experiment id {log.experiment_id}, parent run {parent})")
 
     done: dict[str, CellOutcome] = {}
     pending: list[Cell] = []
     for cell in suite.cells:
-        existing = None if force else tracker.finished_cell_run(cell.key)
+        existing = None if force else log.finished_cell_run(cell.key)
         if existing:
             done[cell.key] = CellOutcome(cell, "cached", existing)
             _log(f"{cell.label}: cached (run {existing})")
             continue
-        if tracker.fail_stale_runs(cell.key, "stale: its runner stopped without ending it (killed?)"):
+        if log.fail_stale_runs(cell.key, "stale: its runner stopped without ending it (killed?)"):
             _log(f"{cell.label}: an earlier run of this cell was left RUNNING by a killed runner; "
                  "marked FAILED, running it again")
         pending.append(replace(cell, timeout=cell_limit(cell.timeout, timeout)))
 
     def on_result(cell: Cell, result: CellOutcome | BaseException) -> None:
         if isinstance(result, CellTimeout):  # stopped at its limit: its run ends FAILED
-            tracker.fail_stale_runs(cell.key, str(result)[:500])
+            log.fail_stale_runs(cell.key, str(result)[:500])
             result = CellOutcome(cell, "failed", error=str(result), seconds=result.seconds)
         elif isinstance(result, BaseException):  # the worker itself was lost, not the metric
             msg = f"worker lost: {type(result).__name__}: {result}"
-            tracker.fail_stale_runs(cell.key, msg[:500])
+            log.fail_stale_runs(cell.key, msg[:500])
             result = CellOutcome(cell, "failed", error=msg)
         done[cell.key] = result
         n = sum(o.status != "cached" for o in done.values())
@@ -202,69 +200,74 @@ def _run_suite(suite: Suite, tracking_uri: str | None, force: bool, progress: bo
         _log(f"{why}; run the suite again to finish the remaining cells")
         for cell in pending:  # runs a worker left RUNNING are ended, not orphaned
             if cell.key not in done:
-                tracker.fail_stale_runs(cell.key, why, status="KILLED")
+                log.fail_stale_runs(cell.key, why, status="KILLED")
     outcomes = [done[c.key] for c in suite.cells if c.key in done]
 
-    report = SuiteReport(suite, parent, uri, tracker.experiment_id, outcomes, interrupted=interrupted,
+    report = SuiteReport(suite, parent, uri, log.experiment_id, outcomes, interrupted=interrupted,
                          terminated=terminated[0], local=executor.local_state(env))
     cells_map = {o.cell.key: {"run_id": o.run_id, "status": o.status, "label": o.cell.label}
                  for o in outcomes}
     try:
-        tracker.log_text(parent, json.dumps(cells_map, indent=1), "cells.json")
+        log.log_text(parent, json.dumps(cells_map, indent=1), "cells.json")
     except Exception as e:  # noqa: BLE001 - the store went away after the cells ran
-        _log(f"cells.json could not be logged ({_why(tracker, e)})")
+        _log(f"cells.json could not be logged ({_why(log, e)})")
     run_ids = [o.run_id for o in outcomes if o.status in ("finished", "cached", "failed") and o.run_id]
+    if boards:
+        try:
+            _log_boards(report, log, parent, suite, run_ids, uri)
+        except Exception as e:  # noqa: BLE001 - the cells are logged; a board can be rebuilt later
+            _log(f"the leaderboard could not be written ({_why(log, e)}); the "
+                 f"cell runs are kept: rebuild it with `bench leaderboard {suite.path}`")
     try:
-        _log_boards(report, tracker, parent, suite, run_ids, uri)
-    except Exception as e:  # noqa: BLE001 - the cells are logged; a board can be rebuilt later
-        _log(f"the leaderboard could not be written ({_why(tracker, e)}); the "
-             f"cell runs are kept: rebuild it with `bench leaderboard {suite.path}`")
-    try:
-        _close(report, tracker, parent, env)
+        _close(report, log, parent, env)
     except Exception as e:  # noqa: BLE001 - e.g. the store turned read-only mid-run
-        _log(f"the suite run could not be closed in MLflow ({_why(tracker, e)}); "
+        _log(f"the suite run could not be closed in MLflow ({_why(log, e)}); "
              "the next run of the suite closes it")
     lease.release()
-    if not attach:
-        try:
-            if outer:
-                tracker.log_text(outer, report.leaderboard or "(no finished runs)\n", "leaderboard.md")
-            tracker.end(parent, "KILLED" if interrupted else ("FINISHED" if report.ok else "FAILED"))
-        except Exception:  # noqa: BLE001 - reported above; the lease expires and is taken over
-            pass
+    try:
+        log.close_suite(parent, "KILLED" if interrupted else ("FINISHED" if report.ok else "FAILED"),
+                        report.leaderboard)
+    except Exception:  # noqa: BLE001 - reported above; the lease expires and is taken over
+        pass
     return report
 
 
-def _why(tracker: Tracker, e: BaseException) -> str:
+def _why(log: SuiteLog, e: BaseException) -> str:
     """A write's failure in one line: "disk full: <path>, <free> free", or the error's first line."""
-    full = tracker.store_fault(e)
+    full = log.store_fault(e)
     if full is not None:
         return full
     lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
     return f"{type(e).__name__}: {(lines[0] if lines else '')[:300]}"
 
 
-def _log_boards(report: SuiteReport, tracker: Tracker, parent: str, suite: Suite,
+def _log_boards(report: SuiteReport, log: SuiteLog, parent: str, suite: Suite,
                 run_ids: list[str], uri: str) -> None:
-    from bench.report.html import default_ui_url
+    from bench.record.cell_record import frame
+    from bench.report.figures import suite_figures
+    from bench.report.html import default_ui_url, html_report, mlflow_access
     from bench.report.leaderboard import build_leaderboard, render
-    from bench.report.page import board_page
     from bench.report.published import with_published
 
     if run_ids:
-        runs = tracker.cell_runs(suite=suite.name, run_ids=run_ids, failed=True)
+        runs = frame([r for r in log.records(run_ids) if r.suite == suite.name])
         board = build_leaderboard(runs, declared=declared_pairs(suite))
         report.leaderboard = with_published(render(board, "markdown"), "markdown", board,
                                             suite.published)
         for line in verdict_lines(board):
             _log(line)
-        tracker.log_text(parent, report.leaderboard, "leaderboard.md")
-        tracker.log_text(parent, render(board, "csv"), "leaderboard.csv")
-        page, figures = board_page(board, runs, tracker.client, name=suite.name,
-                                   experiment_id=tracker.experiment_id, ui_url=default_ui_url(uri),
-                                   published=suite.published)
-        tracker.log_files(parent, figures, "figures")
-        tracker.log_text(parent, page, "leaderboard.html")
+        log.log_text(parent, report.leaderboard, "leaderboard.md")
+        log.log_text(parent, render(board, "csv"), "leaderboard.csv")
+        client = log.artifact_client()
+        if client is None:  # no artifacts kept (an in-memory log): no page of images
+            return
+        fetch, listing = mlflow_access(client)
+        figures = suite_figures(runs, fetch)
+        log.log_files(parent, figures, "figures")
+        log.log_text(parent, html_report(board, fetch, listing, title=f"Leaderboard: {suite.name}",
+                                         experiment_id=log.experiment_id, ui_url=default_ui_url(uri),
+                                         figures=figures, published=suite.published),
+                     "leaderboard.html")
 
 
 def verdict_lines(board: list) -> list[str]:
@@ -276,9 +279,9 @@ def verdict_lines(board: list) -> list[str]:
             if v != "pass" and v not in UNRUN_STATES]  # no run is no verdict (the summary counts it)
 
 
-def _close(report: SuiteReport, tracker: Tracker, parent: str, env: WorkerEnv) -> None:
-    tracker.log_text(parent, report.summary(), "summary.md")
-    tracker.set_tags(parent, SuiteRunRecord.counts_tags(report.count("finished"),
+def _close(report: SuiteReport, log: SuiteLog, parent: str, env: WorkerEnv) -> None:
+    log.log_text(parent, report.summary(), "summary.md")
+    log.set_tags(parent, SuiteRunRecord.counts_tags(report.count("finished"),
                                                         report.count("cached"), report.count("failed")))
     local = report.local  # workers in other processes keep their own counts
     _log(f"{local.cache.report()}\n{local.store.report()}" if local
