@@ -247,12 +247,16 @@ class _Adapter(Generator):
         import torch
 
         from bench.data._util import to_uint8
+        from bench.infra.output_checks import generator_output
 
         fn = self.obj.sample if hasattr(self.obj, "sample") else self.obj
-        out = fn(n, labels, seed)
-        if isinstance(out, torch.Tensor) and out.dtype == torch.uint8:
+        who = "the generator's sample(n, labels, seed)" if fn is not self.obj else \
+            "the generator function f(n, labels, seed)"
+        # arrays and (images, the labels asked for) work; anything else: one line, what to return
+        out = generator_output(fn(n, labels, seed), n, labels, who)
+        if out.dtype == torch.uint8:
             return out
-        arr = out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
+        arr = out.detach().cpu().numpy()
         return torch.from_numpy(to_uint8(arr, "the generator's output", self.declared))
 
 

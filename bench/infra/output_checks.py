@@ -10,6 +10,13 @@ Two levels, one record per generator object (`checks_of`):
   place every metric's generated images come from, so reference and samples generators are
   checked too): saturation and (near-)constant output.
 
+`generator_output(out, n, labels, who)` comes first: what a generator's `forward` or `sample`
+returned, as a tensor of exactly the n images asked for. A numpy array works like a tensor; an
+`(images, labels)` pair works when its labels are the ones asked for; anything else, and
+another number of images than asked, is one BenchError line saying what to return (before,
+a tuple failed deep inside with `'tuple' object has no attribute 'detach'`, and 33 images
+for 32 with a message about the images' shape).
+
 `output_flags(generator)` is what the worker calls after a cell's metric ran. The flags of a
 persisted stream are written beside it (`<stream>.flags.json`, `write_flags`) and come back
 when the stream is loaded from the disk cache in a fresh process (`read_flags`); a stream
@@ -41,6 +48,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from bench.core.errors import BenchError
@@ -60,6 +68,59 @@ SUB = 128  # images per pass of the per-pixel statistics (bounds the temporary m
 ATTR = "_bench_output_checks"
 FLAG_KINDS = ("output_range", "saturated", "constant")
 FORMAT = 1  # of the .flags.json sidecar
+
+
+# ---------------------------------------------------------------- what was returned
+def _described(x: Any) -> str:
+    shape = getattr(x, "shape", None)
+    return f"{type(x).__name__} {tuple(shape)}" if shape is not None else type(x).__name__
+
+
+def _label_indices(x: Any) -> torch.Tensor | None:
+    """Labels a generator handed back, as int64 indices on the CPU (one-hot rows too)."""
+    try:
+        y = torch.as_tensor(np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x))
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    if y.ndim == 2:  # one-hot (or scores): the class of each row
+        y = y.argmax(1)
+    if y.ndim != 1 or (y.is_floating_point() and not torch.equal(y, y.round())):
+        return None
+    return y.long()
+
+
+def generator_output(out: Any, n: int, labels: torch.Tensor | None, who: str) -> torch.Tensor:
+    """What `who` (a generator's forward or sample) returned for `n` images, as a tensor:
+    a tensor as it is, a numpy array of numbers as a tensor, a list of n image arrays stacked,
+    an `(images, labels)` pair whose labels are `labels` (those it was asked for) as its
+    images. Anything else, or another
+    number of images than `n`, raises one BenchError line saying what to return."""
+    want = f"return the images alone: a torch tensor or numpy array of {n} images (N, C, H, W)"
+    if isinstance(out, tuple | list):
+        ys = _label_indices(out[1]) if len(out) == 2 and labels is not None else None
+        asked = labels.detach().cpu().long() if labels is not None else None
+        if ys is not None and asked is not None and ys.shape == asked.shape and torch.equal(ys, asked):
+            out = out[0]
+        elif len(out) == n and all(getattr(x, "ndim", 0) >= 2 for x in out):  # one image each
+            out = torch.stack([x.detach().cpu() if isinstance(x, torch.Tensor)
+                               else torch.from_numpy(np.ascontiguousarray(x)) for x in out])
+        else:
+            parts = ", ".join(_described(x) for x in out[:4]) + (", ..." if len(out) > 4 else "")
+            pair = (" (an (images, labels) pair is taken only when its labels are the ones it "
+                    "was given)") if len(out) == 2 and labels is not None else ""
+            raise BenchError(f"{who} returned a {type(out).__name__} of {len(out)} ({parts}); "
+                             f"{want}{pair}.")
+    if isinstance(out, np.ndarray):
+        if not (np.issubdtype(out.dtype, np.number) or out.dtype == np.bool_):
+            raise BenchError(f"{who} returned a numpy array of {out.dtype}; {want} of numbers.")
+        out = torch.from_numpy(np.ascontiguousarray(out))
+    if not isinstance(out, torch.Tensor):
+        raise BenchError(f"{who} returned a {_described(out)}; {want}.")
+    got = int(out.shape[0]) if out.ndim else 0
+    if got != n:
+        raise BenchError(f"{who} returned {got} images where {n} were asked for; it must return "
+                         f"exactly one image per latent and label: ({n}, C, H, W).")
+    return out
 
 
 # ---------------------------------------------------------------- float output

@@ -439,7 +439,10 @@ class Store:
         sampled apart may end with a shorter one)."""
         for start in bar(range(have, len(labels), key.chunk), "generate", progress, unit="chunk"):
             want = (min(key.chunk, len(labels) - start), *dataset.image_shape)
-            x = sample(labels[: start + key.chunk], start)
+            # a numpy array works; a tuple or another number of images than asked: one line
+            x = output_checks.generator_output(sample(labels[: start + key.chunk], start), want[0],
+                                               labels[start : start + want[0]],
+                                               "the generator's sample(n, labels, seed)")
             if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or tuple(x.shape) != want:
                 raise BenchError(f"the generator returned {getattr(x, 'dtype', type(x))} "
                                  f"{tuple(getattr(x, 'shape', ()))} for a chunk of {want[0]} "

@@ -136,6 +136,11 @@ class TorchGenerator(Generator):
                 f"'{self.label_input}' failed: {e}. `index` and `onehot` call forward(z, y), "
                 "`none` calls forward(z): set `label_input` to match its forward().") from None
 
+    def _who(self) -> str:
+        model = output_checks.checks_of(self).model
+        call = "forward(z)" if self.label_input == "none" else "forward(z, y)"
+        return f"{f'model {model!r}' if model else 'the generator module'} ({type(self.net).__name__}.{call})"
+
     @torch.no_grad()
     def render_latent(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.render_latent_grad(z, labels)
@@ -197,7 +202,12 @@ class TorchGenerator(Generator):
             raise ValueError(f"labels must be in 0..{self.num_classes - 1}")
         outs = []
         for i in range(0, z.shape[0], self.batch_size):
-            raw = self._forward(z[i : i + self.batch_size], labels[i : i + self.batch_size])
+            zb, yb = z[i : i + self.batch_size], labels[i : i + self.batch_size]
+            # a numpy array works; a tuple, or another number of images, is said in one line
+            raw = output_checks.generator_output(self._forward(zb, yb), len(zb),
+                                                 None if self.label_input == "none" else yb,
+                                                 self._who())
+            raw = raw.to(self.device)
             if checks is not None:
                 checks.floats(raw, self.output_range)
             outs.append(_to_255(raw, self.output_range))
