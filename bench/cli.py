@@ -10,20 +10,21 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, get_args
+from typing import get_args
 
 from bench.core.errors import BenchError
 from bench.core.safe_names import printable
 from bench.report.compare import FORMATS as COMPARE_FORMATS
 from bench.report.html import IMAGE_MODELS
 from bench.report.leaderboard import FORMATS as LEADERBOARD_FORMATS
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-TREND_RUNS = 7  # suite runs the HTML board's trends cover by default
-HISTORY_RUNS = 10  # known-good earlier suite runs per cell in compare's baseline by default
-HISTORY_POOL = 60  # suite runs compare walks back at most for them (past regressed nights)
+from bench.workflows.history import HISTORY_RUNS, TREND_RUNS
+from bench.workflows.store import (
+    check_store_exists,
+    check_tracking_uri,
+    open_suite_store,
+    suite_file,
+    uri_origin,
+)
 
 
 def _count(text: str) -> int:
@@ -72,75 +73,6 @@ def _quiet_libraries() -> Iterator[None]:
 
 
 # ---------------------------------------------------------------- arguments checked before any work
-# MLflow's own store schemes (its registry answers below, when it can be read)
-_SCHEMES = ("", "file", "sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks",
-            "databricks-uc", "uc")
-
-
-def _store_schemes() -> list[str]:
-    try:
-        from mlflow.tracking._tracking_service.utils import _tracking_store_registry
-
-        return sorted(set(_SCHEMES) | set(_tracking_store_registry._registry))
-    except Exception:  # noqa: BLE001 - a private API: the fixed list is enough
-        return list(_SCHEMES)
-
-
-def _uri_origin(cli: str | None, suite: str | None = None) -> str:
-    """Where the tracking URI that `resolve_uri` picks comes from, for messages."""
-    if cli:
-        return "--tracking-uri"
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return "MLFLOW_TRACKING_URI"
-    return "the suite's tracking_uri" if suite else "the default"
-
-
-def check_tracking_uri(uri: str, origin: str = "--tracking-uri") -> str:
-    """A tracking URI MLflow can open: a known scheme (`htp://` is refused here, not deep
-    inside MLflow with a traceback), a complete sqlite URI. Returns the URI."""
-    from urllib.parse import urlparse
-
-    from bench.core.registry import did_you_mean
-
-    scheme = urlparse(uri).scheme.lower()
-    if len(scheme) == 1:  # a Windows drive letter: a path
-        return uri
-    if not scheme and uri.lower().endswith((".db", ".sqlite", ".sqlite3")):
-        # a bare path is MLflow's deprecated file store (a folder), not this SQLite file
-        raise BenchError(f"{origin} '{uri}': a SQLite file needs its scheme: sqlite:///{uri} "
-                         "(a bare path is a folder store).")
-    base = scheme.split("+", 1)[0]  # postgresql+psycopg2: a database and its driver
-    # MLflow's registry (importing mlflow: seconds) only for a scheme outside the fixed list
-    known = list(_SCHEMES) if base in _SCHEMES else _store_schemes()
-    if base not in known:
-        raise BenchError(f"{origin} '{uri}': unknown scheme '{scheme}'.{did_you_mean(scheme, known)} "
-                         "Use http(s)://HOST:PORT (a tracking server), sqlite:///FILE.db, or a folder.")
-    if scheme == "sqlite" and not uri.lower().startswith("sqlite:///"):
-        raise BenchError(f"{origin} '{uri}': a SQLite URI has three slashes before a relative path "
-                         "and four before an absolute one: sqlite:///mlflow.db, sqlite:////abs/mlflow.db.")
-    if scheme in ("http", "https") and not urlparse(uri).netloc:
-        raise BenchError(f"{origin} '{uri}': no host. Use {scheme}://HOST:PORT, e.g. {scheme}://localhost:5000.")
-    return uri
-
-
-def _local_store(uri: str) -> Path | None:
-    """The file or folder of a local store (sqlite:///..., file:..., a path); None for a server."""
-    from bench.record.tracking import local_path
-
-    if uri in ("databricks", "databricks-uc", "uc"):  # MLflow's names of hosted stores
-        return None
-    return local_path(uri)
-
-
-def check_store_exists(uri: str, origin: str = "--tracking-uri") -> None:
-    """Reading commands never create a store: a missing SQLite file or folder is a mistake
-    (a typo, or another working directory than `bench run`'s), not an empty board."""
-    path = _local_store(uri)
-    if path is not None and not path.exists():
-        raise BenchError(f"the tracking store {path} ({origin} '{uri}') does not exist. Pass the "
-                         "store `bench run` wrote (--tracking-uri), or run from its folder.")
-
-
 def check_out(out: str | None) -> None:
     """`--out` can be written, checked before any work (not after every cell has run)."""
     if not out:
@@ -173,7 +105,7 @@ def _suite_uri(args: argparse.Namespace, suite) -> str:
     from bench.record.tracking import resolve_uri
 
     uri = resolve_uri(args.tracking_uri, suite.tracking_uri)
-    return check_tracking_uri(uri, _uri_origin(args.tracking_uri, suite.tracking_uri))
+    return check_tracking_uri(uri, uri_origin(args.tracking_uri, suite.tracking_uri))
 
 
 def _check_registry_models(suite, uri: str, origin: str) -> int:
@@ -203,7 +135,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     s = load_suite(args.suite)
     uri = _suite_uri(args, s)
-    registered = _check_registry_models(s, uri, _uri_origin(args.tracking_uri, s.tracking_uri))
+    registered = _check_registry_models(s, uri, uri_origin(args.tracking_uri, s.tracking_uri))
     print(f"{args.suite}: OK — suite '{s.name}', {len(s.datasets)} dataset(s), {len(s.models)} "
           f"model(s), {len(s.metrics)} metric(s), {len(s.cells)} cell run(s) "
           f"({s.repeats} repeat(s) each)"
@@ -219,7 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)  # validates everything before any run exists
     uri = _suite_uri(args, suite)
-    _check_registry_models(suite, uri, _uri_origin(args.tracking_uri, suite.tracking_uri))
+    _check_registry_models(suite, uri, uri_origin(args.tracking_uri, suite.tracking_uri))
     report = run_suite(suite, tracking_uri=args.tracking_uri, force=args.force,
                        progress=not args.no_progress, cache_dir=args.cache_dir,
                        executor=_executor(args, suite), artifact_root=args.artifact_root,
@@ -237,58 +169,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _open_store(args: argparse.Namespace):
-    """(tracker, suite name) for a suite file or a suite name, in the right experiment."""
-    from bench.record.tracking import Tracker, resolve_uri
-
-    target = args.suite
-    suite_uri = None
-    if Path(target).is_dir():
-        from bench.config.suite import load_suite
-
-        load_suite(target)  # says it is a directory, naming a suite in it
-    if target.endswith((".yaml", ".yml")) or Path(target).is_file():
-        from bench.config.suite import load_suite
-
-        s = load_suite(target, check_resources=False)
-        name, experiment, suite_uri = s.name, args.experiment or s.experiment, s.tracking_uri
-    else:
-        name, experiment = target, args.experiment or target
-    uri = resolve_uri(args.tracking_uri, suite_uri)
-    origin = _uri_origin(args.tracking_uri, suite_uri)
-    check_tracking_uri(uri, origin)
-    check_store_exists(uri, origin)  # reading never creates an empty store
-    # the suite's own experiment, also under `mlflow run` (whose run may live in "Default"):
-    # the runner always logs cells there (bench.run.runner)
-    return Tracker(uri, experiment_id=_experiment_id(uri, experiment)), name
-
-
-def _suite_file(target: str):
-    """The suite of a suite file (loaded without resource checks); None for a suite name."""
-    if not (target.endswith((".yaml", ".yml")) or Path(target).is_file()):
-        return None
-    from bench.config.suite import load_suite
-
-    return load_suite(target, check_resources=False)
-
-
-def _suite_run_values(tracker, all_runs, parent: str):
-    """The finished/cached cell runs a suite run covered (from its cells.json)."""
-    cells = tracker.suite_cells(parent)
-    if cells is None:
-        raise BenchError(f"run {parent} is not a suite run of this experiment (no cells.json).")
-    ids = {c["run_id"] for c in cells.values() if c["status"] in ("finished", "cached", "failed")}
-    return all_runs[all_runs["run_id"].isin(ids)] if not all_runs.empty else all_runs
-
-
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from bench.report.leaderboard import build_leaderboard, render
+    from bench.workflows.history import suite_run_values
 
-    tracker, name = _open_store(args)
+    tracker, name = open_suite_store(args.suite, args.tracking_uri, args.experiment)
     if args.history or args.model:
         return _leaderboard_history(args, tracker, name)
     if args.run_id:
-        runs = _suite_run_values(tracker, tracker.cell_runs(suite=name, failed=True), args.run_id)
+        runs = suite_run_values(tracker, tracker.cell_runs(suite=name, failed=True), args.run_id)
     else:
         runs = tracker.cell_runs(suite=name, failed=True)
     # a live runner holds the suite: models without a run yet are pending, not failed
@@ -299,7 +188,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     # a suite file: the board is the suite as declared (models removed from it are left out,
     # unless --all); a suite name: every model that has runs (and no suite module imported:
     # it brings torch, seconds and hundreds of MiB a board of a suite name never needs)
-    suite = _suite_file(args.suite)
+    suite = suite_file(args.suite)
     declared = None
     if suite is not None and not args.all:
         from bench.config.suite import declared_pairs
@@ -313,7 +202,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         _check_sort(args.sort, tables)
     published = suite.published if suite is not None else []
     if args.format == "html":
-        text = _leaderboard_html(args, tracker, name, tables, runs, published=published)
+        from bench.workflows.leaderboard import leaderboard_page
+
+        text = leaderboard_page(tracker, name, tables, runs, last=args.trends, until=args.run_id,
+                                published=published, ui_url=args.ui_url, images=args.images)
     else:
         from bench.report.published import with_published
 
@@ -354,94 +246,18 @@ def _check_sort(sort: str, tables) -> None:
                          f"Values: {', '.join(names) or '(none)'}.")
 
 
-def _leaderboard_html(args: argparse.Namespace, tracker, name: str, tables, runs=None,
-                      trends=None, published=None) -> str:
-    """The self-contained page, with the image artifacts of the runs read through the tracker
-    and, with two or more suite runs, the trends of the last `--trends` of them."""
-    from datetime import UTC, datetime
-
-    from bench.report.html import default_ui_url, html_report, mlflow_access, safe_ui_url
-
-    ui_url = getattr(args, "ui_url", None)
-    if ui_url and not safe_ui_url(ui_url):
-        raise BenchError(f"--ui-url must be an http(s) address of the MLflow UI, got '{ui_url}'")
-    from bench.report.figures import suite_figures
-
-    last: int = getattr(args, "trends", None) or 0
-    if trends is None and last:
-        trends = _trends(tracker, name, last, until=getattr(args, "run_id", None))
-    fetch, listing = mlflow_access(tracker.client)
-    figures = suite_figures(runs, fetch) if runs is not None else {}
-    images = getattr(args, "images", IMAGE_MODELS)
-    return html_report(tables, fetch, listing, max_models=images, title=f"Leaderboard: {name}",
-                       figures=figures,
-                       experiment_id=tracker.experiment_id,
-                       ui_url=ui_url or default_ui_url(tracker.uri),
-                       generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), trends=trends,
-                       published=published)
-
-
-def _suite_points(tracker, name: str, all_runs, last: int = 50, until: str | None = None,
-                  tags: dict[str, dict[str, str]] | None = None) -> list[tuple[str, str, pd.DataFrame]]:
-    """(start time, suite run id, its cell runs) of the suite's last finished runs, oldest
-    first; `until`: the newest one to take (a suite run id); `tags`: filled with each taken
-    run's tags."""
-    from datetime import UTC, datetime
-
-    ids = tracker.suite_runs(name, limit=max(last, 50))  # newest first
-    if until in ids:
-        ids = ids[ids.index(until):]
-    points: list[tuple[str, str, pd.DataFrame]] = []
-    for rid in ids:
-        if len(points) == last:
-            break
-        try:
-            runs = _suite_run_values(tracker, all_runs, rid)
-        except BenchError:  # a suite run without cells.json (interrupted before the end)
-            continue
-        run = tracker.client.get_run(rid)
-        start = run.info.start_time
-        if tags is not None:
-            tags[rid] = dict(run.data.tags)
-        points.append((datetime.fromtimestamp(start / 1000, UTC).strftime("%Y-%m-%d %H:%M"), rid, runs))
-    return points[::-1]
-
-
-def _trends(tracker, name: str, last: int, until: str | None = None, cfg=None,
-            history: int = HISTORY_RUNS):
-    """The trends table of the HTML board (bench.report.compare.trends) over the last `last` suite
-    runs, or None with fewer than two."""
-    from bench.report.compare import marks_of, trends
-
-    if last < 2 or len(tracker.suite_runs(name, limit=2)) < 2:
-        return None  # no trend from one suite run: skip reading every cell run again
-    # the runs before the window are the first shown runs' history, as in `bench compare`;
-    # their recorded verdicts keep regressed nights out of the later nights' baselines
-    tags: dict[str, dict[str, str]] = {}
-    points = _suite_points(tracker, name, tracker.cell_runs(suite=name), last + history, until, tags)
-    marks = {rid: marks_of(t) for rid, t in tags.items()}
-    return trends(points, history=history, cfg=cfg, last=last, marks=marks) if len(points) >= 2 else None
-
-
 def _leaderboard_history(args: argparse.Namespace, tracker, name: str) -> int:
     """`--model NAME --history`: one model's values over the suite's finished runs, oldest
     first, so that a slow drift shows that a night-to-night comparison would miss."""
-    from bench.report.leaderboard import TEXT_FORMATS, history_table, render_history
+    from bench.report.leaderboard import TEXT_FORMATS, render_history
+    from bench.workflows.history import model_history
 
     if not (args.model and args.history):
         raise BenchError("--history and --model go together: `bench leaderboard SUITE --model NAME --history`.")
     if args.run_id or args.format not in TEXT_FORMATS:
         raise BenchError(f"--history covers every suite run: drop --run-id, use --format "
                          f"{'|'.join(TEXT_FORMATS)}.")
-    all_runs = tracker.cell_runs(suite=name)
-    known = sorted(set(all_runs["model"])) if not all_runs.empty else []
-    if args.model not in known:
-        raise BenchError(f"no finished cell runs of model '{args.model}' in suite '{name}' at "
-                         f"{tracker.uri}; models: {', '.join(known) or '(none)'}.")
-    points = _suite_points(tracker, name, all_runs)
-    if not points:
-        raise BenchError(f"suite '{name}' has no finished suite run at {tracker.uri}.")
-    _emit(render_history(history_table(points, args.model), args.model, args.format), args.out)
+    _emit(render_history(model_history(tracker, name, args.model), args.model, args.format), args.out)
     return 0
 
 
@@ -505,84 +321,11 @@ def _check_threshold_names(args: argparse.Namespace, suite) -> None:
                              f"value.{did_you_mean(name, declared)} Values: {', '.join(declared)}.")
 
 
-def _pick_run(name: str, finished: list[str], which: str, exclude: str | None = None) -> str:
-    """A suite run id for `latest` / `previous` (newest first in `finished`, without `exclude`)
-    or an id as given."""
-    pool = [r for r in finished if r != exclude]
-    if which == "latest":
-        if not pool:
-            raise BenchError(f"suite '{name}' has no finished suite run to compare.")
-        return pool[0]
-    if which == "previous":
-        if len(pool) < (2 if exclude is None else 1):
-            raise BenchError(f"suite '{name}' has fewer than two finished runs: nothing to "
-                             "compare yet. Run the suite again (or `bench nightly`) first.")
-        return pool[1] if exclude is None else pool[0]
-    return which
-
-
-def _history_nights(tracker, all_runs, ids: list[str], new, history: int) -> list:
-    """The base run and the runs before it (`ids`, newest first) as compare's history
-    (bench.report.compare.Night, with the verdicts their nightly recorded): walked back until
-    every cell of `new` that the base has has `history` runs not recorded as regressed for
-    it, an accepted baseline run, or HISTORY_POOL runs."""
-    from bench.report.compare import Night, marks_of
-
-    nights: list[Night] = []
-    wanted = [k for k in Night(new).agg.index]
-    count = dict.fromkeys(wanted, 0)
-    for rid in ids[:HISTORY_POOL]:
-        try:
-            runs = _suite_run_values(tracker, all_runs, rid)
-        except BenchError:
-            if not nights:
-                raise  # the base itself must be a suite run
-            continue  # a suite run without cells.json (interrupted before the end)
-        night = Night(runs, *marks_of(tracker.client.get_run(rid).data.tags))
-        if not nights:  # the base: only its cells are compared
-            count = {k: 0 for k in wanted if k in night.agg.index}
-        nights.append(night)
-        for k in count:
-            if k in night.agg.index and (night.regressed is None or k not in night.regressed):
-                count[k] += 1
-        if night.accepted or all(c >= history for c in count.values()):
-            break
-    return nights
-
-
-def _compare_runs(tracker, name: str, base: str, new: str, history: int, cfg
-                  ) -> tuple[str, str, pd.DataFrame]:
-    """(base run id, new run id, the comparison) for `latest` / `previous` / run ids. The
-    history is the base and the runs before it (not the newest runs), per cell without the
-    runs recorded as regressed for it."""
-    from bench.report.compare import compare, judge
-
-    finished = tracker.suite_runs(name, limit=500)  # newest first; ids only, one query
-    new_id = _pick_run(name, finished, new)
-    base_id = _pick_run(name, finished, base, exclude=new_id if base in ("latest", "previous") else None)
-    if base_id == new_id:
-        raise BenchError(f"base and new are the same suite run ({new_id}): compare two runs, e.g. "
-                         f"`bench compare {name} previous latest`.")
-    all_runs = tracker.cell_runs(suite=name)
-    new_runs = _suite_run_values(tracker, all_runs, new_id)
-    if not history:
-        return base_id, new_id, compare(_suite_run_values(tracker, all_runs, base_id), new_runs, None, cfg)
-    older = finished[finished.index(base_id) + 1:] if base_id in finished else []
-    nights = _history_nights(tracker, all_runs, [base_id, *(r for r in older if r != new_id)],
-                             new_runs, history)
-    judge(nights[::-1], cfg, tables_from=len(nights))  # the verdicts no nightly recorded
-    return base_id, new_id, compare(nights[0], new_runs, nights, cfg)
-
-
 def _accept(tracker, name: str, which: str) -> int:
     """`bench compare SUITE --accept [RUN]`: make a suite run the baseline on purpose."""
-    from bench.report.compare import accepted_tags
+    from bench.workflows.compare import accept
 
-    finished = tracker.suite_runs(name, limit=500)
-    rid = _pick_run(name, finished, which)
-    if rid not in finished:
-        raise BenchError(f"--accept {which}: not a finished suite run of '{name}' at {tracker.uri}.")
-    tracker.set_tags(rid, accepted_tags())
+    rid = accept(tracker, name, which)
     print(f"suite run {rid} of '{name}' is now the baseline: later comparisons measure changes from "
           "it, and the runs before it are no longer their history.")
     return 0
@@ -590,86 +333,40 @@ def _accept(tracker, name: str, which: str) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from bench.report.compare import render
+    from bench.workflows.compare import compare_runs
 
-    tracker, name = _open_store(args)
+    tracker, name = open_suite_store(args.suite, args.tracking_uri, args.experiment)
     if args.accept:
         return _accept(tracker, name, args.accept)
     if args.base == args.new:
         raise BenchError(f"base and new are both '{args.new}': compare two suite runs, e.g. "
                          f"`bench compare {name} previous latest`.")
     cfg = _compare_config(args)
-    base_id, new_id, table = _compare_runs(tracker, name, args.base, args.new, args.history, cfg)
+    base_id, new_id, table = compare_runs(tracker, name, args.base, args.new, args.history, cfg)
     text = render(table, args.format, suite=name, base=base_id, new=new_id, cfg=cfg)
     _emit((f"base {base_id} -> new {new_id}\n\n" if args.format == "markdown" else "") + text, args.out)
     return 1 if (table["status"] == "regression").any() else 0
 
 
 def cmd_nightly(args: argparse.Namespace) -> int:
-    """Run the suite afresh, compare with the previous run, write the leaderboard."""
+    """Run the suite afresh, compare with the previous run, write the leaderboard
+    (bench.workflows.nightly)."""
     from bench.config.suite import load_suite
-    from bench.report.compare import render
-    from bench.run.runner import run_suite
+    from bench.workflows.nightly import nightly
 
     suite = load_suite(args.suite)
     uri = _suite_uri(args, suite)
-    _check_registry_models(suite, uri, _uri_origin(args.tracking_uri, suite.tracking_uri))
+    _check_registry_models(suite, uri, uri_origin(args.tracking_uri, suite.tracking_uri))
     _check_threshold_names(args, suite)
-    report = run_suite(suite, tracking_uri=args.tracking_uri, force=True,
-                       progress=not args.no_progress, cache_dir=args.cache_dir,
-                       executor=_executor(args, suite), artifact_root=args.artifact_root,
-                       timeout=args.timeout)
-    print(report.leaderboard)
-    print(report.summary())
-    from bench.record.tracking import Tracker
-
-    tracker = Tracker(report.tracking_uri, experiment_id=report.experiment_id)
-    regressions = False
-    if len([r for r in tracker.suite_runs(suite.name) if r != report.parent_run_id]) >= 1:
-        cfg = _compare_config(args)
-        base_id, new_id, table = _compare_runs(tracker, suite.name, "latest", report.parent_run_id,
-                                               args.history, cfg)
-        text = f"base {base_id} -> new {new_id}\n\n{render(table)}"
-        tracker.log_text(report.parent_run_id, text, "compare.md")
-        tracker.log_text(report.parent_run_id, render(table, "json", suite=suite.name, base=base_id,
-                                                      new=new_id, cfg=cfg), "compare.json")
-        print(text)
-        regressions = bool((table["status"] == "regression").any())
-        from bench.record.cell_record import SuiteRunRecord
-        from bench.report.compare import verdict_tags
-
-        n = int((table["status"] == "regression").sum())
-        # the verdict, remembered: later nights leave these cells of this run out of their baseline
-        tracker.set_tags(report.parent_run_id, {**SuiteRunRecord.regressions_tags(n), **verdict_tags(table)})
-    else:
-        from bench.record.cell_record import SuiteRunRecord
-        from bench.report.compare import verdict_tags
-
-        print("first run of this suite: nothing to compare yet")
-        tracker.set_tags(report.parent_run_id, {**SuiteRunRecord.regressions_tags(0),
-                                                **verdict_tags(None)})
-    # the HTML board again, now that this run is finished: with the trends of the last runs
     html_out = bool(args.out) and args.out.lower().endswith((".html", ".htm"))
-    trend = _trends(tracker, suite.name, args.trends, until=report.parent_run_id,
-                    cfg=_compare_config(args), history=args.history)
-    page = _suite_run_html(tracker, suite, report.parent_run_id, trend) if trend is not None or html_out else None
-    if trend is not None and page is not None:
-        tracker.log_text(report.parent_run_id, page, "leaderboard.html")
+    res = nightly(suite, tracking_uri=args.tracking_uri, cache_dir=args.cache_dir,
+                  executor=_executor(args, suite), artifact_root=args.artifact_root,
+                  timeout=args.timeout, progress=not args.no_progress, cfg=_compare_config(args),
+                  history=args.history, trends=args.trends, page=html_out, echo=print)
     if args.out:
-        Path(args.out).write_text(page if html_out and page is not None else report.leaderboard)
-    return 1 if regressions or not report.ok else 0
-
-
-def _suite_run_html(tracker, suite, parent: str, trend) -> str | None:
-    """One suite run's HTML board (the suite as declared), with `trend` when given."""
-    from bench.config.suite import declared_pairs
-    from bench.report.leaderboard import build_leaderboard
-
-    try:
-        runs = _suite_run_values(tracker, tracker.cell_runs(suite=suite.name, failed=True), parent)
-    except BenchError:  # no cells.json: the runner was stopped before the end
-        return None
-    tables = build_leaderboard(runs, declared=declared_pairs(suite))
-    return _leaderboard_html(argparse.Namespace(), tracker, suite.name, tables, runs, trends=trend)
+        Path(args.out).write_text(res.page if html_out and res.page is not None
+                                  else res.report.leaderboard)
+    return 0 if res.ok else 1
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -721,16 +418,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training run {res.run_id}")
     print(res.model_uri)
     return 0
-
-
-def _experiment_id(uri: str, name: str) -> str:
-    from bench.record.tracking import Tracker
-
-    exp_id = Tracker.experiment_of(uri, name)
-    if exp_id is None:
-        raise BenchError(f"no MLflow experiment '{name}' at {uri}. Check the name, or pass "
-                         "--tracking-uri (the store `bench run` used).")
-    return exp_id
 
 
 # `bench list KIND`: where each kind's registry lives, imported only when listed

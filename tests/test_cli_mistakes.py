@@ -69,11 +69,11 @@ def test_a_mistyped_scheme_in_the_environment_or_the_suite_is_refused(write_suit
                                  "postgresql+psycopg2://u:p@db/mlflow", "mysql://u@db/mlflow",
                                  "databricks", "databricks://profile", r"C:\mlruns"])
 def test_every_uri_form_mlflow_opens_is_accepted(uri):
-    from bench.cli import _local_store, check_tracking_uri
+    from bench.workflows.store import check_tracking_uri, local_store
 
     assert check_tracking_uri(uri) == uri
     if uri.startswith(("http", "postgresql", "mysql", "databricks")):
-        assert _local_store(uri) is None  # a server: never checked for a file
+        assert local_store(uri) is None  # a server: never checked for a file
 
 
 def test_a_sqlite_uri_with_two_slashes_is_refused(suite, capsys):

@@ -179,6 +179,17 @@ def local_path(uri: str) -> Path | None:
     return None
 
 
+def registered_store_schemes() -> list[str]:
+    """The tracking store schemes MLflow's registry knows (plugins included); [] when its
+    private registry cannot be read (the caller's fixed list is enough then)."""
+    try:
+        from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+        return list(_tracking_store_registry._registry)
+    except Exception:  # noqa: BLE001 - a private API
+        return []
+
+
 def resolve_uri(cli: str | None, suite: str | None) -> str:
     """CLI flag, then the environment, then the suite file, then MLflow's own default.
 

@@ -244,9 +244,9 @@ def _why(log: SuiteLog, e: BaseException) -> str:
 def _log_boards(report: SuiteReport, log: SuiteLog, parent: str, suite: Suite,
                 run_ids: list[str], uri: str) -> None:
     from bench.record.cell_record import frame
-    from bench.report.figures import suite_figures
-    from bench.report.html import default_ui_url, html_report, mlflow_access
+    from bench.report.html import default_ui_url
     from bench.report.leaderboard import build_leaderboard, render
+    from bench.report.page import board_page
     from bench.report.published import with_published
 
     if run_ids:
@@ -261,13 +261,11 @@ def _log_boards(report: SuiteReport, log: SuiteLog, parent: str, suite: Suite,
         client = log.artifact_client()
         if client is None:  # no artifacts kept (an in-memory log): no page of images
             return
-        fetch, listing = mlflow_access(client)
-        figures = suite_figures(runs, fetch)
+        page, figures = board_page(board, runs, client, name=suite.name,
+                                   experiment_id=log.experiment_id, ui_url=default_ui_url(uri),
+                                   published=suite.published)
         log.log_files(parent, figures, "figures")
-        log.log_text(parent, html_report(board, fetch, listing, title=f"Leaderboard: {suite.name}",
-                                         experiment_id=log.experiment_id, ui_url=default_ui_url(uri),
-                                         figures=figures, published=suite.published),
-                     "leaderboard.html")
+        log.log_text(parent, page, "leaderboard.html")
 
 
 def verdict_lines(board: list) -> list[str]:
