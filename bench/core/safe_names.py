@@ -28,6 +28,10 @@ What validation refuses instead (bench.config.suite, `name_problem`): control ch
 bidirectional overrides in a suite's names (they rewrite the terminal and the board, and no
 file name can show them), and names longer than MAX_NAME. A `/` in a name is kept (a
 model called `stylegan2/ffhq` is a fine label) and mapped only where a file is named.
+
+Names validation never saw (read back from a store, class folder and file names) are shown
+through `printable`, the one place a name becomes text for a person: every board format,
+the HTML page, the runner's console lines, `bench` errors and warnings (issue 29).
 """
 
 from __future__ import annotations
