@@ -235,3 +235,42 @@ def test_class_folder_names_are_escaped_in_the_imbalance_warning():
         note = imbalance_note("image_folder x", np.array([100, 3]), [ESC, "b"])
     assert "\x1b" not in str(rec[0].message) and "\x1b" not in note
     assert r"\x1b[31mred\x1b[0m: 100" in note
+
+
+def test_bench_leaderboard_on_a_real_store_during_a_run_then_after_it_was_killed(write_suite, tmp_path,
+                                                                                capsys):
+    """The finding itself, on an MLflow store: a RUNNING suite run with a fresh heartbeat and
+    one finished cell; `bench leaderboard` shows the other models pending, and once the suite
+    run is closed KILLED (interrupted), not run. No model reads failed."""
+    from bench.cli import main
+    from bench.config.suite import load_suite
+    from bench.record.cell_record import CellRecord, LeaseStamp, SuiteRunRecord
+    from bench.record.tracking import Tracker
+    from bench.record.writer import RecordWriter
+
+    path = write_suite(SUITE)
+    suite = load_suite(path, check_resources=False)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker = Tracker(uri, suite.experiment)
+    parent = tracker.create_parent("s now", SuiteRunRecord("s").identity_tags())
+    tracker.set_tags(parent, LeaseStamp(time.time(), "pid 1 on elsewhere", 1, "elsewhere").to_tags())
+    writer = RecordWriter(tracker)
+    record = CellRecord(suite="s", model="a", dataset="d", metric="fid", cell_key="a-d-fid",
+                        primary="fid", parent=parent, values={"fid": 3.0}, declarations=FID,
+                        run_name="a / d / fid")
+    writer.begin(record)
+    writer.finish(record)
+
+    assert main(["leaderboard", str(path), "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"**In progress.** suite run {parent} is in progress (pid 1 on elsewhere")
+    assert "2 model(s) without a run yet are pending" in out
+    lines = [ln for ln in out.splitlines() if ln.startswith(("| b ", "| c "))]
+    assert lines and all("pending" in ln and "✗" not in ln for ln in lines)
+
+    tracker.end(parent, "KILLED")  # Ctrl-C: the runner closes its suite run
+    assert main(["leaderboard", str(path), "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert "In progress" not in out and "no run recorded for this model" not in out
+    lines = [ln for ln in out.splitlines() if ln.startswith(("| b ", "| c "))]
+    assert lines and all("not run" in ln and "✗" not in ln for ln in lines)
