@@ -18,6 +18,7 @@ real-to-real distances with a *synthetic* index; we do not reproduce that.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, overload
 
 import numpy as np
@@ -26,7 +27,7 @@ import torch
 from ._knn import knn_sq_radii, nearest_neighbour
 from ._stats import ArrayLike, DeviceLike, as_tensor, resolve_device
 
-__all__ = ["authenticity"]
+__all__ = ["authenticity", "authenticity_many"]
 
 
 @overload
@@ -58,15 +59,31 @@ def authenticity(
     ``per_sample=True`` returns ``(fraction, authentic)`` with the boolean
     verdict of each synthetic sample (numpy), e.g. for a confidence interval.
     """
+    authentic = authenticity_many(real_train, [fake], chunk_size=chunk_size, device=device)[0]
+    value = float(authentic.mean(dtype=np.float64)) if len(authentic) else float("nan")
+    return (value, authentic) if per_sample else value
+
+
+def authenticity_many(real_train: ArrayLike, fakes: Sequence[ArrayLike], *,
+                      chunk_size: int | None = None, device: DeviceLike = None
+                      ) -> list[np.ndarray]:
+    """Each synthetic set's per-sample verdicts (boolean numpy, True = authentic) against one
+    training set, whose nearest-other radii are computed once for all sets (the same
+    verdicts as one `authenticity(..., per_sample=True)` call per set when the sets share a
+    dtype; otherwise all inputs are promoted to one)."""
     dev = resolve_device(real_train, device)
     x = as_tensor(real_train, device=dev, name="real_train")
-    y = as_tensor(fake, device=dev, name="fake")
-    dtype = torch.promote_types(x.dtype, y.dtype)
-    x, y = x.to(dtype), y.to(dtype)
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"feature dims differ: {x.shape[1]} vs {y.shape[1]}")
+    ys = [as_tensor(f, device=dev, name="fake") for f in fakes]
+    dtype = x.dtype
+    for y in ys:
+        dtype = torch.promote_types(dtype, y.dtype)
+    x = x.to(dtype)
+    for y in ys:
+        if x.shape[1] != y.shape[1]:
+            raise ValueError(f"feature dims differ: {x.shape[1]} vs {y.shape[1]}")
     r_sq = knn_sq_radii(x, 1, chunk_size)  # nearest other training sample
-    d_sq, idx = nearest_neighbour(y, x, chunk_size)
-    authentic = d_sq > r_sq[idx]
-    value = float(authentic.double().mean())
-    return (value, authentic.cpu().numpy()) if per_sample else value
+    out = []
+    for y in ys:
+        d_sq, idx = nearest_neighbour(y.to(dtype), x, chunk_size)
+        out.append((d_sq > r_sq[idx]).cpu().numpy())
+    return out

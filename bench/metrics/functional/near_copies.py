@@ -21,6 +21,7 @@ ignore (its false alarms grow with that noise). The p-value is what a board's ga
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ import torch
 from ._knn import nearest_neighbour, pairwise_sq_dists, sq_norms
 from ._stats import ArrayLike, DeviceLike, as_tensor, resolve_device
 
-__all__ = ["NearCopies", "near_copies"]
+__all__ = ["NearCopies", "near_copies", "near_copies_many"]
 
 
 @dataclass(frozen=True)
@@ -63,18 +64,32 @@ def near_copies(train: ArrayLike, fake: ArrayLike, *, quantile: float = 0.05,
     (see the module docstring). `calibration` training samples (at most) are split into the
     two halves; the first `max_fake` generated samples are tested (cost: O((calibration +
     max_fake) x len(train)) distances)."""
+    return near_copies_many(train, [fake], quantile=quantile, calibration=calibration,
+                            max_fake=max_fake, seed=seed, device=device)[0]
+
+
+def near_copies_many(train: ArrayLike, fakes: Sequence[ArrayLike], *, quantile: float = 0.05,
+                     calibration: int = 2000, max_fake: int = 5000, seed: int = 0,
+                     device: DeviceLike = None) -> list[NearCopies]:
+    """`near_copies` of several generated sets against one training set: the radius tau and
+    the training side's count (S1, S2) depend only on the training set and the seed, so they
+    are computed once (the same results as one call per set when the sets share a dtype;
+    otherwise all inputs are promoted to one)."""
     if not 0 < quantile < 0.5:
         raise ValueError(f"quantile must be in (0, 0.5), got {quantile}")
     dev = resolve_device(train, device)
     t = as_tensor(train, device=dev, name="train")
-    f = as_tensor(fake, device=dev, name="fake")
-    dtype = torch.promote_types(t.dtype, f.dtype)
-    t, f = t.to(dtype), f[:max_fake].to(dtype)
-    if t.shape[1] != f.shape[1]:
-        raise ValueError(f"feature dims differ: {t.shape[1]} vs {f.shape[1]}")
+    fs = [as_tensor(f, device=dev, name="fake") for f in fakes]
+    dtype = t.dtype
+    for f in fs:
+        dtype = torch.promote_types(dtype, f.dtype)
+    t, fs = t.to(dtype), [f[:max_fake].to(dtype) for f in fs]
+    for f in fs:
+        if t.shape[1] != f.shape[1]:
+            raise ValueError(f"feature dims differ: {t.shape[1]} vs {f.shape[1]}")
     n = t.shape[0]
-    if n < 4 or len(f) == 0:
-        return NearCopies(math.nan, math.nan, math.nan, 0, len(f), 0, math.nan)
+    if n < 4:
+        return [NearCopies(math.nan, math.nan, math.nan, 0, len(f), 0, math.nan) for f in fs]
     pick = np.random.default_rng([seed, 7193]).permutation(n)[: min(calibration, n)]
     half = len(pick) // 2
     s1 = torch.as_tensor(pick[:half], device=dev)
@@ -82,13 +97,19 @@ def near_copies(train: ArrayLike, fake: ArrayLike, *, quantile: float = 0.05,
     r1 = _nearest_other(t, s1)
     tau_sq = torch.quantile(r1.double(), quantile).item()
     r2 = _nearest_other(t, s2)
-    d_sq, _ = nearest_neighbour(f, t)
-    # ties at exactly tau (duplicated images) count as within: `<=` on both sides alike
-    k_fake = int((d_sq <= tau_sq).sum())
-    k_real = int((r2 <= tau_sq).sum())
-    m, c = len(f), len(s2)
+    k_real, c = int((r2 <= tau_sq).sum()), len(s2)
     from scipy.stats import fisher_exact
 
-    p = float(fisher_exact(np.array([[k_fake, m - k_fake], [k_real, c - k_real]]),
-                           alternative="greater").pvalue)
-    return NearCopies(k_fake / m, k_real / c, p, k_fake, m, c, math.sqrt(max(tau_sq, 0.0)))
+    out = []
+    for f in fs:
+        if len(f) == 0:
+            out.append(NearCopies(math.nan, math.nan, math.nan, 0, 0, 0, math.nan))
+            continue
+        d_sq, _ = nearest_neighbour(f, t)
+        # ties at exactly tau (duplicated images) count as within: `<=` on both sides alike
+        k_fake, m = int((d_sq <= tau_sq).sum()), len(f)
+        p = float(fisher_exact(np.array([[k_fake, m - k_fake], [k_real, c - k_real]]),
+                               alternative="greater").pvalue)
+        out.append(NearCopies(k_fake / m, k_real / c, p, k_fake, m, c,
+                              math.sqrt(max(tau_sq, 0.0))))
+    return out
