@@ -93,7 +93,7 @@ def store(monkeypatch, write_suite) -> MemoryStore:
     import bench.run.runner
 
     mem = MemoryStore()
-    monkeypatch.setattr(bench.cli, "_open_store", lambda args: (mem, "s"))
+    monkeypatch.setattr(bench.cli, "open_suite_store", lambda *args, **kw: (mem, "s"))
     monkeypatch.setattr(bench.record.tracking, "Tracker", lambda uri, experiment_id=None: mem)
     tonight: dict[str, float] = {}
 
