@@ -21,8 +21,12 @@ The factor F of the real covariance is computed once:
   (0.2 s vs ~25 s for d = 2048 on 2 CPU cores).
 
 :class:`FrechetReference` caches F for the real statistics, so scoring many
-generators (or checkpoints) against one dataset costs two matrix products
-and one ``eigvalsh`` each. Everything is float64.
+generators (or checkpoints) against one dataset costs the generated side's
+covariance, the product F^T S2 F and one ``eigvalsh`` each. Everything is
+float64. On the CPU with a Cholesky factor the product is LAPACK's ``dsygst``
+(itype 3: L^T A L for symmetric A and triangular L, d^3 flops instead of the
+4 d^3 of two general products), and ``eigvalsh`` reads only the triangle it
+fills; the values are pytorch-fid's (scipy ``sqrtm``) to about 1e-9 relative.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from scipy.linalg import lapack
 
 from ._stats import ArrayLike, DeviceLike, FeatureStats, as_tensor, resolve_device
 
@@ -67,10 +72,14 @@ class FrechetReference:
         if self.sigma.shape != (d, d):
             raise ValueError(f"sigma must be ({d}, {d}), got {tuple(self.sigma.shape)}")
         fac: torch.Tensor | None = None
+        # the CPU fast path's operand: the Cholesky factor in the column order LAPACK reads
+        self._lower_f: np.ndarray | None = None
         if factor == "auto":
             chol, info = torch.linalg.cholesky_ex(self.sigma)
             if int(info) == 0 and bool(torch.isfinite(chol).all()):
                 fac = chol
+                if chol.device.type == "cpu":
+                    self._lower_f = np.asfortranarray(chol.numpy())
         elif factor != "eigh":
             raise ValueError(f"factor must be 'auto' or 'eigh', got {factor!r}")
         if fac is None:
@@ -103,11 +112,22 @@ class FrechetReference:
                 f"shape mismatch: reference d={self.mu.shape[0]}, got mu {tuple(mu2.shape)}, "
                 f"sigma {tuple(sigma2.shape)}"
             )
-        inner = _sym(self.factor.T @ sigma2 @ self.factor)
-        tr_covmean = torch.linalg.eigvalsh(inner).clamp_min(0).sqrt().sum()
         diff = self.mu - mu2
-        fd = diff.dot(diff) + self.trace + torch.trace(sigma2) - 2.0 * tr_covmean
-        return float(fd)
+        fd = diff.dot(diff) + self.trace + torch.trace(sigma2)  # before sigma2 is overwritten
+        return float(fd - 2.0 * self._trace_sqrt(sigma2))
+
+    def _trace_sqrt(self, sigma2: torch.Tensor) -> torch.Tensor:
+        """tr sqrt(sigma sigma2) = sum of sqrt(eigenvalues of F^T sigma2 F); may overwrite sigma2."""
+        if self._lower_f is not None and sigma2.device.type == "cpu":
+            # sigma2 is symmetric and our own copy: its transpose is the Fortran-order view
+            inner, info = lapack.dsygst(sigma2.numpy().T, self._lower_f, itype=3, lower=1,
+                                        overwrite_a=1)
+            if info != 0:
+                raise ValueError(f"dsygst failed (info={info})")
+            evals = torch.linalg.eigvalsh(torch.from_numpy(inner), UPLO="L")
+        else:
+            evals = torch.linalg.eigvalsh(_sym(self.factor.T @ sigma2 @ self.factor))
+        return evals.clamp_min(0).sqrt().sum()
 
     def distance_to_stats(self, stats: FeatureStats) -> float:
         return self.distance(stats.mean, stats.cov)
