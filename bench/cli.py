@@ -391,19 +391,20 @@ def cmd_score(args: argparse.Namespace) -> int:
                        tracking_uri=args.tracking_uri, experiment=args.experiment,
                        cache_dir=args.cache_dir, progress=args.progress, verbose=args.verbose)
     except EvaluationFailed as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {printable(e, keep=chr(10))}", file=sys.stderr)
         return 1
     if args.format == "json":
         import json
 
         print(json.dumps(res.to_json(), indent=1))
     else:
-        print(res)  # the values, then the verdict with each flag's reason
+        # the values, then the verdict with each flag's reason (which may name class folders)
+        print(printable(res, keep="\n"))
         if res.tracking_uri:
             print(f"\nMLflow: {res.tracking_uri}, experiment id {res.experiment_id}, suite run "
                   f"{res.suite_run_id}")
     if res.flagged:  # the numbers of a flagged model are not a score: a script must notice
-        print(f"flagged: {res.verdict} (exit 1; the reasons are above)", file=sys.stderr)
+        print(f"flagged: {printable(res.verdict)} (exit 1; the reasons are above)", file=sys.stderr)
         return 1
     return 0
 

@@ -175,7 +175,7 @@ def test_bench_leaderboard_during_and_after_a_run(live, write_suite, monkeypatch
     suite = write_suite(SUITE)
     frame = runs([{"model": "a", "metric": "fid", "values": FID, "primary": "fid", "m:fid": 3.0}])
     running = [("run1", LeaseStamp(time.time(), "pid 9 on elsewhere").to_tags(), 0)] if live else []
-    monkeypatch.setattr(cli, "_open_store", lambda args: (_Tracker(frame, running), "s"))
+    monkeypatch.setattr(cli, "open_suite_store", lambda *args, **kw: (_Tracker(frame, running), "s"))
     assert cli.main(["leaderboard", str(suite)]) == 0
     out = capsys.readouterr().out
     state = PENDING if live else NOT_RUN
@@ -274,3 +274,22 @@ def test_bench_leaderboard_on_a_real_store_during_a_run_then_after_it_was_killed
     assert "In progress" not in out and "no run recorded for this model" not in out
     lines = [ln for ln in out.splitlines() if ln.startswith(("| b ", "| c "))]
     assert lines and all("not run" in ln and "✗" not in ln for ln in lines)
+
+
+def test_bench_score_prints_a_result_naming_a_class_folder_as_escapes(monkeypatch, capsys):
+    """`bench score` prints the result (values, verdict, flag reasons that name classes)."""
+    import bench.api
+    from bench.cli import main
+
+    class Result:
+        flagged, verdict, tracking_uri = True, f"classes missing ({ESC})", None
+
+        def __str__(self):
+            return f"fid 3.1\nverdict: classes missing: {ESC} never shown"
+
+    monkeypatch.setattr(bench.api, "evaluate", lambda *a, **k: Result())
+    assert main(["score", "real", "fake", "--no-progress"]) == 1
+    out, err = capsys.readouterr()
+    assert "\x1b" not in out + err
+    assert "verdict: classes missing: \\x1b[31mred\\x1b[0m never shown" in out
+    assert "flagged: classes missing (\\x1b[31mred\\x1b[0m)" in err
