@@ -261,6 +261,11 @@ def _leaderboard_history(args: argparse.Namespace, tracker, name: str) -> int:
     return 0
 
 
+def _say(text: object = "") -> None:
+    """print, with control characters in names shown as escapes (safe_names.printable)."""
+    print(printable(text, keep="\n"))
+
+
 def _emit(text: str, out: str | None) -> None:
     if out:
         Path(out).write_text(text)
@@ -362,7 +367,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     res = nightly(suite, tracking_uri=args.tracking_uri, cache_dir=args.cache_dir,
                   executor=_executor(args, suite), artifact_root=args.artifact_root,
                   timeout=args.timeout, progress=not args.no_progress, cfg=_compare_config(args),
-                  history=args.history, trends=args.trends, page=html_out, echo=print)
+                  history=args.history, trends=args.trends, page=html_out, echo=_say)
     if args.out:
         Path(args.out).write_text(res.page if html_out and res.page is not None
                                   else res.report.leaderboard)

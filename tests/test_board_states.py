@@ -211,6 +211,8 @@ def test_console_lines_errors_and_warnings_escape_control_characters(capsys, mon
 
     runner._log(f"model {ESC}: done")
     assert capsys.readouterr().out.strip() == r"model \x1b[31mred\x1b[0m: done"
+    cli._say(f"regression: {ESC}\nnext")  # what `bench nightly` echoes
+    assert capsys.readouterr().out == "regression: \\x1b[31mred\\x1b[0m\nnext\n"
 
     def boom(args):
         warnings.warn(f"class folder {ESC} is small", stacklevel=1)
