@@ -196,6 +196,7 @@ def test_names_with_control_characters_are_escaped_in_every_format():
         assert r"\x1b[31mred\x1b[0m" in out.replace("\\textbackslash{}", "\\"), fmt
     md = render(tables)
     assert r"b\x07ell" in md and r"x\x1b]0;t\x07" in md
+    assert r"\textbackslash{}x1b[31mred" in render(tables, "latex")  # a backslash LaTeX prints
     j = render(tables, "json")
     assert "\x1b" not in j and json.loads(j)["tables"][0]["rows"][0]["model"] == ESC  # data kept
     page = render_html(tables)

@@ -1268,8 +1268,9 @@ _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
 
 def latex_escape(text: str) -> str:
     """Every character LaTeX treats specially, as text: model and value names are user input
-    (`my_model`, `fid@50%`) and one unescaped `_` or `%` breaks a whole paper's build."""
-    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
+    (`my_model`, `fid@50%`) and one unescaped `_` or `%` breaks a whole paper's build. A
+    control character is written as its escape first (`\\x1b`), whose backslash is then text."""
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in printable(text))
 
 
 def _latex_symbols(text: str) -> str:
