@@ -19,10 +19,11 @@ from bench.report.html import IMAGE_MODELS
 from bench.report.leaderboard import FORMATS as LEADERBOARD_FORMATS
 from bench.workflows.history import HISTORY_RUNS, TREND_RUNS
 from bench.workflows.store import (
-    check_store_exists,
+    check_registry_models,
     check_tracking_uri,
     open_suite_store,
     suite_file,
+    suite_uri,
     uri_origin,
 )
 
@@ -100,42 +101,12 @@ def _check_arguments(args: argparse.Namespace) -> None:
     _check_compare_numbers(args)
 
 
-def _suite_uri(args: argparse.Namespace, suite) -> str:
-    """The tracking URI a suite's command uses (flag, env, suite file, default), checked."""
-    from bench.record.tracking import resolve_uri
-
-    uri = resolve_uri(args.tracking_uri, suite.tracking_uri)
-    return check_tracking_uri(uri, uri_origin(args.tracking_uri, suite.tracking_uri))
-
-
-def _check_registry_models(suite, uri: str, origin: str) -> int:
-    """Every `mlflow` model of a suite (models:/name/version, @alias, model id, runs:/) exists in
-    the store that will be read. Returns how many were checked."""
-    from bench.models.mlflow_model import check_model_exists
-
-    uris = [spec.options.uri for spec in suite.models.values() if spec.plugin == "mlflow"]
-    if not uris:
-        return 0
-    if not os.environ.get("MLFLOW_REGISTRY_URI"):
-        check_store_exists(uri, origin)
-    problems = []
-    for key, spec in suite.models.items():
-        if spec.plugin == "mlflow":
-            try:
-                check_model_exists(spec.options.uri, uri)
-            except BenchError as e:
-                problems.append(f"{suite.path}: models.{key}: {e}")
-    if problems:
-        raise BenchError("\n".join(problems))
-    return len(uris)
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     from bench.config.suite import load_suite
 
     s = load_suite(args.suite)
-    uri = _suite_uri(args, s)
-    registered = _check_registry_models(s, uri, uri_origin(args.tracking_uri, s.tracking_uri))
+    uri = suite_uri(args.tracking_uri, s)
+    registered = check_registry_models(s, uri, uri_origin(args.tracking_uri, s.tracking_uri))
     print(f"{args.suite}: OK — suite '{s.name}', {len(s.datasets)} dataset(s), {len(s.models)} "
           f"model(s), {len(s.metrics)} metric(s), {len(s.cells)} cell run(s) "
           f"({s.repeats} repeat(s) each)"
@@ -150,8 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.run.runner import run_suite
 
     suite = load_suite(args.suite)  # validates everything before any run exists
-    uri = _suite_uri(args, suite)
-    _check_registry_models(suite, uri, uri_origin(args.tracking_uri, suite.tracking_uri))
+    uri = suite_uri(args.tracking_uri, suite)
+    check_registry_models(suite, uri, uri_origin(args.tracking_uri, suite.tracking_uri))
     report = run_suite(suite, tracking_uri=args.tracking_uri, force=args.force,
                        progress=not args.no_progress, cache_dir=args.cache_dir,
                        executor=_executor(args, suite), artifact_root=args.artifact_root,
@@ -170,80 +141,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from bench.report.leaderboard import build_leaderboard, render
-    from bench.workflows.history import suite_run_values
+    from bench.workflows.leaderboard import leaderboard
 
     tracker, name = open_suite_store(args.suite, args.tracking_uri, args.experiment)
     if args.history or args.model:
         return _leaderboard_history(args, tracker, name)
-    if args.run_id:
-        runs = suite_run_values(tracker, tracker.cell_runs(suite=name, failed=True), args.run_id)
-    else:
-        runs = tracker.cell_runs(suite=name, failed=True)
-    # a live runner holds the suite: models without a run yet are pending, not failed
-    running = None if args.run_id else _in_progress(tracker, name)
-    if runs.empty and running is None:
-        raise BenchError(f"no cell runs of suite '{name}' at {tracker.uri}. Run `bench run` "
-                         "first, or pass --tracking-uri / --experiment.")
-    # a suite file: the board is the suite as declared (models removed from it are left out,
-    # unless --all); a suite name: every model that has runs (and no suite module imported:
-    # it brings torch, seconds and hundreds of MiB a board of a suite name never needs)
-    suite = suite_file(args.suite)
-    declared = None
-    if suite is not None and not args.all:
-        from bench.config.suite import declared_pairs
-
-        declared = declared_pairs(suite)
-    if runs.empty and not declared:  # in progress, nothing finished, no suite file to list
-        _emit(f"{running}: no cell has finished yet.", args.out)
-        return 0
-    tables = build_leaderboard(runs, sort_by=args.sort, declared=declared, in_progress=running)
-    if args.sort:
-        _check_sort(args.sort, tables)
-    published = suite.published if suite is not None else []
-    if args.format == "html":
-        from bench.workflows.leaderboard import leaderboard_page
-
-        text = leaderboard_page(tracker, name, tables, runs, last=args.trends, until=args.run_id,
-                                published=published, ui_url=args.ui_url, images=args.images)
-    else:
-        from bench.report.published import with_published
-
-        text = with_published(render(tables, args.format), args.format, tables, published)
-    if os.environ.get("MLFLOW_RUN_ID"):  # the `leaderboard` entry point keeps its output
-        ext = {"markdown": "md", "latex": "tex"}.get(args.format, args.format)
-        tracker.log_text(os.environ["MLFLOW_RUN_ID"], text, f"leaderboard.{ext}")
-    _emit(text, args.out)
+    # the `leaderboard` entry point of `mlflow run` keeps its output in its run
+    _emit(leaderboard(tracker, name, suite=suite_file(args.suite), run_id=args.run_id,
+                      sort=args.sort, all_models=args.all, fmt=args.format, trends=args.trends,
+                      ui_url=args.ui_url, images=args.images,
+                      log_to=os.environ.get("MLFLOW_RUN_ID")), args.out)
     return 0
-
-
-def _in_progress(tracker, name: str) -> str | None:
-    """'suite run ID is in progress (runner, last heartbeat N s ago)' while a live runner
-    holds the suite (bench.record.lease), else None; a store that cannot say: None."""
-    import time
-
-    from bench.record.lease import live_suite_run
-
-    try:
-        live = live_suite_run(tracker, name)
-    except Exception:  # noqa: BLE001 - the board itself reports a store that cannot be read
-        return None
-    if live is None:
-        return None
-    run_id, stamp = live
-    who = f"{stamp.runner}, " if stamp.runner else ""
-    return (f"suite run {run_id} is in progress ({who}last heartbeat "
-            f"{max(0.0, time.time() - stamp.heartbeat):.0f} s ago)")
-
-
-def _check_sort(sort: str, tables) -> None:
-    """`--sort` names a value of the board (a typo would silently sort by the headline)."""
-    from bench.core.registry import did_you_mean
-
-    names = list(dict.fromkeys(str(c) for t in tables for c in t.mean.columns))
-    if sort not in names:
-        raise BenchError(f"--sort {sort}: no such value on this board.{did_you_mean(sort, names)} "
-                         f"Values: {', '.join(names) or '(none)'}.")
 
 
 def _leaderboard_history(args: argparse.Namespace, tracker, name: str) -> int:
@@ -360,8 +268,8 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     from bench.workflows.nightly import nightly
 
     suite = load_suite(args.suite)
-    uri = _suite_uri(args, suite)
-    _check_registry_models(suite, uri, uri_origin(args.tracking_uri, suite.tracking_uri))
+    uri = suite_uri(args.tracking_uri, suite)
+    check_registry_models(suite, uri, uri_origin(args.tracking_uri, suite.tracking_uri))
     _check_threshold_names(args, suite)
     html_out = bool(args.out) and args.out.lower().endswith((".html", ".htm"))
     res = nightly(suite, tracking_uri=args.tracking_uri, cache_dir=args.cache_dir,

@@ -117,3 +117,33 @@ def open_suite_store(target: str, tracking_uri: str | None = None, experiment: s
     # the suite's own experiment, also under `mlflow run` (whose run may live in "Default"):
     # the runner always logs cells there (bench.run.runner)
     return Tracker(uri, experiment_id=experiment_id(uri, experiment)), name
+
+
+def suite_uri(tracking_uri: str | None, suite) -> str:
+    """The tracking URI a suite's command uses (flag, env, suite file, default), checked."""
+    from bench.record.tracking import resolve_uri
+
+    uri = resolve_uri(tracking_uri, suite.tracking_uri)
+    return check_tracking_uri(uri, uri_origin(tracking_uri, suite.tracking_uri))
+
+
+def check_registry_models(suite, uri: str, origin: str) -> int:
+    """Every `mlflow` model of a suite (models:/name/version, @alias, model id, runs:/) exists in
+    the store that will be read. Returns how many were checked."""
+    from bench.models.mlflow_model import check_model_exists
+
+    uris = [spec.options.uri for spec in suite.models.values() if spec.plugin == "mlflow"]
+    if not uris:
+        return 0
+    if not os.environ.get("MLFLOW_REGISTRY_URI"):
+        check_store_exists(uri, origin)
+    problems = []
+    for key, spec in suite.models.items():
+        if spec.plugin == "mlflow":
+            try:
+                check_model_exists(spec.options.uri, uri)
+            except BenchError as e:
+                problems.append(f"{suite.path}: models.{key}: {e}")
+    if problems:
+        raise BenchError("\n".join(problems))
+    return len(uris)
