@@ -36,7 +36,7 @@ def test_bad_suite_through_the_real_console_script(write_suite, tmp_path):
     r = subprocess.run([str(BIN / "bench"), "validate", str(bad)], capture_output=True, text=True,
                        cwd=tmp_path)
     assert r.returncode == 2
-    assert "datasets: required option missing" in r.stderr and "Traceback" not in r.stderr
+    assert "datasets: required option 'datasets' missing" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_list_names_every_registered_plugin(capsys):

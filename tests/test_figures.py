@@ -111,7 +111,7 @@ def test_figures_over_many_models_name_and_draw_the_top_ones_and_say_so(monkeypa
 
     named, notes, fetched = [], [], []
     label, note = figures._label, figures._capped_note
-    monkeypatch.setattr(figures, "_label", lambda ax, x, y, text, ref: named.append(text) or label(ax, x, y, text, ref))
+    monkeypatch.setattr(figures, "_label", lambda ax, x, y, text, ref, *more: named.append(text) or label(ax, x, y, text, ref, *more))
     monkeypatch.setattr(figures, "_capped_note", lambda fig, *a: notes.append(a) or note(fig, *a))
 
     def counting_fetch(run_id, path):

@@ -89,7 +89,7 @@ def test_yaml_syntax_error_names_the_line(write_suite):
 
 def test_missing_required_section(write_suite):
     msg = errors_of(write_suite("name: x\ndatasets: {}\nmodels: {}\n"))
-    assert "metrics: required option missing" in msg
+    assert "metrics: required option 'metrics' missing for a suite" in msg
 
 
 def test_unknown_top_level_key_suggests(write_suite):

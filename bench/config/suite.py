@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -156,28 +156,66 @@ class Problems:
             raise SuiteError(self.file, self.items)
 
 
-def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names of the (nested) options model at `loc`, for "did you mean" hints."""
-    for part in loc:
-        f = model.model_fields.get(str(part)) if isinstance(part, str) else None
-        ann = getattr(f, "annotation", None)
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            model = ann
-        else:
-            return []
-    return list(model.model_fields)
+def _model_in(ann: Any) -> tuple[type[BaseModel] | None, int]:
+    """The options model an annotation holds and how many containers wrap it: a model is
+    (M, 0), `list[M]`, `dict[str, M]` or `M | None` is (M, 1 for each list or dict)."""
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann, 0
+    origin = get_origin(ann)
+    for arg in reversed(get_args(ann)):  # a dict's value type is its last argument
+        m, depth = _model_in(arg)
+        if m is not None:
+            return m, depth + (origin in (list, dict, tuple, set))
+    return None, 0
+
+
+def _field_at(model: type[BaseModel], loc: tuple, raw: Any = None
+              ) -> tuple[type[BaseModel] | None, Any]:
+    """The options model that holds the last key of `loc` and that key's field (None when
+    it holds no such field), for "did you mean" hints and the descriptions of missing options.
+    A model whose extras are another plugin's options (`features: {name: timm, ...}`) names
+    that plugin's options model through `options_for(raw)`."""
+    node, skip = raw, 0
+    owner: type[BaseModel] | None = model
+    for i, part in enumerate(loc):
+        parent, node = node, (node.get(part) if isinstance(node, dict) else
+                              node[part] if isinstance(node, list) and isinstance(part, int)
+                              and -len(node) <= part < len(node) else None)
+        if skip:  # a list index or a dict key
+            skip -= 1
+            continue
+        if owner is None:
+            return None, None
+        f = owner.model_fields.get(str(part))
+        extras = getattr(owner, "options_for", None)
+        if f is None and extras is not None and isinstance(parent, dict):
+            owner = extras(parent)
+            f = owner.model_fields.get(str(part)) if owner is not None else None
+        if i == len(loc) - 1:
+            return owner, f
+        if f is None:
+            return None, None
+        owner, skip = _model_in(f.annotation)
+    return owner, None
 
 
 def _report_validation(problems: Problems, base: tuple, err: ValidationError,
-                       model: type[BaseModel], what: str) -> None:
+                       model: type[BaseModel], what: str, raw: Any = None) -> None:
     for e in err.errors():
         loc = tuple(e["loc"])
+        inside = ".".join(str(p) for p in loc[:-1])  # where a nested option sits
+        inside = f" in {inside}" if inside else ""
         if e["type"] == "extra_forbidden":
-            known = _fields_at(model, loc[:-1])
-            problems.add((*base, *loc), f"unknown option '{loc[-1]}' for {what}."
-                         f"{did_you_mean(str(loc[-1]), known)} Known options: {', '.join(known)}.")
+            owner, _ = _field_at(model, loc, raw)
+            known = list(owner.model_fields) if owner is not None else []
+            listed = f" Known options: {', '.join(known)}." if known else ""
+            problems.add((*base, *loc), f"unknown option '{loc[-1]}'{inside} for {what}."
+                         f"{did_you_mean(str(loc[-1]), known)}{listed}")
         elif e["type"] == "missing":
-            problems.add((*base, *loc), f"required option missing for {what}. Add it.")
+            _, f = _field_at(model, loc, raw)
+            desc = f" ({f.description})" if f is not None and f.description else ""
+            problems.add((*base, *loc), f"required option '{loc[-1]}'{inside}{desc} missing for "
+                         f"{what}. Add it.")
         else:
             got = f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""
             msg = e["msg"].removeprefix("Value error, ")
@@ -272,6 +310,9 @@ def _resolve_paths(opts_cls: type[Options], raw: dict[str, Any], base: Path) -> 
     """Relative file options are relative to the suite file, not to the working directory."""
     out = dict(raw)
     for name, f in opts_cls.model_fields.items():
+        extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+        if extra.get("suite_folder") and out.get(name) is None:  # e.g. where a model's module is
+            out[name] = str(base.resolve())
         ann = f.annotation
         is_path = ann is Path or (hasattr(ann, "__args__") and Path in getattr(ann, "__args__", ()))
         if is_path and isinstance(out.get(name), str) and not Path(out[name]).is_absolute():
@@ -293,7 +334,7 @@ def _parse_spec(section: str, key: str, raw: dict | None, reg: Registry, base: P
         try:
             return Spec(section, key, plugin, own.Options(**raw), own)
         except ValidationError as e:
-            _report_validation(problems, path, e, own.Options, f"{KIND_OF[section]} '{plugin}'")
+            _report_validation(problems, path, e, own.Options, f"{KIND_OF[section]} '{plugin}'", raw)
             return None
     if isinstance(plugin, str) and plugin not in reg and plugin in reg.failures():
         problems.add((*path, "source"), reg.explain(plugin))  # its module failed to import
@@ -309,7 +350,7 @@ def _parse_spec(section: str, key: str, raw: dict | None, reg: Registry, base: P
     try:
         opts = cls.Options(**raw)
     except ValidationError as e:
-        _report_validation(problems, path, e, cls.Options, f"{KIND_OF[section]} '{plugin}'")
+        _report_validation(problems, path, e, cls.Options, f"{KIND_OF[section]} '{plugin}'", raw)
         return None
     return Spec(section, key, plugin, opts, cls)
 
@@ -339,7 +380,7 @@ def _parse_executor(raw: dict[str, Any] | None, problems: Problems) -> ExecutorC
     except ValidationError as e:
         name = (raw or {}).get("name", "local")
         _report_validation(problems, ("executor",), e, EXECUTORS.get(name).Options,
-                           f"executor '{name}'")
+                           f"executor '{name}'", raw)
     return None
 
 
@@ -453,7 +494,7 @@ def _validate(data: dict[str, Any], path: Path, text: str, lines: dict[tuple, in
     try:
         sf = SuiteFile(**data)
     except ValidationError as e:
-        _report_validation(problems, (), e, SuiteFile, "a suite")
+        _report_validation(problems, (), e, SuiteFile, "a suite", data)
         # keep validating the parts that are fine, so one run of `bench validate` shows all
         bad = {err["loc"][0] for err in e.errors() if err["loc"]}
         clean = {k: v for k, v in data.items() if k not in bad}
@@ -642,32 +683,40 @@ def unlabeled_cells(specs: dict[str, dict[str, Spec]], triples: list[tuple[str, 
     labels (`Metric.label_need`) on a dataset without labels (`DataInfo.labeled`) or a model
     whose images have none (`ModelSource.unconditional`): a flat folder, an npz without labels."""
     out = []
-    need: dict[str, str | None] = {}
+    need: dict[str, tuple[str | None, str | None]] = {}  # metric -> (the dataset's, the model's)
     source: dict[str, str | None] = {}
     told: set[tuple[str, str]] = set()  # (dataset, metric): data without labels, told once
+    free: list[str] | None = None
     for m, d, t in triples:
         if m not in specs["models"] or t not in specs["metrics"] or d not in infos:
             continue
         if t not in need:
-            need[t] = specs["metrics"][t].instance().label_need()
-        if not need[t]:
-            continue
+            metric = specs["metrics"][t].instance()
+            need[t] = (metric.label_need(), metric.model_label_need())
         if not infos[d].labeled:
-            if (d, t) in told:
+            why_need = need[t][0]
+            if not why_need or (d, t) in told:
                 continue
             told.add((d, t))
             why, pair = f"dataset '{d}' has none (no class sub-folders or labels)", f"dataset: {d}"
         else:
+            why_need = need[t][1]
+            if not why_need:
+                continue
             if m not in source:
                 source[m] = specs["models"][m].instance().unconditional()
             if not source[m]:
                 continue
             why, pair = f"model '{m}' has none ({source[m]})", f"model: {m}"
+        plugin = specs["metrics"][t].plugin
+        free = label_free_metrics() if free is None else free
+        # a label-free metric that needs labels only through its options: the fix is the option
+        fix = ("" if plugin in free else
+               f"Use label-free metrics ({', '.join(free)}), or exclude the pair: "
+               f"`exclude: [{{{pair}, metric: {t}}}]`.")
         cell = f"model '{m}', " if infos[d].labeled else ""  # no labels: every model's cell
-        out.append(((m, d, t), f"cell ({cell}dataset '{d}', metric '{t}'): "
-                    f"{specs['metrics'][t].plugin} needs class labels ({need[t]}), and {why}. "
-                    f"Use label-free metrics ({', '.join(label_free_metrics())}), or exclude the "
-                    f"pair: `exclude: [{{{pair}, metric: {t}}}]`."))
+        out.append(((m, d, t), f"cell ({cell}dataset '{d}', metric '{t}'): {plugin} needs class "
+                    f"labels ({why_need}), and {why}.{' ' + fix if fix else ''}"))
     return out
 
 

@@ -99,6 +99,13 @@ class FeatureSpec(Options):
                                    "128 on a GPU; on the CPU 8 for the ImageNet networks "
                                    "inception, vgg16 and timm, 128 for classifier)")
 
+    @classmethod
+    def options_for(cls, raw: dict) -> type[Options] | None:
+        """The options model of the extractor `raw` names (its extras are that model's
+        fields), for the suite's messages about them."""
+        name = raw.get("name", "inception")
+        return FEATURES.get(name).Options if isinstance(name, str) and name in FEATURES else None
+
     @model_validator(mode="after")
     def _check(self):
         if self.name not in FEATURES:  # unknown, or its module failed to import
@@ -108,9 +115,9 @@ class FeatureSpec(Options):
         unknown = set(extra) - set(cls.Options.model_fields)
         if unknown:
             u = sorted(unknown)[0]
+            known = [*type(self).model_fields, *cls.Options.model_fields]
             raise ValueError(f"unknown option '{u}' for feature extractor '{self.name}'."
-                             f"{did_you_mean(u, list(cls.Options.model_fields))} Known: "
-                             f"{', '.join(cls.Options.model_fields) or '(none)'}")
+                             f"{did_you_mean(u, known)} Known: {', '.join(known)}")
         cls.Options(**extra)  # type errors surface here, at validation time
         return self
 

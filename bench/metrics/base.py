@@ -314,6 +314,12 @@ class Metric(Plugin[O]):
                         f"give it `{name}: {{name: inception}}` or timm features")
         return None
 
+    def model_label_need(self) -> str | None:
+        """Why this metric needs the generated images' class labels (images generated for a
+        class), or None. Features of the real-trained classifier need the dataset's labels
+        only: it embeds unlabelled images like any network, so an unconditional model passes."""
+        return (self.labels_for or "it uses class labels") if self.needs_labels else None
+
     def needs_mapping(self) -> str | None:
         """Why this metric, with these options, needs a generator with a mapping network
         z -> w and a synthesis network w -> image (`Generator.has_mapping`), or None.

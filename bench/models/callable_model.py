@@ -17,6 +17,8 @@ import importlib.util
 import inspect
 import pickle
 import re
+import sys
+import threading
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +52,11 @@ class CallableOptions(TorchModelOptions):
                                        "the state dict (e.g. g_ema); default: state_dict, model")
     trusted_checkpoint: bool = Field(False, description="allow a checkpoint with pickled objects "
                                      "(runs code from the file: only for files you trust)")
+    # where a module beside the suite file is found (as `python suite_dir/x.py` finds its
+    # neighbours): the suite's folder, filled in by the suite; not part of the cell's identity
+    module_dir: Path | None = Field(None, exclude=True, json_schema_extra={"suite_folder": True},
+                                    description="folder searched for the target's module when it "
+                                    "is not installed (default: the suite file's folder)")
 
 
 def check_allowed(target: str) -> None:
@@ -59,15 +66,38 @@ def check_allowed(target: str) -> None:
     allowlist.check_module(target)
 
 
-def resolve_target(target: str) -> Callable[..., Any]:
-    """Import 'module:attr' (attr may be dotted), with errors that say what to fix."""
+def _import(mod_name: str, folder: Path | None) -> Any:
+    """The module, from the installed packages and PYTHONPATH, else from `folder` (the suite
+    file's): a module written beside the suite imports without an install."""
+    try:
+        return importlib.import_module(mod_name)
+    except ModuleNotFoundError as e:
+        top = mod_name.split(".")[0]
+        if folder is None or e.name != top or not ((folder / f"{top}.py").is_file()
+                                                    or (folder / top / "__init__.py").is_file()):
+            raise
+    with _PATH_LOCK:
+        sys.path.insert(0, str(folder))
+        try:
+            return importlib.import_module(mod_name)
+        finally:
+            sys.path.remove(str(folder))  # the module stays imported; the path is not left changed
+
+
+_PATH_LOCK = threading.Lock()
+
+
+def resolve_target(target: str, folder: Path | None = None) -> Callable[..., Any]:
+    """Import 'module:attr' (attr may be dotted), with errors that say what to fix; `folder`
+    (the suite file's) is searched for a module that is not installed."""
     check_allowed(target)
     mod_name, _, attr = target.partition(":")
     try:
-        obj: Any = importlib.import_module(mod_name)
+        obj: Any = _import(mod_name, folder)
     except ModuleNotFoundError as e:
+        where = f" or beside the suite file ({folder})" if folder is not None else ""
         raise BenchError(f"model target '{target}': cannot import module '{mod_name}' ({e}). "
-                         "Install the package, or put its folder on PYTHONPATH.") from None
+                         f"Install the package, put its folder on PYTHONPATH{where}.") from None
     except Exception as e:  # noqa: BLE001 - the user's module failed while importing
         raise BenchError(f"model target '{target}': importing '{mod_name}' failed with "
                          f"{type(e).__name__}: {e}") from None
@@ -277,7 +307,7 @@ class CallableModel(ModelSource[CallableOptions]):
         o = self.options
         allowlist.check_module(o.target)
         if allowlist.shared_mode():
-            resolve_target(o.target)  # imports the allowed module; checks what the path reaches
+            resolve_target(o.target, o.module_dir)  # imports the allowed module; checks what the path reaches
         if o.checkpoint is not None and o.trusted_checkpoint:
             allowlist.check_checkpoint(o.checkpoint)
 
@@ -286,7 +316,7 @@ class CallableModel(ModelSource[CallableOptions]):
         arguments, and the checkpoint is a readable torch file whose keys and shapes fit the
         module (built on the meta device, read memory-mapped without its data)."""
         o = self.options
-        fn = resolve_target(o.target)
+        fn = resolve_target(o.target, o.module_dir)
         if o.checkpoint is not None and not o.checkpoint.is_file():
             raise BenchError(f"checkpoint {o.checkpoint} does not exist. Check `checkpoint` "
                              "(relative paths are resolved against the suite file's folder).")
@@ -308,7 +338,7 @@ class CallableModel(ModelSource[CallableOptions]):
         if allowlist.shared_mode():
             return None  # no suite-chosen code runs before the cell does
         try:
-            fn = resolve_target(o.target)
+            fn = resolve_target(o.target, o.module_dir)
             net = build_on_meta(fn, self._kwargs(fn, info), o.target)
         except BenchError:
             return None
@@ -332,7 +362,7 @@ class CallableModel(ModelSource[CallableOptions]):
 
     def build(self, dataset: Dataset, ctx: BuildContext) -> Generator:
         o = self.options
-        fn = resolve_target(o.target)
+        fn = resolve_target(o.target, o.module_dir)
         kw = self._kwargs(fn, dataset)
         try:
             net = fn(**kw)

@@ -324,9 +324,10 @@ def trends(points: list[tuple[str, str, pd.DataFrame]], history: int = 7,
 
     One row per (dataset, model, metric, value, run): `i` (0 = oldest shown), `label`, `run_id`,
     `mean`, `band_lo`/`band_hi` (NaN for the first run and after a metric version change),
-    `status` (first, regression, improvement, unchanged, new, new segment), `ideal`."""
+    `status` (first, regression, improvement, unchanged, new, new segment), `ideal`, and
+    `symbol`, the board's header mark of the value (↑, ↓, →ref, →0)."""
     cols = ["dataset", "model", "metric", "value", "i", "label", "run_id", "mean", "band_lo",
-            "band_hi", "status", "ideal"]
+            "band_hi", "status", "ideal", "symbol"]
     cfg = replace(cfg or CompareConfig(), history=history)
     marks = marks or {}
     nights = [Night(runs, *marks.get(rid, (None, False))) for _, rid, runs in points]
@@ -339,16 +340,17 @@ def trends(points: list[tuple[str, str, pd.DataFrame]], history: int = 7,
         keep = _primary_keys(runs)
         if table is None:
             agg = nights[i].agg.reset_index()
-            agg = agg.assign(band_lo=np.nan, band_hi=np.nan, status="first", ideal=agg["decl"].map(lambda d: d.ideal))
+            agg = agg.assign(band_lo=np.nan, band_hi=np.nan, status="first", ideal=agg["decl"].map(lambda d: d.ideal),
+                             symbol=agg["decl"].map(lambda d: d.symbol))
         else:
             agg = table.rename(columns={"new": "mean"})
-            agg["ideal"] = agg["ideal_name"]
+            agg["symbol"], agg["ideal"] = agg["ideal"], agg["ideal_name"]  # compare's `ideal` is the mark
         for r in agg.itertuples(index=False):
             if (r.dataset, r.model, r.metric, r.value) in keep:
                 rows.append({"dataset": r.dataset, "model": r.model, "metric": r.metric, "value": r.value,
                              "i": i - start, "label": label, "run_id": rid, "mean": r.mean,
                              "band_lo": getattr(r, "band_lo", np.nan), "band_hi": getattr(r, "band_hi", np.nan),
-                             "status": r.status, "ideal": r.ideal})
+                             "status": r.status, "ideal": r.ideal, "symbol": r.symbol})
     return pd.DataFrame(rows, columns=cols)
 
 

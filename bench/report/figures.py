@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,9 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from bench.core.safe_names import safe_filename
+
+if TYPE_CHECKING:
+    from bench.report.leaderboard import Table
 
 Fetch = Callable[[str, str], "bytes | None"]
 
@@ -53,9 +57,54 @@ def _means(runs: pd.DataFrame, metric: str, value: str) -> pd.DataFrame:
                                                  ).reset_index()
 
 
-def _label(ax, x: float, y: float, text: str, reference: bool) -> None:
-    ax.annotate(text, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7,
-                color="0.45" if reference else "black", style="italic" if reference else "normal")
+def _label(ax, x: float, y: float, text: str, reference: bool, flagged: bool = False):
+    return ax.annotate(text, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7,
+                       color="0.45" if reference else ("#b00000" if flagged else "black"),
+                       style="italic" if reference else "normal", annotation_clip=False)
+
+
+# where a label may sit around its point (points right/up of it), nearest first: beside the
+# point, then stacked further above and below, on the right and on the left
+_OFFSETS = [(dx, dy) for step in (3, 11, 19, 27, 35) for dy in (step, -step - 6)
+            for dx in (4, -4)]
+
+
+def _place_labels(fig: Figure, labels: list) -> None:
+    """Moves each label to the first place around its point where it overlaps no label placed
+    before it and stays inside the figure (a label never hides another or runs off the
+    image: "rea…"); where none is free, the place that overlaps least."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not labels:
+        return
+    FigureCanvasAgg(fig).draw()  # the final layout (constrained), to measure the texts in it
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    frame = fig.bbox
+    placed: list = []
+
+    def cost(box) -> float:
+        over = sum(max(0.0, min(box.x1, b.x1) - max(box.x0, b.x0))
+                   * max(0.0, min(box.y1, b.y1) - max(box.y0, b.y0)) for b in placed)
+        outside = (max(0.0, frame.x0 - box.x0) + max(0.0, box.x1 - frame.x1)
+                   + max(0.0, frame.y0 - box.y0) + max(0.0, box.y1 - frame.y1))
+        return over + 1e3 * outside
+
+    for lab in labels:
+        best = None
+        for dx, dy in _OFFSETS:
+            lab.set_position((dx, dy))
+            lab.set_horizontalalignment("left" if dx > 0 else "right")
+            box = lab.get_window_extent(renderer)
+            c = cost(box)
+            if best is None or c < best[0]:
+                best = (c, dx, dy, box)
+            if c == 0:
+                break
+        assert best is not None
+        _, dx, dy, box = best
+        lab.set_position((dx, dy))
+        lab.set_horizontalalignment("left" if dx > 0 else "right")
+        placed.append(box)
 
 
 def _top(score: pd.Series, reference: pd.Series, n: int) -> pd.Series:
@@ -76,10 +125,21 @@ def _capped_note(fig: Figure, what: str, shown: int, total: int, by: str) -> Non
 
 
 def scatter(runs: pd.DataFrame, dataset: str, x: tuple[str, str], y: tuple[str, str], title: str,
-            log_x: bool = False) -> bytes | None:
-    """One point per model of (metric, value) x against y; reference rows hollow and grey.
-    Every model is a point (one collection); past `FIGURE_MODELS` competitors only the top
-    ones by y (and the references) are named."""
+            log_x: bool = False, flagged: frozenset[str] | set[str] = frozenset()) -> bytes | None:
+    """One point per model of (metric, value) x against y; reference rows hollow and grey,
+    models a gate flags (`flagged`: their numbers are not a score) red crosses. Every model is
+    a point (one collection); past `FIGURE_MODELS` competitors only the top ones by y (and
+    the references) are named."""
+    fig = scatter_figure(runs, dataset, x, y, title, log_x, flagged)
+    return None if fig is None else _png(fig)
+
+
+def scatter_figure(runs: pd.DataFrame, dataset: str, x: tuple[str, str], y: tuple[str, str],
+                   title: str, log_x: bool = False, flagged: frozenset[str] | set[str] = frozenset()
+                   ) -> Figure | None:
+    """The figure of `scatter`, labels placed (None when fewer than two models have both)."""
+    from bench.report.leaderboard import FLOAT_NOISE
+
     a = _means(runs, *x)
     b = _means(runs, *y)
     both = a[a["dataset"] == dataset].merge(b[b["dataset"] == dataset], on=["dataset", "model"],
@@ -89,14 +149,21 @@ def scatter(runs: pd.DataFrame, dataset: str, x: tuple[str, str], y: tuple[str, 
     fig = Figure(figsize=(6.0, 4.5), layout="constrained")
     ax = fig.add_subplot()
     ref = both["reference"].astype(bool).to_numpy()
+    bad = both["model"].isin(flagged).to_numpy() & ~ref
     vx, vy = both[x[1]].to_numpy(dtype=float), both[y[1]].to_numpy(dtype=float)
+    # float noise around an exact 0 (an identical set's FID, -7e-13) is drawn at 0
+    vx, vy = (np.where(np.abs(v) < FLOAT_NOISE, 0.0, v) for v in (vx, vy))
     # one collection in row order, each point coloured as its own scatter call drew it before
     blue, grey, clear = to_rgba("C0"), to_rgba("0.5"), (0.0, 0.0, 0.0, 0.0)
-    ax.scatter(vx, vy, s=30, facecolors=[clear if r else blue for r in ref],
-               edgecolors=[grey if r else blue for r in ref])
+    ok = ~bad
+    ax.scatter(vx[ok], vy[ok], s=30, facecolors=[clear if r else blue for r in ref[ok]],
+               edgecolors=[grey if r else blue for r in ref[ok]])
+    if bad.any():
+        ax.scatter(vx[bad], vy[bad], s=36, marker="x", color="#b00000", linewidths=1.4,
+                   label="flagged by a gate (not a score)")
     named = _top(both[y[1]], both["reference"], FIGURE_MODELS).to_numpy()
-    for i in np.flatnonzero(named):
-        _label(ax, vx[i], vy[i], str(both["model"].iat[i]), bool(ref[i]))
+    labels = [_label(ax, vx[i], vy[i], str(both["model"].iat[i]), bool(ref[i]), bool(bad[i]))
+              for i in np.flatnonzero(named)]
     if not named.all():
         _capped_note(fig, "Every model is a point; named:", int((named & ~ref).sum()), int((~ref).sum()), y[1])
     if "real_val_acc" in runs.columns or "m:real_val_acc" in runs.columns:
@@ -105,11 +172,16 @@ def scatter(runs: pd.DataFrame, dataset: str, x: tuple[str, str], y: tuple[str, 
         if not real.empty:
             ax.axhline(float(real["real_val_acc"].median()), color="0.6", ls="--", lw=0.8,
                        label="real_val_acc (real training data)")
-            ax.legend(fontsize=7, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best")
     ax.set(xlabel=f"{x[1]}", ylabel=f"{y[1]}", title=f"{title} ({dataset})")
     if log_x:
         ax.set_xscale("symlog", linthresh=1.0)
-    return _png(fig)
+        if np.nanmin(vx) >= 0:  # no negative decade (a "−10⁰" tick) for values that are never below 0
+            ax.set_xlim(left=-0.3)
+    if len(labels) <= 4 * FIGURE_MODELS:
+        _place_labels(fig, labels)
+    return fig
 
 
 def curves(runs: pd.DataFrame, dataset: str, fetch: Fetch) -> bytes | None:
@@ -180,20 +252,34 @@ def augmentation(runs: pd.DataFrame, dataset: str) -> bytes | None:
     return _png(fig)
 
 
-def suite_figures(runs: pd.DataFrame, fetch: Fetch | None = None) -> dict[str, bytes]:
+def flagged_models(board: list[Table]) -> dict[str, frozenset[str]]:
+    """dataset -> the competing models a gate flags there (the board's tier 1)."""
+    return {t.dataset: frozenset(m for m in t.ranked if t.tier(m) == 1) for t in board}
+
+
+def suite_figures(runs: pd.DataFrame, fetch: Fetch | None = None,
+                  board: list[Table] | None = None) -> dict[str, bytes]:
     """{file name: PNG} of every comparison figure the runs support (none is an error). A
     name holds its dataset's, made one safe file name (bench.core.safe_names): dataset names are
-    the user's, and `../x` must not become a path."""
+    the user's, and `../x` must not become a path. The scatters draw the models the board
+    (`board`, else built from `runs`) flags apart from those that pass."""
     out: dict[str, bytes] = {}
     if runs.empty:
         return out
+    if board is None:
+        from bench.report.leaderboard import build_leaderboard
+
+        board = build_leaderboard(runs)
+    bad = flagged_models(board)
     for ds in sorted(runs["dataset"].dropna().unique()):
         made = {
             f"{ds}_gan_train_vs_gan_test.png": scatter(runs, ds, ("gan_test", "gan_test_acc"),
                                                        ("gan_train", "gan_train_acc"),
-                                                       "GAN-train vs. GAN-test"),
+                                                       "GAN-train vs. GAN-test",
+                                                       flagged=bad.get(ds, frozenset())),
             f"{ds}_gan_train_vs_fid.png": scatter(runs, ds, ("fid", "fid"), ("gan_train", "gan_train_acc"),
-                                                  "GAN-train vs. FID", log_x=True),
+                                                  "GAN-train vs. FID", log_x=True,
+                                                  flagged=bad.get(ds, frozenset())),
             f"{ds}_augmentation.png": augmentation(runs, ds),
             f"{ds}_gan_train_curves.png": curves(runs, ds, fetch) if fetch else None,
         }

@@ -647,9 +647,13 @@ def trends_section(trend: pd.DataFrame) -> str:
     for ds, g in trend.groupby("dataset", sort=True):
         values = list(dict.fromkeys(g.sort_values(["metric", "value"])["value"].astype(str)))
         ideal = {str(v): str(d) for v, d in zip(g["value"], g["ideal"], strict=True)}
-        arrow = {"higher": " ↑", "lower": " ↓", "target": " →"}
+        # the board's header mark (→ref: the held-out real row's value is the target), never a bare →
+        marks = (dict(zip(g["value"].astype(str), g["symbol"].astype(str), strict=True))
+                 if "symbol" in g.columns else {})
+        arrow = {"higher": "↑", "lower": "↓"}
         heads = "<th>model</th>" + "".join(
-            f'<th title="ideal: {escape(ideal.get(v, ""))}">{escape(v)}{arrow.get(ideal.get(v, ""), "")}</th>'
+            f'<th title="ideal: {escape(ideal.get(v, ""))}">{escape(v)} '
+            f'{escape(marks.get(v) or arrow.get(ideal.get(v, ""), ""))}</th>'.replace(" </th>", "</th>")
             for v in values)
         rows = []
         for model, mg in g.groupby("model", sort=True):
