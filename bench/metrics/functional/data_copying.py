@@ -236,16 +236,20 @@ def _nearest_in_cell(x: torch.Tensor, t: torch.Tensor, parts: list[tuple[np.ndar
         # partitions calls per chunk); the values are the same floats either way
         dn = d.numpy() if d.device.type == "cpu" else None
         for r, (a, _) in enumerate(parts):
+            # the chunk's rows grouped by cell: one stable sort, then a slice per cell
             cells = np.asarray(a[s:s + chunk])
-            for c in np.unique(cells):
-                if int(c) not in cols[r]:
+            order = np.argsort(cells, kind="stable")
+            present, starts = np.unique(cells[order], return_index=True)
+            ends = [*starts[1:], len(order)]
+            for c, lo, hi in zip(present.tolist(), starts.tolist(), ends, strict=True):
+                if c not in cols[r]:
                     continue
-                rows = np.flatnonzero(cells == c)
+                rows = order[lo:hi]
                 if dn is not None:
-                    out[r][s + rows] = dn[np.ix_(rows, cols[r][int(c)])].min(axis=1)
+                    out[r][s + rows] = dn[rows[:, None], cols[r][c]].min(axis=1)
                 else:
                     rt = torch.as_tensor(rows, device=t.device)
-                    block = d[rt[:, None], cols_t[r][int(c)][None, :]]
+                    block = d[rt[:, None], cols_t[r][c][None, :]]
                     out[r][s + rows] = block.min(dim=1).values.double().cpu().numpy()
     return out
 
