@@ -101,9 +101,9 @@ def leaderboard(tracker, name: str, *, suite=None, run_id: str | None = None,
     # it brings torch, seconds and hundreds of MiB a board of a suite name never needs)
     declared = None
     if suite is not None and not all_models:
-        from bench.config.suite import declared_pairs
+        from bench.config.board_suite import declared_rows
 
-        declared = declared_pairs(suite)
+        declared = declared_rows(suite)
     if runs.empty and not declared:  # in progress, nothing finished, no suite file to list
         return f"{running}: no cell has finished yet."
     tables = build_leaderboard(runs, sort_by=sort, declared=declared, in_progress=running)

@@ -76,12 +76,13 @@ def check_store_exists(uri: str, origin: str = "--tracking-uri") -> None:
 
 
 def suite_file(target: str):
-    """The suite of a suite file (loaded without resource checks); None for a suite name."""
+    """What a board reads of a suite file (bench.config.board_suite: no plugin imported);
+    None for a suite name."""
     if not (target.endswith((".yaml", ".yml")) or Path(target).is_file()):
         return None
-    from bench.config.suite import load_suite
+    from bench.config.board_suite import read_board_suite
 
-    return load_suite(target, check_resources=False)
+    return read_board_suite(target)
 
 
 def experiment_id(uri: str, name: str) -> str:
@@ -104,9 +105,9 @@ def open_suite_store(target: str, tracking_uri: str | None = None, experiment: s
 
         load_suite(target)  # says it is a directory, naming a suite in it
     if target.endswith((".yaml", ".yml")) or Path(target).is_file():
-        from bench.config.suite import load_suite
+        from bench.config.board_suite import read_board_suite
 
-        s = load_suite(target, check_resources=False)
+        s = read_board_suite(target)  # name, experiment and store only: no plugin imported
         name, experiment, suite_uri = s.name, experiment or s.experiment, s.tracking_uri
     else:
         name, experiment = target, experiment or target
