@@ -7,14 +7,17 @@
 
     bench.run_suite({"name": "s", "datasets": ..., "models": ..., "metrics": ...})
 
-`evaluate` is not a second implementation of the metrics: it writes what it was given as a
-suite (the real images a dataset, the generated ones a model, one cell per metric), runs
-that suite through the runner (bench.run.runner.run_suite: the store, one sampling and one
-feature pass per model, the on-disk cache of real features) into an MLflow store, and
-reads the cell records back (bench.record.cell_record.CellRecord). So a value from `evaluate` or
+`evaluate` is not a second implementation of the metrics: it builds what it was given as a
+suite (the real images a dataset, the generated ones a model, one cell per metric; a
+generator object carried in the model spec), runs that suite through the runner
+(bench.run.runner.run_suite: the store, one sampling and one feature pass per model, the
+on-disk cache of real features) into a suite log (bench.record.suite_log), and reads the
+cell records back (bench.record.cell_record.CellRecord). So a value from `evaluate` or
 `bench score` is the value a suite run on the same images gets, and the real side is
-cached across calls like everywhere else. The store is a temporary one, deleted after the
-call, unless `log=True` (or a `tracking_uri`) asks for the runs to be kept.
+cached across calls like everywhere else. The log is this process's memory
+(bench.record.memory: no store is created, nothing is left), unless `log=True` (or a
+`tracking_uri`) asks for the runs to be kept in MLflow, boards included. The verdict
+(flags, targets) is judged from the records when first read.
 
 What `real` and `fake` may be: a folder of images (class sub-folders, or flat for data
 without labels), an .npz file, an array or tensor of images (with labels as a tuple
@@ -37,7 +40,7 @@ import io
 import math
 import os
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -118,7 +121,7 @@ class Evaluation(Mapping[str, Result]):
     """The values of `evaluate`, by value name (`fid`, `kid_mean`, ...), in the order of the
     metrics asked for, each metric's primary value first. `records` are the cell records as
     read back from the store; `tracking_uri`, `suite_run_id` and `run_ids` (per metric) say
-    where they were logged (None: a temporary store, gone after the call)."""
+    where they were logged (None: kept in memory only, gone after the call)."""
 
     results: dict[str, Result]
     records: list[CellRecord] = field(default_factory=list)
@@ -128,9 +131,27 @@ class Evaluation(Mapping[str, Result]):
     run_ids: dict[str, str] = field(default_factory=dict)
     log: str = ""  # the runner's console lines (shown with verbose=True)
     # the verdict, as the leaderboard gives it: the model's flags (output checks, a metric's
-    # evidence, the gates), gates first; and per `target` value what it is compared with
-    flags: list[Flag] = field(default_factory=list)
-    targets: dict[str, Target] = field(default_factory=dict)
+    # evidence, the gates), gates first; and per `target` value what it is compared with.
+    # Given, or judged on first use by `judge` (the board's rules: a table build that a
+    # caller who reads only values never pays for)
+    given_flags: list[Flag] | None = field(default=None, repr=False)
+    given_targets: dict[str, Target] | None = field(default=None, repr=False)
+    judge: Callable[[], tuple[list[Flag], dict[str, Target]]] | None = field(
+        default=None, repr=False, compare=False)
+
+    def _judged(self) -> tuple[list[Flag], dict[str, Target]]:
+        if self.given_flags is None or self.given_targets is None:
+            self.given_flags, self.given_targets = self.judge() if self.judge else ([], {})
+            self.judge = None
+        return self.given_flags, self.given_targets
+
+    @property
+    def flags(self) -> list[Flag]:
+        return self._judged()[0]
+
+    @property
+    def targets(self) -> dict[str, Target]:
+        return self._judged()[1]
 
     @property
     def flagged(self) -> bool:
@@ -559,8 +580,8 @@ def evaluate(real: Any, fake: Any, metrics: Sequence[str] | Mapping[str, Mapping
     progress: bars with an estimate of the time left, for steps over a few seconds, on a
         terminal only (never in logs or CI); False: none.
     log: keep the runs in MLflow (`tracking_uri`, else $MLFLOW_TRACKING_URI, else
-        sqlite:///mlflow.db; experiment `experiment`, model name `name`); default: a
-        temporary store. The bench cache (cache_dir, else $BENCH_CACHE_DIR or .bench_cache)
+        sqlite:///mlflow.db; experiment `experiment`, model name `name`); default: the
+        runs stay in this process's memory. The bench cache (cache_dir, else $BENCH_CACHE_DIR or .bench_cache)
         keeps real features across calls either way.
 
     Raises BenchError for a mistake in the inputs (before any work), EvaluationFailed when a
@@ -615,12 +636,12 @@ def evaluate(real: Any, fake: Any, metrics: Sequence[str] | Mapping[str, Mapping
             lo, hi = rec.values.get(vname + ".lo"), rec.values.get(vname + ".hi")
             results[full] = Result(key, vname, float(rec.values[vname]), _num(lo), _num(hi),
                                    _declaration(rec, vname))
-    flags, targets = _verdict(run.records, name, held, results)
+    all_records = run.records
     return Evaluation(results, records, run.uri if run.keep else None,
                       run.report.experiment_id if run.keep else None,
                       run.report.parent_run_id if run.keep else None,
                       {r.metric: r.run_id for r in records} if run.keep else {}, run.log,
-                      flags, targets)
+                      judge=lambda: _verdict(all_records, name, held, results))
 
 
 def _held_out_row(suite: dict[str, Any], name: str, entries: dict[str, dict[str, Any]]
@@ -686,7 +707,7 @@ def _ordered(rec: CellRecord) -> list[str]:
 @dataclass
 class SuiteRun:
     """What `run_suite` returns: the runner's report (outcomes, leaderboard, summary), the
-    records of its cells, where they are (None: a temporary store, gone), its console lines."""
+    records of its cells, where they are (`memory`: this process only, gone), its console lines."""
 
     report: SuiteReport
     records: list[CellRecord]
@@ -719,7 +740,7 @@ class SuiteRun:
 
     def __repr__(self) -> str:
         r = self.report
-        where = self.uri if self.keep else "a temporary store, gone"
+        where = self.uri if self.keep else "in memory, gone"
         return (f"<SuiteRun '{r.suite.name}': {r.count('finished')} finished, {r.count('cached')} "
                 f"cached, {r.count('failed')} failed; {len(self.records)} records; {where}>")
 
@@ -729,7 +750,8 @@ def run_suite(suite: Mapping[str, Any] | str | os.PathLike, *, tracking_uri: str
               progress: bool = False, verbose: bool = True, check_resources: bool = True) -> SuiteRun:
     """Validate and run a suite given as a dict, a YAML string or a YAML file's path, as
     `bench run` does, and return its report and cell records. Relative paths in a dict or
-    string resolve against the working directory. `log=False`: a temporary MLflow store."""
+    string resolve against the working directory. `log=False`: the runs stay in this process's
+    memory (bench.record.memory; the markdown board, no HTML page or figures)."""
     from bench.config.suite import load_suite, parse_suite
 
     if isinstance(suite, Mapping):

@@ -581,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--seed", type=int, default=0)
     sc.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda:N")
     sc.add_argument("--log", action="store_true", help="record the runs in MLflow (--tracking-uri, "
-                    "else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db); default: a temporary store")
+                    "else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db); default: in memory, nothing written")
     sc.add_argument("--tracking-uri", help="MLflow store for --log (implies --log)")
     sc.add_argument("--experiment", default="bench-score", help="MLflow experiment of --log")
     sc.add_argument("--name", default="fake", help="the model's name in MLflow (--log)")
