@@ -11,7 +11,8 @@ A value declares a gate beside its ideal (bench.record.values.Value.gate):
 
 `p` and `below_ref` gates of one kind (e.g. `copies`) form one family per board: a model is
 flagged when its p-value is below `level / M`, M the number of such tests on the board
-(Bonferroni). So the chance that a board of honest models shows any flag of that kind is at
+(Bonferroni; a test that several metrics log, such as near-copies on one extractor, counts
+once). So the chance that a board of honest models shows any flag of that kind is at
 most `level` (5% unless declared), whatever the number of models, and a model's flag
 depends on its own values, the held-out row and the count M, never on another model's
 values. benchmarks/gate_calibration.py measures the rates; docs/leaderboard.md has them.
@@ -59,6 +60,14 @@ def _p_values(c: str, v: Value, mean: pd.DataFrame, unc: pd.DataFrame,
     return ndtr(-z), f" vs the held-out real row's {_num(ref)}"
 
 
+def _same_test(v1: Value, p1: np.ndarray, v2: Value, p2: np.ndarray) -> bool:
+    """Two columns are one test when they declare the same value and agree on every model:
+    the near-copies check that every feature metric on one extractor logs (one result per
+    model and extractor, shared through the run's store) gets a column per metric as soon as
+    another extractor's differs (bench.report.leaderboard._long), yet it is one test."""
+    return v1 == v2 and bool(np.isfinite(p1).any()) and np.array_equal(p1, p2, equal_nan=True)
+
+
 def board_flags(mean: pd.DataFrame, unc: pd.DataFrame, values: dict[str, Value],
                 held_out: str | None) -> dict[str, list[Flag]]:
     """model -> the gate flags its values raise on a board: `mean` and `unc` (its 95%
@@ -74,7 +83,10 @@ def board_flags(mean: pd.DataFrame, unc: pd.DataFrame, values: dict[str, Value],
         v = values[c]
         if v.gate in ("p", "below_ref"):
             p, what = _p_values(c, v, mean, unc, held_out)
-            families.setdefault(v.gate_kind, []).append((c, np.where(tested, p, np.nan), what))
+            p = np.where(tested, p, np.nan)
+            family = families.setdefault(v.gate_kind, [])
+            if not any(_same_test(values[c2], p2, v, p) for c2, p2, _ in family):
+                family.append((c, p, what))
         elif v.gate == "below" and v.gate_at is not None:
             xs = mean[c].to_numpy(dtype=float)
             us = np.nan_to_num(unc[c].to_numpy(dtype=float), nan=0.0)
