@@ -296,3 +296,30 @@ def test_bench_score_prints_a_result_naming_a_class_folder_as_escapes(monkeypatc
     assert "\x1b" not in out + err
     assert "verdict: classes missing: \\x1b[31mred\\x1b[0m never shown" in out
     assert "flagged: classes missing (\\x1b[31mred\\x1b[0m)" in err
+
+
+def test_after_ctrl_c_the_runners_board_says_not_run_for_models_never_started(write_suite,
+                                                                              tracking_uri, capsys):
+    """The runner's own board after an interruption: `real` ran (then Ctrl-C in its second
+    cell); `noisy` never started and reads not run, with no `verdict:` line."""
+    from bench.config.suite import load_suite
+    from bench.run.runner import run_suite
+
+    path = write_suite("""\
+        name: tiny
+        datasets:
+          digits: {source: digits}
+        models:
+          real: {source: reference, kind: real}
+          noisy: {source: reference, kind: noise, sigma: 0.5}
+        metrics:
+          c: {source: test_constant}
+          stop: {source: test_interrupt}
+        """)
+    report = run_suite(load_suite(path), tracking_uri=tracking_uri, progress=False)
+    assert report.interrupted and [o.status for o in report.outcomes] == ["finished", "killed"]
+    board = report.leaderboard
+    noisy = [ln for ln in board.splitlines() if ln.startswith("| noisy")]
+    assert noisy and all("not run" in ln and "✗" not in ln for ln in noisy)
+    assert "✗ `noisy`" not in board and "no run recorded for this model" not in board
+    assert "verdict: noisy" not in capsys.readouterr().out
