@@ -10,8 +10,13 @@ CONSTRAINTS := constraints.txt
 
 .PHONY: setup quickstart test test-fast lint lint-docker lint-workflows clean
 
-# test processes (pytest-xdist): CI's machine has 2 cores; `make test XDIST=0` runs in one
+# test processes (pytest-xdist): CI's machine has 2 cores; `make test XDIST=0` runs in one.
+# --dist loadgroup: the tests of one expensive shared fixture (a module's suite run) run on one
+# worker, which builds it once; tests/conftest.py hands out the longest first, so the two
+# workers finish together. The order is shuffled (pytest-randomly; the seed is printed at the
+# top: `--randomly-seed=N` replays it, `-p no:randomly` runs in file order).
 XDIST ?= 2
+DIST = $(if $(filter 0,$(XDIST)),,--dist loadgroup)
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
@@ -23,13 +28,15 @@ setup: $(STAMP)
 quickstart: $(STAMP)
 	$(BIN)/bench run suites/quickstart.yaml
 
+# every test (the slow and heavy tiers included): under 10 minutes on 2 cores
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -ra --durations=25 -n $(XDIST)
+	$(BIN)/python -m pytest -q -ra --durations=25 -n $(XDIST) $(DIST)
 
-# before each commit: the tests that take no store run, training, server, browser or subprocess
-# (markers set in tests/conftest.py); under 2 minutes on 2 cores
+# before each commit: the tests that run no suite, store, training, server, browser or
+# subprocess (marker `heavy`, set from the code in tests/conftest.py); over 500 tests, under
+# 2 minutes on 2 cores
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -ra --durations=10 -n $(XDIST) -m "not slow and not heavy"
+	$(BIN)/python -m pytest -q -ra --durations=10 -n $(XDIST) $(DIST) -m "not slow and not heavy"
 
 lint: $(STAMP) lint-docker lint-workflows
 	$(BIN)/ruff check bench tests benchmarks

@@ -291,16 +291,19 @@ def pg_server(postgres, tmp_path):
 
 
 # ---------------------------------------------------------------- the fast tier
-# `make test-fast` (-m "not slow and not heavy") is the tier to run before each commit. A test
-# is `heavy` by what it was measured to take, else by what its code reaches:
-# - measured: every run records each test's setup + call time in pytest's cache
-#   (.pytest_cache, key bench/durations); a test measured over FAST_LIMIT seconds is heavy, one
-#   measured under it is not. One `make test` measures them all.
-# - never measured (a clean clone, a new test): heavy when it uses a fixture of HEAVY_FIXTURES,
-#   or when it (or a function or fixture of its module that it reaches) names one of
-#   HEAVY_NAMES: what runs a suite, opens a store, trains, or starts another process.
-FAST_LIMIT = 2.0
-DURATIONS_KEY = "bench/durations"
+# `make test-fast` (-m "not slow and not heavy") is the tier to run before each commit: the
+# same tests on every machine and from a clean clone, decided from the code alone (a tier
+# from measured times would change with the machine's load and charge a shared fixture to
+# whichever of its tests ran first). A test is `heavy` when
+# - it is marked so (`@pytest.mark.heavy`, or `pytestmark` for a whole module): what its names
+#   do not show (a metric on thousands of images, a network built from scratch), or
+# - it is not marked `fast` and uses a fixture of HEAVY_FIXTURES, or it (or a function or
+#   fixture of its module that it reaches) names one of HEAVY_NAMES: what runs a suite, opens
+#   a store, trains, or starts another process. `fast` declares a test quick whatever it
+#   names (a CLI refusal before any work; a quick test in a module of trainings).
+# A run lists the fast-tier tests that took over FAST_LIMIT seconds (setup included): mark
+# them heavy (or make them quick) so the tier stays under 2 minutes on 2 cores.
+FAST_LIMIT = 1.0
 HEAVY_FIXTURES = {"server", "pg_server", "postgres", "browser", "one_thread", "tracking_uri"}
 HEAVY_NAMES = {"run_suite", "evaluate", "main", "subprocess", "Popen", "MlflowClient", "Tracker",
                "mlflow", "train", "train_classifier", "load_classifier", "run_cells"}
@@ -351,31 +354,66 @@ def _looks_heavy(item) -> bool:
     return bool(names & HEAVY_NAMES)
 
 
+def _shared_group(item) -> str | None:
+    """The xdist group of a test that uses an expensive fixture shared by a module (a suite
+    run, a trained classifier, a store): one worker runs its tests, so it is built once."""
+    import sys
+
+    info = getattr(item, "_fixtureinfo", None)
+    for name in sorted(getattr(item, "fixturenames", ())):
+        for fdef in (info.name2fixturedefs.get(name, ()) if info else ()):
+            mod = sys.modules.get(getattr(fdef.func, "__module__", ""))
+            if fdef.scope == "function" or mod is None or mod.__name__ == __name__:
+                continue
+            args = set(fdef.argnames)
+            if (args & (HEAVY_FIXTURES | {"tmp_path_factory"})
+                    or _reached(fdef.func, mod, set()) & HEAVY_NAMES):
+                return f"{mod.__name__}.{name}"
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # after pytest-randomly's shuffle, before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    cache = getattr(config, "cache", None)
-    measured = cache.get(DURATIONS_KEY, {}) if cache is not None else {}
     for item in items:
-        if item.get_closest_marker("slow") or not hasattr(item, "function"):
+        if not hasattr(item, "function"):
             continue
-        took = measured.get(item.nodeid)
-        if took is not None and took > FAST_LIMIT or took is None and _looks_heavy(item):
+        if not (item.get_closest_marker("slow") or item.get_closest_marker("heavy")
+                or item.get_closest_marker("fast")) and _looks_heavy(item):
             item.add_marker(pytest.mark.heavy)
+        if item.get_closest_marker("slow") or item.get_closest_marker("heavy"):
+            group = _shared_group(item)
+            if group is not None and not item.get_closest_marker("xdist_group"):
+                item.add_marker(pytest.mark.xdist_group(group))
+
+    # the longest first (slow, then heavy, then the rest, each in the shuffled order): with
+    # `--dist loadgroup` the two workers then finish together, not one waiting on a late
+    # minute-long test
+    def cost(item) -> int:
+        return 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("heavy") else 2
+
+    items.sort(key=cost)
 
 
 _SETUP: dict[str, float] = {}
-_TOOK: dict[str, float] = {}
+_SLOW_FAST: dict[str, float] = {}
 
 
 def pytest_runtest_logreport(report):
-    """Setup + call time of each passed test (the xdist controller gets its workers' reports)."""
+    """Fast-tier tests over FAST_LIMIT, setup + call (the xdist controller gets its workers'
+    reports, with each test's markers among its keywords)."""
+    if "slow" in report.keywords or "heavy" in report.keywords:
+        return
     if report.when == "setup" and report.passed:
         _SETUP[report.nodeid] = report.duration
     elif report.when == "call" and report.passed:
-        _TOOK[report.nodeid] = _SETUP.pop(report.nodeid, 0.0) + report.duration
+        took = _SETUP.pop(report.nodeid, 0.0) + report.duration
+        if took > FAST_LIMIT:
+            _SLOW_FAST[report.nodeid] = took
 
 
-def pytest_sessionfinish(session):
-    cache = getattr(session.config, "cache", None)
-    if cache is None or hasattr(session.config, "workerinput") or not _TOOK:
-        return  # a worker leaves the writing to the controller: one writer
-    cache.set(DURATIONS_KEY, {**cache.get(DURATIONS_KEY, {}), **_TOOK})
+def pytest_terminal_summary(terminalreporter, config):
+    if _SLOW_FAST and not hasattr(config, "workerinput"):
+        terminalreporter.section(f"fast-tier tests over {FAST_LIMIT:g} s (on a loaded machine "
+                                 "every test is slower): mark them heavy or make them quick")
+        for nodeid, took in sorted(_SLOW_FAST.items(), key=lambda kv: -kv[1]):
+            terminalreporter.write_line(f"{took:7.2f}s {nodeid}")

@@ -83,6 +83,7 @@ def test_alpha_beta_matches_an_independent_loop_implementation():
         assert set(v) == {"alpha_precision", "beta_recall", "beta_recall_ball"}
 
 
+@pytest.mark.heavy  # thousands of points, seconds
 def test_alpha_beta_limits_real_noise_and_collapse():
     rng = np.random.default_rng(1)
     train, held = _gauss(rng, 2000, 32), _gauss(rng, 2000, 32)
@@ -106,6 +107,7 @@ def test_alpha_beta_limits_real_noise_and_collapse():
     assert centre["beta_recall"] > v["beta_recall"]
 
 
+@pytest.mark.heavy  # thousands of points, seconds
 def test_copies_authenticity_zero_and_what_beta_recall_sees():
     rng = np.random.default_rng(2)
     train, held = _gauss(rng, 2000, 64), _gauss(rng, 2000, 64)
@@ -181,6 +183,7 @@ def _ctx(tmp_path, seed: int = 0) -> Context:
                    progress=False)
 
 
+@pytest.mark.heavy  # thousands of points, seconds
 def test_alpha_precision_metric_values_intervals_and_artifacts(tmp_path, pixels):
     cls = METRICS.get("alpha_precision")
     assert cls.primary == "alpha_precision"
@@ -217,6 +220,7 @@ def test_alpha_precision_metric_values_intervals_and_artifacts(tmp_path, pixels)
         cls.Options.model_validate({"bootstrap": 1})
 
 
+@pytest.mark.heavy  # thousands of points, seconds
 def test_alpha_precision_metric_runs_on_a_generator(tmp_path, pixels):
     from bench.models import MODELS
     from bench.models.base import BuildContext

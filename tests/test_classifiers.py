@@ -18,7 +18,9 @@ from bench.classifiers.train import (
 from bench.core.errors import BenchError
 from bench.data.digits import Digits
 
-TIMM_NAMED = ["resnet18", "wide_resnet50_2", "vit_tiny_patch16_224", "preact_resnet18",
+# building wide_resnet50_2 (69 M weights) takes seconds: the rest are in `make test-fast`
+TIMM_NAMED = ["resnet18", pytest.param("wide_resnet50_2", marks=pytest.mark.heavy),
+              "vit_tiny_patch16_224", "preact_resnet18",
               "resnet20", "resnet32"]
 
 
@@ -27,6 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.mark.parametrize("name", TIMM_NAMED)
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32)])
+@pytest.mark.fast
 def test_named_timm_classifiers_build_for_small_images(name, shape):
     c, h, w = shape
     model = CLASSIFIERS.get(name)(in_chans=c, num_classes=10, image_size=h).eval()
@@ -37,6 +40,7 @@ def test_named_timm_classifiers_build_for_small_images(name, shape):
     assert feats.ndim == 2 and feats.shape[0] == 3 and feats.shape[1] == model.num_features > 0
 
 
+@pytest.mark.fast
 def test_small_image_stem_keeps_resolution():
     model = CLASSIFIERS.get("resnet18")(in_chans=1, num_classes=10, image_size=8)
     assert model.net.conv1.kernel_size == (3, 3) and model.net.conv1.stride == (1, 1)
@@ -45,12 +49,14 @@ def test_small_image_stem_keeps_resolution():
     assert big.net.conv1.stride == (2, 2)  # ImageNet-sized inputs keep the ImageNet stem
 
 
+@pytest.mark.fast
 def test_vit_patch_divides_image():
     for size, patch in ((8, 1), (32, 4), (64, 8)):
         vit = CLASSIFIERS.get("vit_tiny_patch16_224")(in_chans=3, num_classes=5, image_size=size)
         assert vit.net.patch_embed.patch_size == (patch, patch)
 
 
+@pytest.mark.fast
 def test_generic_timm_factory_and_unknown_names():
     model = CLASSIFIERS.get("timm")(in_chans=3, num_classes=4, image_size=32, model="resnet10t")
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 4)
@@ -113,6 +119,7 @@ def test_channels_last_images_train_on_the_cpu(one_thread):
 
 @pytest.mark.parametrize("aug", [AugmentOptions(crop=2), AugmentOptions(flip=True),
                                  AugmentOptions(crop=4, flip=True), AugmentOptions(crop=10)])
+@pytest.mark.fast
 def test_augmentation_keeps_shape_and_dtype(aug):
     x = torch.rand(16, 3, 8, 8) * 2 - 1
     gen = torch.Generator().manual_seed(0)
@@ -142,6 +149,7 @@ def test_epoch_selection_uses_a_held_out_slice_of_train_only():
 
 
 # ---------------------------------------------------------------- one plugin per classifier
+@pytest.mark.fast
 def test_every_classifier_is_one_plugin_class_with_a_complete_recipe():
     from bench.classifiers import Classifier
     from bench.classifiers.base import GENERIC_RECIPE
@@ -155,6 +163,7 @@ def test_every_classifier_is_one_plugin_class_with_a_complete_recipe():
     assert ClassifierConfig(name="resnet20").settings((3, 32, 32)).epochs == 30
 
 
+@pytest.mark.fast
 def test_a_new_classifier_is_one_class_with_its_recipe_and_trainer():
     """Registering one class is all it takes: its recipe fills the config's unset settings,
     its `fit` trains it, and `train_classifier` finds both through the registry."""

@@ -23,6 +23,8 @@ metrics:
 """
 
 
+# `fast` below: refused before any work (no store, no suite run), so in `make test-fast`
+# although they call the CLI's `main` (tests/conftest.py)
 def refused(capsys, argv: list[str], *needles: str) -> str:
     """`bench ARGV` exits 2 with one stderr line holding every needle; returns the line."""
     assert main(argv) == 2
@@ -50,11 +52,13 @@ def store(suite, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command", ["run", "validate", "nightly", "leaderboard", "compare"])
+@pytest.mark.fast
 def test_a_mistyped_uri_scheme_is_refused_before_any_work(command, suite, tmp_path, capsys):
     refused(capsys, [command, suite, "--tracking-uri", "htp://localhost:5000"],
             "unknown scheme 'htp'", "Did you mean 'http'?")
 
 
+@pytest.mark.fast
 def test_a_mistyped_scheme_in_the_environment_or_the_suite_is_refused(write_suite, monkeypatch, capsys):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlit:///x.db")
     refused(capsys, ["run", str(write_suite(INSTANT))], "MLFLOW_TRACKING_URI", "Did you mean 'sqlite'?")
@@ -76,6 +80,7 @@ def test_every_uri_form_mlflow_opens_is_accepted(uri):
         assert local_store(uri) is None  # a server: never checked for a file
 
 
+@pytest.mark.fast
 def test_a_sqlite_uri_with_two_slashes_is_refused(suite, capsys):
     refused(capsys, ["run", suite, "--tracking-uri", "sqlite://runs.db"], "sqlite:///mlflow.db")
 
@@ -88,6 +93,7 @@ def test_the_mistyped_scheme_through_the_console_script(suite, tmp_path):
 
 
 @pytest.mark.parametrize("command", ["run", "nightly", "leaderboard", "compare"])
+@pytest.mark.fast
 def test_out_in_a_missing_folder_is_refused_before_any_work(command, suite, tmp_path, capsys):
     uri = f"sqlite:///{tmp_path}/fresh.db"
     refused(capsys, [command, suite, "--tracking-uri", uri, "--out", "/nonexistent/dir/board.md"],
@@ -95,17 +101,20 @@ def test_out_in_a_missing_folder_is_refused_before_any_work(command, suite, tmp_
     assert not (tmp_path / "fresh.db").exists()  # nothing ran, no store was created
 
 
+@pytest.mark.fast
 def test_out_that_is_a_directory_is_refused(suite, tmp_path, capsys):
     refused(capsys, ["run", suite, "--out", str(tmp_path)], "is a directory", "board.md")
 
 
 @pytest.mark.parametrize("command", ["run", "validate", "leaderboard", "compare"])
+@pytest.mark.fast
 def test_a_directory_given_as_the_suite_is_named_a_directory(command, write_suite, tmp_path, capsys):
     write_suite(INSTANT, "quick.yaml")
     refused(capsys, [command, str(tmp_path)], "is a directory, not a suite file", "quick.yaml")
 
 
 @pytest.mark.parametrize("command", ["leaderboard", "compare"])
+@pytest.mark.fast
 def test_reading_a_missing_sqlite_store_does_not_create_it(command, suite, tmp_path, capsys):
     refused(capsys, [command, suite, "--tracking-uri", f"sqlite:///{tmp_path}/nope.db"],
             f"{tmp_path}/nope.db", "does not exist")
@@ -129,6 +138,7 @@ def test_an_unknown_threshold_name_is_refused_with_did_you_mean(suite, store, ca
     assert main(["compare", suite, "--tracking-uri", store, "--threshold-for", "mean_pixel=0.1"]) == 0
 
 
+@pytest.mark.fast
 def test_nightly_refuses_an_unknown_threshold_name_before_running(suite, tmp_path, capsys):
     refused(capsys, ["nightly", suite, "--tracking-uri", f"sqlite:///{tmp_path}/n.db",
                      "--threshold-for", "mean_pixl=0.1"], "Did you mean 'mean_pixel'?")
@@ -195,11 +205,13 @@ def test_run_refuses_a_missing_registered_model_before_any_work(registry, write_
     assert client.get_experiment_by_name("registry") is None  # no suite run was created
 
 
+@pytest.mark.fast
 def test_a_bare_sqlite_file_name_is_given_its_scheme(suite, capsys):
     refused(capsys, ["run", suite, "--tracking-uri", "x.db"], "sqlite:///x.db")
     assert not Path("x.db").exists()
 
 
+@pytest.mark.fast
 def test_image_size_on_arrays_is_refused_not_ignored(tmp_path, capsys):
     import numpy as np
 
@@ -209,6 +221,7 @@ def test_image_size_on_arrays_is_refused_not_ignored(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("bad", ["0", "-2", "x"])
+@pytest.mark.fast
 def test_threads_must_be_positive(bad, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["score", str(tmp_path), str(tmp_path), "--threads", bad])

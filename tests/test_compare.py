@@ -3,6 +3,7 @@ and metric-version changes are not alarms; and the CLI on real suite runs."""
 
 import numpy as np
 import pandas as pd
+import pytest
 from mlflow import MlflowClient
 
 from bench.cli import main
@@ -42,6 +43,7 @@ def test_planted_regression_is_found_against_history():
     assert status(df) == "regression" and df.iloc[0]["noise"] == "history"
 
 
+@pytest.mark.heavy  # 11 nights of 200 cells
 def test_noise_alone_is_not_a_regression():
     """200 cells of pure noise (10% SD: twice the threshold, inside the band) against 10 nights
     of history (`bench compare`'s default): about 1% false alarms."""

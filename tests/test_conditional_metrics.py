@@ -24,6 +24,7 @@ from bench.metrics import METRICS
 from bench.metrics.base import Context
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+# `fast`: the metrics on small synthetic sets (in `make test-fast`); the digits suite is heavy
 
 K, D = 4, 6
 N_REAL = [150, 210, 180, 240]
@@ -83,6 +84,7 @@ def _frechet(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------- against independent code
+@pytest.mark.fast
 def test_intra_fid_is_the_mean_of_per_class_fids(tmp_path, synthetic):
     real, real_y, fake, fake_y = synthetic
     per_class = [_frechet(real[real_y == c], fake[fake_y == c]) for c in range(K)]
@@ -96,6 +98,7 @@ def test_intra_fid_is_the_mean_of_per_class_fids(tmp_path, synthetic):
     assert "few_images_per_class" not in ctx.tags
 
 
+@pytest.mark.fast
 def test_conditional_prdc_is_the_mean_of_per_class_prdc_package_values(tmp_path, synthetic):
     prdc_pkg = pytest.importorskip("prdc")
     real, real_y, fake, fake_y = synthetic
@@ -124,6 +127,7 @@ def test_conditional_kid_is_the_mean_of_per_class_torch_fidelity_kids(tmp_path, 
     assert out["cond_kid"] == pytest.approx(np.mean(ref), rel=1e-6)
 
 
+@pytest.mark.fast
 def test_declared_values():
     for name, primary in [("intra_fid", "intra_fid"), ("conditional_prdc", "cond_coverage"),
                           ("conditional_kid", "cond_kid")]:
@@ -138,6 +142,7 @@ def test_declared_values():
 
 
 # ---------------------------------------------------------------- intervals over classes
+@pytest.mark.fast
 def test_class_mean_interval_is_the_t_interval_of_the_per_class_values():
     from scipy import stats
 
@@ -158,6 +163,7 @@ def test_class_mean_interval_is_the_t_interval_of_the_per_class_values():
     ("conditional_prdc", "cond_coverage", "coverage", {}),
     ("conditional_prdc", "cond_precision", "precision", {}),
 ])
+@pytest.mark.fast
 def test_the_mean_over_classes_has_an_interval_wider_when_classes_disagree(
         tmp_path, synthetic, metric, value, col, opts):
     from bench.metrics._conditional import class_mean_interval
@@ -177,6 +183,7 @@ def test_the_mean_over_classes_has_an_interval_wider_when_classes_disagree(
 
 
 # ---------------------------------------------------------------- few images per class
+@pytest.mark.fast
 def test_a_class_too_small_for_k_is_left_out_with_a_warning(tmp_path):
     rng = np.random.default_rng(1)
     counts = [150, 210, 4, 240]  # class 2: 4 real images, k=5 needs 6
@@ -192,6 +199,7 @@ def test_a_class_too_small_for_k_is_left_out_with_a_warning(tmp_path):
     assert out["cond_coverage"] == pytest.approx(table["coverage"].mean())  # pandas skips NaN
 
 
+@pytest.mark.fast
 def test_intra_fid_warns_for_classes_with_no_more_images_than_dimensions(tmp_path):
     rng = np.random.default_rng(2)
     counts = [150, 5, 180, 240]  # class 1: 5 images in d=6: computable, biased
@@ -207,6 +215,7 @@ def test_intra_fid_warns_for_classes_with_no_more_images_than_dimensions(tmp_pat
     assert np.isfinite(out["intra_fid"])
 
 
+@pytest.mark.fast
 def test_refuses_when_no_class_can_be_scored(tmp_path):
     rng = np.random.default_rng(3)
     real, real_y = _gaussians(rng, [3, 4, 5, 3], 0.0)
