@@ -203,6 +203,7 @@ def test_the_documented_layers_hold(capsys):
     code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True)
     out = capsys.readouterr().out
     assert "Layers: data flows down" in out and "A plugin never imports" in out
+    assert "Only the record layer talks to MLflow" in out
     assert code == 0, out
 
 
