@@ -323,3 +323,17 @@ def test_after_ctrl_c_the_runners_board_says_not_run_for_models_never_started(wr
     assert noisy and all("not run" in ln and "✗" not in ln for ln in noisy)
     assert "✗ `noisy`" not in board and "no run recorded for this model" not in board
     assert "verdict: noisy" not in capsys.readouterr().out
+
+
+def test_printable_escapes_exactly_control_surrogate_and_bidi_characters():
+    """The regular expression behind `printable` (one pass over a megabyte board) is the
+    definition: Unicode categories Cc and Cs and the bidirectional overrides, nothing else."""
+    import unicodedata
+
+    from bench.core.safe_names import _BIDI, printable
+
+    text = "".join(map(chr, range(0x30000)))  # every assigned plane but the private ones
+    want = "".join(ascii(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI else c
+                   for c in text)
+    assert printable(text) == want
+    assert printable("a\nb\x1b", keep="\n") == "a\nb\\x1b" and printable(printable(ESC)) == printable(ESC)
