@@ -95,6 +95,21 @@ class _StoreTemplate:
 _TEMPLATE: _StoreTemplate | None = None
 
 
+def _split_the_cores() -> None:
+    """An xdist worker takes its share of the cores for torch (bench.executors.threads' budget:
+    cores // workers, or BENCH_THREADS): two workers with torch's default of every core run 4
+    spinning threads on CI's 2 cores, and small-batch training slows down many times over."""
+    import os
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        from bench.executors.threads import budget
+
+        torch.set_num_threads(budget(workers))
+
+
 def pytest_configure(config):
     """MLflow's table initialisation copies this process's template (set up here, before any
     test, so that no test's time includes MLflow's imports). BENCH_TEST_MIGRATE=1 turns it
@@ -103,6 +118,7 @@ def pytest_configure(config):
     import shutil
     import tempfile
 
+    _split_the_cores()
     global _TEMPLATE
     if os.environ.get("BENCH_TEST_MIGRATE") == "1":
         return

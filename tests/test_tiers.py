@@ -72,3 +72,19 @@ def test_the_longest_tests_are_handed_out_first(request):
 
     ranks = [rank(item) for item in request.session.items]
     assert ranks == sorted(ranks)
+
+
+def test_an_xdist_worker_takes_its_share_of_the_cores(monkeypatch):
+    import torch
+    from conftest import _split_the_cores
+
+    from bench.executors.threads import cores
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("BENCH_THREADS", raising=False)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    try:
+        _split_the_cores()
+        assert torch.get_num_threads() == max(1, cores() // 2)
+    finally:
+        torch.set_num_threads(before)
