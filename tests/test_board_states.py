@@ -337,3 +337,20 @@ def test_printable_escapes_exactly_control_surrogate_and_bidi_characters():
                    for c in text)
     assert printable(text) == want
     assert printable("a\nb\x1b", keep="\n") == "a\nb\\x1b" and printable(printable(ESC)) == printable(ESC)
+
+
+def test_bench_leaderboard_of_a_suite_name_before_any_cell_finished(monkeypatch, capsys):
+    """No cell finished and no suite file to list the models: one line says the run is in
+    progress (exit 0); with no run in progress it is still the "no cell runs" error."""
+    from bench import cli
+    from bench.record.cell_record import LeaseStamp
+
+    live = [("run1", LeaseStamp(time.time(), "pid 9 on elsewhere").to_tags(), 0)]
+    monkeypatch.setattr(cli, "open_suite_store", lambda *a, **k: (_Tracker(pd.DataFrame(), live), "s"))
+    assert cli.main(["leaderboard", "s"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("suite run run1 is in progress (pid 9 on elsewhere, last heartbeat")
+    assert out.rstrip().endswith("no cell has finished yet.")
+    monkeypatch.setattr(cli, "open_suite_store", lambda *a, **k: (_Tracker(pd.DataFrame(), []), "s"))
+    assert cli.main(["leaderboard", "s"]) == 2
+    assert "no cell runs of suite 's'" in capsys.readouterr().err
