@@ -134,10 +134,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             Path(args.out).write_text(report.leaderboard)
     print(report.summary())
     print(f"\nMLflow: {report.tracking_uri}, experiment id {report.experiment_id}, "
-          f"suite run {report.parent_run_id}  (browse: mlflow ui --backend-store-uri {report.tracking_uri})")
+          f"suite run {report.parent_run_id}  (browse: {_browse(report)})")
     if report.interrupted:
         return 143 if report.terminated else 130  # 128 + SIGTERM / SIGINT, as a shell says
     return 0 if report.ok else 1
+
+
+def _browse(report) -> str:
+    """Where to look at a suite run: the MLflow UI's page of it (an http store, or
+    BENCH_UI_URL), else the command that starts a UI on the store. MLflow's own per-run
+    "View run" lines are silenced (bench.record.outage.http_defaults): this is said once."""
+    from urllib.parse import quote
+
+    from bench.report.html import default_ui_url
+
+    ui = default_ui_url(report.tracking_uri)
+    if ui:
+        return (f"{ui.rstrip('/')}/#/experiments/{quote(str(report.experiment_id), safe='')}"
+                f"/runs/{quote(report.parent_run_id, safe='')}")
+    return f"mlflow ui --backend-store-uri {report.tracking_uri}"
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:

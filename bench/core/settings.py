@@ -39,6 +39,9 @@ class Settings(BaseModel):
                                "heartbeats on its suite run (the lease)")
     stale_s: float = Field(90.0, gt=0, description="seconds without a heartbeat after which a "
                            "suite run's runner counts as dead and the next run takes over")
+    store_patience_s: float = Field(120.0, ge=0, description="seconds a write waits for an "
+                                    "unreachable tracking store (retrying with backoff) before a "
+                                    "finished cell's record is kept on disk for later")
     threads: int | None = Field(None, ge=1, description="CPU threads per process (torch, OpenMP, "
                                 "MKL, OpenBLAS); unset: the executor decides")
     persist_samples: bool = Field(True, description="keep generated images and features on disk "

@@ -24,7 +24,7 @@ from bench.infra.store import Store, generator_fingerprint, sharing_tags
 from bench.record.cell_record import FAILED, FINISHED, CellRecord, DatasetInput
 from bench.record.flags import merge as merge_flags
 from bench.record.tracking import flatten, package_version
-from bench.record.writer import RecordError, RecordStore
+from bench.record.writer import RecordError, RecordKept, RecordStore
 
 
 @dataclass
@@ -128,10 +128,14 @@ class Worker:
         if env not in self.shared:
             records = self.records
             if records is None:
+                from bench.record.spool import Spool
                 from bench.record.tracking import Tracker
                 from bench.record.writer import RecordWriter
 
-                records = RecordWriter(Tracker(env.uri, experiment_id=env.experiment_id))
+                # a finished cell outlives a store outage: its record waits in the cache
+                records = RecordWriter(Tracker(env.uri, experiment_id=env.experiment_id),
+                                       Spool.for_store(Cache(env.cache_dir).root, env.uri,
+                                                       env.experiment_id))
             device = resolve_device(self.device or env.device)
             self.shared[env] = Shared(env.suite, records, env.parent, Cache(env.cache_dir), device,
                                       env.seed, env.progress, env.uri)
@@ -176,6 +180,9 @@ def run_cell(cell: Cell, records: RecordStore, parent: str, shared: Shared, prog
         except RecordError:
             pass
         return CellOutcome(cell, "killed", run_id, seconds=time.perf_counter() - t0)
+    except RecordKept as e:  # the store is away: the record waits on disk, nothing is lost
+        return CellOutcome(cell, "finished", run_id or None, record.values,
+                           error=f"kept: {e}", seconds=time.perf_counter() - t0)
     except RecordError as e:  # the values were computed but could not be written
         return CellOutcome(cell, "failed", run_id, error=f"{e}; the next run retries the cell",
                            seconds=time.perf_counter() - t0)

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from bench.core.disk import disk_full, free_space
+from bench.core.errors import BenchError
 from bench.core.safe_names import safe_filename
 
 V = TypeVar("V")
@@ -30,14 +32,32 @@ def atomic_write(path: Path, write: Callable[[str], Any]) -> None:
     never leaves a half-written entry. The temporary name keeps `path`'s suffix (numpy's and
     torch's writers look at it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp" + path.suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp" + path.suffix)
+    except OSError as e:
+        _raise_full(e, path)
+        raise
     os.close(fd)
     try:
         write(tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch.save says a full disk as a RuntimeError
+        _raise_full(e, path)
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+class CacheFull(BenchError):
+    """The disk under the bench cache is full: one line, said once for the suite."""
+
+
+def _raise_full(e: BaseException, path: Path) -> None:
+    if disk_full(e):
+        raise CacheFull(f"disk full: {path.parent}, {free_space(path.parent)} free (the bench cache: "
+                        "--cache-dir / BENCH_CACHE_DIR); free some space or point the cache at "
+                        "another disk, then run the suite again") from None
 
 
 def stable_hash(obj: Any, n: int = 16) -> str:

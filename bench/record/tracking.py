@@ -7,12 +7,10 @@ the suite's parent run.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -28,6 +26,7 @@ if TYPE_CHECKING:
 
 import pandas as pd
 
+from bench.core.disk import disk_full, free_space
 from bench.core.errors import BenchError
 from bench.core.safe_names import safe_filename
 from bench.core.version import __version__
@@ -41,6 +40,7 @@ from bench.record.cell_record import (
     suite_filter,
 )
 from bench.record.cell_record import frame as record_frame
+from bench.record.outage import Outage, StoreUnreachable, http_defaults, outage_for
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 # MLflow's own tag names (mlflow.utils.mlflow_tags); mlflow itself is imported on first use:
@@ -106,38 +106,6 @@ def scoped_tracking_uri(uri: str) -> Iterator[None]:
 
 class StoreFull(BenchError):
     """The disk under the tracking store or its artifacts is full."""
-
-
-def disk_full(e: BaseException) -> bool:
-    """An OSError ENOSPC, or SQLite's "database or disk is full" (through SQLAlchemy and
-    MLflow), anywhere in the exception's chain."""
-    seen: set[int] = set()
-    cur: BaseException | None = e
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, OSError) and cur.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        text = str(cur).lower()
-        if "database or disk is full" in text or "no space left on device" in text:
-            return True
-        cur = cur.__cause__ or cur.__context__
-    return False
-
-
-def free_space(path: Path) -> str:
-    """Free space of the filesystem holding `path` (its nearest existing folder), readable."""
-    p = path
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    try:
-        free = float(shutil.disk_usage(p).free)
-    except OSError:
-        return "unknown"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if free < 1024 or unit == "TiB":
-            return f"{free:.0f} {unit}" if unit == "B" else f"{free:.1f} {unit}"
-        free /= 1024
-    return "unknown"
 
 
 def check_writable(path: Path, what: str, fix: str) -> None:
@@ -219,9 +187,104 @@ def git_commit(path: Path) -> str | None:
     return r.stdout.strip() or None if r.returncode == 0 else None
 
 
+# the database drivers SQLAlchemy imports for a URI's dialect, and the package that has each
+DRIVER_PACKAGES = {"psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]", "pg8000": "pg8000",
+                   "asyncpg": "asyncpg", "MySQLdb": "mysqlclient", "pymysql": "PyMySQL",
+                   "mysql": "mysql-connector-python", "pyodbc": "pyodbc", "pymssql": "pymssql"}
+
+
+def check_driver(uri: str) -> None:
+    """A database URI (postgresql://, mysql+pymysql://, ...) whose driver is not installed:
+    one line naming the pip package, before MLflow's traceback from deep inside SQLAlchemy."""
+    from bench.record.sql import is_sql
+
+    if not is_sql(uri) or uri.lower().startswith("sqlite"):
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        url = make_url(uri)
+        url.get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError) as e:
+        raise BenchError(f"tracking URI {_hide_password(uri)}: {e}. Use e.g. "
+                         "postgresql://USER@HOST/DB or mysql+pymysql://USER@HOST/DB.") from None
+    except ImportError as e:
+        name = (e.name or "").split(".")[0] or str(e)
+        package = DRIVER_PACKAGES.get(name, name)
+        raise BenchError(f"tracking URI {_hide_password(uri)} needs the database driver '{name}', "
+                         f"which is not installed: pip install \"{package}\" (or name another "
+                         f"driver in the URI, e.g. {url.get_backend_name()}+DRIVER://...).") from None
+
+
+def _hide_password(uri: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(uri).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy parses: shown as given
+        return uri
+
+
+def migration_race(e: BaseException) -> bool:
+    """Two processes creating MLflow's tables in one fresh database at once; the loser's
+    error (waiting, then opening the store again, cures it)."""
+    text = str(e).lower()
+    return ("online migration expected to match one row" in text
+            or "duplicate column name" in text
+            or ("already exists" in text and ("table" in text or "index" in text)))
+
+
+@contextmanager
+def _creation_lock(uri: str) -> Iterator[None]:
+    """A SQLite store is opened (its tables created or migrated) by one process at a time:
+    `<file>.lock` beside it. Where no lock file can be made (a read-only folder): no lock."""
+    path = local_path(uri) if uri.lower().startswith("sqlite:") else None
+    if path is None:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(f"{path}.lock", timeout=300)
+    try:
+        lock.acquire()
+    except (OSError, Timeout):
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def opening_fault(uri: str, e: BaseException) -> str:
+    """Why a store could not be opened, in one line with the fix."""
+    from bench.record.outage import first_line, transient
+
+    if isinstance(e, StoreUnreachable) and e.__cause__ is not None:
+        e = e.__cause__  # the store's own fault, not our retrying's
+    where = _hide_password(uri)
+    path = local_path(uri)
+    text = str(e).replace("-", "").lower()
+    if disk_full(e):
+        return (f"disk full: {path or where}, {free_space(path) if path else 'unknown'} free: the "
+                "tracking store cannot be written; free some space and run again.")
+    if "readonly" in text or "read only" in text:
+        return (f"the tracking store {path or where} is read-only ({first_line(e)}): fix its "
+                "permissions, or pass another --tracking-uri.")
+    if migration_race(e):
+        return (f"another process is creating the tracking store {path or where} at the same time "
+                f"({first_line(e)}): run again once it has started (one runner creates a new store).")
+    why = "unreachable" if transient(e) else "cannot be opened"
+    return (f"the MLflow tracking store {where} {why} ({first_line(e)}). Check --tracking-uri / "
+            "MLFLOW_TRACKING_URI and that the store is up.")
+
+
 def probe(uri: str, timeout: float = 5.0) -> None:
     """Fail fast on a tracking server that does not answer: MLflow's client retries with
-    backoff for minutes before it says anything. One GET of the server's /health."""
+    backoff for minutes before it says anything. One GET of the server's /health. A database
+    URI: its driver is installed (else one line naming the package to install)."""
+    check_driver(uri)
     if not uri.startswith(("http://", "https://")):
         return
     import urllib.error
@@ -242,31 +305,81 @@ def probe(uri: str, timeout: float = 5.0) -> None:
                      f"{timeout:.0f}s. Start it, or check --tracking-uri / MLFLOW_TRACKING_URI.")
 
 
+class GuardedClient:
+    """An MlflowClient whose every call goes through `outage.call` with MLflow's store logs
+    quiet (the fault is reported once, by whoever catches it). Attributes that are not
+    methods, and private ones, are the client's own."""
+
+    def __init__(self, client: object, outage: Outage):
+        self._client, self._outage = client, outage
+
+    @property
+    def raw(self) -> object:
+        """The MlflowClient itself (tests inject faults there)."""
+        return self._client
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self._client, name)
+        if name.startswith("_") or not callable(attr):
+            return attr
+
+        def guarded(*args: object, **kwargs: object) -> object:
+            with quiet_store_logs():
+                return self._outage.call(lambda: attr(*args, **kwargs))
+
+        guarded.__name__ = name
+        return guarded
+
+
 class Tracker:
     def __init__(self, uri: str, experiment: str | None = None, experiment_id: str | None = None,
                  artifact_root: str | None = None):
         probe(uri)
         self.uri = uri
-        self._client: MlflowClient | None = None
+        self._client: Any = None
+        self.outage = outage_for(uri)  # shared by every Tracker of this store in the process
+        http_defaults(uri)
         from bench.record.sql import SqlReader, is_sql
 
         # the board's reads go straight to a SQL store's tables (bench.record.sql)
         self.sql: SqlReader | None = SqlReader(uri) if is_sql(uri) else None
         if experiment_id is None and experiment is not None and self.sql is not None:
-            experiment_id = self.sql.experiment_id(experiment)  # None: unknown here, or new
+            try:
+                experiment_id = self.sql.experiment_id(experiment)  # None: unknown here, or new
+            except Exception as e:  # noqa: BLE001 - a database that is down or refuses: one line
+                raise BenchError(opening_fault(uri, e)) from None
         if experiment_id is None:
             if experiment is None:
                 raise ValueError("Tracker needs an experiment name or an experiment id")
-            try:
-                exp = self.client.get_experiment_by_name(experiment)
-            except Exception as e:  # noqa: BLE001 - a wrong URI surfaces here first, as any type
-                raise BenchError(f"cannot reach the MLflow tracking store '{uri}': {e}. "
-                                 "Check --tracking-uri / MLFLOW_TRACKING_URI.") from None
-            if exp is None:
-                experiment_id = self._create_experiment(experiment, artifact_root)
-            else:
-                experiment_id = exp.experiment_id
+            experiment_id = self._open_experiment(experiment, artifact_root)
         self.experiment_id = experiment_id
+
+    def _open_experiment(self, name: str, artifact_root: str | None) -> str:
+        """The experiment's id, created when new. Two runners opening a fresh SQLite file at
+        once race to create MLflow's tables (the loser: "Online migration expected to match
+        one row", "duplicate column name", or both left with half-made tables): one at a time
+        under a lock file beside it, and tried again after a race all the same. Anything
+        else: one line, exit 2."""
+        for attempt in range(4):
+            try:
+                with _creation_lock(self.uri), quiet_store_logs(), self.outage.within(0):
+                    exp = self.client.get_experiment_by_name(name)
+                    if exp is not None:
+                        return str(exp.experiment_id)
+                    return self._create_experiment(name, artifact_root)
+            except StoreUnreachable as e:
+                raise BenchError(opening_fault(self.uri, e)) from None
+            except BenchError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a wrong URI surfaces here first, as any type
+                # (the other runner may also have created the experiment meanwhile)
+                both = getattr(e, "error_code", "") == "RESOURCE_ALREADY_EXISTS"
+                if (migration_race(e) or both) and attempt < 3:
+                    self._client = None  # MLflow's store is made again, on the migrated tables
+                    time.sleep(0.5 * (attempt + 1))
+                    continue
+                raise BenchError(opening_fault(self.uri, e)) from None
+        raise AssertionError("unreachable")
 
     @property
     def client(self) -> MlflowClient:
@@ -275,7 +388,8 @@ class Tracker:
         if self._client is None:
             from mlflow import MlflowClient
 
-            self._client = MlflowClient(tracking_uri=self.uri)
+            # every call retried through an outage, which is said once (bench.record.outage)
+            self._client = GuardedClient(MlflowClient(tracking_uri=self.uri), self.outage)
         return self._client
 
     def _create_experiment(self, name: str, artifact_root: str | None) -> str:
@@ -403,6 +517,8 @@ class Tracker:
             try:
                 self.client.log_inputs(run_id, datasets=inputs)
                 return
+            except StoreUnreachable:  # waited for already (bench.record.outage)
+                raise
             except Exception:
                 # MLflow inserts a dataset get-or-create style: two workers logging the same
                 # dataset at once collide on its unique key; the retry finds it existing
@@ -413,6 +529,17 @@ class Tracker:
     def end(self, run_id: str, status: str) -> None:
         with quiet_store_logs():
             self.client.set_terminated(run_id, status)
+
+    def run_status(self, run_id: str) -> str | None:
+        """A run's status (RUNNING, FINISHED, ...), None when this store has no such run."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_run(run_id).info.status)
+        except MlflowException as e:
+            if getattr(e, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
 
     def finished_cell_run(self, key: str) -> str | None:
         runs = self.client.search_runs(

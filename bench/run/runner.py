@@ -14,7 +14,7 @@ import re
 import signal
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -31,6 +31,7 @@ from bench.record.lease import Lease
 from bench.record.suite_log import MlflowSuiteLog, SuiteLog
 from bench.record.tracking import Tracker, git_commit, package_version, resolve_uri
 from bench.record.values import is_interval
+from bench.record.writer import Keeper, suite_fault
 
 
 @dataclass
@@ -50,7 +51,8 @@ class SuiteReport:
 
     @property
     def ok(self) -> bool:
-        return not self.interrupted and self.count("failed") == 0
+        # "kept": computed, its record still on disk waiting for the store (bench.record.spool)
+        return not self.interrupted and self.count("failed") == 0 and self.count("kept") == 0
 
     def summary(self) -> str:
         import pandas as pd
@@ -60,7 +62,9 @@ class SuiteReport:
                 for o in self.outcomes]
         head = (f"{self.count('finished')} finished, {self.count('cached')} cached, "
                 f"{self.count('failed')} failed, {self.count('killed')} killed"
-                f"{' (interrupted)' if self.interrupted else ''}")
+                + (f", {self.count('kept')} kept on disk until the store is back"
+                   if self.count("kept") else "")
+                + f"{' (interrupted)' if self.interrupted else ''}")
         return head + "\n\n" + pd.DataFrame(rows).to_markdown(index=False) if rows else head
 
 
@@ -114,6 +118,15 @@ def cell_limit(suite_limit: float | None, command_limit: float | None) -> float 
     return min(suite_limit, command_limit) if allowlist.shared_mode() else suite_limit
 
 
+def _shown(values: dict[str, float], k: str) -> str:
+    """A value on the console line as the board prints it: the digits its interval supports,
+    float noise around an exact 0 as 0 (an identical-set FID is not -7.1e-13)."""
+    from bench.report.leaderboard import fmt_value  # the one number format (report layer)
+
+    lo, hi = values.get(f"{k}.lo", float("nan")), values.get(f"{k}.hi", float("nan"))
+    return fmt_value(values[k], u=(hi - lo) / 2)
+
+
 def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False,
               progress: bool = True, cache_dir: str | None = None,
               executor: Executor | None = None, artifact_root: str | None = None,
@@ -163,6 +176,9 @@ def _run_suite(suite: Suite, tracking_uri: str | None, force: bool, progress: bo
                     str(cache.root), progress)
     _log(f"suite '{suite.name}': {len(suite.cells)} cells, executor {executor.name}; tracking {uri} "
          f"(experiment id {log.experiment_id}, parent run {parent})")
+    # finished cells whose records waited out a store outage on disk: written, not computed again
+    keeper, keys = Keeper.of(log, cache.root), {c.key for c in suite.cells}
+    waiting = _write_kept(keeper, keys, {}) if keeper is not None else set()
 
     done: dict[str, CellOutcome] = {}
     pending: list[Cell] = []
@@ -171,6 +187,9 @@ def _run_suite(suite: Suite, tracking_uri: str | None, force: bool, progress: bo
         if existing:
             done[cell.key] = CellOutcome(cell, "cached", existing)
             _log(f"{cell.label}: cached (run {existing})")
+            continue
+        if cell.key in waiting:  # computed; its record waits for the store (bench.record.spool)
+            done[cell.key] = CellOutcome(cell, "kept", error="kept on disk until the store is back")
             continue
         if log.fail_stale_runs(cell.key, "stale: its runner stopped without ending it (killed?)"):
             _log(f"{cell.label}: an earlier run of this cell was left RUNNING by a killed runner; "
@@ -185,16 +204,41 @@ def _run_suite(suite: Suite, tracking_uri: str | None, force: bool, progress: bo
             msg = f"worker lost: {type(result).__name__}: {result}"
             log.fail_stale_runs(cell.key, msg[:500])
             result = CellOutcome(cell, "failed", error=msg)
+        kept = result.status == "finished" and result.error.startswith("kept: ")
+        if kept:  # the outage was said once; the cell says only where its record is
+            result = replace(result, status="kept", error="kept on disk until the store is back")
         done[cell.key] = result
         n = sum(o.status != "cached" for o in done.values())
-        vals = "  ".join(f"{k}={v:.4g}" for k, v in result.values.items() if not is_interval(k))
+        vals = "  ".join(f"{k}={_shown(result.values, k)}" for k in result.values if not is_interval(k))
+        fault = result.status == "failed" and suite_fault(result.error)
         _log(f"[{n}/{len(pending)}] {cell.label}: {result.status} in {result.seconds:.1f}s  {vals}"
-             + (f"\n    {user_message(result.error)}" if result.error else ""))
+             + (f"\n    {user_message(result.error)}" if result.error and not kept and not fault
+                else ""))
+        if fault:  # every later cell would meet it too: said once, for the suite
+            raise SuiteStopped(result.error.split("; the next run")[0])
+        if keeper is not None and not kept and result.status != "failed":  # the store answers
+            _write_kept(keeper, keys, done, patience=0)
 
+    stopped = ""
     try:
         interrupted = executor.run(pending, env, on_result) if pending else False
     except KeyboardInterrupt:  # between two cells, or in an executor that does not catch it
         interrupted = True
+    except SuiteStopped as e:  # a full disk, a read-only artifact folder
+        interrupted, stopped = False, str(e)
+        left = [c for c in pending if c.key not in done]
+        _log(f"{stopped}. The suite stops here ({len(left)} cell(s) not run; finished cells "
+             "are kept).")
+        for cell in pending:  # no run is left RUNNING, where the store still takes that much
+            if done.get(cell.key) is None or done[cell.key].status == "failed":
+                with suppress(Exception):
+                    log.fail_stale_runs(cell.key, stopped[:500])
+    unwritten = _write_kept(keeper, keys, done) if keeper is not None else set()
+    if unwritten:
+        _log(f"{len(unwritten)} finished cell(s) kept in {keeper.spool.root if keeper else ''}: the "
+             "tracking store is still unreachable. Run the suite again once it is back: they are "
+             "written, not computed again.")
+    quiet = bool(stopped or unwritten)  # closing writes would only say the same again
     if interrupted:
         why = "terminated (SIGTERM)" if terminated[0] else "interrupted (Ctrl-C)"
         _log(f"{why}; run the suite again to finish the remaining cells")
@@ -208,18 +252,20 @@ def _run_suite(suite: Suite, tracking_uri: str | None, force: bool, progress: bo
     cells_map = {o.cell.key: {"run_id": o.run_id, "status": o.status, "label": o.cell.label}
                  for o in outcomes}
     try:
-        log.log_text(parent, json.dumps(cells_map, indent=1), "cells.json")
+        if not quiet:
+            log.log_text(parent, json.dumps(cells_map, indent=1), "cells.json")
     except Exception as e:  # noqa: BLE001 - the store went away after the cells ran
         _log(f"cells.json could not be logged ({_why(log, e)})")
     run_ids = [o.run_id for o in outcomes if o.status in ("finished", "cached", "failed") and o.run_id]
-    if boards:
+    if boards and not quiet:
         try:
             _log_boards(report, log, parent, suite, run_ids, uri)
         except Exception as e:  # noqa: BLE001 - the cells are logged; a board can be rebuilt later
             _log(f"the leaderboard could not be written ({_why(log, e)}); the "
                  f"cell runs are kept: rebuild it with `bench leaderboard {suite.path}`")
     try:
-        _close(report, log, parent, env)
+        if not quiet:
+            _close(report, log, parent, env)
     except Exception as e:  # noqa: BLE001 - e.g. the store turned read-only mid-run
         _log(f"the suite run could not be closed in MLflow ({_why(log, e)}); "
              "the next run of the suite closes it")
@@ -230,6 +276,25 @@ def _run_suite(suite: Suite, tracking_uri: str | None, force: bool, progress: bo
     except Exception:  # noqa: BLE001 - reported above; the lease expires and is taken over
         pass
     return report
+
+
+class SuiteStopped(Exception):
+    """A fault every later cell would meet (bench.record.writer.suite_fault): the suite stops."""
+
+
+def _write_kept(keeper: Keeper, keys: set[str], done: dict[str, CellOutcome],
+                patience: float | None = None) -> set[str]:
+    """Write the kept records of `keys` the store takes now (their outcomes in `done` get the
+    run ids); returns the keys still waiting."""
+    if not keeper.kept(keys):
+        return set()
+    written = keeper.write(keys, patience)
+    for key, run_id in written.items():
+        if key in done:
+            done[key] = replace(done[key], status="finished", run_id=run_id, error="")
+    if written:
+        _log(f"{len(written)} finished cell(s) kept through a store outage written to the store")
+    return keeper.kept(keys)
 
 
 def _why(log: SuiteLog, e: BaseException) -> str:
