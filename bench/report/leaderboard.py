@@ -361,13 +361,21 @@ def build_leaderboard(runs: pd.DataFrame, sort_by: str | None = None,
         t.headline = t.headline_pair[0] if t.headline_pair else None
         key = sort_by if sort_by in order_cols else t.headline or (order_cols[0] if order_cols else None)
         good = t.goodness()[key] if key is not None else pd.Series(0.0, index=t.mean.index)
-        order = sorted(t.mean.index, key=lambda m: (t.tier(m), -good[m] if not pd.isna(good[m]) else math.inf))
+        order = sorted(t.mean.index, key=lambda m: (t.tier(m), *tie_key(good[m], m)))
         t = _reorder(t, order)
         t.sort_by = key
         t.cells = cells[cells["dataset"] == ds].drop(columns="dataset").sort_values(
             ["model", "metric", "repeat"]).reset_index(drop=True)
         tables.append(t)
     return tables
+
+
+def tie_key(good: float, model: str) -> tuple[float, str]:
+    """The one order of models that tie (same tier and place in the summary, same tier in a
+    table): better sort value first (goodness: higher is better; none last), then by name.
+    A table's rows follow it, and the summary breaks ties on place by the tables' row order,
+    so every format (markdown, CSV, JSON, LaTeX, HTML) lists tied models alike."""
+    return (-float(good) if not pd.isna(good) else math.inf, str(model))
 
 
 def _reorder(t: Table, order: list[str]) -> Table:
@@ -709,14 +717,18 @@ def summarize(tables: list[Table]) -> pd.DataFrame:
     """Per competing model: its place (mean over datasets of its place in each table: tier,
     then the headline), its verdict, the aspect view (mean dominance rank per aspect over the
     (dataset, primary) columns of that aspect: descriptive, it does not order the rows), how
-    many primaries it was ranked on and its clear wins. Sorted by tier, then place."""
-    parts, wins, place_parts = [], [], []
+    many primaries it was ranked on and its clear wins. Sorted by tier, then place, then
+    (models that tie) as the tables list them (`tie_key`)."""
+    parts, wins, place_parts, position_parts = [], [], [], []
     tiers: dict[str, int] = {}
     aspect_of: dict[str, str] = {}
     for t in tables:
         if not t.ranked:
             continue
         place_parts.append(places(t).rename(t.dataset))
+        # ties on place: the tables' row order (`tie_key`), averaged over datasets
+        position_parts.append(pd.Series(range(len(t.ranked)), index=t.ranked, name=t.dataset,
+                                        dtype=float))
         for m in t.ranked:  # a model pending on one dataset is ordered by the others
             tier = t.tier(m)
             tiers[m] = tier if m not in tiers else (min(tiers[m], tier) if 3 in (tiers[m], tier)
@@ -752,9 +764,10 @@ def summarize(tables: list[Table]) -> pd.DataFrame:
         out["ranked"] = 0
         out["wins"] = 0
     out["tier"] = [tiers.get(m, 0) for m in out.index]
+    out["position"] = pd.concat(position_parts, axis=1).reindex(out.index).mean(axis=1)
     out.index.name = "model"
-    out = out.reset_index().sort_values(["tier", "place", "wins", "model"],
-                                        ascending=[True, True, False, True], na_position="last")
+    out = out.reset_index().sort_values(["tier", "place", "position", "model"],
+                                        na_position="last")
     return out.set_index("model")[columns]
 
 
