@@ -58,3 +58,22 @@ def test_different_tests_that_happen_to_agree_on_one_model_still_count_apart():
     (t,) = build_leaderboard(pd.DataFrame(rows))
     reasons = [f.reason for f in t.flags["a"] if f.gate]
     assert len(reasons) == 2 and all("board's 4 copies tests" in r for r in reasons), reasons
+
+
+def test_two_values_with_equal_p_values_stay_two_tests():
+    # data-copying and near-copies p-values can both be exactly 0 for a copier: two tests
+    from bench.record.values import Value
+    from bench.report.gates import board_flags
+
+    decl = Value("diagnostic", "higher", gate="p", gate_at=0.05, gate_kind="copies")
+    mean = pd.DataFrame({"ct_p": [0.0, 0.5], "nc_p": [0.0, 0.5]}, index=["copier", "honest"])
+    flags = board_flags(mean, mean * float("nan"), {"ct_p": decl, "nc_p": decl}, None)
+    assert [f.value for f in flags["copier"]] == ["ct_p", "nc_p"] and "honest" not in flags
+    assert all("board's 4 copies tests" in f.reason for f in flags["copier"])
+    # the same value twice (a metric's copy, named metric.value) with equal results: once
+    names = {"a.nc_p": "nc_p", "b.nc_p": "nc_p"}
+    twice = mean.rename(columns={"ct_p": "a.nc_p", "nc_p": "b.nc_p"})
+    flags = board_flags(twice, twice * float("nan"), {"a.nc_p": decl, "b.nc_p": decl}, None,
+                        names)
+    assert [f.value for f in flags["copier"]] == ["a.nc_p"]
+    assert "board's 2 copies tests" in flags["copier"][0].reason

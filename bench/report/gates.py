@@ -60,32 +60,38 @@ def _p_values(c: str, v: Value, mean: pd.DataFrame, unc: pd.DataFrame,
     return ndtr(-z), f" vs the held-out real row's {_num(ref)}"
 
 
-def _same_test(v1: Value, p1: np.ndarray, v2: Value, p2: np.ndarray) -> bool:
-    """Two columns are one test when they declare the same value and agree on every model:
-    the near-copies check that every feature metric on one extractor logs (one result per
-    model and extractor, shared through the run's store) gets a column per metric as soon as
-    another extractor's differs (bench.report.leaderboard._long), yet it is one test."""
-    return v1 == v2 and bool(np.isfinite(p1).any()) and np.array_equal(p1, p2, equal_nan=True)
+def _same_test(p1: np.ndarray, p2: np.ndarray) -> bool:
+    """Two columns of one value (`fid.near_copies_p`, `kid.near_copies_p`) are one test when
+    they agree on every model: the near-copies check that every feature metric on one
+    extractor logs (one result per model and extractor, shared through the run's store) gets
+    a column per metric as soon as another extractor's differs
+    (bench.report.leaderboard._long), yet it is one test."""
+    return bool(np.isfinite(p1).any()) and np.array_equal(p1, p2, equal_nan=True)
 
 
 def board_flags(mean: pd.DataFrame, unc: pd.DataFrame, values: dict[str, Value],
-                held_out: str | None) -> dict[str, list[Flag]]:
+                held_out: str | None, names: dict[str, str] | None = None
+                ) -> dict[str, list[Flag]]:
     """model -> the gate flags its values raise on a board: `mean` and `unc` (its 95%
     half-width) are model x value, `values` the columns' declarations, `held_out` the target
     row (reference rows included: a calibration memoriser is flagged too, which is the point
-    of having it; the held-out row itself is never tested). The board's parts rather than
+    of having it; the held-out row itself is never tested), `names` the value each column
+    holds where that is not the column's name (`fid.near_copies_p` -> `near_copies_p`): the
+    columns of one value that agree on every model count once. The board's parts rather than
     its Table, so that gates need not import the leaderboard that calls them."""
     out: dict[str, list[Flag]] = {}
     models = list(mean.index)
     tested = np.array([m != held_out for m in models], dtype=bool)
     families: dict[str, list[tuple[str, np.ndarray, str]]] = {}
+    names = names or {}
     for c in mean.columns:
         v = values[c]
         if v.gate in ("p", "below_ref"):
             p, what = _p_values(c, v, mean, unc, held_out)
             p = np.where(tested, p, np.nan)
             family = families.setdefault(v.gate_kind, [])
-            if not any(_same_test(values[c2], p2, v, p) for c2, p2, _ in family):
+            name = names.get(c, c)
+            if not any(names.get(c2, c2) == name and _same_test(p2, p) for c2, p2, _ in family):
                 family.append((c, p, what))
         elif v.gate == "below" and v.gate_at is not None:
             xs = mean[c].to_numpy(dtype=float)

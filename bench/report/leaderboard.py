@@ -394,7 +394,10 @@ def _model_flags(runs: pd.DataFrame, t: Table) -> dict[str, list[Flag]]:
     ok = runs[runs["status"] == FINISHED]
     for m, fl in zip(ok["model"], ok["flags"], strict=True):
         recorded.setdefault(str(m), []).extend(fl)
-    gates = board_flags(t.mean, t.uncertainty(), t.values, t.held_out)
+    # a value several metrics logged with different results is a column per metric,
+    # `metric.value` (_long): the gates count one test per value and result
+    names = {c: c[len(m) + 1:] for c, m in t.metric_of.items() if c.startswith(f"{m}.")}
+    gates = board_flags(t.mean, t.uncertainty(), t.values, t.held_out, names)
     return {m: fl for m in t.mean.index
             if (fl := merge_flags(recorded.get(m, []), gates.get(m, [])))}
 
