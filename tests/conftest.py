@@ -321,8 +321,9 @@ def pg_server(postgres, tmp_path):
 # them heavy (or make them quick) so the tier stays under 2 minutes on 2 cores.
 FAST_LIMIT = 1.0
 HEAVY_FIXTURES = {"server", "pg_server", "postgres", "browser", "one_thread", "tracking_uri"}
-HEAVY_NAMES = {"run_suite", "evaluate", "main", "subprocess", "Popen", "MlflowClient", "Tracker",
-               "mlflow", "train", "train_classifier", "load_classifier", "run_cells"}
+HEAVY_NAMES = {"run_suite", "evaluate", "main", "subprocess", "Popen", "get_context", "Process",
+               "MlflowClient", "Tracker", "mlflow", "train", "train_classifier", "load_classifier",
+               "run_cells"}
 
 
 def _names(code, seen: set) -> set[str]:

@@ -68,6 +68,7 @@ def test_not_torchscript_is_a_clear_error(no_installed_weights, tmp_path, env, d
         FeatureSpec(name="inception", path=str(f)).build().prepare(digits, env)
 
 
+@pytest.mark.heavy  # an Inception-v3 built and run at 299 px
 def test_pytorch_fid_state_dict_gives_features_and_logits(tmp_path, env, digits):
     pytest.importorskip("pytorch_fid")
     arch = inc.pytorch_fid_architecture()
@@ -113,6 +114,7 @@ def test_batch_size_default_is_small_for_imagenet_networks_on_the_cpu(no_install
     assert sizes == [16, 4]
 
 
+@pytest.mark.heavy
 def test_timm_from_local_weights_file(tmp_path, env, digits):
     import timm
 
@@ -135,6 +137,7 @@ def test_timm_without_local_weights_fails_clearly(env, digits, monkeypatch, tmp_
         ex.prepare(digits, env)
 
 
+@pytest.mark.heavy
 def test_random_init_features_are_cached_by_their_weights(tmp_path, digits, monkeypatch):
     """`random_init` weights are seeded (one feature space in every process) and the real
     features' cache key holds their hash: other random weights never get stale features (a
@@ -164,6 +167,7 @@ def test_random_init_features_are_cached_by_their_weights(tmp_path, digits, monk
     assert not torch.allclose(got, feats, atol=1e-3)
 
 
+@pytest.mark.heavy  # trains the classifier
 def test_classifier_features_and_logits(env, digits):
     ex = FeatureSpec(name="classifier", classifier={"epochs": 1}).build()
     ex.prepare(digits, env)
