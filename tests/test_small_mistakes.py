@@ -313,3 +313,62 @@ def test_a_night_skipped_because_the_lock_is_held_exits_0_with_one_line(tmp_path
     docs = (ROOT / "docs" / "scheduling.md").read_text()
     assert "scripts/nightly_once.sh /tmp/gan-bench-nightly.lock .venv/bin/bench nightly" in docs
     assert "flock -n /tmp" not in docs
+
+
+# ---------------------------------------------------------------- KID on a small sample
+def test_kid_on_a_sample_smaller_than_its_subset_size_has_an_interval_holding_0():
+    """Two halves of the real data (200 images each, subset_size 1000 by default): the subsets
+    are at most half of each sample, so they vary and the interval has a width and holds the
+    true 0 (it was `-0.00701 [-0.00715, -0.00691]` with subsets as large as the sample)."""
+    from sklearn.datasets import load_digits
+
+    import bench
+    from bench.features import FEATURES
+    from bench.features.base import FeatureExtractor
+
+    class Pixels(FeatureExtractor):
+        def tag(self) -> str:
+            return "test-pixels-kid"
+
+        def _forward(self, x):
+            return x.float().flatten(1) / 255.0, None
+
+    x = (load_digits().images / 16 * 255).astype(np.uint8)
+    with FEATURES.scoped({"test_pixels_kid": Pixels}):
+        res = bench.evaluate(x[:200], x[200:400], ["kid"], features="test_pixels_kid", progress=False)
+    kid = res["kid_mean"]
+    assert kid.lo < kid.hi and kid.lo <= 0 <= kid.hi, (kid.value, kid.lo, kid.hi)
+
+
+# ---------------------------------------------------------------- the README's first example
+def test_the_readme_first_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    """Its folders come from scripts/example_folders.py (class folders of the digits), and its
+    bench score lines are commands bench parses, with the time written beside the first."""
+    import importlib.util
+    import re
+    import shlex
+
+    from bench.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("### Score your own images"):]
+    block = block[block.index("```bash\n") + 8:]
+    lines = [ln.split("#")[0].strip() for ln in block[:block.index("```")].splitlines()]
+    assert lines[0] == "python scripts/example_folders.py real/ fake/"
+    first = block[:block.index("```")].splitlines()[1]
+    assert first.startswith("bench score real/ fake/ --features classifier --metrics fid,kid")
+    assert re.search(r"under 2 min on 2 cores: \d+-\d+ s of CPU time", first)
+    for ln in lines[1:]:
+        args = build_parser().parse_args(shlex.split(ln)[1:])
+        assert args.func.__name__ == "cmd_score" and (args.real, args.fake) == ("real/", "fake/")
+
+    spec = importlib.util.spec_from_file_location("example_folders", ROOT / "scripts" / "example_folders.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.chdir(tmp_path)
+    assert mod.main(["real/", "fake/"]) == 0
+    assert "900 digits in real/, 897 in fake/" in capsys.readouterr().out
+    assert len(list(Path("real").glob("*/*.png"))) == 900 and len(list(Path("fake").glob("*/*.png"))) == 897
+    assert sorted(p.name for p in Path("real").iterdir()) == [str(c) for c in range(10)]
+    with pytest.raises(SystemExit, match="real is not empty"):  # never mixes into a folder
+        mod.main(["real", "other"])
