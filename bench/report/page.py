@@ -25,7 +25,7 @@ def board_page(board: list[Table], runs: pd.DataFrame | None, client: Any, *, na
     tables, the image artifacts of its runs read through `client` (an MlflowClient), the
     figures of `runs` (none without runs) and, when given, the trends of the last suite runs."""
     fetch, listing = mlflow_access(client)
-    figures = suite_figures(runs, fetch) if runs is not None else {}
+    figures = suite_figures(runs, fetch, board) if runs is not None else {}  # flags from the board
     page = html_report(board, fetch, listing, max_models=max_models, title=f"Leaderboard: {name}",
                        figures=figures, experiment_id=experiment_id, ui_url=ui_url,
                        generated=generated, trends=trends, published=published)
