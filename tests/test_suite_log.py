@@ -71,6 +71,7 @@ def test_a_suite_run_into_memory_resumes_and_holds_the_lease(tmp_path):
     first = run_suite(suite, progress=False, cache_dir=str(tmp_path / "c"), log=log, boards=False)
     assert first.ok and [o.status for o in first.outcomes] == ["finished"]
     assert first.tracking_uri == "memory" and first.leaderboard == ""  # boards=False: none
+    assert first.local is not None and not first.local.grids  # no artifacts kept: no sample grid
     parent = log.runs[first.parent_run_id]
     assert parent.status == "FINISHED" and '"status": "finished"' in parent.texts["cells.json"]
     [rec] = log.records([first.outcomes[0].run_id])

@@ -224,7 +224,9 @@ def _compute(cell: Cell, record: CellRecord, shared: Shared, tmp: Path, progress
     values = cell.metric.instance().compute(gen, ds, ctx)
     values = {k: float(v) for k, v in values.items()}
     ctx.tags.update(sharing_tags(before, shared.store.counts()))  # samples: computed|reused
-    if shared.first_grid(cell):  # every model's samples, one row per class, once: after
+    # (not drawn for a store that keeps no artifacts: bench.record.memory)
+    if getattr(shared.records, "keeps_artifacts", True) and shared.first_grid(cell):
+        # every model's samples, one row per class, once: after
         # the metric, so they are the first of a stream it sampled (not a chunk before it)
         try:
             x, y = ctx.generated_by_class(gen, ds, grid_counts(ds.num_classes))

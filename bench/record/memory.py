@@ -47,6 +47,7 @@ class MemoryLog:
     Cells can only run in this process (`record_store()` is this object itself)."""
 
     uri = "memory"
+    keeps_artifacts = False  # workers draw no sample grid for it (bench.executors.worker)
 
     def __init__(self, experiment_id: str = "memory") -> None:
         self.experiment_id = experiment_id
