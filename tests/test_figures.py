@@ -3,6 +3,7 @@ GAN-train vs FID): drawn from cell runs and their curve CSVs, and skipped when t
 not support them."""
 
 import pandas as pd
+import pytest
 
 from bench.record.values import reference, score
 from bench.report.figures import suite_figures
@@ -104,6 +105,7 @@ def many_runs(n: int = 120) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@pytest.mark.heavy  # draws many figures
 def test_figures_over_many_models_name_and_draw_the_top_ones_and_say_so(monkeypatch):
     import time
 

@@ -53,6 +53,7 @@ def test_feature_stats_matches_numpy_and_merges() -> None:
     np.testing.assert_allclose(a.cov.numpy(), np.cov(x, rowvar=False), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.heavy  # 2,048-dimensional covariances
 def test_frechet_closed_form_mean_shift_2048() -> None:
     d = 2048
     fd = frechet_distance(np.zeros(d), np.eye(d), np.ones(d), np.eye(d))
@@ -186,6 +187,7 @@ def test_kid_clamps_subset_size_with_warning() -> None:
     assert ours["kid_mean"] == pytest.approx(ref["kernel_inception_distance_mean"], rel=RTOL)
 
 
+@pytest.mark.heavy
 def test_kid_interval_has_a_width_when_the_sample_is_smaller_than_a_subset() -> None:
     """Two samples of one distribution, smaller than the default subset: subsets of half the
     sample vary, so the spread over them is an interval that holds the true 0 (subsets as
@@ -198,6 +200,7 @@ def test_kid_interval_has_a_width_when_the_sample_is_smaller_than_a_subset() -> 
     assert lo < 0 < hi and hi - lo > 1e-3
 
 
+@pytest.mark.heavy
 def test_kid_near_zero_for_same_distribution_and_seeded() -> None:
     rng = np.random.default_rng(9)
     a, b = rng.standard_normal((2000, 64)), rng.standard_normal((2000, 64))
@@ -297,6 +300,7 @@ def _smooth_images(rng: np.random.Generator, n: int, size: int = 32) -> np.ndarr
     return np.clip(127.5 + 100 * img, 0, 255).astype(np.uint8)
 
 
+@pytest.mark.heavy
 def test_swd_identical_zero_and_monotone_in_noise() -> None:
     rng = np.random.default_rng(16)
     a = _smooth_images(rng, 120)
@@ -465,6 +469,7 @@ def _swd_held(a: np.ndarray, b: np.ndarray, seed: int = 0, per_image: int = 128,
     return out
 
 
+@pytest.mark.heavy  # SWD over many projection blocks: tens of seconds
 def test_swd_streamed_equals_held_descriptors_and_the_budget_only_changes_passes(monkeypatch):
     """Descriptors are never held (recomputed per block of directions, bounded by
     `memory_budget`); the result is the held computation's, whatever the budget."""
