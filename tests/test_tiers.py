@@ -88,3 +88,22 @@ def test_an_xdist_worker_takes_its_share_of_the_cores(monkeypatch):
         assert torch.get_num_threads() == max(1, cores() // 2)
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_run_lists_the_fast_tier_tests_over_the_limit(monkeypatch):
+    from types import SimpleNamespace
+
+    import conftest
+
+    monkeypatch.setattr(conftest, "_SETUP", {})
+    monkeypatch.setattr(conftest, "_SLOW_FAST", {})
+
+    def report(nodeid, when, duration, keywords=()):
+        return SimpleNamespace(nodeid=nodeid, when=when, duration=duration, passed=True,
+                               keywords=dict.fromkeys(keywords, 1))
+
+    for nodeid, setup, call, kw in [("t::slow_setup", 0.9, 0.2, ()), ("t::quick", 0.1, 0.2, ()),
+                                    ("t::declared", 0.1, 5.0, ("heavy",))]:
+        conftest.pytest_runtest_logreport(report(nodeid, "setup", setup, kw))
+        conftest.pytest_runtest_logreport(report(nodeid, "call", call, kw))
+    assert conftest._SLOW_FAST == {"t::slow_setup": pytest.approx(1.1)}  # setup counts
