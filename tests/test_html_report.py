@@ -191,6 +191,7 @@ def many_model_runs(n: int = 2000) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@pytest.mark.heavy  # a page of many models
 def test_page_over_many_models_says_what_it_leaves_out_and_builds_quickly():
     import time
 

@@ -258,6 +258,7 @@ def test_unconditional_generator_is_served_by_pseudo_labels(gen_module, bands, t
         g.sample(4, torch.tensor([0, 1, 2, 1]), seed=0)
 
 
+@pytest.mark.heavy  # trains the real-data classifier
 def test_unconditional_callable_uses_the_real_classifier(gen_module, bands, tmp_path):
     src = callable_model(target=f"{MODULE}:build_bands", kwargs={"levels": [20.0, 128.0, 235.0]},
                          label_input="none", output_range="[0, 255]",

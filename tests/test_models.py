@@ -141,6 +141,7 @@ def test_check_samples_rejects_wrong_shape_and_dtype(digits):
         check_samples("m", Bad(lambda n: torch.zeros(n, 1, 8, 8)), digits)
 
 
+@pytest.mark.heavy  # trains a cGAN
 def test_cgan_trains_caches_logs_once_and_samples_deterministically(digits, tmp_path):
     logged = []
     src = CGAN(CGANOptions(steps=5, width=8, latent_dim=8))

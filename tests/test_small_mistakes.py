@@ -186,6 +186,7 @@ def test_scatter_labels_neither_overlap_nor_leave_the_image(x, log_x):
         assert ticks and not any("−" in t or "-" in t for t in ticks), ticks
 
 
+@pytest.mark.heavy  # draws the figures
 def test_flagged_models_are_drawn_apart_from_passing_ones():
     from bench.report.figures import flagged_models, scatter_figure
     from bench.report.leaderboard import build_leaderboard
