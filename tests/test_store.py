@@ -118,8 +118,9 @@ def test_ten_metrics_share_one_sampling_pass_and_one_feature_pass(write_suite, t
     # outside the stream only the build-time probe (bench.models.base.check_samples, 32
     # images): the sample grid too comes from the stream
     assert passes["direct_calls"] == 1 and passes["direct_images"] == 32
-    # one pass over the generated images; the real train and val features once each
-    assert passes["feature_rows"] == stream + n_train + n_val
+    # one pass over the generated images the feature metrics use (n_train: exactly the rows
+    # asked for, not the stream's whole chunks); the real train and val features once each
+    assert passes["feature_rows"] == n_train + n_train + n_val
     store = _store_of(report)
     assert store.computed[IMAGES] == 1 and store.computed[FEATURES] == 1
     # images reused by gan_test, the feature pass (fid), swd and the model's sample grid;
@@ -309,8 +310,8 @@ def test_features_are_one_pass_with_logits_and_prefixes(tmp_path, digits, passes
     assert torch.equal(f, feats) and logits.shape == (300, 10) and len(labels) == 300
     # FID, IS and the two requests above: one extraction over the generated images
     assert ctx.store.computed[FEATURES] == 1 and ctx.store.reused[FEATURES] == 3
-    real_rows = len(digits.train_y)
-    assert passes["feature_rows"] == -(-real_rows // CHUNK) * CHUNK + real_rows
+    real_rows = len(digits.train_y)  # generated: as many rows as asked, not whole chunks
+    assert passes["feature_rows"] == real_rows + real_rows
 
 
 # ---------------------------------------------------------------- disk persistence

@@ -466,11 +466,13 @@ class Store:
                            images: Callable[[int], GeneratedImages], extractor: Extractor,
                            device: torch.device, batch_size: int | None, persist: bool = True,
                            progress: bool = False) -> GeneratedFeatures:
-        """Features of at least the first n images of the stream (whole chunks), with the
-        logits where the extractor gives them; `images(n)` is only called for rows that
-        are neither in memory nor on disk."""
+        """Features of at least the first n images of the stream, with the logits where the
+        extractor gives them; `images(n)` is only called for rows that are neither in memory
+        nor on disk. Exactly the rows asked for are extracted (a longer request extends them),
+        not whole chunks: the images come in chunks of 1,024, but a pool of 200 images would
+        otherwise pay the feature network (most of a score's time) on 1,024 rows."""
         chunk = key.images.chunk
-        need = _whole(n, chunk)
+        need = max(n, 1)
         if not self.reuse:
             persist = False
         cur = self._items.get(key)
@@ -481,7 +483,7 @@ class Store:
         path = self._path(key, ".pt") if persist else None
         with self._locked(path):
             if path is not None and path.exists():
-                disk = _load_features(path, chunk)
+                disk = _load_features(path)
                 if disk is not None and (cur is None or len(disk) > len(cur)):
                     cur = disk
                     if len(disk) >= need:
@@ -493,7 +495,7 @@ class Store:
             feats = [cur.features] if cur is not None else []
             logits: list[torch.Tensor | None] = [cur.logits] if cur is not None else []
             for start in bar(range(have, need, chunk), "generated features", progress, unit="chunk"):
-                f, lg = extractor.extract_all(x[start : start + chunk], device, batch_size)
+                f, lg = extractor.extract_all(x[start : min(start + chunk, need)], device, batch_size)
                 feats.append(f)
                 logits.append(lg)
             all_logits = None if any(lg is None for lg in logits) else torch.cat(logits)  # type: ignore[arg-type]
@@ -503,7 +505,7 @@ class Store:
             if path is not None:
                 atomic_write(path, lambda tmp: torch.save({"format": FORMAT, "features": out.features,
                                                       "logits": out.logits}, tmp))
-                mapped = _load_features(path, chunk)  # memory-mapped, like the images
+                mapped = _load_features(path)  # memory-mapped, like the images
                 out = mapped if mapped is not None else out
             self._keep_features(key, out)
             return out
@@ -584,13 +586,13 @@ def _npy_rows(path: Path) -> int:
         return 0
 
 
-def _load_features(path: Path, chunk: int) -> GeneratedFeatures | None:
+def _load_features(path: Path) -> GeneratedFeatures | None:
     try:
         d = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001 - a damaged entry is recomputed, never trusted
         return None
     f = d.get("features") if isinstance(d, dict) else None
-    if d.get("format") != FORMAT or not isinstance(f, torch.Tensor) or f.shape[0] % chunk:
+    if d.get("format") != FORMAT or not isinstance(f, torch.Tensor) or f.ndim != 2:
         return None
     lg = d.get("logits")
     return GeneratedFeatures(f, lg if isinstance(lg, torch.Tensor) else None)
