@@ -48,6 +48,7 @@ def test_budget_splits_the_cores_and_can_be_overridden(two_cores, monkeypatch):
         threads.budget(2)
 
 
+@pytest.mark.heavy  # starts a pool of worker processes
 def test_a_pool_of_two_workers_gets_one_thread_each(two_cores, monkeypatch):
     seen = {}
 

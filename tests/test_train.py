@@ -36,6 +36,7 @@ def ctx(tmp_path, **kw):
 
 
 @pytest.mark.parametrize("arch", ["sngan", "dcgan", "wgan_gp"])
+@pytest.mark.heavy  # trains GANs
 def test_each_arch_trains_and_samples(digits, tmp_path, arch):
     logged = []
     src = MODELS.get("baseline")(BaselineOptions(arch=arch, steps=3, width=8, latent_dim=8,
@@ -52,6 +53,7 @@ def test_each_arch_trains_and_samples(digits, tmp_path, arch):
     assert grid.mode == "L" and grid.height == 10 * (4 * 8 + 2) + 2 and grid.width > 8 * 34
 
 
+@pytest.mark.heavy  # trains GANs
 def test_cgan_is_the_sngan_baseline(digits, tmp_path):
     kw = dict(steps=4, width=8, latent_dim=8, batch_size=16)
     a = CGAN(CGANOptions(**kw)).build(digits, ctx(tmp_path / "a"))
@@ -65,6 +67,7 @@ class Stop(Exception):
 
 
 @pytest.mark.parametrize("arch", ["sngan", "dcgan"])
+@pytest.mark.heavy  # trains GANs
 def test_training_resumes_from_its_checkpoint(digits, tmp_path, arch):
     o = BaselineOptions(arch=arch, steps=20, width=8, latent_dim=8, batch_size=16)
     full, full_hist = train_baseline(o, digits, CPU, 0, False, arch)
@@ -88,6 +91,7 @@ def test_training_resumes_from_its_checkpoint(digits, tmp_path, arch):
         assert torch.equal(v, resumed.state_dict()[k]), k
 
 
+@pytest.mark.heavy  # trains GANs
 def test_build_resumes_and_removes_checkpoint(digits, tmp_path):
     o = BaselineOptions(arch="wgan_gp", steps=6, width=8, latent_dim=8, batch_size=8,
                         n_critic=2, checkpoint_every=3)
