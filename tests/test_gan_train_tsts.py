@@ -10,6 +10,7 @@ on the images after the training block, never a copy of one of them.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -97,3 +98,21 @@ def test_gan_train_logs_no_training_accuracy_under_the_test_name(digits, tmp_pat
     assert ctx.tags[TSTS_SPLIT_TAG].startswith(f"train 600 generated images, test "
                                                f"{len(digits.val_y):,} others")
     assert "tsts_acc" in pd.read_csv(tmp_path / "art" / "gan_train_per_class.csv").columns
+
+
+def test_a_pool_capped_by_class_balance_says_which_class_runs_out(digits, tmp_path):
+    """A pool as large as the request whose class counts differ from the training split's
+    is capped where the first class runs out; the flag names that class, so "897 asked,
+    857 used" does not read as a bug."""
+    ctx = _ctx(tmp_path)
+    x, y = digits.val_x, digits.val_y
+    keep = torch.from_numpy(np.flatnonzero(y.numpy() != 3))  # class 3 removed, then 3 of them back
+    three = torch.from_numpy(np.flatnonzero(y.numpy() == 3)[:3])
+    idx = torch.cat([keep, three])
+    pool = PoolGenerator(x[idx], y[idx], digits.num_classes)
+    n = len(idx)
+    m = ctx.distinct(pool, digits, n)
+    assert 0 < m < n
+    (flag,) = [f for f in ctx.flags if f.kind == "small_pool"]
+    assert f"pool of {n:,} distinct images" in flag.reason and "class '3' runs out first (3 images)" in flag.reason
+    assert f"use the first {m:,}" in flag.reason and not flag.gate

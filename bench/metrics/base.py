@@ -164,9 +164,17 @@ class Context:
             over = np.flatnonzero(occurrence >= np.asarray(per)[lab])
             m = int(over[0]) if len(over) else n
         if m < n:
-            self.flag("small_pool", f"the model is a pool of {total:,} distinct images; {n:,} "
-                      f"were asked, so its values use the {m:,} it holds in the training split's "
-                      "class balance (no image counted twice)", gate=False)
+            why = ""
+            if per is not None and len(per) == dataset.num_classes and m < total:
+                # the pool holds enough images in all, but not in the training split's class
+                # balance: name the class that runs out first, or 897 vs 857 reads as a bug
+                c = int(lab[m])
+                name = dataset.class_names[c] if c < len(dataset.class_names) else str(c)
+                why = (f"; its class counts differ from the training split's, and class "
+                       f"{name!r} runs out first ({int(per[c]):,} images)")
+            self.flag("small_pool", f"the model is a pool of {total:,} distinct images{why}; "
+                      f"{n:,} were asked, so its values use the first {m:,}, which keep the "
+                      "training split's class balance with no image counted twice", gate=False)
         return m
 
     def generated(self, generator: Generator, dataset: Dataset,
