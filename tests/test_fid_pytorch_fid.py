@@ -55,6 +55,7 @@ def _cases() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
 
 
+@pytest.mark.heavy  # scipy sqrtm of pytorch-fid on six covariance pairs: seconds each
 @pytest.mark.parametrize("case", list(_cases()))
 def test_cached_factor_fid_equals_pytorch_fid(case: str) -> None:
     real, fake = _cases()[case]
