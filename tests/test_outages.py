@@ -327,7 +327,10 @@ def test_a_read_only_artifact_folder_is_named_as_such(tmp_path, monkeypatch, cap
 
 
 def test_mlflow_says_no_view_run_lines_and_the_summary_names_the_ui(tmp_path, monkeypatch, capsys):
-    from mlflow.environment_variables import MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
+    from mlflow.environment_variables import (
+        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR,
+        MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT,
+    )
 
     from bench.cli import _browse
     from bench.record.outage import http_defaults
@@ -335,8 +338,10 @@ def test_mlflow_says_no_view_run_lines_and_the_summary_names_the_ui(tmp_path, mo
     monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", raising=False)
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
     http_defaults("http://127.0.0.1:5000")
     assert MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.get() is True  # MLflow's _log_url is silent
+    assert MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get() is False  # no bar per image the board reads
 
     class Report:
         tracking_uri, experiment_id, parent_run_id = "http://127.0.0.1:5000", "3", "abc"

@@ -190,12 +190,15 @@ def outage_for(uri: str) -> Outage:
 def http_defaults(uri: str) -> None:
     """An http store: MLflow's client retries a request 7 times with backoff (about 5 minutes,
     silently) before it raises; here the retrying is `Outage`'s, which says so. MLflow's
-    per-run "View run ... at" lines are ours to print once (the run summary). Only defaults:
+    per-run "View run ... at" lines are ours to print once (the run summary), and its download
+    progress bars are noise on a suite's console. Only defaults:
     a variable the user set is kept."""
     if uri.startswith(("http://", "https://")):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # and its progress bar per artifact download (the HTML board reads each cell's images)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 __all__ = ["Outage", "StoreUnreachable", "http_defaults", "outage_for",
