@@ -14,7 +14,7 @@ CONSTRAINTS := constraints.txt
 # --dist loadgroup: the tests of one expensive shared fixture (a module's suite run) run on one
 # worker, which builds it once; tests/conftest.py hands out the longest first, so the two
 # workers finish together. The order is shuffled (pytest-randomly; the seed is printed at the
-# top: `--randomly-seed=N` replays it, `-p no:randomly` runs in file order).
+# end: `--randomly-seed=N` replays it, `-p no:randomly` runs in file order).
 XDIST ?= 2
 DIST = $(if $(filter 0,$(XDIST)),,--dist loadgroup)
 

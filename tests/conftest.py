@@ -429,6 +429,11 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_terminal_summary(terminalreporter, config):
+    seed = getattr(config.option, "randomly_seed", None)
+    if config.pluginmanager.hasplugin("randomly") and isinstance(seed, int):
+        # `-q` hides pytest-randomly's header line: the order is said at the end, to replay
+        terminalreporter.write_line(f"tests ran in a random order: --randomly-seed={seed} (or "
+                                    "--randomly-seed=last) replays it, -p no:randomly: file order")
     if _SLOW_FAST and not hasattr(config, "workerinput"):
         terminalreporter.section(f"fast-tier tests over {FAST_LIMIT:g} s (on a loaded machine "
                                  "every test is slower): mark them heavy or make them quick")
