@@ -668,17 +668,22 @@ def trade_offs(t: Table, model: str, limit: int = 2) -> str:
     pair = [c for c in t.headline_pair if c in t.mean.columns]
     if len(pair) < 2 or model not in t.ranked or t.tier(model):
         return ""
-    others = [o for o in t.ranked if o != model and not t.tier(o)]
-    if not others:
-        return ""
-    # one array operation over the other models (called once per model: pandas scalar
-    # lookups here made a 1,000-model board quadratic, 1.1 million of them, ~30 s)
-    good, unc = t.goodness()[pair], t.uncertainty()[pair].fillna(0.0)
-    d = good.loc[model].to_numpy(float) - good.loc[others].to_numpy(float)
-    u2 = unc.loc[model].to_numpy(float) ** 2 + unc.loc[others].to_numpy(float) ** 2
+    # one array operation over the other models, on arrays built once per table (called once
+    # per model: pandas scalar lookups here made a 1,000-model board quadratic, ~30 s)
+    memo = f"trade_offs:{pair}"
+    if memo not in t._memo:
+        passing = [o for o in t.ranked if not t.tier(o)]
+        t._memo[memo] = (passing, {o: i for i, o in enumerate(passing)},
+                         t.goodness().loc[passing, pair].to_numpy(float),
+                         t.uncertainty().loc[passing, pair].fillna(0.0).to_numpy(float))
+    passing, row, good, unc = t._memo[memo]
+    keep = np.arange(len(passing)) != row[model]
+    d = good[row[model]] - good[keep]
+    u2 = unc[row[model]] ** 2 + unc[keep] ** 2
     with np.errstate(invalid="ignore"):
         clear = ~np.isnan(d) & (d * d > u2)
     ahead, behind = clear & (d > 0), clear & ~(d > 0)
+    others = [o for o, k in zip(passing, keep, strict=True) if k]
     parts = []
     for i in np.flatnonzero(ahead.any(axis=1) & behind.any(axis=1))[:limit]:
         a = ", ".join(c for c, k in zip(pair, ahead[i], strict=True) if k)
