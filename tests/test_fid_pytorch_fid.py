@@ -79,3 +79,34 @@ def test_fast_path_equals_the_general_product() -> None:
     sigma_before = sigma.copy()
     assert fast.distance(mu, sigma) == pytest.approx(general.distance(mu, sigma), rel=1e-12)
     np.testing.assert_array_equal(sigma, sigma_before)  # the caller's matrix is not overwritten
+
+
+def test_fewer_rows_than_dimensions_take_the_n_by_n_route_with_the_same_values() -> None:
+    """N <= d generated rows: FID and its bootstrap from an N x N eigenproblem equal the
+    d x d route (FeatureStats + distance) to round-off, and the rank warning still shows."""
+    import torch
+
+    from bench.metrics.functional._stats import FeatureStats
+
+    rng = np.random.default_rng(3)
+    d = 96
+    base = rng.normal(size=(d, d)) / np.sqrt(d)
+    ref = FrechetReference.from_features(torch.from_numpy(rng.normal(size=(600, d)) @ base))
+    fake = torch.from_numpy(rng.normal(size=(60, d)) @ (1.2 * base) + 0.2)
+    with pytest.warns(RuntimeWarning, match="rank-deficient"):
+        low = ref.distance_to_features(fake)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        full = ref.distance_to_stats(FeatureStats.from_features(fake))
+    assert low == pytest.approx(full, rel=1e-7)
+    # the bootstrap: the same resamples through both routes
+    boot = ref.bootstrap_distances(fake, 4, seed=5)
+    gen = torch.Generator().manual_seed(5)
+    n = len(fake)
+    for r in range(4):
+        counts = torch.bincount(torch.randint(0, n, (n,), generator=gen), minlength=n)
+        x = fake.repeat_interleave(counts, dim=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = ref.distance_to_stats(FeatureStats.from_features(x))
+        assert boot[r] == pytest.approx(want, rel=1e-7)

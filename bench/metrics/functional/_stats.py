@@ -180,13 +180,7 @@ class FeatureStats:
             raise ValueError(f"covariance needs at least 2 samples, have {self._n}")
         d = self._scatter.shape[0]
         if self._n <= d:
-            warnings.warn(
-                f"covariance from N={self._n} samples in d={d} dimensions is rank-deficient "
-                f"(rank <= N-1 < d); Fréchet distances from it are biased and unreliable. "
-                f"Use more samples than feature dimensions.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+            warn_rank_deficient(self._n, d, stacklevel=3)
         return self._scatter / (self._n - 1)
 
     def to_numpy(self) -> tuple[np.ndarray, np.ndarray]:
@@ -211,3 +205,15 @@ class FeatureStats:
         for start in range(0, n, batch_size):
             stats.update(features[start : start + batch_size])
         return stats
+
+
+def warn_rank_deficient(n: int, d: int, stacklevel: int = 2) -> None:
+    """The one warning for a covariance from N <= d samples (FeatureStats.cov and FID's
+    N x N route say the same)."""
+    warnings.warn(
+        f"covariance from N={n} samples in d={d} dimensions is rank-deficient "
+        f"(rank <= N-1 < d); Fréchet distances from it are biased and unreliable. "
+        f"Use more samples than feature dimensions.",
+        RuntimeWarning,
+        stacklevel=stacklevel,
+    )

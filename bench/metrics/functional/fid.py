@@ -37,7 +37,14 @@ import numpy as np
 import torch
 from scipy.linalg import lapack
 
-from ._stats import ArrayLike, DeviceLike, FeatureStats, as_tensor, resolve_device
+from ._stats import (
+    ArrayLike,
+    DeviceLike,
+    FeatureStats,
+    as_tensor,
+    resolve_device,
+    warn_rank_deficient,
+)
 
 __all__ = ["FrechetReference", "fid_from_features", "frechet_distance"]
 
@@ -133,9 +140,30 @@ class FrechetReference:
         return self.distance(stats.mean, stats.cov)
 
     def distance_to_features(self, features: ArrayLike, *, batch_size: int | None = None) -> float:
-        """Fréchet distance to the Gaussian fitted to ``features`` (N, d)."""
+        """Fréchet distance to the Gaussian fitted to ``features`` (N, d).
+
+        With fewer rows than dimensions (N <= d, e.g. 1,000 Inception features of 2,048) the
+        generated covariance is A^T A / (N - 1) for the centred rows A, and the nonzero
+        eigenvalues of F^T A^T A F are those of the N x N matrix A sigma A^T: one N x N
+        ``eigvalsh`` instead of a d x d one (the same value to round-off)."""
+        n = len(features)
+        if 2 <= n <= self.mu.shape[0]:
+            x = as_tensor(features, device=self.device, dtype=torch.float64, name="features")
+            warn_rank_deficient(n, x.shape[1], stacklevel=2)
+            mean = x.mean(0)
+            return self._distance_low_rank(mean, x - mean, n - 1)
         stats = FeatureStats.from_features(features, batch_size=batch_size, device=self.device)
         return self.distance_to_stats(stats)
+
+    def _distance_low_rank(self, mu2: torch.Tensor, a: torch.Tensor, denom: float) -> float:
+        """Fréchet distance to N(mu2, a^T a / denom) for a (k, d) with k <= d."""
+        if a.shape[1:] != self.mu.shape:
+            raise ValueError(f"shape mismatch: reference d={self.mu.shape[0]}, got {tuple(a.shape)}")
+        diff = self.mu - mu2
+        inner = _sym((a @ self.sigma) @ a.T) / denom  # k x k, same nonzero spectrum as F^T S2 F
+        trace_sqrt = torch.linalg.eigvalsh(inner).clamp_min(0).sqrt().sum()
+        fd = diff.dot(diff) + self.trace + (a * a).sum() / denom - 2.0 * trace_sqrt
+        return float(fd)
 
     def bootstrap_distances(
         self, features: ArrayLike, num_resamples: int, seed: int = 0, *, batch_size: int = 4096
@@ -158,6 +186,8 @@ class FrechetReference:
         n, d = x.shape
         if n < 2:
             raise ValueError("bootstrap needs at least 2 feature rows")
+        if n <= d:
+            return self._bootstrap_low_rank(x, num_resamples, seed)
         mean = FeatureStats.from_features(x, batch_size=batch_size).mean
         gen = torch.Generator().manual_seed(seed)
         out = np.empty(num_resamples, dtype=np.float64)
@@ -177,6 +207,23 @@ class FrechetReference:
             m = shift / n  # resample mean - full-sample mean
             cov = (scatter - n * torch.outer(m, m)) / (n - 1)
             out[r] = self.distance(mean + m, cov)
+        return out
+
+    def _bootstrap_low_rank(self, x: torch.Tensor, num_resamples: int, seed: int) -> np.ndarray:
+        """`bootstrap_distances` for N <= d: a resample's covariance is B^T B / (N - 1) with
+        rows sqrt(times drawn) (x_i - resample mean) over the distinct rows drawn, so each
+        costs one k x k ``eigvalsh`` (k <= N) instead of a d x d one; the same resamples
+        (same generator calls) and values as the d x d route to round-off."""
+        n = len(x)
+        gen = torch.Generator().manual_seed(seed)
+        out = np.empty(num_resamples, dtype=np.float64)
+        for r in range(num_resamples):
+            counts = torch.bincount(torch.randint(0, n, (n,), generator=gen), minlength=n)
+            rows = counts.nonzero().squeeze(1)
+            w = counts[rows].to(device=x.device, dtype=torch.float64)
+            xr = x[rows.to(x.device)]
+            mu_b = (w[:, None] * xr).sum(0) / n
+            out[r] = self._distance_low_rank(mu_b, (xr - mu_b) * w.sqrt()[:, None], n - 1)
         return out
 
 
