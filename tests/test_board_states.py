@@ -4,6 +4,7 @@ never "failed" and never ranked; the board says when a suite run is in progress;
 control characters are shown as escapes in every format and on the console."""
 
 import json
+import re
 import time
 
 import pandas as pd
@@ -193,8 +194,9 @@ def test_names_with_control_characters_are_escaped_in_every_format():
     for fmt in ("markdown", "csv", "latex"):
         out = render(tables, fmt)
         assert "\x1b" not in out and "\x07" not in out, fmt
-        assert r"\x1b[31mred\x1b[0m" in out.replace("\\textbackslash{}", "\\"), fmt
-    md = render(tables)
+        shown = re.sub(r"\\(.)", r"\1", out) if fmt == "markdown" else out  # markdown escapes undone
+        assert r"\x1b[31mred\x1b[0m" in shown.replace("\\textbackslash{}", "\\"), fmt
+    md = re.sub(r"\\(.)", r"\1", render(tables))
     assert r"b\x07ell" in md and r"x\x1b]0;t\x07" in md
     assert r"\textbackslash{}x1b[31mred" in render(tables, "latex")  # a backslash LaTeX prints
     j = render(tables, "json")

@@ -129,3 +129,52 @@ def printable(text: object, keep: str = "") -> str:
 
 
 _SHOWN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff" + "".join(sorted(_BIDI)) + "]")
+
+
+def md_text(text: object) -> str:
+    """`text` (a name) as inert GitHub-flavoured markdown inline text: shown as written, never
+    as a tag, a link, emphasis, a heading, math or a second table cell (issue 28). Control
+    characters are escaped first (`printable`, so no line break reaches the board), then
+    markdown's punctuation: `\\`, backticks, `*`, `~`, `$`, `[`, `]`, `{`, `}`, `#` and `|` as
+    backslash escapes, `<` and `&` as entities where a tag, autolink or character
+    reference could start (`x < y` stays),
+    `_` unless it is inside a word (`cgan_v2`: never emphasis there), a leading `+`, `-`, `=`,
+    `>` (a list marker, underline or quote at a line's start; `a->b` inside stays), and the
+    `://` and `www.` that GitHub turns into links. Ordinary names
+    (`cgan_v2.1`, `dcgan-mnist`, `real (held-out)`) map to themselves. An e-mail address
+    still becomes a mailto link showing itself: GitHub finds those after the escapes are
+    undone. Idempotent only on names that need no escape."""
+    s = _SHOWN.sub(lambda m: ascii(m[0])[1:-1], str(text))
+    s = _MD_SPECIAL.sub(lambda m: _MD_ENTITY.get(m[0], "\\" + m[0]), s)
+    s = _MD_UNDERSCORE.sub(_md_underscores, s)
+    s = _MD_LINKISH.sub(lambda m: "\\://" if m[0] == "://" else m[0][:3] + "\\.", s)
+    return "\\" + s if s[:1] in ("+", "-", "=", ">") else s
+
+
+def md_code(text: object) -> str:
+    """`text` (a name) as a markdown code span, shown literally: a fence of one backtick
+    more than the longest run inside (`a`b` needs ``a`b``), padded when it starts or ends
+    with a backtick. Ordinary names give `name`. Not for table cells (a `|` there would
+    split the cell: use `md_text`)."""
+    s = _SHOWN.sub(lambda m: ascii(m[0])[1:-1], str(text)) or " "
+    fence = "`" * (max(map(len, re.findall("`+", s)), default=0) + 1)
+    pad = " " if s[0] == "`" or s[-1] == "`" or (s[0] == s[-1] == " " and s.strip()) else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
+# `<` only before what opens a tag or autolink, `&` before what a character reference needs
+_MD_SPECIAL = re.compile(r"[\\`*~$\[\]{}#|]|<(?=[A-Za-z/!?])|&(?=[#A-Za-z0-9])")
+_MD_ENTITY = {"<": "&lt;", "&": "&amp;"}
+_MD_UNDERSCORE = re.compile("_+")
+
+
+def _md_underscores(m: re.Match[str]) -> str:
+    """A run of `_` between two letters or digits is never emphasis (kept); any other can
+    open or close it (escaped)."""
+    s, i, j = m.string, m.start(), m.end()
+    inner = 0 < i and j < len(s) and s[i - 1].isalnum() and s[j].isalnum()
+    return m[0] if inner else "\\_" * (j - i)
+
+
+# GitHub's extended autolinks start at `scheme:` + `//` and `www.`: an escaped `:`/`.` stops them
+_MD_LINKISH = re.compile(r"(?i)://|(?<![^\W_])www\.")

@@ -28,6 +28,7 @@ from scipy import stats
 
 from bench.core.errors import BenchError
 from bench.core.registry import did_you_mean
+from bench.core.safe_names import md_text
 from bench.record.cell_record import TAG
 from bench.record.values import Value, is_interval
 
@@ -409,6 +410,9 @@ def render(df: pd.DataFrame, fmt: str = "markdown", suite: str | None = None, ba
     show["z"] = show["z"].map(lambda v: "" if pd.isna(v) else f"{v:+.1f}")
     order = {"regression": 0, "improvement": 1, "changed": 2, "new segment": 3, "new": 4, "unchanged": 5}
     show = show.sort_values("status", key=lambda s: s.map(order), kind="stable")
+    for c in ("dataset", "model", "metric", "value", "note"):  # names: no tag, link or extra cell
+        if c in show.columns:
+            show[c] = [v if pd.isna(v) else md_text(v) for v in show[c]]
     n_reg = int((df["status"] == "regression").sum())
     head = f"**{n_reg} regression(s)**, {int((df['status'] == 'improvement').sum())} improvement(s)\n\n"
     return head + show.to_markdown(index=False, floatfmt=".4g") + "\n"

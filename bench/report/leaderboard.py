@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.core.safe_names import printable
+from bench.core.safe_names import md_code, md_text, printable
 from bench.record.cell_record import FINISHED
 from bench.record.flags import Flag
 from bench.record.flags import merge as merge_flags
@@ -840,7 +840,7 @@ def _agreement_text(t: Table) -> str:
     ag = ranking_agreement(t)
     if ag.empty:
         return ""
-    items = [f"`{r.a}` vs `{r.b}` ρ = {r.rho:+.2f} (p = {r.p:.2g}, {r.models} models)"
+    items = [f"{md_code(r.a)} vs {md_code(r.b)} ρ = {r.rho:+.2f} (p = {r.p:.2g}, {r.models} models)"
              for r in ag.itertuples()]
     return ("**Ranking agreement** (Spearman's ρ of the two rankings, each oriented best-first; "
             "1 = same order): " + "; ".join(items) + "\n")
@@ -957,16 +957,17 @@ def _num(x: float) -> float | None:
     return None if pd.isna(x) else float(np.round(x, 6)) + 0.0  # + 0.0: no -0.0
 
 
-def md_escape(text: str) -> str:
-    """A model or value name as markdown table text: `|` would split the cell."""
-    return str(text).replace("|", "\\|")
+def md_escape(text: object) -> str:
+    """A model, dataset or value name as markdown text (a table cell, a heading): no tag, link,
+    emphasis or extra cell from it (bench.core.safe_names.md_text)."""
+    return md_text(text)
 
 
 def legend(t: Table) -> str:
     """What the marks in a table's header mean, and where targets come from."""
     parts = ["↑ higher is better, ↓ lower is better, →x: closest to x is best"]
     if any(v == "ref" for v in t.target_source.values()):
-        parts.append(f"→ref: the held-out real row (`{t.held_out}`) in this suite")
+        parts.append(f"→ref: the held-out real row ({md_code(t.held_out)}) in this suite")
     if t.repeats > 1:
         parts.append(f"mean ± std over {t.repeats} repeats (trainable generators retrained per repeat)")
     else:
@@ -1095,7 +1096,7 @@ def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_note(tables: list[Table]) -> str:
-    heads = list(dict.fromkeys(" + ".join(f"`{h}`" for h in t.headline_pair)
+    heads = list(dict.fromkeys(" + ".join(md_code(h) for h in t.headline_pair)
                                for t in tables if t.headline_pair))
     head = ", ".join(heads) or "none (no ranked value)"
     return ("Order: models that pass every gate first, then those flagged by a gate (copying the "
@@ -1130,6 +1131,7 @@ def _markdown(tables: list[Table]) -> str:
         body = summary_frame(summary)
         body.index = [md_escape(m) for m in body.index]
         body.index.name = "model"
+        body["verdict"] = [md_escape(v) for v in body["verdict"]]  # it names models and values
         out.append(f"### Summary over {len(tables)} dataset(s)\n\n{summary_note(tables)}\n\n"
                    + body.to_markdown(disable_numparse=True) + "\n")
     out.extend(_markdown_table(t) for t in tables)
@@ -1196,26 +1198,28 @@ def first_line(text: str) -> str:
     return lines[0][:200] if lines else "(no error recorded)"
 
 
-def notes(t: Table) -> list[str]:
+def notes(t: Table, text: Any = str) -> list[str]:
     """The reasons behind the marks: each model's flags (✗: a gate, ⚠: a warning on a
-    value) and failed cells with their first error line."""
+    value) and failed cells with their first error line. `text`: how free text (reasons,
+    error lines, which quote names) is written (markdown: `md_text`)."""
     out = []
     for m in t.mean.index:
         for f in t.flags.get(m, []):
             mark = "✗" if f.gate else "⚠"
-            out.append(f"{mark} `{m}` {f.kind}" + (f" (`{f.value}`)" if f.value else "") + f": {f.reason}")
+            out.append(f"{mark} {md_code(m)} {text(f.kind)}" + (f" ({md_code(f.value)})" if f.value else "")
+                       + f": {text(f.reason)}")
     if not t.failures.empty:  # one line per model and error: a broken model fails every cell alike
         f = t.failures.assign(line=[first_line(e) for e in t.failures["error"]])
         for (m, line), g in f.groupby(["model", "line"], sort=False):
-            metrics = ", ".join(f"`{x}`" for x in dict.fromkeys(map(str, g["metric"])))
-            out.append(f"✗ `{m}` failed ({metrics}): {line}")
+            metrics = ", ".join(md_code(x) for x in dict.fromkeys(map(str, g["metric"])))
+            out.append(f"✗ {md_code(m)} failed ({metrics}): {text(line)}")
     for state, why in ((PENDING, "no run recorded yet; the suite run in progress has not "
                         "reached it"), (NOT_RUN, "no run recorded: the suite run ended or was "
                         "interrupted before its cells started")):
         models = [m for m, s in t.unrun.items() if s == state]
         if models:
             out.append(f"○ {state} ({why}; not ranked, not failed): "
-                       + ", ".join(f"`{m}`" for m in models))
+                       + ", ".join(md_code(m) for m in models))
     return out
 
 
@@ -1248,7 +1252,7 @@ def _markdown_table(t: Table) -> str:
     """Scores (bold: a separated winner), then diagnostics (never bold), each with the
     competing models first and the reference rows under a divider; then the data's own
     reference values, once."""
-    parts = [f"### {md_escape(t.dataset)} (passing models first, then by {t.sort_by})\n"]
+    parts = [f"### {md_escape(t.dataset)} (passing models first, then by {md_escape(t.sort_by)})\n"]
     texts, best = cell_texts(t, t.uncertainty()), best_mask(t)
     for title, cols, bold in (*_score_groups(t), *_diagnostic_groups(t)):
         cols = [c for c in cols if t.mean.loc[t.mean.index, c].notna().any()]
@@ -1262,11 +1266,11 @@ def _markdown_table(t: Table) -> str:
         parts.append((f"**{title}**\n\n" if title else "") + body.to_markdown(disable_numparse=True) + "\n")
     if not t.data.empty:
         parts.append("**Data reference (a property of the data, the same for every model)**: "
-                     + "; ".join(f"`{r['value']}` {_data_text(r)}" for _, r in t.data.iterrows()) + "\n")
-    flagged = notes(t)
+                     + "; ".join(f"{md_code(r['value'])} {_data_text(r)}" for _, r in t.data.iterrows()) + "\n")
+    flagged = notes(t, md_text)
     if flagged:
         parts.append("**Flags and failures** (✗ keeps a model below every model that passes; "
-                     "⚠ marks a value to read with care)\n\n" + "\n".join(f"- {md_escape(n)}" for n in flagged) + "\n")
+                     "⚠ marks a value to read with care)\n\n" + "\n".join(f"- {n}" for n in flagged) + "\n")
     agreement = _agreement_text(t)
     if agreement:
         parts.append(agreement)
@@ -1274,7 +1278,7 @@ def _markdown_table(t: Table) -> str:
     if unranked:
         parts.append("Not ranked (target needs a held-out real row, e.g. "
                      "`{source: reference, kind: real, split: val}`): "
-                     + ", ".join(f"`{c}`" for c in unranked) + "\n")
+                     + ", ".join(md_code(c) for c in unranked) + "\n")
     parts.append(legend(t) + "\n")
     return "\n".join(parts)
 
@@ -1391,5 +1395,6 @@ def render_history(table: pd.DataFrame, model: str, fmt: str = "markdown") -> st
         return _latex_tabular(header, rows, [], f"{latex_escape(model)} over suite runs")
     if fmt != "markdown":
         raise ValueError(f"the history view is text: use one of {TEXT_FORMATS}, not {fmt}")
+    shown.columns = [md_escape(c) for c in shown.columns]
     return (f"### {md_escape(model)} over {len(table)} suite run(s), oldest first\n\n"
             + shown.to_markdown(index=False, disable_numparse=True) + "\n")

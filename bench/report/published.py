@@ -84,7 +84,7 @@ def markdown(frame: pd.DataFrame) -> str:
         out.append(f"**{md_escape(str(source))}** on {md_escape(str(dataset))}"
                    + (f" ({md_escape('; '.join(notes))})" if notes else "") + "\n")
         body = pd.DataFrame({
-            "model": [md_escape(str(m)) for m in g["model"]], "value": list(g["value"]),
+            "model": [md_escape(str(m)) for m in g["model"]], "value": [md_escape(str(v)) for v in g["value"]],
             "ours": [o or "—" for o in g["ours"]],
             "published": [f"{p:.4g}" for p in g["published"]],
             "ours − published": ["—" if not math.isfinite(d) else f"{d:+.3g}"
