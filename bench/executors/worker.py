@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.errors import BenchError
-from bench.executors import threads
 from bench.executors.cells import Cell, resolve_device
+from bench.executors.threads import current as current_threads
 from bench.infra.cache import Cache
 from bench.infra.grids import grid_counts, sample_grid
 from bench.infra.output_checks import output_flags
@@ -158,7 +158,7 @@ def run_cell(cell: Cell, records: RecordStore, parent: str, shared: Shared, prog
         metric_version=metric_cls.version, seed=cell.seed, version=package_version(),
         reference=cell.model.plugin == "reference" and not getattr(cell.model.options, "ranked", False),
         primary=metric_cls.primary,
-        threads=str(threads.current()),  # CPU threads the cell ran with (bench.executors.threads)
+        threads=str(current_threads()),  # CPU threads the cell ran with (bench.executors.threads)
         parent=parent, run_name=cell.label,
         params={"seed": str(cell.seed), **flatten(cell.model.resolved(), "model."),
                 **flatten(cell.dataset.resolved(), "dataset.")})
