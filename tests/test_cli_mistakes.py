@@ -7,20 +7,12 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from tiny_suites import INSTANT
 
 from bench.cli import main
 
 BIN = Path(sys.executable).parent
 
-INSTANT = """\
-name: tiny
-datasets:
-  digits: {source: digits}
-models:
-  real: {source: reference, kind: real}
-metrics:
-  test_constant: {}
-"""
 
 
 # `fast` below: refused before any work (no store, no suite run), so in `make test-fast`

@@ -4,19 +4,10 @@ clear message; a computed cell's record is kept on disk and written once the sto
 and the outage is waited out on an injected clock (bench.record.outage)."""
 
 from conftest import TINY
+from tiny_suites import INSTANT as CONSTANT
 
 from bench.config.suite import load_suite
 from bench.executors.worker import Shared, run_cell
-
-CONSTANT = """\
-name: tiny
-datasets:
-  digits: {source: digits}
-models:
-  real: {source: reference, kind: real}
-metrics:
-  test_constant: {}
-"""
 
 
 def _writer(tmp_path, monkeypatch, spool=None, said=None):

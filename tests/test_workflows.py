@@ -3,22 +3,14 @@ called from Python (bench.workflows): what the command line prints, as values.""
 
 from pathlib import Path
 
+from tiny_suites import INSTANT
+
 from bench.config.suite import load_suite
 from bench.workflows.compare import accept, compare_runs
 from bench.workflows.history import model_history
 from bench.workflows.leaderboard import suite_run_page
 from bench.workflows.nightly import nightly
 from bench.workflows.store import open_suite_store
-
-INSTANT = """\
-name: tiny
-datasets:
-  digits: {source: digits}
-models:
-  real: {source: reference, kind: real}
-metrics:
-  test_constant: {}
-"""
 
 
 def test_nightly_compare_and_history_from_python(write_suite, tracking_uri, tmp_path):
