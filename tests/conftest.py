@@ -7,6 +7,7 @@ import pytest
 
 import bench.metrics  # noqa: F401  (registers the built-in metrics)
 from bench.core.errors import BenchError
+from bench.features.base import FEATURES, FeatureExtractor
 from bench.metrics import METRICS
 from bench.metrics.base import Metric
 from bench.record.values import score
@@ -439,3 +440,21 @@ def pytest_terminal_summary(terminalreporter, config):
                                  "every test is slower): mark them heavy or make them quick")
         for nodeid, took in sorted(_SLOW_FAST.items(), key=lambda kv: -kv[1]):
             terminalreporter.write_line(f"{took:7.2f}s {nodeid}")
+
+
+class PixelFeatures(FeatureExtractor):
+    """Flattened pixels / 255: a feature extractor for tests (cheap, deterministic)."""
+
+    def tag(self) -> str:
+        return "test-pixels"
+
+    def _forward(self, x):
+        return x.float().flatten(1) / 255.0, None
+
+
+@pytest.fixture
+def pixels():
+    """`test_pixels` registered for the test (FEATURES.scoped), never left in the registry;
+    a module asks for it with `pytestmark = pytest.mark.usefixtures("pixels")`."""
+    with FEATURES.scoped({"test_pixels": PixelFeatures}):
+        yield "test_pixels"

@@ -14,25 +14,9 @@ from PIL import Image
 
 import bench
 from bench.cli import main
-from bench.features import FEATURES
-from bench.features.base import FeatureExtractor
 from bench.report.leaderboard import fmt_value
 
-
-class _Pixels(FeatureExtractor):
-    """Flattened pixels / 255 (tests: cheap, deterministic)."""
-
-    def tag(self) -> str:
-        return "test-pixels"
-
-    def _forward(self, x):
-        return x.float().flatten(1) / 255.0, None
-
-
-@pytest.fixture(autouse=True)
-def pixels():
-    with FEATURES.scoped({"test_pixels": _Pixels}):
-        yield "test_pixels"
+pytestmark = pytest.mark.usefixtures("pixels")  # tests/conftest.py
 
 
 def digits() -> tuple[np.ndarray, np.ndarray]:

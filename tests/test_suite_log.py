@@ -13,26 +13,12 @@ from record_fakes import same_interface
 
 import bench
 from bench.core.errors import BenchError
-from bench.features import FEATURES
-from bench.features.base import FeatureExtractor
 from bench.record.lease import LeaseStore
 from bench.record.memory import MemoryLog
 from bench.record.suite_log import MlflowSuiteLog, SuiteLog
 from bench.record.writer import RecordStore
 
-
-class _Pixels(FeatureExtractor):
-    def tag(self) -> str:
-        return "test-pixels"
-
-    def _forward(self, x):
-        return x.float().flatten(1) / 255.0, None
-
-
-@pytest.fixture(autouse=True)
-def pixels():
-    with FEATURES.scoped({"test_pixels": _Pixels}):
-        yield
+pytestmark = pytest.mark.usefixtures("pixels")  # tests/conftest.py
 
 
 def _digits(n: int, offset: int) -> np.ndarray:
