@@ -78,6 +78,9 @@ def test_during_a_run_models_without_a_run_are_pending_not_failed_nor_ranked():
     page = render_html([t])
     assert "<strong>In progress.</strong>" in page and 'class="state">pending</td>' in page
     assert "✗ pending" not in page
+    # the page's flag lines name models plainly: markdown's backticks belong to markdown
+    items = page.split("<h3>Flags and failures</h3>")[1].split("</ul>")[0]
+    assert "✗ broken failed (gan_train): boom: bad output" in items and "`" not in items
 
 
 def test_after_an_interrupted_run_models_never_started_are_not_run():

@@ -433,7 +433,7 @@ def _dataset_table(t: Table, anchors: dict[str, str]) -> str:
         diag = [c for c in cols if t.mean[c].notna().any()]
         if diag:
             parts.append(f"<h3>{escape(title)}</h3>" + _value_table(t, diag, anchors, False, heads))
-    flagged = notes(t)
+    flagged = notes(t, code=str)  # names plain: no markdown backticks in a page
     if flagged:
         items = "".join(f"<li>{escape(n)}</li>" for n in flagged)
         parts.append("<h3>Flags and failures</h3><p class=\"note\">✗ keeps a model below every "

@@ -1198,28 +1198,29 @@ def first_line(text: str) -> str:
     return lines[0][:200] if lines else "(no error recorded)"
 
 
-def notes(t: Table, text: Any = str) -> list[str]:
+def notes(t: Table, text: Any = str, code: Any = md_code) -> list[str]:
     """The reasons behind the marks: each model's flags (✗: a gate, ⚠: a warning on a
     value) and failed cells with their first error line. `text`: how free text (reasons,
-    error lines, which quote names) is written (markdown: `md_text`)."""
+    error lines, which quote names) is written (markdown: `md_text`); `code`: how a name is
+    set apart (markdown: a code span; HTML, which escapes the line itself: `str`)."""
     out = []
     for m in t.mean.index:
         for f in t.flags.get(m, []):
             mark = "✗" if f.gate else "⚠"
-            out.append(f"{mark} {md_code(m)} {text(f.kind)}" + (f" ({md_code(f.value)})" if f.value else "")
+            out.append(f"{mark} {code(m)} {text(f.kind)}" + (f" ({code(f.value)})" if f.value else "")
                        + f": {text(f.reason)}")
     if not t.failures.empty:  # one line per model and error: a broken model fails every cell alike
         f = t.failures.assign(line=[first_line(e) for e in t.failures["error"]])
         for (m, line), g in f.groupby(["model", "line"], sort=False):
-            metrics = ", ".join(md_code(x) for x in dict.fromkeys(map(str, g["metric"])))
-            out.append(f"✗ {md_code(m)} failed ({metrics}): {text(line)}")
+            metrics = ", ".join(code(x) for x in dict.fromkeys(map(str, g["metric"])))
+            out.append(f"✗ {code(m)} failed ({metrics}): {text(line)}")
     for state, why in ((PENDING, "no run recorded yet; the suite run in progress has not "
                         "reached it"), (NOT_RUN, "no run recorded: the suite run ended or was "
                         "interrupted before its cells started")):
         models = [m for m, s in t.unrun.items() if s == state]
         if models:
             out.append(f"○ {state} ({why}; not ranked, not failed): "
-                       + ", ".join(md_code(m) for m in models))
+                       + ", ".join(code(m) for m in models))
     return out
 
 
