@@ -4,7 +4,17 @@
     bench.evaluate(real="real/", fake="fake.npz", metrics=["fid", "kid"])  # values, intervals
     bench.run_suite("suites/quickstart.yaml")                            # or a dict, a YAML string
 
-Both live in bench.api and are imported on first use: `import bench` stays light.
+and, over a suite's runs in its store, what the commands print, as values:
+
+    bench.nightly("suites/nightly.yaml")             # bench nightly: .ok, .regressions, .table
+    bench.compare("nightly", "previous", "latest")   # bench compare: .ok, .table, .render()
+    bench.accept("nightly")                          # bench compare --accept
+    bench.leaderboard("suites/nightly.yaml")         # bench leaderboard (format="html": the page)
+    bench.history("nightly", "cgan")                 # bench leaderboard --model cgan --history
+    bench.trends("nightly", last=7)                  # the HTML board's trends table
+
+The first two live in bench.api, the others in bench.workflows.api; each is imported on
+first use, so `import bench` stays light.
 """
 
 from __future__ import annotations
@@ -13,18 +23,36 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bench.api import Evaluation, EvaluationFailed, Result, SuiteRun, evaluate, run_suite
+    from bench.workflows.api import (
+        Accepted,
+        Comparison,
+        NightlyResult,
+        SuiteInProgress,
+        accept,
+        compare,
+        history,
+        leaderboard,
+        nightly,
+        trends,
+    )
 
 from bench.core.version import __version__
 
-__all__ = ["Evaluation", "EvaluationFailed", "Result", "SuiteRun", "__version__", "evaluate",
-           "run_suite"]
+# name -> the module that defines it, imported when the name is first read
+_LAZY = {**dict.fromkeys(("Evaluation", "EvaluationFailed", "Result", "SuiteRun", "evaluate",
+                          "run_suite"), "bench.api"),
+         **dict.fromkeys(("Accepted", "Comparison", "NightlyResult", "SuiteInProgress", "accept",
+                          "compare", "history", "leaderboard", "nightly", "trends"),
+                         "bench.workflows.api")}
 
-_API = {"Evaluation", "EvaluationFailed", "Result", "SuiteRun", "evaluate", "run_suite"}
+__all__ = ["Accepted", "Comparison", "Evaluation", "EvaluationFailed", "NightlyResult", "Result",
+           "SuiteInProgress", "SuiteRun", "__version__", "accept", "compare", "evaluate",
+           "history", "leaderboard", "nightly", "run_suite", "trends"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _API:
-        from bench import api
+    if name in _LAZY:
+        import importlib
 
-        return getattr(api, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'bench' has no attribute '{name}'")

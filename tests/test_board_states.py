@@ -212,19 +212,20 @@ def test_console_lines_errors_and_warnings_escape_control_characters(capsys, mon
     import warnings
 
     from bench import cli
+    from bench.cli import commands, console
     from bench.core.errors import BenchError
     from bench.run import runner
 
     runner._log(f"model {ESC}: done")
     assert capsys.readouterr().out.strip() == r"model \x1b[31mred\x1b[0m: done"
-    cli._say(f"regression: {ESC}\nnext")  # what `bench nightly` echoes
+    console.say(f"regression: {ESC}\nnext")  # what `bench nightly` echoes
     assert capsys.readouterr().out == "regression: \\x1b[31mred\\x1b[0m\nnext\n"
 
     def boom(args):
         warnings.warn(f"class folder {ESC} is small", stacklevel=1)
         raise BenchError(f"model '{ESC}' is broken\nsecond line")
 
-    monkeypatch.setattr(cli, "cmd_list", boom)  # build_parser reads it when main runs
+    monkeypatch.setitem(commands.COMMANDS, "list", boom)  # main reads it when it runs
     with warnings.catch_warnings(record=True) as shown:  # what would be written to stderr
         warnings.simplefilter("always")
         assert cli.main(["list"]) == 2

@@ -120,9 +120,13 @@ def _parse(*argv):
 
 
 def test_executor_flags_override_the_suites_executor(write_suite):
-    from bench.cli import _executor
+    from bench.cli.parser import executor_overrides
     from bench.config.suite import load_suite
     from bench.core.errors import BenchError
+    from bench.workflows.prepare import build_executor
+
+    def _executor(args, suite):  # what `bench run` and `bench nightly` build
+        return build_executor(suite, args.executor, executor_overrides(args))
 
     suite = load_suite(write_suite(TINY + "executor: {name: slurm, time_min: 5, cluster: local}\n"))
     ex = _executor(_parse("--slurm-time", "9", "--gpus-per-task", "2", "--workers", "3"), suite)
@@ -139,7 +143,7 @@ def test_executor_flags_override_the_suites_executor(write_suite):
 def test_cli_choices_come_from_the_registries_and_format_constants():
     import importlib
 
-    from bench.cli import LISTS, build_parser
+    from bench.cli.parser import LISTS, build_parser
     from bench.executors import EXECUTORS
     from bench.report import compare, leaderboard
 

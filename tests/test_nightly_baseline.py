@@ -48,7 +48,7 @@ def cells(values: dict[str, float], run: str) -> pd.DataFrame:
 
 
 class MemoryStore:
-    """What bench.cli reads and writes through bench.record.tracking.Tracker, in memory: finished
+    """What bench compare and bench nightly read and write through bench.record.tracking.Tracker, in memory: finished
     suite runs (newest first), their cell runs and cells.json, tags, logged texts."""
 
     def __init__(self) -> None:
@@ -88,12 +88,12 @@ class MemoryStore:
 def store(monkeypatch, write_suite) -> MemoryStore:
     """The store, wired into `bench compare` and `bench nightly`; `store.night(values)` runs
     one nightly whose suite run logs `values` and returns its exit code."""
-    import bench.cli
     import bench.record.tracking
+    import bench.workflows.api
     import bench.run.runner
 
     mem = MemoryStore()
-    monkeypatch.setattr(bench.cli, "open_suite_store", lambda *args, **kw: (mem, "s"))
+    monkeypatch.setattr(bench.workflows.api, "open_suite_store", lambda *args, **kw: (mem, "s"))
     monkeypatch.setattr(bench.record.tracking, "Tracker", lambda uri, experiment_id=None: mem)
     tonight: dict[str, float] = {}
 
@@ -284,5 +284,5 @@ def test_the_workflow_can_accept_the_last_night_before_running_the_next():
     assert step["if"] == "${{ inputs.accept }}"
     assert names.index("restore the store and the cache") < names.index(step["name"]) < names.index("bench nightly")
     args = build_parser().parse_args(step["run"].split()[1:])
-    assert args.accept == "latest" and args.func.__name__ == "cmd_compare"
+    assert args.accept == "latest" and args.command == "compare"
 

@@ -332,7 +332,7 @@ def test_mlflow_says_no_view_run_lines_and_the_summary_names_the_ui(tmp_path, mo
         MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT,
     )
 
-    from bench.cli import _browse
+    from bench.cli.console import browse as _browse
     from bench.record.outage import http_defaults
 
     monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", raising=False)

@@ -361,7 +361,7 @@ def test_the_readme_first_example_runs_as_written(tmp_path, monkeypatch, capsys)
     assert re.search(r"under 2 min on 2 cores: \d+-\d+ s of CPU time", first)
     for ln in lines[1:]:
         args = build_parser().parse_args(shlex.split(ln)[1:])
-        assert args.func.__name__ == "cmd_score" and (args.real, args.fake) == ("real/", "fake/")
+        assert args.command == "score" and (args.real, args.fake) == ("real/", "fake/")
 
     spec = importlib.util.spec_from_file_location("example_folders", ROOT / "scripts" / "example_folders.py")
     mod = importlib.util.module_from_spec(spec)
