@@ -22,12 +22,17 @@ from bench.core.errors import BenchError
 from bench.record.cell_record import LeaseStamp, error_tags
 
 
-class LeaseStore(Protocol):
-    """The part of the record store a lease needs."""
+class RunningSuiteRuns(Protocol):
+    """What a reader of a lease needs (a board: bench.record.sql.SuiteRunsView reads it
+    straight from a SQL store)."""
 
     def running_suite_runs(self, suite: str) -> list[tuple[str, dict[str, str], int]]:
         """(run id, tags, start time in ms) of the suite's RUNNING suite runs."""
         ...
+
+
+class LeaseStore(RunningSuiteRuns, Protocol):
+    """The part of the record store a lease needs."""
 
     def set_tags(self, run_id: str, tags: Mapping[str, object]) -> None: ...
 
@@ -57,7 +62,7 @@ def is_live(stamp: LeaseStamp, now: float, stale_after: float) -> bool:
     return now - stamp.heartbeat < stale_after and not runner_gone(stamp)
 
 
-def live_suite_run(store: LeaseStore, suite: str, stale_after: float | None = None
+def live_suite_run(store: RunningSuiteRuns, suite: str, stale_after: float | None = None
                    ) -> tuple[str, LeaseStamp] | None:
     """(run id, last stamp) of the suite run a live runner holds now, or None: what a board
     reads to say that a suite run is in progress (its models without a run yet are pending)."""
@@ -138,4 +143,4 @@ class Lease:
             self._thread.join(timeout=5)
 
 
-__all__ = ["Lease", "LeaseStore", "is_live", "live_suite_run", "runner_gone"]
+__all__ = ["Lease", "LeaseStore", "RunningSuiteRuns", "is_live", "live_suite_run", "runner_gone"]

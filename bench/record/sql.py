@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from bench.record.cell_record import KIND, PARENT_TAG, SUITE, TAG, CellRecord
@@ -121,3 +122,51 @@ class SqlReader:
                 metrics_of[rid][key] = float("nan") if is_nan else float(value)
         return [CellRecord.from_parts(rid, status, int(start or 0), tags_of[rid], metrics_of[rid])
                 for rid, status, start in runs]
+
+    def running_suite_runs(self, experiment_id: str, suite: str) -> list[tuple[str, dict[str, str], int]]:
+        """(run id, our tags, start time in ms) of the suite's RUNNING suite runs, newest first:
+        what a board asks of a lease (bench.record.lease.live_suite_run) before it is drawn,
+        here without MLflow's client (importing it costs seconds on every board). Only our
+        tags: the lease's stamp is among them."""
+        import sqlalchemy
+        from sqlalchemy.exc import SQLAlchemyError
+
+        params: dict[str, Any] = {"exp": int(experiment_id) if str(experiment_id).isdigit() else experiment_id,
+                                  "kind": KIND, "suite_key": SUITE, "suite": suite, "ours": f"{TAG}%"}
+        selected = ("FROM runs r JOIN tags k ON k.run_uuid = r.run_uuid AND k.key = :kind AND "
+                    "k.value = 'suite' JOIN tags s ON s.run_uuid = r.run_uuid AND s.key = :suite_key "
+                    "AND s.value = :suite WHERE r.experiment_id = :exp AND r.lifecycle_stage = "
+                    "'active' AND r.status = 'RUNNING'")
+        text = sqlalchemy.text
+        try:
+            with self._connect() as con:
+                runs = con.execute(text(f"SELECT r.run_uuid, r.start_time {selected} "
+                                        "ORDER BY r.start_time DESC, r.run_uuid"), params).all()
+                tags = con.execute(text(
+                    f"SELECT t.run_uuid, t.key, t.value FROM tags t WHERE t.run_uuid IN "
+                    f"(SELECT r.run_uuid {selected}) AND t.key LIKE :ours"), params).all() if runs else []
+        except SQLAlchemyError as e:
+            raise Unsupported(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+        tags_of: dict[str, dict[str, str]] = {r[0]: {} for r in runs}
+        for rid, key, value in tags:
+            if rid in tags_of:
+                tags_of[rid][key] = value
+        return [(rid, tags_of[rid], int(start or 0)) for rid, start in runs]
+
+
+@dataclass
+class SuiteRunsView:
+    """One experiment's RUNNING suite runs read through SQL, in the shape a lease reads them
+    (bench.record.lease.RunningSuiteRuns); a store this reader cannot read: `fallback`'s."""
+
+    reader: SqlReader
+    experiment_id: str
+    fallback: Any = None  # anything with running_suite_runs(suite), e.g. the Tracker
+
+    def running_suite_runs(self, suite: str) -> list[tuple[str, dict[str, str], int]]:
+        try:
+            return self.reader.running_suite_runs(self.experiment_id, suite)
+        except Unsupported:
+            if self.fallback is None:
+                raise
+            return list(self.fallback.running_suite_runs(suite))

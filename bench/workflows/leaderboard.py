@@ -55,7 +55,7 @@ def in_progress(tracker, name: str) -> str | None:
     from bench.record.lease import live_suite_run
 
     try:
-        live = live_suite_run(tracker, name)
+        live = live_suite_run(_suite_runs(tracker), name)
     except Exception:  # noqa: BLE001 - the board itself reports a store that cannot be read
         return None
     if live is None:
@@ -64,6 +64,16 @@ def in_progress(tracker, name: str) -> str | None:
     who = f"{stamp.runner}, " if stamp.runner else ""
     return (f"suite run {run_id} is in progress ({who}last heartbeat "
             f"{max(0.0, time.time() - stamp.heartbeat):.0f} s ago)")
+
+
+def _suite_runs(tracker):
+    """Where a board reads the suite's RUNNING suite runs: a SQL store's tables, through the
+    reader its records come from (no MLflow client: importing it costs seconds per board);
+    another store, or one that reader cannot read, through MLflow."""
+    from bench.record.sql import SuiteRunsView
+
+    sql = getattr(tracker, "sql", None)
+    return tracker if sql is None else SuiteRunsView(sql, tracker.experiment_id, fallback=tracker)
 
 
 def check_sort(sort: str, tables) -> None:
