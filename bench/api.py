@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from bench.data.base import Dataset
     from bench.record.cell_record import CellRecord
     from bench.record.flags import Flag
-    from bench.record.values import Value
+    from bench.record.values import Measured, Value
     from bench.run.runner import SuiteReport
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
@@ -630,12 +630,11 @@ def evaluate(real: Any, fake: Any, metrics: Sequence[str] | Mapping[str, Mapping
         if rec is None:
             continue
         for vname in _ordered(rec):
-            if vname in results and results[vname].value == float(rec.values[vname]):
+            m = rec.values[vname]
+            if vname in results and results[vname].value == m.x:
                 continue  # the same value from another metric (the near-copies check): once
             full = vname if vname not in results else f"{key}.{vname}"
-            lo, hi = rec.values.get(vname + ".lo"), rec.values.get(vname + ".hi")
-            results[full] = Result(key, vname, float(rec.values[vname]), _num(lo), _num(hi),
-                                   _declaration(rec, vname))
+            results[full] = Result(key, vname, m.x, _num(m.lo), _num(m.hi), _declaration(rec, vname))
     all_records = run.records
     return Evaluation(results, records, run.uri if run.keep else None,
                       run.report.experiment_id if run.keep else None,
@@ -729,8 +728,8 @@ class SuiteRun:
 
         return frame(self.records)
 
-    def values(self) -> dict[str, dict[str, float]]:
-        """{cell label: {value: number}} (interval ends included as `<value>.lo` / `.hi`)."""
+    def values(self) -> dict[str, dict[str, Measured]]:
+        """{cell label: {value: its number, interval and bound}} (bench.record.values.Measured)."""
         labels = {o.run_id: o.cell.label for o in self.report.outcomes}
         return {labels.get(r.run_id, r.run_id): dict(r.values) for r in self.records}
 

@@ -70,6 +70,7 @@ def write_template(uri: str) -> tuple[str, list[str]]:
     from bench.metrics import METRICS
     from bench.record.cell_record import CellRecord
     from bench.record.tracking import Tracker, flatten
+    from bench.record.values import decode
 
     tracker = Tracker(uri, SUITE)
     parent = tracker.create_parent(SUITE, {"bench.kind": "suite", "bench.suite": SUITE})
@@ -84,7 +85,7 @@ def write_template(uri: str) -> tuple[str, list[str]]:
                              cell_key=uuid.uuid4().hex[:16], metric_plugin=metric,
                              metric_version=cls.version, seed=0, version="0.1.0",
                              reference=reference, held_out=held_out, primary=cls.primary,
-                             threads="2", values=template_values(quality, rng, metric),
+                             threads="2", values=decode(template_values(quality, rng, metric)),
                              declarations=cls.values,
                              tags={"features": "inception", "samples": "computed"})
             rid = tracker.create_run(f"{model} / cifar10 / {metric}", rec.identity_tags(), parent)
@@ -92,7 +93,7 @@ def write_template(uri: str) -> tuple[str, list[str]]:
                 {"model": {"plugin": "callable", "target": "pkg.module:make", "batch_size": 256},
                  "dataset": {"plugin": "cifar10", "root": "/data/cifar10", "n_train": 50000},
                  "metric": {"plugin": metric, "n_samples": 10000, "features": "inception"}})})
-            tracker.log_metrics(rid, rec.values)
+            tracker.log_metrics(rid, rec.to_mlflow()[2])
             tracker.set_tags(rid, rec.result_tags())
             tracker.end(rid, "FINISHED")
             if model == "model-00000":

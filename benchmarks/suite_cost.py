@@ -178,7 +178,7 @@ def child_suite(work: Path, mode: str, device: str) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     if not report.ok:
         raise SystemExit(report.summary())
-    values = {f"{o.cell.metric.key}/{k}": v for o in report.outcomes for k, v in o.values.items()
+    values = {f"{o.cell.metric.key}/{k}": v.x for o in report.outcomes for k, v in o.values.items()
               if "." not in k}
     store = report.local.store.report() if report.local is not None else ""
     cells = {o.cell.metric.key: round(o.seconds, 1) for o in report.outcomes}

@@ -17,6 +17,7 @@ from PIL import Image
 
 import bench
 from bench.core.errors import BenchError
+from bench.record.values import encode
 
 N_REAL, N_FAKE = 400, 240
 
@@ -60,7 +61,7 @@ def suite_values(text: str, tmp_path: Path) -> dict[str, dict[str, float]]:
     path.write_text(text)
     report = run_suite(load_suite(path), tracking_uri=f"sqlite:///{tmp_path}/suite.db", progress=False)
     assert report.ok, report.summary()
-    return {o.cell.metric.key: o.values for o in report.outcomes}
+    return {o.cell.metric.key: encode(o.values) for o in report.outcomes}  # MLflow's keys
 
 
 def same(res: bench.Evaluation, values: dict[str, dict[str, float]]) -> None:
@@ -94,7 +95,7 @@ def test_evaluate_on_flat_folders_equals_a_suite_run(data, tmp_path):
                            "models": {"fake": {"source": "samples", "path": "fake"}},
                            "metrics": {"fid": {"features": {"name": "test_pixels"},
                                                "num_samples": N_FAKE}}}, log=False, verbose=False)
-    assert run.ok and run.records[0].values["fid"] == res["fid"].value and "fid" in run.leaderboard
+    assert run.ok and run.records[0].values["fid"].x == res["fid"].value and "fid" in run.leaderboard
     assert not Path("mlruns").exists() and not Path("mlflow.db").exists()  # nothing left here
     values = suite_values(f"""\
 name: same-images
@@ -174,7 +175,7 @@ def test_a_generator_object_or_function_is_sampled_through_the_store(data, tmp_p
             return fake[torch.randint(0, len(fake), (n,), generator=g)]
 
     res = bench.evaluate(data["real"], Gen(), ["fid"], "test_pixels")
-    assert np.isfinite(res["fid"].value) and res.records[0].values["fid"] == res["fid"].value
+    assert np.isfinite(res["fid"].value) and res.records[0].values["fid"].x == res["fid"].value
     again = bench.evaluate(data["real"], Gen(), ["fid"], "test_pixels")
     assert again["fid"].value == res["fid"].value  # seeded: the same stream
 
@@ -226,7 +227,7 @@ def test_log_keeps_the_runs_and_resumes_them(data, tmp_path):
 
     tracker = Tracker(uri, "exp")
     recs = {r.metric: r for r in tracker.records()}
-    assert recs["fid"].model == "my-gan" and recs["fid"].values["fid"] == res["fid"].value
+    assert recs["fid"].model == "my-gan" and recs["fid"].values["fid"].x == res["fid"].value
     again = bench.evaluate(data["real"], data["fake"], ["fid", "kid"], "test_pixels", log=True,
                            tracking_uri=uri, name="my-gan", experiment="exp")
     assert again.run_ids == res.run_ids and again.as_dict() == res.as_dict()  # the same cells: cached
@@ -242,7 +243,7 @@ models:
 metrics:
   test_constant: {}
 """, log=False, verbose=False)
-    assert run.ok and list(run.values().values())[0]["mean_pixel"] > 0
+    assert run.ok and list(run.values().values())[0]["mean_pixel"].x > 0
     assert len(run.frame()) == 1
     with pytest.raises(BenchError, match=r"^<suite string>:\d+: datasets.digits.source: unknown"):
         bench.run_suite("name: x\ndatasets:\n  digits: {source: digitz}\nmodels: {}\nmetrics: {}\n")

@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from bench.record.values import score
+from bench.record.values import Measured, score
 from bench.report.html import render_html
 from bench.report.leaderboard import NOT_RUN, PENDING, build_leaderboard, render, summarize
 
@@ -265,7 +265,7 @@ def test_bench_leaderboard_on_a_real_store_during_a_run_then_after_it_was_killed
     tracker.set_tags(parent, LeaseStamp(time.time(), "pid 1 on elsewhere", 1, "elsewhere").to_tags())
     writer = RecordWriter(tracker)
     record = CellRecord(suite="s", model="a", dataset="d", metric="fid", cell_key="a-d-fid",
-                        primary="fid", parent=parent, values={"fid": 3.0}, declarations=FID,
+                        primary="fid", parent=parent, values={"fid": Measured(3.0)}, declarations=FID,
                         run_name="a / d / fid")
     writer.begin(record)
     writer.finish(record)

@@ -12,6 +12,7 @@ import pytest
 from bench.config.board_suite import BoardSuite, declared_rows, read_board_suite
 from bench.config.suite import load_suite
 from bench.core.errors import BenchError
+from bench.record.values import Measured
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITES = sorted((ROOT / "suites").glob("*.yaml"))
@@ -105,9 +106,9 @@ def test_bench_leaderboard_of_a_suite_file_imports_no_torch(write_suite, trackin
         rec = CellRecord(suite="rows", model=model, dataset="digits", metric="fid",
                          cell_key=f"k-{model}", metric_plugin="fid", metric_version=cls.version,
                          seed=0, version="0", primary=cls.primary, threads="1",
-                         values={"fid": fid}, declarations=cls.values)
+                         values={"fid": Measured(fid)}, declarations=cls.values)
         rid = tracker.create_run(f"{model} / digits / fid", rec.identity_tags(), parent)
-        tracker.log_metrics(rid, rec.values)
+        tracker.log_metrics(rid, rec.to_mlflow()[2])
         tracker.set_tags(rid, rec.result_tags())
         tracker.end(rid, "FINISHED")
     tracker.end(parent, "FINISHED")

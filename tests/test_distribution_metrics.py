@@ -9,6 +9,7 @@ from mlflow import MlflowClient
 
 from bench.config.suite import load_suite
 from bench.core.errors import BenchError
+from bench.record.values import encode
 from bench.run.runner import run_suite
 
 FEAT = "{name: classifier, classifier: {epochs: 6}}"
@@ -45,7 +46,7 @@ def values(tmp_path_factory):
     assert report.ok, report.summary()
     out: dict[str, dict[str, float]] = {}
     for o in report.outcomes:
-        out.setdefault(o.cell.model.key, {}).update(o.values)
+        out.setdefault(o.cell.model.key, {}).update(encode(o.values))
     client = MlflowClient(uri)
     run = client.get_run(report.outcomes[0].run_id)
     return out, run

@@ -8,6 +8,7 @@ from mlflow import MlflowClient
 from bench.config.suite import load_suite
 from bench.core.errors import BenchError
 from bench.executors import EXECUTORS
+from bench.record.values import encode
 from bench.run.runner import run_suite
 
 SUITE = """\
@@ -25,7 +26,7 @@ metrics:
 
 def _values(report):
     assert report.ok, report.summary()
-    return {o.cell.label: o.values for o in report.outcomes}
+    return {o.cell.label: encode(o.values) for o in report.outcomes}
 
 
 def _make(name, **opts):

@@ -44,7 +44,7 @@ def test_ppl_and_embedding_plot_run(write_suite, tracking_uri):
     report = run_suite(load_suite(write_suite(SUITE)), tracking_uri=tracking_uri, progress=False)
     assert report.ok, report.summary()
     by = {(o.cell.model.key, o.cell.metric.key): o for o in report.outcomes}
-    ppl = by[("gan", "ppl")].values["ppl"]
+    ppl = by[("gan", "ppl")].values["ppl"].x
     assert np.isfinite(ppl) and ppl > 0
     client = MlflowClient(tracking_uri)
     for key in (("gan", "embedding_plot"), ("real", "embedding_plot")):

@@ -191,7 +191,7 @@ def test_a_five_minute_outage_loses_no_computed_cell(tmp_path, monkeypatch, caps
     runs = _cell_runs(uri)
     finished = {r.data.tags["bench.model"]: r for r in runs if r.info.status == "FINISHED"}
     assert len(finished) == 4 and len([r for r in runs if r.info.status == "FINISHED"]) == 4
-    by_model = {o.cell.model.key: o.values["mean_pixel"] for o in first.outcomes}
+    by_model = {o.cell.model.key: o.values["mean_pixel"].x for o in first.outcomes}
     assert {m: r.data.metrics["mean_pixel"] for m, r in finished.items()} == by_model
     assert all(r.data.tags.get("bench.values") for r in finished.values())
     assert not [r for r in runs if r.info.status == "RUNNING"]

@@ -112,7 +112,7 @@ def test_run_suite_leaves_env_loggers_and_registries_as_they_were(tmp_path, log)
         run = bench.run_suite(suite, log=log, tracking_uri=uri if log else None,
                               cache_dir=tmp_path / "cache", verbose=False)
         after, after_levels = _state(), _loggers()
-    assert run.ok and run.records and np.isfinite(run.records[0].values["fid"])
+    assert run.ok and run.records and np.isfinite(run.records[0].values["fid"].x)
     assert run.uri == (uri if log else "memory")
     assert after["env"] == before["env"]
     assert after["cwd"] == before["cwd"]

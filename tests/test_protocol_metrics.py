@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 import bench.classifiers.real
 import bench.metrics._protocol
 from bench.config.suite import load_suite
-from bench.record.values import is_interval
+from bench.record.values import encode, is_interval
 from bench.run.runner import run_suite
 
 SUITE = """\
@@ -116,7 +116,7 @@ def test_protocol_metrics_through_the_runner(write_suite, tracking_uri, tmp_path
         assert artifacts <= {a.path for a in client.list_artifacts(o.run_id)}, metric
         declared = json.loads(run.data.tags["bench.values"])
         assert set(declared) == {k for k in keys if not is_interval(k)}
-    by = {(o.cell.model.key, o.cell.metric.key): o.values for o in report.outcomes}
+    by = {(o.cell.model.key, o.cell.metric.key): encode(o.values) for o in report.outcomes}
     assert by[("dropped", "gan_train_curve")]["effective_size"] < by[("real", "gan_train_curve")]["effective_size"]
     assert by[("real", "balancing")]["balancing_gain"] > 0
     # beyond re-balancing the real images, a generator missing the rare classes adds nothing
@@ -142,4 +142,4 @@ def test_protocol_metrics_through_the_runner(write_suite, tracking_uri, tmp_path
                       force=True)
     assert again.ok and again.count("finished") == 8
     assert not _real_only(trainings), _real_only(trainings)
-    assert {(o.cell.model.key, o.cell.metric.key): o.values for o in again.outcomes} == by
+    assert {(o.cell.model.key, o.cell.metric.key): encode(o.values) for o in again.outcomes} == by

@@ -10,13 +10,14 @@ from bench.record.cell_record import CellRecord
 from bench.record.flags import Flag
 from bench.record.sql import SqlReader, Unsupported, is_sql
 from bench.record.tracking import Tracker
+from bench.record.values import Measured, decode, encode
 
 
 def _write(tracker: Tracker, parent: str, suite: str, model: str, metric: str, status: str,
            values: dict[str, float], flags: list[Flag] | None = None) -> str:
     cls = METRICS.get(metric)
     rec = CellRecord(suite=suite, model=model, dataset="digits", metric=metric, cell_key=f"{suite}-{model}-{metric}",
-                     metric_plugin=metric, primary=cls.primary, values=values, declarations=cls.values,
+                     metric_plugin=metric, primary=cls.primary, values=decode(values), declarations=cls.values,
                      flags=flags or [], error="boom" if status == "FAILED" else "")
     rid = tracker.create_run(f"{model} {metric}", rec.identity_tags(), parent)
     if values:
@@ -44,7 +45,7 @@ def store(tmp_path, monkeypatch):
 
 def _key(recs: list[CellRecord]) -> list[tuple]:
     return sorted((r.run_id, r.status, r.model, r.metric, r.suite, r.parent, r.start_time,
-                   tuple(sorted((k, "nan" if math.isnan(v) else v) for k, v in r.values.items())),
+                   tuple(sorted((k, "nan" if math.isnan(v) else v) for k, v in encode(r.values).items())),
                    tuple(r.flags), tuple(sorted(r.declarations)), r.error, r.primary,
                    tuple(sorted(r.tags.items()))) for r in recs)
 
@@ -69,8 +70,9 @@ def test_sql_record_fields(store):
     tracker, p1, _ = store
     recs = {r.model: r for r in tracker.records(suite="s1", failed=True, parent=p1)}
     assert set(recs) == {"a", "b", "c"}
-    assert recs["a"].values["fid.hi"] == 4.0 and recs["a"].declarations["fid"].ideal == "lower"
-    assert math.isnan(recs["b"].values["fid"]) and recs["b"].flags[0].kind == "constant"
+    assert recs["a"].values == {"fid": Measured(3.5, 3.0, 4.0)}
+    assert recs["a"].declarations["fid"].ideal == "lower"
+    assert math.isnan(recs["b"].values["fid"].x) and recs["b"].flags[0].kind == "constant"
     assert recs["c"].status == "FAILED" and recs["c"].error == "boom"
 
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 import bench
 from bench.cli import main
+from bench.record.values import encode
 from bench.report.leaderboard import fmt_value
 
 pytestmark = pytest.mark.usefixtures("pixels")  # tests/conftest.py
@@ -60,7 +61,7 @@ def suite_run(tmp_path: Path, text: str, capsys) -> dict[str, dict[str, float]]:
     assert main(["run", str(tmp_path / "suite.yaml"), "--tracking-uri", uri, "--no-progress"]) == 0
     capsys.readouterr()
     name = text.split("\n")[0].split(": ")[1]
-    return {r.metric: r.values for r in Tracker(uri, name).records()}
+    return {r.metric: encode(r.values) for r in Tracker(uri, name).records()}
 
 
 def test_score_folders_and_npz_equal_evaluate_and_a_suite_run(images, tmp_path, capsys):
@@ -134,8 +135,8 @@ def test_score_log_records_the_runs_in_mlflow(images, tmp_path, capsys):
     recs = Tracker(uri, "bench-score").records()
     assert [(r.model, r.metric) for r in recs] == [("nightly-gan", "fid")]
     printed = next(line for line in out.splitlines() if line.startswith("fid "))
-    lo, hi = recs[0].values["fid.lo"], recs[0].values["fid.hi"]
-    assert printed.split()[1:4] == fmt_value(recs[0].values["fid"], lo=lo, hi=hi, u=(hi - lo) / 2).split()
+    lo, hi = recs[0].values["fid"].interval
+    assert printed.split()[1:4] == fmt_value(recs[0].values["fid"].x, lo=lo, hi=hi, u=(hi - lo) / 2).split()
 
 
 def test_score_prints_the_verdict_and_exits_1_on_a_gate(images, tmp_path, capsys):

@@ -236,7 +236,7 @@ def test_two_names_with_the_same_options_share_one_pass(write_suite, tracking_ur
     assert tags[("a", "fid")]["bench.samples"] == "computed"
     assert tags[("b", "fid")]["bench.samples"] == "reused"
     assert tags[("other", "fid")]["bench.samples"] == "computed"
-    fid = {m: o.values["fid"] for o in report.outcomes for m in [o.cell.model.key]}
+    fid = {m: o.values["fid"].x for o in report.outcomes for m in [o.cell.model.key]}
     assert fid["a"] == fid["b"] != fid["other"]
 
 

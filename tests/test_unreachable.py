@@ -8,6 +8,7 @@ from tiny_suites import INSTANT as CONSTANT
 
 from bench.config.suite import load_suite
 from bench.executors.worker import Shared, run_cell
+from bench.record.values import encode
 
 
 def _writer(tmp_path, monkeypatch, spool=None, said=None):
@@ -83,5 +84,5 @@ def test_store_lost_mid_cell_keeps_the_computed_record(write_suite, tmp_path, mo
     assert written == {cell.key: out.run_id} and spool.keys() == [], keeper.last_error
     run = tracker.client.get_run(out.run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.metrics == {k: v for k, v in out.values.items()}
+    assert run.data.metrics == encode(out.values)
     assert run.data.tags["bench.cell_key"] == cell.key and "bench.values" in run.data.tags

@@ -24,6 +24,7 @@ from bench.infra.store import Store, generator_fingerprint, sharing_tags
 from bench.record.cell_record import FAILED, FINISHED, CellRecord, DatasetInput
 from bench.record.flags import merge as merge_flags
 from bench.record.tracking import flatten, package_version
+from bench.record.values import Measured, decode
 from bench.record.writer import RecordError, RecordKept, RecordStore
 
 
@@ -32,7 +33,7 @@ class CellOutcome:
     cell: Cell
     status: str  # finished | cached | failed | killed
     run_id: str | None = None
-    values: dict[str, float] = field(default_factory=dict)
+    values: dict[str, Measured] = field(default_factory=dict)
     error: str = ""
     seconds: float = 0.0
 
@@ -221,8 +222,8 @@ def _compute(cell: Cell, record: CellRecord, shared: Shared, tmp: Path, progress
     ctx.tags.update(getattr(gen, "tags", None) or {})  # e.g. pseudo_labels: true
     ctx.tags.update({f"data_{k}": v for k, v in ds.notes.items()})  # e.g. imbalance
     before = shared.store.counts()
-    values = cell.metric.instance().compute(gen, ds, ctx)
-    values = {k: float(v) for k, v in values.items()}
+    # a metric returns flat keys (`<v>.lo`, `<v>.hi`, `<v>.bound`): the record holds them typed
+    values = decode({k: float(v) for k, v in cell.metric.instance().compute(gen, ds, ctx).items()})
     ctx.tags.update(sharing_tags(before, shared.store.counts()))  # samples: computed|reused
     # (not drawn for a store that keeps no artifacts: bench.record.memory)
     if getattr(shared.records, "keeps_artifacts", True) and shared.first_grid(cell):

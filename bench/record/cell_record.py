@@ -21,7 +21,7 @@ import pandas as pd
 
 from bench.record import flags as flag_io
 from bench.record.flags import Flag
-from bench.record.values import Value
+from bench.record.values import Measured, Value, decode, encode
 from bench.record.values import loads as load_values
 
 TAG = "bench."  # prefix of every tag this package writes
@@ -44,8 +44,9 @@ class DatasetInput:
 
 @dataclass
 class CellRecord:
-    """One cell run (see the module docstring). `values` holds every logged number, with the
-    companions `<v>.lo`, `<v>.hi` (95% interval) and `<v>.bound` (bench.record.values)."""
+    """One cell run (see the module docstring). `values` holds every measured value, each with
+    its interval and bound (bench.record.values.Measured); they become MLflow's flat metric
+    keys (`<v>`, `<v>.lo`, `<v>.hi`, `<v>.bound`) only in `to_mlflow` and `from_parts`."""
 
     suite: str
     model: str
@@ -64,7 +65,7 @@ class CellRecord:
     status: str = FINISHED  # FINISHED | FAILED | RUNNING | KILLED
     run_id: str = ""
     start_time: int = 0
-    values: dict[str, float] = field(default_factory=dict)
+    values: dict[str, Measured] = field(default_factory=dict)
     declarations: dict[str, Value] = field(default_factory=dict)
     flags: list[Flag] = field(default_factory=list)
     error: str = ""
@@ -109,7 +110,7 @@ class CellRecord:
         """(tags, params, metrics): everything a run of this record holds once it has ended
         (bench.record.writer writes them; `from_run` reads them back)."""
         return ({**self.identity_tags(), **self.result_tags()}, dict(self.params),
-                {k: float(v) for k, v in self.values.items()})
+                encode(self.values))
 
     # ------------------------------------------------------------ from MLflow
     @classmethod
@@ -123,6 +124,13 @@ class CellRecord:
                    metrics: Mapping[str, float]) -> CellRecord:
         """A record from a run's id, status, start time, tags and latest metric values (what
         `from_run` reads off a `Run`, and bench.record.sql off the store's tables)."""
+        return cls.from_tags(run_id, status, start_time, t, decode(metrics))
+
+    @classmethod
+    def from_tags(cls, run_id: str, status: str, start_time: int, t: Mapping[str, str],
+                  values: Mapping[str, Measured]) -> CellRecord:
+        """A record from a run's tags and its measured values (bench.record.memory keeps them
+        as they are; `from_parts` decodes MLflow's metric keys first)."""
         get = lambda k, d="": t.get(f"{TAG}{k}", d)  # noqa: E731
         return cls(
             suite=get("suite"), model=get("model"), dataset=get("dataset"), metric=get("metric"),
@@ -131,7 +139,7 @@ class CellRecord:
             seed=int(get("seed", "0") or 0), version=get("version"),
             reference=get("reference") == "true", held_out=get("held_out") == "true",
             primary=get("primary"), threads=get("threads"), status=status,
-            run_id=run_id, start_time=start_time, values=dict(metrics),
+            run_id=run_id, start_time=start_time, values=dict(values),
             declarations=_declarations(get("values"), get("directions")),
             flags=list(_flags(get("flags"))), error=get("error"),
             parent=t.get(PARENT_TAG, ""),
@@ -277,7 +285,8 @@ FRAME_COLUMNS = ["run_id", "start_time", "suite", "model", "dataset", "metric", 
 
 def frame(records: list[CellRecord]) -> pd.DataFrame:
     """Records as one table: a row per run, identity columns, `values` (declarations),
-    `flags`, `status`, `error`, and one `m:<value>` column per logged number."""
+    `flags`, `status`, `error`, and one `m:<key>` column per MLflow metric key (a value, its
+    `.lo`, `.hi`, `.bound`: bench.record.values.encode), as a run read from MLflow has them."""
     rows = []
     for r in records:
         rows.append({
@@ -286,5 +295,5 @@ def frame(records: list[CellRecord]) -> pd.DataFrame:
             "reference": r.reference, "values": r.declarations, "held_out": r.held_out,
             "primary": r.primary, "metric_version": r.metric_version, "status": r.status,
             "error": r.error, "flags": list(r.flags),
-            **{f"m:{k}": v for k, v in r.values.items()}})
+            **{f"m:{k}": v for k, v in encode(r.values).items()}})
     return pd.DataFrame(rows, columns=None if rows else FRAME_COLUMNS)

@@ -3,9 +3,10 @@ RecordStore (bench.record.writer) and a LeaseStore (bench.record.lease) over pla
 
 It serves `bench.evaluate`, `bench score` without `--log` and tests: a run computes the same
 values as with MLflow (the same runner, workers and writer calls) without creating or
-migrating a store. A record is read back through the same tags and metrics an MLflow run
-holds (`CellRecord.to_mlflow` -> `CellRecord.from_parts`), so what a reader sees is what the
-MLflow path gives; artifacts (the cells' images, error.txt) are not kept.
+migrating a store. A record is read back through the same tags an MLflow run holds
+(`CellRecord.to_mlflow` -> `CellRecord.from_tags`), so what a reader sees is what the MLflow
+path gives; its measured values are kept as they are (no flat `.lo`/`.hi` keys: those are
+MLflow's encoding, bench.record.values.encode); artifacts (the cells' images) are not kept.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bench.record.cell_record import (
     TrainRunRecord,
     error_tags,
 )
+from bench.record.values import Measured
 
 if TYPE_CHECKING:
     from bench.record.writer import RecordStore
@@ -32,14 +34,16 @@ if TYPE_CHECKING:
 
 @dataclass
 class MemoryRun:
-    """One run as MLflow would hold it: status, tags, params, latest metrics, text artifacts."""
+    """One run as MLflow would hold it: status, tags, params, text artifacts; a cell run's
+    measured values, a training run's last metrics."""
 
     status: str
     start_ms: int
     tags: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # training runs' curves
     texts: dict[str, str] = field(default_factory=dict)
+    values: dict[str, Measured] = field(default_factory=dict)  # cell runs
 
 
 class MemoryLog:
@@ -121,7 +125,7 @@ class MemoryLog:
         runs = [(rid, r) for rid, r in runs
                 if r.tags.get(KIND) == "cell" and r.status in ("FINISHED", "FAILED")]
         runs.sort(key=lambda x: x[1].start_ms, reverse=True)
-        return [CellRecord.from_parts(rid, r.status, r.start_ms, r.tags, r.metrics) for rid, r in runs]
+        return [CellRecord.from_tags(rid, r.status, r.start_ms, r.tags, r.values) for rid, r in runs]
 
     def record_store(self) -> RecordStore | None:
         return self
@@ -143,11 +147,11 @@ class MemoryLog:
 
     def finish(self, record: CellRecord) -> None:
         if record.status != "KILLED":  # Ctrl-C: the run ends, nothing half-computed is kept
-            tags, params, metrics = record.to_mlflow()
+            tags = {**record.identity_tags(), **record.result_tags()}  # as to_mlflow's
             with self._lock:
                 run = self.runs[record.run_id]
-                run.params.update(params)
-                run.metrics.update(metrics)
+                run.params.update(record.params)
+                run.values.update(record.values)
                 if record.traceback:
                     run.texts["error.txt"] = record.traceback
             self.set_tags(record.run_id, tags)

@@ -9,6 +9,8 @@ the run, on the next run of the suite, before deciding which cells to run: a kep
 written, not computed again.
 
 A folder is complete or absent: it is written under a temporary name and renamed into place.
+Values are kept as the flat metric keys the store will get (bench.record.values.encode), the
+format records kept by older versions have too.
 """
 
 from __future__ import annotations
@@ -24,17 +26,19 @@ from pathlib import Path
 from bench.core.safe_names import safe_filename
 from bench.record import flags as flag_io
 from bench.record.cell_record import CellRecord, DatasetInput
+from bench.record.values import decode, encode
 from bench.record.values import dumps as dump_values
 from bench.record.values import loads as load_values
 
 RECORD = "record.json"
 ARTIFACTS = "artifacts"
 _PLAIN = [f.name for f in fields(CellRecord)
-          if f.name not in ("declarations", "flags", "dataset_input", "artifacts")]
+          if f.name not in ("values", "declarations", "flags", "dataset_input", "artifacts")]
 
 
 def to_json(record: CellRecord) -> dict:
     out = {name: getattr(record, name) for name in _PLAIN}
+    out["values"] = encode(record.values)
     out["declarations"] = dump_values(record.declarations, list(record.values))
     out["flags"] = flag_io.dumps(record.flags)
     out["dataset_input"] = asdict(record.dataset_input) if record.dataset_input else None
@@ -44,7 +48,8 @@ def to_json(record: CellRecord) -> dict:
 def from_json(data: dict, artifacts: str = "") -> CellRecord:
     plain = {k: data[k] for k in _PLAIN if k in data}
     ds = data.get("dataset_input")
-    return CellRecord(**plain, declarations=load_values(data.get("declarations") or None),
+    return CellRecord(**plain, values=decode(data.get("values") or {}),
+                      declarations=load_values(data.get("declarations") or None),
                       flags=flag_io.loads(data.get("flags") or None),
                       dataset_input=DatasetInput(**ds) if ds else None, artifacts=artifacts)
 

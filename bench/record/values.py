@@ -23,6 +23,11 @@ size below the curve's smallest real point) logs `<value>.bound` = -1 (at most, 
 `≤ x`) or +1 (at least, `≥ x`) beside it (see `bounded`); the board never counts a bound as
 better than a number it might not beat.
 
+What one run measured for a value is a `Measured` (the number, its interval, its bound): the
+record (bench.record.cell_record) holds those. The flat companion keys above are how a metric
+returns them and how MLflow stores them; `decode` and `encode` convert between the two, at
+those two borders only.
+
 Pure Python (no torch): the leaderboard imports it without loading any model code.
 """
 
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -39,6 +45,7 @@ Ideal = Literal["higher", "lower", "target"]
 # The aspects a summary groups scores by, in display order.
 ASPECTS: tuple[str, ...] = ("quality", "diversity", "conditioning", "memorisation", "utility")
 LO, HI, BOUND = ".lo", ".hi", ".bound"
+_PARTS = frozenset(("lo", "hi", "bound"))  # the companions' suffixes, without the dot
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,83 @@ class Value:
         if self.fallback:
             return f"→{self.fallback}"
         return f"→{self.target:g}"
+
+
+@dataclass(frozen=True, eq=False)
+class Measured:
+    """What one cell run measured for one value: the number `x`, its 95% interval `lo`..`hi`
+    and whether `x` is only a bound (`bound` -1: at most x, +1: at least x, 0: x itself).
+
+    Not `Value`: a `Value` is the declaration of a value name (role, ideal, aspect), the same
+    for every run of a metric version; a `Measured` is one run's number for it. A record holds
+    both (`CellRecord.declarations` and `CellRecord.values`), side by side.
+
+    `lo`/`hi` are None when no interval was logged and NaN when one was logged that could not
+    be computed: kept apart so that a record writes back exactly the MLflow keys it was read
+    from (`encode`). Equality treats NaN as equal to NaN (a record read back equals the one
+    written)."""
+
+    x: float
+    lo: float | None = None
+    hi: float | None = None
+    bound: int = 0
+
+    def __post_init__(self) -> None:
+        if self.bound not in (-1, 0, 1):
+            raise ValueError("bound: -1 (at most), +1 (at least) or 0 (none)")
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """(lo, hi), NaN for an end not logged."""
+        return (math.nan if self.lo is None else self.lo, math.nan if self.hi is None else self.hi)
+
+    def _key(self) -> tuple:
+        return tuple("nan" if isinstance(v, float) and math.isnan(v) else v
+                     for v in (self.x, self.lo, self.hi, self.bound))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Measured) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+def encode(values: Mapping[str, Measured]) -> dict[str, float]:
+    """The flat keys MLflow stores: `<v>`, and `<v>.lo`, `<v>.hi`, `<v>.bound` where logged."""
+    out: dict[str, float] = {}
+    for name, m in values.items():
+        keys = [(name, m.x), (name + LO, m.lo), (name + HI, m.hi),
+                (name + BOUND, float(m.bound) if m.bound else None)]
+        for key, v in keys:
+            if v is None:
+                continue
+            if key in out:
+                raise ValueError(f"values {name!r} and {key!r} both write the key {key!r}")
+            out[key] = float(v)
+    return out
+
+
+def decode(flat: Mapping[str, float]) -> dict[str, Measured]:
+    """Flat keys (a metric's result, an MLflow run's metrics) as measured values, in the order
+    of their values' keys. A companion joins its value when that value was logged; one that
+    cannot join (no such value, a bound other than ±1) stays a value under its own key, so
+    `encode(decode(flat)) == flat` for any `flat`."""
+    joined: dict[str, dict[str, float]] = {}
+    companions = set()
+    for key, v in flat.items():  # (rpartition, not endswith x 3: the board decodes every run)
+        base, dot, part = key.rpartition(".")
+        if (dot and part in _PARTS and base in flat and not is_interval(base)
+                and (part != "bound" or v in (-1.0, 1.0))):
+            joined.setdefault(base, {})[part] = float(v)
+            companions.add(key)
+    out: dict[str, Measured] = {}
+    for key, v in flat.items():
+        if key in companions:
+            continue
+        parts = joined.get(key)
+        out[key] = (Measured(float(v)) if parts is None else
+                    Measured(float(v), parts.get("lo"), parts.get("hi"), int(parts.get("bound", 0))))
+    return out
 
 
 def score(ideal: Ideal = "higher", aspect: str | None = None, **kw) -> Value:

@@ -30,7 +30,7 @@ from bench.record.cell_record import SuiteRunRecord
 from bench.record.lease import Lease
 from bench.record.suite_log import MlflowSuiteLog, SuiteLog
 from bench.record.tracking import Tracker, git_commit, package_version, resolve_uri
-from bench.record.values import is_interval
+from bench.record.values import Measured, is_interval
 from bench.record.writer import Keeper, suite_fault
 
 
@@ -118,13 +118,13 @@ def cell_limit(suite_limit: float | None, command_limit: float | None) -> float 
     return min(suite_limit, command_limit) if allowlist.shared_mode() else suite_limit
 
 
-def _shown(values: dict[str, float], k: str) -> str:
+def _shown(values: dict[str, Measured], k: str) -> str:
     """A value on the console line as the board prints it: the digits its interval supports,
     float noise around an exact 0 as 0 (an identical-set FID is not -7.1e-13)."""
     from bench.report.leaderboard import fmt_value  # the one number format (report layer)
 
-    lo, hi = values.get(f"{k}.lo", float("nan")), values.get(f"{k}.hi", float("nan"))
-    return fmt_value(values[k], u=(hi - lo) / 2)
+    lo, hi = values[k].interval
+    return fmt_value(values[k].x, u=(hi - lo) / 2)
 
 
 def run_suite(suite: Suite, tracking_uri: str | None = None, force: bool = False,
