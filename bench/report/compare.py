@@ -24,7 +24,6 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from bench.core.errors import BenchError
 from bench.core.registry import did_you_mean
@@ -195,6 +194,8 @@ def night_to_night_sd(xs: np.ndarray) -> float:
     night-to-night differences (scaled to a normal SD) over sqrt(2). Differences around their
     median do not see a steady drift, and the MAD does not see a few outlying nights, so
     neither widens the band (the moving range of a Shewhart individuals chart, made robust)."""
+    from scipy import stats  # here: importing scipy.stats costs every `bench` command 1-2 s
+
     if len(xs) < 2:
         return float("nan")
     return float(stats.median_abs_deviation(np.diff(xs), scale="normal")) / math.sqrt(2)
