@@ -3,10 +3,11 @@
 # another run holds LOCKFILE, so that two nights never overlap on one host (cron starts the
 # next night while a long one still runs).
 #
-# A night skipped because the lock is held prints one line and exits 0: it is not a failure,
-# and a cron line that mails on a non-zero exit must not read it as a regression (`flock -n`
-# alone exits 1, bench's code for "regression"). Otherwise the exit code is COMMAND's
-# (docs/scheduling.md: 0 pass, 1 regression or failed cell, 2 set-up error, 130, 143).
+# A night skipped because the lock is held prints one line and exits 75, as `bench nightly`
+# does when a live runner (on any host) still holds the suite: nothing was judged, so not 0
+# (a pass), and neither 1 (`flock -n` alone exits 1, bench's code for "regression") nor 2 (a
+# broken set-up). Otherwise the exit code is COMMAND's (docs/scheduling.md: 0 pass,
+# 1 regression or failed cell, 2 set-up error, 75 skipped, 130, 143).
 set -uo pipefail
 if [ "$#" -lt 2 ]; then
   echo "usage: nightly_once.sh LOCKFILE COMMAND [ARGS...]" >&2
@@ -19,8 +20,8 @@ if ! { exec 9>>"$lock"; } 2>/dev/null; then
   exit 2
 fi
 if ! flock -n 9; then
-  echo "skipped: another nightly holds $lock (this night's run did not start; exit 0)"
-  exit 0
+  echo "skipped: another nightly holds $lock; this night's run did not start (exit 75)"
+  exit 75
 fi
 # fd 9 stays open in COMMAND: the lock is held until it exits, whatever kills it
 exec "$@"

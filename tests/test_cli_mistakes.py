@@ -137,6 +137,19 @@ def test_nightly_refuses_an_unknown_threshold_name_before_running(suite, tmp_pat
     assert not (tmp_path / "n.db").exists()
 
 
+@pytest.mark.parametrize("flags, needle", [
+    (["--history"], "--history and --model go together"),
+    (["--model", "real"], "--history and --model go together"),
+    (["--model", "real", "--history", "--run-id", "abc"], "drop --run-id"),
+    (["--model", "real", "--history", "--format", "html"], "use --format markdown|csv|json|latex"),
+])
+@pytest.mark.fast
+def test_leaderboard_history_flags_are_checked_before_the_store_is_read(flags, needle, suite, tmp_path,
+                                                                        capsys):
+    refused(capsys, ["leaderboard", suite, "--tracking-uri", f"sqlite:///{tmp_path}/nope.db", *flags],
+            needle)
+
+
 # ---------------------------------------------------------------- registry URIs at validate time
 REGISTERED = """\
 name: registry

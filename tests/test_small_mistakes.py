@@ -293,7 +293,7 @@ def test_the_cuda_image_names_the_host_driver_it_needs():
 
 
 # ---------------------------------------------------------------- a night skipped on the lock
-def test_a_night_skipped_because_the_lock_is_held_exits_0_with_one_line(tmp_path):
+def test_a_night_skipped_because_the_lock_is_held_exits_75_with_one_line(tmp_path):
     script = str(ROOT / "scripts" / "nightly_once.sh")
     lock = tmp_path / "nightly.lock"
     import fcntl
@@ -302,8 +302,8 @@ def test_a_night_skipped_because_the_lock_is_held_exits_0_with_one_line(tmp_path
         fcntl.flock(held, fcntl.LOCK_EX)
         r = subprocess.run(["bash", script, str(lock), "sh", "-c", "echo ran; exit 1"],
                            capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.splitlines() == [
-        f"skipped: another nightly holds {lock} (this night's run did not start; exit 0)"]
+    assert r.returncode == 75 and r.stdout.splitlines() == [  # as `bench nightly` skips a night
+        f"skipped: another nightly holds {lock}; this night's run did not start (exit 75)"]
     for code in (0, 1, 2, 143):  # free lock: the command's own code (1 regression, 2 set-up ...)
         r = subprocess.run(["bash", script, str(lock), "sh", "-c", f"echo ran; exit {code}"],
                            capture_output=True, text=True)
@@ -314,6 +314,7 @@ def test_a_night_skipped_because_the_lock_is_held_exits_0_with_one_line(tmp_path
     docs = (ROOT / "docs" / "scheduling.md").read_text()
     assert "scripts/nightly_once.sh /tmp/gan-bench-nightly.lock .venv/bin/bench nightly" in docs
     assert "flock -n /tmp" not in docs
+    assert "[ $code -eq 0 ] || [ $code -eq 75 ] || mail" in docs  # a skipped night sends no mail
 
 
 # ---------------------------------------------------------------- KID on a small sample

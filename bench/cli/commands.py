@@ -63,29 +63,17 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from bench.workflows import api
 
     where = {"tracking_uri": args.tracking_uri, "experiment": args.experiment}
-    if args.history or args.model:
-        return _leaderboard_history(args, where)
+    if args.history:  # --model NAME --history (parser.check_arguments): one model over time
+        from bench.report.leaderboard import render_history
+
+        table = api.history(args.suite, args.model, **where)
+        emit(render_history(table, args.model, args.format), args.out)
+        return 0
     # the `leaderboard` entry point of `mlflow run` keeps its output in its run
     emit(api.leaderboard(args.suite, **where, run_id=args.run_id, sort=args.sort,
                          all_models=args.all, format=args.format, trends=args.trends,
                          ui_url=args.ui_url, images=args.images,
                          log_to=os.environ.get("MLFLOW_RUN_ID")), args.out)
-    return 0
-
-
-def _leaderboard_history(args: argparse.Namespace, where: dict) -> int:
-    """`--model NAME --history`: one model's values over the suite's finished runs, oldest
-    first, so that a slow drift shows that a night-to-night comparison would miss."""
-    from bench.report.leaderboard import TEXT_FORMATS, render_history
-    from bench.workflows import api
-
-    if not (args.model and args.history):
-        raise BenchError("--history and --model go together: `bench leaderboard SUITE --model NAME --history`.")
-    if args.run_id or args.format not in TEXT_FORMATS:
-        raise BenchError(f"--history covers every suite run: drop --run-id, use --format "
-                         f"{'|'.join(TEXT_FORMATS)}.")
-    table = api.history(args.suite, args.model, **where)
-    emit(render_history(table, args.model, args.format), args.out)
     return 0
 
 

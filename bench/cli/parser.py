@@ -13,6 +13,7 @@ from bench.core.errors import BenchError
 from bench.report.compare import FORMATS as COMPARE_FORMATS
 from bench.report.html import IMAGE_MODELS
 from bench.report.leaderboard import FORMATS as LEADERBOARD_FORMATS
+from bench.report.leaderboard import TEXT_FORMATS
 from bench.workflows.history import HISTORY_RUNS, TREND_RUNS
 from bench.workflows.store import check_tracking_uri
 
@@ -110,8 +111,20 @@ def threshold_pairs(items: list[str] | None) -> dict[str, float]:
     return per
 
 
+def _check_history(args: argparse.Namespace) -> None:
+    """`bench leaderboard SUITE --model NAME --history`: both, over every suite run, as text."""
+    if args.command != "leaderboard" or not (args.history or args.model):
+        return
+    if not (args.model and args.history):
+        raise BenchError("--history and --model go together: `bench leaderboard SUITE --model NAME --history`.")
+    if args.run_id or args.format not in TEXT_FORMATS:
+        raise BenchError(f"--history covers every suite run: drop --run-id, use --format "
+                         f"{'|'.join(TEXT_FORMATS)}.")
+
+
 def check_arguments(args: argparse.Namespace) -> None:
     """What the command line alone can tell is wrong, before a suite is read or a store opened."""
+    _check_history(args)
     check_out(getattr(args, "out", None))
     if getattr(args, "tracking_uri", None):
         check_tracking_uri(args.tracking_uri)
