@@ -89,8 +89,8 @@ def store(monkeypatch, write_suite) -> MemoryStore:
     """The store, wired into `bench compare` and `bench nightly`; `store.night(values)` runs
     one nightly whose suite run logs `values` and returns its exit code."""
     import bench.record.tracking
-    import bench.workflows.api
     import bench.run.runner
+    import bench.workflows.api
 
     mem = MemoryStore()
     monkeypatch.setattr(bench.workflows.api, "open_suite_store", lambda *args, **kw: (mem, "s"))
