@@ -9,8 +9,9 @@ import pytest
 
 from bench.core.safe_names import md_code, md_text
 from bench.record.values import score
-from bench.report import compare, leaderboard
+from bench.report import compare, formatting
 from bench.report.leaderboard import build_leaderboard, render
+from bench.report.render import markdown
 
 HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>",
            "[click](javascript:alert(1))", "![i](http://e.example/x.png)", "a|b||c", "`tick` me",
@@ -112,8 +113,9 @@ def test_ordinary_names_print_the_same_bytes_as_before():
     tables = suite(ORDINARY, dataset="digits_v2", value="gan_train_acc", metric="gan_train")
     now = render(tables)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(leaderboard, "md_text", lambda s: str(s).replace("|", "\\|"))
-        mp.setattr(leaderboard, "md_code", lambda s: f"`{s}`")
+        for module in (markdown, formatting):  # the renderer; the legend and summary note
+            mp.setattr(module, "md_text", lambda s: str(s).replace("|", "\\|"))
+            mp.setattr(module, "md_code", lambda s: f"`{s}`")
         before = render(tables)
     assert now == before
     assert "| cgan_v2.1 " in now and "`cgan_v2.1`" in now

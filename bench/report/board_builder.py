@@ -1,0 +1,134 @@
+"""Tables (bench.report.table.Table, pandas frames) -> the typed board (bench.report.board):
+every number, rank, bold mark, text and note a renderer prints, computed here once."""
+
+from __future__ import annotations
+
+import math
+
+from bench.report.board import (
+    Agreement,
+    Board,
+    BoardTable,
+    Cell,
+    Column,
+    ColumnGroup,
+    DataValue,
+    Failure,
+    Number,
+    Row,
+    Summary,
+    SummaryRow,
+)
+from bench.report.table import Table
+
+
+def _opt(x: object) -> float | None:
+    """A frame's number as a float, None for NaN / missing."""
+    if x is None:
+        return None
+    f = float(x)  # type: ignore[arg-type]
+    return None if math.isnan(f) else f
+
+
+def _table(t: Table, verdicts: dict[str, str]) -> BoardTable:
+    import numpy as np
+
+    from bench.report.formatting import (
+        _data_text,
+        _diagnostic_groups,
+        _failed_columns,
+        _score_groups,
+        cell_texts,
+        legend,
+        model_label,
+        note_items,
+    )
+    from bench.report.ranking import best_mask, column_ranks, places, ranking_agreement
+
+    names = [str(c) for c in t.mean.columns]
+    index = [str(m) for m in t.mean.index]
+    shape = (len(index), len(names))
+
+    def arr(f) -> np.ndarray:
+        if f.empty and not len(f.index):
+            return np.full(shape, np.nan)
+        return f.reindex(index=t.mean.index, columns=t.mean.columns).to_numpy(dtype=float)
+
+    unc = t.uncertainty()
+    a = {k: arr(f) for k, f in (("mean", t.mean), ("std", t.std), ("n", t.n), ("lo", t.lo),
+                                ("hi", t.hi), ("u", unc), ("bound", t.bound),
+                                ("target", t.targets), ("rank", column_ranks(t)))}
+    best = best_mask(t).reindex(index=t.mean.index, columns=t.mean.columns).to_numpy(dtype=bool)
+    texts = cell_texts(t, unc).to_numpy()
+    failed_cols = _failed_columns(t)
+    place = places(t)
+    primaries = set(t.rank_columns)
+    columns = tuple(Column(c, t.header(c), t.values[c].role, t.values[c].ideal, t.values[c].aspect,
+                           t.target_source.get(c), c in primaries, t.rankable(c),
+                           t.metric_of.get(c, "")) for c in names)
+    rows = []
+    for i, m in enumerate(index):
+        failed = failed_cols.get(m, set())
+        cells = []
+        for j, c in enumerate(names):
+            x = a["mean"][i, j]
+            value = None if math.isnan(x) else Number(float(x), _opt(a["lo"][i, j]), _opt(a["hi"][i, j]),
+                                                      _opt(a["bound"][i, j]))
+            rank = _opt(a["rank"][i, j])
+            cells.append(Cell(value, _opt(a["std"][i, j]), _opt(a["n"][i, j]), _opt(a["u"][i, j]),
+                              _opt(a["target"][i, j]), rank, bool(best[i, j]) and rank is not None,
+                              c in failed, str(texts[i, j])))
+        rows.append(Row(m, model_label(t, m), bool(t.reference.get(m, False)), m == t.held_out,
+                        t.tier(m), t.state(m), _opt(place.get(m)) if m in place.index else None,
+                        verdicts.get(m), tuple(t.flags.get(m, [])), t.failure_text(m), tuple(cells)))
+    row_of = {m: i for i, m in enumerate(index)}
+    col_of = {c: j for j, c in enumerate(names)}
+    has_any = ~np.isnan(a["mean"])
+    groups = []
+    for title, cols, bold in (*_score_groups(t), *_diagnostic_groups(t)):
+        cols = [c for c in cols if has_any[:, col_of[c]].any()]
+        if not cols:
+            continue
+        js = [col_of[c] for c in cols]
+        has = has_any[:, js].any(axis=1)
+
+        def shown(ms: list[str], has: np.ndarray = has) -> tuple[int, ...]:
+            return tuple(row_of[m] for m in ms if has[row_of[m]] or t.failed(m) or t.state(m))
+
+        groups.append(ColumnGroup(title, tuple(js), bold, shown(t.ranked), shown(t.references)))
+    data = tuple(DataValue(str(r["value"]), float(r["mean"]), _opt(r["std"]), _opt(r["n"]), _opt(r["lo"]),
+                           _opt(r["hi"]), float(r["min"]), float(r["max"]), _data_text(r))
+                 for _, r in t.data.iterrows())
+    failures = tuple(Failure(str(r["model"]), str(r["metric"]), r["repeat"], str(r["error"]))
+                     for r in t.failures.to_dict("records"))
+    agreement = tuple(Agreement(str(r["a"]), str(r["b"]), float(r["rho"]), float(r["p"]), int(r["models"]))
+                      for r in ranking_agreement(t).to_dict("records"))
+    return BoardTable(t.dataset, t.sort_by, t.headline, tuple(t.headline_pair), t.held_out,
+                      tuple(t.rank_columns), columns, tuple(rows), tuple(groups), data, note_items(t),
+                      failures, agreement, tuple(c for c in t.scores if not t.rankable(c)),
+                      legend(t), t.repeats)
+
+
+def _summary(tables: list[Table]) -> Summary | None:
+    from bench.report.formatting import summary_frame, summary_note
+    from bench.report.ranking import summarize
+
+    s = summarize(tables)
+    if s.empty:
+        return None
+    aspects = tuple(str(a) for a in s.columns if a not in ("place", "verdict", "headline", "ranked", "wins"))
+    display = summary_frame(s)
+    rows = tuple(SummaryRow(str(m), _opt(r["place"]), str(r["verdict"]), str(r["headline"]),
+                            tuple((a, _opt(r[a])) for a in aspects), int(r["ranked"]), int(r["wins"]),
+                            tuple(str(v) for v in d))
+                 for (m, r), d in zip(s.iterrows(), display.values.tolist(), strict=True))
+    return Summary(len(tables), aspects, tuple(str(c) for c in display.columns), summary_note(tables), rows)
+
+
+def build_board(tables: list[Table]) -> Board:
+    """The typed board of `tables` (bench.report.leaderboard.build_leaderboard)."""
+    from bench.report.formatting import progress_note
+
+    summary = _summary(tables)
+    verdicts = {r.model: r.verdict for r in summary.rows} if summary else {}
+    return Board(tuple(_table(t, verdicts) for t in tables), summary, progress_note(tables))
