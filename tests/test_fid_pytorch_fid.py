@@ -110,3 +110,45 @@ def test_fewer_rows_than_dimensions_take_the_n_by_n_route_with_the_same_values()
             warnings.simplefilter("ignore", RuntimeWarning)
             want = ref.distance_to_stats(FeatureStats.from_features(x))
         assert boot[r] == pytest.approx(want, rel=1e-7)
+
+
+def test_fewer_real_rows_than_dimensions_keep_the_rows_with_the_same_values() -> None:
+    """N <= d real rows: from_features keeps the centred rows and factors nothing (no eigh of
+    the singular covariance); the distances to N <= d and N > d generated rows, and the
+    bootstrap, equal the eigh-factor route's (the same statistics given as mu, sigma)."""
+    import torch
+
+    from bench.metrics.functional._stats import FeatureStats
+
+    rng = np.random.default_rng(4)
+    d = 96
+    base = rng.normal(size=(d, d)) / np.sqrt(d)
+    real = torch.from_numpy(rng.normal(size=(70, d)) @ base)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rows = FrechetReference.from_features(real)
+        general = FrechetReference.from_stats(FeatureStats.from_features(real))
+    assert rows._rows is not None and rows._factor is None and rows._lower_f is None
+    assert general._rows is None
+    a = (real - real.mean(0)).numpy()
+    for n in (40, 70, 90, 300):  # fewer, as many, more generated rows than real; more than d
+        fake = torch.from_numpy(rng.normal(size=(n, d)) @ (1.1 * base) + 0.1)
+        b = (fake - fake.mean(0)).numpy()
+        # closed form: tr sqrt(S1 S2) = the nuclear norm of B A^T / sqrt((N1 - 1)(N2 - 1))
+        nuclear = np.linalg.svd(b @ a.T, compute_uv=False).sum() / np.sqrt((len(a) - 1) * (n - 1))
+        exact = (float(((real.mean(0) - fake.mean(0)) ** 2).sum()) + (a * a).sum() / (len(a) - 1)
+                 + (b * b).sum() / (n - 1) - 2 * nuclear)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            got = rows.distance_to_features(fake)
+            assert got == pytest.approx(exact, rel=1e-8)
+            # the eigh route takes square roots of the round-off eigenvalues of the singular
+            # covariance (1e-8 relative off the closed form at N = 90, 300)
+            assert got == pytest.approx(general.distance_to_features(fake), rel=1e-7)
+            assert rows.bootstrap_distances(fake, 3, seed=2) == pytest.approx(
+                general.bootstrap_distances(fake, 3, seed=2), rel=1e-7)
+    assert rows._factor is None  # never needed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        same = rows.distance_to_features(real)
+    assert abs(same) < 1e-9 * rows.trace  # the real rows against themselves

@@ -43,7 +43,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
 
 from ._knn import default_chunk_size, nearest_neighbour, pairwise_sq_dists, sq_norms
 from ._stats import ArrayLike, DeviceLike, as_tensor, resolve_device
@@ -207,6 +206,8 @@ def data_copying_detail_many(
 
 def _centroids(t: torch.Tensor, num_cells: int, seed: int, n_init: int) -> torch.Tensor:
     """The centroids of one k-means partition of the training features."""
+    from sklearn.cluster import KMeans  # here: sklearn costs every importer of bench.metrics 1-2 s
+
     km = KMeans(n_clusters=num_cells, random_state=seed, n_init=n_init).fit(t.cpu().numpy())
     return torch.as_tensor(km.cluster_centers_, dtype=t.dtype, device=t.device)
 

@@ -14,7 +14,7 @@ no imaginary parts, and it works for rank-deficient covariances.
 The factor F of the real covariance is computed once:
 
 * F = sqrt(S1) from ``eigh(S1)`` with negative eigenvalues clamped (the
-  general route, always used when S1 is singular, e.g. N <= d), or
+  general route, used when S1 is singular and only (mu, sigma) are given), or
 * F = Cholesky factor of S1 when S1 is numerically positive definite
   (``factor="auto"``, the default): the eigenvalues are the same, and
   Cholesky is ~100x cheaper than a full eigendecomposition with vectors
@@ -27,6 +27,8 @@ float64. On the CPU with a Cholesky factor the product is LAPACK's ``dsygst``
 (itype 3: L^T A L for symmetric A and triangular L, d^3 flops instead of the
 4 d^3 of two general products), and ``eigvalsh`` reads only the triangle it
 fills; the values are pytorch-fid's (scipy ``sqrtm``) to about 1e-9 relative.
+From N <= d real rows (:meth:`FrechetReference.from_features`) no factor is
+made: the real side's centred rows stand for it (an N x N problem per model).
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ class FrechetReference:
 
     ``factor="auto"`` uses Cholesky when sigma is positive definite and
     sqrt(sigma) via ``eigh`` otherwise; ``factor="eigh"`` always uses eigh.
+    Built by :meth:`from_features` from N <= d rows (sigma singular), it keeps
+    the centred rows A instead (sigma = A^T A / (N - 1)) and factors nothing:
+    the nonzero eigenvalues of S1 S2 are those of A S2 A^T / (N - 1), an N x N
+    problem (and with N2 <= d generated rows B, of C C^T for C = B A^T, i.e.
+    tr sqrt(S1 S2) is the nuclear norm of B A^T / sqrt((N - 1)(N2 - 1))).
 
     Build once per dataset (``FrechetReference(mu, sigma)``,
     ``.from_stats(stats)`` or ``.from_features(real)``), then call
@@ -72,28 +79,39 @@ class FrechetReference:
         factor: Literal["auto", "eigh"] = "auto",
         device: DeviceLike = None,
     ) -> None:
+        self._setup(mu, sigma, factor, device, None)
+
+    def _setup(self, mu: ArrayLike, sigma: ArrayLike, factor: str, device: DeviceLike,
+               rows: torch.Tensor | None) -> None:
         dev = resolve_device(mu, device)
         self.mu = as_tensor(mu, device=dev, dtype=torch.float64, ndim=1, name="mu")
         self.sigma = _sym(as_tensor(sigma, device=dev, dtype=torch.float64, name="sigma"))
         d = self.mu.shape[0]
         if self.sigma.shape != (d, d):
             raise ValueError(f"sigma must be ({d}, {d}), got {tuple(self.sigma.shape)}")
-        fac: torch.Tensor | None = None
+        if factor not in ("auto", "eigh"):
+            raise ValueError(f"factor must be 'auto' or 'eigh', got {factor!r}")
+        # the centred real rows when they are fewer than the dimensions (see the class)
+        self._rows = rows
+        self._factor: torch.Tensor | None = None  # sqrt(sigma) by eigh: made on first use
         # the CPU fast path's operand: the Cholesky factor in the column order LAPACK reads
         self._lower_f: np.ndarray | None = None
-        if factor == "auto":
+        if factor == "auto" and rows is None:  # N <= d rows: singular, no Cholesky to try
             chol, info = torch.linalg.cholesky_ex(self.sigma)
             if int(info) == 0 and bool(torch.isfinite(chol).all()):
-                fac = chol
+                self._factor = chol
                 if chol.device.type == "cpu":
                     self._lower_f = np.asfortranarray(chol.numpy())
-        elif factor != "eigh":
-            raise ValueError(f"factor must be 'auto' or 'eigh', got {factor!r}")
-        if fac is None:
-            evals, evecs = torch.linalg.eigh(self.sigma)
-            fac = _sym((evecs * evals.clamp_min(0).sqrt()) @ evecs.T)
-        self.factor = fac
         self.trace = float(torch.trace(self.sigma))
+
+    @property
+    def factor(self) -> torch.Tensor:
+        """F with F F^T = sigma: the Cholesky factor, or sqrt(sigma) from ``eigh`` (several
+        seconds at d = 2,048 on a CPU), computed when a distance first needs it."""
+        if self._factor is None:
+            evals, evecs = torch.linalg.eigh(self.sigma)
+            self._factor = _sym((evecs * evals.clamp_min(0).sqrt()) @ evecs.T)
+        return self._factor
 
     @property
     def device(self) -> torch.device:
@@ -108,7 +126,13 @@ class FrechetReference:
         cls, features: ArrayLike, *, batch_size: int | None = None, device: DeviceLike = None
     ) -> FrechetReference:
         stats = FeatureStats.from_features(features, batch_size=batch_size, device=device)
-        return cls.from_stats(stats)
+        n = len(features)
+        if not 2 <= n <= (stats.dim or 0):
+            return cls.from_stats(stats)
+        ref = cls.__new__(cls)
+        x = as_tensor(features, device=stats.mean.device, dtype=torch.float64, name="features")
+        ref._setup(stats.mean, stats.cov, "auto", device, x - stats.mean)
+        return ref
 
     def distance(self, mu: ArrayLike, sigma: ArrayLike) -> float:
         """Fréchet distance from this reference to N(mu, sigma)."""
@@ -125,6 +149,10 @@ class FrechetReference:
 
     def _trace_sqrt(self, sigma2: torch.Tensor) -> torch.Tensor:
         """tr sqrt(sigma sigma2) = sum of sqrt(eigenvalues of F^T sigma2 F); may overwrite sigma2."""
+        if self._rows is not None:  # N x N: A sigma2 A^T / (N - 1) for the real rows A
+            a = self._rows
+            inner = _sym((a @ sigma2) @ a.T) / (len(a) - 1)
+            return torch.linalg.eigvalsh(inner).clamp_min(0).sqrt().sum()
         if self._lower_f is not None and sigma2.device.type == "cpu":
             # sigma2 is symmetric and our own copy: its transpose is the Fortran-order view
             inner, info = lapack.dsygst(sigma2.numpy().T, self._lower_f, itype=3, lower=1,
@@ -160,7 +188,12 @@ class FrechetReference:
         if a.shape[1:] != self.mu.shape:
             raise ValueError(f"shape mismatch: reference d={self.mu.shape[0]}, got {tuple(a.shape)}")
         diff = self.mu - mu2
-        inner = _sym((a @ self.sigma) @ a.T) / denom  # k x k, same nonzero spectrum as F^T S2 F
+        if self._rows is not None:  # C = a A^T: C C^T or C^T C, whichever is smaller
+            c = a @ self._rows.T
+            inner = _sym(c @ c.T if len(a) <= len(self._rows) else c.T @ c)
+            inner = inner / (denom * (len(self._rows) - 1))
+        else:
+            inner = _sym((a @ self.sigma) @ a.T) / denom  # k x k, same nonzero spectrum as F^T S2 F
         trace_sqrt = torch.linalg.eigvalsh(inner).clamp_min(0).sqrt().sum()
         fd = diff.dot(diff) + self.trace + (a * a).sum() / denom - 2.0 * trace_sqrt
         return float(fd)
