@@ -12,7 +12,10 @@ review the diff before committing them.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import sys
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -280,6 +283,24 @@ def test_the_page_is_byte_identical_to_its_golden(name):
                  min(len(page), len(expected)))
         pytest.fail(f"{name}: differs from {golden.name} at char {i}:\n"
                     f"  now:    {page[max(0, i - 80):i + 80]!r}\n  golden: {expected[max(0, i - 80):i + 80]!r}")
+
+
+def test_hostile_names_stay_inert_in_the_golden():
+    page = render_case("hostile")
+    assert EVIL not in page and ATTR not in page and "<img src=x" not in page and "<b>ds" not in page
+    assert page.count("<script>") == 1  # the page's own
+    # no raw control character anywhere, the published section included (it printed them raw
+    # before the page moved to templates)
+    assert not any(c in page for c in "\x1b\x07\u202e") and "\\x1b[31mred" in page
+
+
+def test_the_script_is_board_js_and_the_csp_allows_it_by_its_hash():
+    js = (resources.files("bench.report") / "static" / "board.js").read_bytes()
+    css = (resources.files("bench.report") / "static" / "board.css").read_bytes()
+    page = render_html([], title="t")
+    digest = base64.b64encode(hashlib.sha256(js).digest()).decode()
+    assert f"<script>{js.decode()}</script>" in page and f"<style>{css.decode()}</style>" in page
+    assert f"script-src 'sha256-{digest}';" in page
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-from html import escape
 
 import pandas as pd
 
@@ -92,28 +91,6 @@ def markdown(frame: pd.DataFrame) -> str:
             "reading": list(g["reading"])})
         out.append(body.to_markdown(index=False, disable_numparse=True) + "\n")
     return "\n".join(out)
-
-
-def html(frame: pd.DataFrame) -> str:
-    """The same section for the HTML page ('' when the suite publishes nothing)."""
-    if frame.empty:
-        return ""
-    parts = ['<section id="published"><h2>Against published values</h2><p class="note">'
-             "Published numbers beside ours (never ranked). <em>agrees</em>: the published "
-             "number lies inside our 95% interval.</p>"]
-    for (source, dataset), g in frame.groupby(["source", "dataset"], sort=False):
-        notes = "; ".join(sorted({n for n in g["note"] if n}))
-        parts.append(f"<h3>{escape(str(source))} on {escape(str(dataset))}</h3>"
-                     + (f'<p class="note">{escape(notes)}</p>' if notes else ""))
-        rows = "".join(
-            f"<tr><td>{escape(str(r['model']))}</td><td>{escape(str(r['value']))}</td>"
-            f"<td>{escape(r['ours'] or '—')}</td><td>{r['published']:.4g}</td>"
-            f"<td>{'—' if not math.isfinite(r['difference']) else format(r['difference'], '+.3g')}</td>"
-            f"<td>{escape(r['reading'])}</td></tr>" for _, r in g.iterrows())
-        parts.append("<table><thead><tr><th>model</th><th>value</th><th>ours</th>"
-                     "<th>published</th><th>ours − published</th><th>reading</th></tr></thead>"
-                     f"<tbody>{rows}</tbody></table>")
-    return "".join(parts) + "</section>"
 
 
 def json_rows(frame: pd.DataFrame) -> list[dict]:
