@@ -20,12 +20,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 from bench.classifiers.train import ClassifierConfig, Evaluation, evaluate, train_classifier
 from bench.data.base import Dataset
@@ -147,6 +149,8 @@ def effective_size(sizes: np.ndarray, accs: np.ndarray, target: float) -> tuple[
 def figure(width: float = 6.0, height: float = 4.0) -> Figure:
     """A matplotlib Figure on the Agg canvas, without pyplot's global state (safe in
     workers and headless runs, no backend switch for the user's session)."""
+    from matplotlib.figure import Figure  # here: matplotlib costs every run that loads metrics 1 s
+
     return Figure(figsize=(width, height), layout="constrained")
 
 
