@@ -61,7 +61,7 @@ def _table(t: Table, verdicts: dict[str, str]) -> BoardTable:
     best = best_mask(t).reindex(index=t.mean.index, columns=t.mean.columns).to_numpy(dtype=bool)
     texts = cell_texts(t, unc).to_numpy()
     failed_cols = _failed_columns(t)
-    place = places(t)
+    place = places(t).to_dict()
     primaries = set(t.rank_columns)
     columns = tuple(Column(c, t.header(c), t.values[c].role, t.values[c].ideal, t.values[c].aspect,
                            t.target_source.get(c), c in primaries, t.rankable(c),
@@ -79,7 +79,7 @@ def _table(t: Table, verdicts: dict[str, str]) -> BoardTable:
                               _opt(a["target"][i, j]), rank, bool(best[i, j]) and rank is not None,
                               c in failed, str(texts[i, j])))
         rows.append(Row(m, model_label(t, m), bool(t.reference.get(m, False)), m == t.held_out,
-                        t.tier(m), t.state(m), _opt(place.get(m)) if m in place.index else None,
+                        t.tier(m), t.state(m), _opt(place.get(m)),
                         verdicts.get(m), tuple(t.flags.get(m, [])), t.failure_text(m), tuple(cells)))
     row_of = {m: i for i, m in enumerate(index)}
     col_of = {c: j for j, c in enumerate(names)}
@@ -118,10 +118,11 @@ def _summary(tables: list[Table]) -> Summary | None:
         return None
     aspects = tuple(str(a) for a in s.columns if a not in ("place", "verdict", "headline", "ranked", "wins"))
     display = summary_frame(s)
-    rows = tuple(SummaryRow(str(m), _opt(r["place"]), str(r["verdict"]), str(r["headline"]),
-                            tuple((a, _opt(r[a])) for a in aspects), int(r["ranked"]), int(r["wins"]),
-                            tuple(str(v) for v in d))
-                 for (m, r), d in zip(s.iterrows(), display.values.tolist(), strict=True))
+    col = {c: s[c].tolist() for c in s.columns}  # columns as lists: no per-row pandas lookup
+    rows = tuple(SummaryRow(str(m), _opt(col["place"][i]), str(col["verdict"][i]), str(col["headline"][i]),
+                            tuple((a, _opt(col[a][i])) for a in aspects), int(col["ranked"][i]),
+                            int(col["wins"][i]), tuple(str(v) for v in d))
+                 for i, (m, d) in enumerate(zip(s.index, display.values.tolist(), strict=True)))
     return Summary(len(tables), aspects, tuple(str(c) for c in display.columns), summary_note(tables), rows)
 
 

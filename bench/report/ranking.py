@@ -235,7 +235,14 @@ def places(t: Table) -> pd.Series:
     without any headline value comes after those with one in its tier. A model better on one
     value of the pair and worse on the other does not dominate it. A model is placed above
     every model it dominates whoever else is on the board; models that do not dominate each
-    other may be placed either way next to a third (docs/leaderboard.md)."""
+    other may be placed either way next to a third (docs/leaderboard.md). Computed once per
+    row order (the summary and the typed board both read it)."""
+    if "places" not in t._memo:
+        t._memo["places"] = _places(t)
+    return t._memo["places"].copy()
+
+
+def _places(t: Table) -> pd.Series:
     models = t.ranked
     if not models:
         return pd.Series(dtype=float)
