@@ -7,7 +7,10 @@ a generated stamp). tests/test_board_golden.py checks the renderers still write 
     python tests/data/boards/capture.py store NAME URI SUITE.yaml   # a store's latest runs of a suite
     python tests/data/boards/capture.py outputs NAME...        # re-render from saved inputs
 
-Re-render only on purpose (an intended change of the board), and say so in the commit.
+Re-render only on purpose (an intended change of the board), and say so in the commit. To
+capture a new input as the board was before a change, run this file from an export of that
+commit (`git archive COMMIT | tar -x -C DIR`, then `PYTHONPATH=DIR python DIR/tests/...`).
+quickstart: `bench run suites/quickstart.yaml`'s store, captured with `store`.
 """
 
 from __future__ import annotations
