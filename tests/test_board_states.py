@@ -175,11 +175,12 @@ def test_bench_leaderboard_during_and_after_a_run(live, write_suite, monkeypatch
     reached yet are pending; with no live runner (interrupted), they are not run."""
     from bench import cli
     from bench.record.cell_record import LeaseStamp
+    from bench.workflows import api  # where `bench leaderboard` opens the store
 
     suite = write_suite(SUITE)
     frame = runs([{"model": "a", "metric": "fid", "values": FID, "primary": "fid", "m:fid": 3.0}])
     running = [("run1", LeaseStamp(time.time(), "pid 9 on elsewhere").to_tags(), 0)] if live else []
-    monkeypatch.setattr(cli, "open_suite_store", lambda *args, **kw: (_Tracker(frame, running), "s"))
+    monkeypatch.setattr(api, "open_suite_store", lambda *args, **kw: (_Tracker(frame, running), "s"))
     assert cli.main(["leaderboard", str(suite)]) == 0
     out = capsys.readouterr().out
     state = PENDING if live else NOT_RUN
@@ -350,13 +351,14 @@ def test_bench_leaderboard_of_a_suite_name_before_any_cell_finished(monkeypatch,
     progress (exit 0); with no run in progress it is still the "no cell runs" error."""
     from bench import cli
     from bench.record.cell_record import LeaseStamp
+    from bench.workflows import api  # where `bench leaderboard` opens the store
 
     live = [("run1", LeaseStamp(time.time(), "pid 9 on elsewhere").to_tags(), 0)]
-    monkeypatch.setattr(cli, "open_suite_store", lambda *a, **k: (_Tracker(pd.DataFrame(), live), "s"))
+    monkeypatch.setattr(api, "open_suite_store", lambda *a, **k: (_Tracker(pd.DataFrame(), live), "s"))
     assert cli.main(["leaderboard", "s"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("suite run run1 is in progress (pid 9 on elsewhere, last heartbeat")
     assert out.rstrip().endswith("no cell has finished yet.")
-    monkeypatch.setattr(cli, "open_suite_store", lambda *a, **k: (_Tracker(pd.DataFrame(), []), "s"))
+    monkeypatch.setattr(api, "open_suite_store", lambda *a, **k: (_Tracker(pd.DataFrame(), []), "s"))
     assert cli.main(["leaderboard", "s"]) == 2
     assert "no cell runs of suite 's'" in capsys.readouterr().err
