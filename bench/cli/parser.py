@@ -1,6 +1,6 @@
 """The command line's arguments: the parser of every `bench` command, its argument types, and
 what the arguments alone can tell is wrong (checked before a suite is read or a store opened).
-Each subcommand names its function in bench.cli.commands (`command=`), which `main` calls."""
+`args.command` names the subcommand; bench.cli.commands.COMMANDS maps it to its function."""
 
 from __future__ import annotations
 
