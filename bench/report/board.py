@@ -2,8 +2,8 @@
 
 `bench.report.board_builder.build_board(tables)` turns the built tables
 (bench.report.leaderboard.build_leaderboard: pandas frames) into a `Board` of frozen
-dataclasses with no DataFrame in them (this module imports neither pandas nor numpy); the renderers
-(bench.report.render: markdown, CSV, JSON, LaTeX) read only this module's types, so what a
+dataclasses with no DataFrame in them (this module imports neither pandas nor numpy); the
+renderers (bench.report.render: markdown, CSV, JSON, LaTeX) read only this module's types, so what a
 board says (ranks, bold, text of each number, notes) is decided here and nowhere else.
 
 API (all fields read-only; tuples, not lists; None where a number is unknown, never NaN):
@@ -15,10 +15,10 @@ API (all fields read-only; tuples, not lists; None where a number is unknown, ne
   `headers` (display headers after "model": "place ↓", "verdict", "<aspect> ↓", "clear
   wins ↑"), `note` (the paragraph above it, markdown: names in backticks), `rows`
   (`SummaryRow`: model, place, verdict, headline, `aspects` ((aspect, mean rank | None)...),
-  ranked, wins, tier, `display`: the cells' texts in `headers` order).
+  ranked, wins, `display`: the cells' texts in `headers` order), in the summary's order.
 - `BoardTable`: dataset, sort_by, headline, headline_pair, held_out, `primaries` (the
-  ranked primaries), `columns` (`Column`), `rows` (`Row`, in table order: competing models
-  then references interleaved as built; `ranked` / `references` pick them), `groups`
+  ranked primaries), `columns` (`Column`), `rows` (`Row`, in the table's order: by tier, then
+  the sort value, then name; `ranked` / `references` pick the two kinds), `groups`
   (`ColumnGroup`: the score and diagnostic tables as markdown and HTML show them: title,
   columns with a value, bold or not, the rows shown), `data` (`DataValue`: reference-role
   values, once per dataset), `notes` (`Note`: flags, failures, models without a run;
@@ -26,8 +26,8 @@ API (all fields read-only; tuples, not lists; None where a number is unknown, ne
   names), `failures` (`Failure`), `agreement` (`Agreement`), `unranked` (score columns
   that cannot be ranked), `legend` (the line under the table, markdown), `repeats`.
 - `Column`: name, header (with its ideal's mark: "fid ↓", "auth →ref"), role, ideal,
-  aspect, target (where the target comes from, or None), primary, rankable, metric,
-  group (the aspect or metric a wide table is split by).
+  aspect, target (where the target comes from, or None), primary, rankable, metric (the
+  metric that logs it).
 - `Row`: model, label (marked ✗ when gated or failed), reference, held_out, tier (0 pass,
   1 gated, 2 failed, 3 pending / not run), state (PENDING, NOT_RUN or None), place (None:
   not placed), verdict (the summary's, or None for reference rows), flags (bench.record.flags
@@ -47,7 +47,8 @@ from dataclasses import dataclass
 
 from bench.record.flags import Flag
 
-__all__ = ["NOT_RUN", "PENDING", "REFERENCE_LABEL", "UNRUN_STATES", "Agreement", "Board", "BoardTable", "Cell", "Column", "ColumnGroup",
+__all__ = ["NOT_RUN", "PENDING", "REFERENCE_LABEL", "UNRUN_STATES", "Agreement", "Board",
+           "BoardTable", "Cell", "Column", "ColumnGroup",
            "DataValue", "Failure", "Note", "Number", "Row", "Summary", "SummaryRow"]
 
 REFERENCE_LABEL = "reference (not ranked)"
