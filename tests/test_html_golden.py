@@ -3,8 +3,9 @@ that was written from it before the page moved to templates (tests/data/html/*.h
 change of markup, whitespace or escaping shows up here. The cases cover what a page can hold:
 references and a held-out row, targets, bounds, intervals, flags and gates, failures,
 pending / not-run rows, a table split by aspect, the data's reference values, ranking
-agreement, published values, trends, figures, images and run links, and hostile names
-(markup, attribute breakers, control characters) everywhere a name is shown.
+agreement, published values, trends, figures, images and run links, tables without a score
+column, and hostile names (markup, attribute breakers, control characters) everywhere a name
+is shown.
 
 A deliberate change of the page: `python tests/test_html_golden.py --write` rewrites the files;
 review the diff before committing them.
@@ -234,15 +235,31 @@ def case_many() -> str:
             + "\n<!-- only a reference -->\n" + render_html(only_ref, title="only a reference"))
 
 
-CASES = {"full": case_full, "hostile": case_hostile, "wide": case_wide, "pending": case_pending,
+def case_unscored() -> str:
+    """Tables without any score column: only diagnostics and failed cells, and only failures
+    (their failed and not-run rows are still listed), beside a scored dataset."""
+    decl = {"acc": score("higher", "utility"), "spread": diagnostic("lower")}
+    rows = [_row("diag", "a", "spread", decl, "", {"m:spread": 0.3}, t=1),
+            _row("diag", "b", "spread", decl, "", {}, t=2, status="FAILED", error="boom"),
+            _row("diag", "real", "spread", decl, "", {}, ref=True, t=3, status="FAILED", error="no data"),
+            _row("dead", "a", "acc", decl, "acc", {}, t=4, status="FAILED", error="oom"),
+            _row("dead", "b", "acc", decl, "acc", {}, t=5, status="FAILED", error="oom"),
+            _row("ok", "a", "acc", decl, "acc", {"m:acc": 0.9}, t=6),
+            _row("ok", "b", "acc", decl, "acc", {"m:acc": 0.8}, t=7)]
+    declared = {(d, m) for d in ("diag", "dead", "ok") for m in ("a", "b", "c")} | {("diag", "real")}
+    return render_html(build_leaderboard(pd.DataFrame(rows), declared=declared), title="unscored")
+
+
+CASES = {"unscored": case_unscored, "full": case_full, "hostile": case_hostile, "wide": case_wide, "pending": case_pending,
          "many": case_many}
 
 
 def board_cases() -> list[str]:
     """The golden boards (tests/data/boards/NAME.input.json, read by tests/board_frames) that
-    have a page here (board-NAME.html): rendered with images, run links and a generated line,
-    which their own golden pages (tests/test_board_golden.py) leave out. `--write` adds a page
-    for every input present."""
+    have a page here (board-NAME.html): rendered through html_report with an image fetcher, a
+    UI address and a generated line, which their own golden pages (tests/test_board_golden.py)
+    leave out (their frames carry no run ids, so no image or run link shows). `--write` adds
+    a page for every input present."""
     return sorted(p.stem.removeprefix("board-") for p in GOLDEN.glob("board-*.html"))
 
 

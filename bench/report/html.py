@@ -39,25 +39,10 @@ from markupsafe import Markup
 
 from bench.config.published import PublishedBlock
 from bench.core.safe_names import printable
-from bench.report.leaderboard import (
-    REFERENCE_LABEL,
-    Table,
-    _data_text,
-    _diagnostic_groups,
-    _failed_columns,
-    _score_groups,
-    best_mask,
-    cell_texts,
-    legend,
-    model_label,
-    notes,
-    progress_note,
-    ranking_agreement,
-    summarize,
-    summary_frame,
-    summary_note,
-)
+from bench.report.board import REFERENCE_LABEL, BoardTable, Cell, Column, Summary
+from bench.report.board_builder import build_board
 from bench.report.published import comparison
+from bench.report.table import Table
 
 _HTML_SPECIAL = re.compile("[&<>\"']")
 
@@ -390,87 +375,79 @@ class SummaryView(NamedTuple):
     note: str
 
 
-def _head(model: str, anchors: dict[str, str], reference: bool, label: str | None = None) -> Head:
-    return Head(label or model, anchors.get(model, ""), reference)
+def _goodness(column: Column, cell: Cell) -> float:
+    """Higher = better: x, -x, or -|x - target| (NaN without a value or a target)."""
+    if cell.value is None:
+        return math.nan
+    x = cell.value.x
+    if column.ideal == "higher":
+        return x
+    if column.ideal == "lower":
+        return -x
+    return -abs(x - cell.target) if cell.target is not None else math.nan
 
 
-def _value_table(t: Table, title: str, cols: list[str], anchors: dict[str, str], bold: bool,
-                 heads_of: dict[str, Head]) -> ValueTable:
-    best, good = best_mask(t)[cols].to_numpy(dtype=bool), t.goodness()[cols].to_numpy(dtype=float)
-    texts = cell_texts(t, t.uncertainty())[cols].to_numpy()
-    n = t.n.reindex(index=t.mean.index, columns=cols).to_numpy(dtype=float)
-    pos = {m: i for i, m in enumerate(t.mean.index)}
-    has = dict(zip(t.mean.index, t.mean[cols].notna().to_numpy().any(axis=1).tolist(), strict=True))
-    failed_cols = _failed_columns(t)
-
-    def cell(text: str, g: float, k: float, best: bool) -> CellView:
-        if not text:
-            return EMPTY
-        return ("" if g != g else repr(g), "best" if best else "", "" if k != k else f"n={int(k)}", text)
-
-    # every row's cells as written when none is bold, a column at a time (10,000 models x 17
-    # columns: a cell at a time is several times slower); the few rows with a bold, failed or
-    # pending cell are made again below
-    plain = list(zip(*([cell(x, g, k, False) for x, g, k in
-                        zip(texts[:, j].tolist(), good[:, j].tolist(), n[:, j].tolist(), strict=True)]
-                       for j in range(len(cols))), strict=True)) if cols else [()] * len(pos)
-
-    def row(m: str, reference: bool) -> tuple[Head, Sequence[CellView]]:
-        i, failed = pos[m], failed_cols.get(m, ())
-        if (state := t.state(m)) is not None:  # pending / not run: no value, never ranked
-            return heads_of[m], [("", "state", "", state)] * len(cols)
-        bolded = bold and not reference and bool(best[i].any())
-        if not (bolded or failed):
-            return heads_of[m], plain[i]
-        return heads_of[m], [cell(x or ("failed" if c in failed else ""), g, k, bolded and b)
-                             for x, g, k, b, c in zip(texts[i].tolist(), good[i].tolist(), n[i].tolist(),
-                                                      best[i].tolist(), cols, strict=True)]
-
-    heads = [(f"{t.values[c].role}; aspect: {t.values[c].aspect}", t.header(c)) for c in cols]
-    ranked = [row(m, False) for m in t.ranked if has[m] or t.failed(m) or t.state(m)]
-    refs = [row(m, True) for m in t.references if has[m] or t.failed(m) or t.state(m)]
-    return ValueTable(title, heads, ranked, refs)
+def _cell(text: str, good: float, n: float | None, best: bool) -> CellView:
+    if not text:
+        return EMPTY
+    return ("" if good != good else repr(good), "best" if best else "",
+            "" if n is None else f"n={int(n)}", text)
 
 
-def _dataset(t: Table, anchors: dict[str, str]) -> DatasetView:
+def _value_table(t: BoardTable, title: str, cols: Sequence[int], bold: bool, ranked: Sequence[int],
+                 references: Sequence[int], heads: list[Head]) -> ValueTable:
+    columns = [t.columns[j] for j in cols]
+
+    def row(i: int) -> tuple[Head, list[CellView]]:
+        r = t.rows[i]
+        if r.state is not None:  # pending / not run: no value, never ranked
+            return heads[i], [("", "state", "", r.state)] * len(cols)
+        bolded = bold and not r.reference
+        cells = [r.cells[j] for j in cols]
+        return heads[i], [_cell(c.text or ("failed" if c.failed else ""), _goodness(col, c), c.n,
+                                bolded and c.best) for col, c in zip(columns, cells, strict=True)]
+
+    return ValueTable(title, [(f"{c.role}; aspect: {c.aspect}", c.header) for c in columns],
+                      [row(i) for i in ranked], [row(i) for i in references])
+
+
+def _dataset(t: BoardTable, anchors: dict[str, str]) -> DatasetView:
     """One dataset: the scores (competing models, then reference rows under a divider), the
     diagnostics (never bold), the flags, the data's own reference values, the agreement."""
-    ref = set(map(str, t.references))
-    heads = {str(m): _head(str(m), anchors, str(m) in ref, model_label(t, str(m)))
-             for m in list(t.ranked) + list(t.references)}
-    tables = [_value_table(t, title, cols, anchors, True, heads)
-              for title, cols, _ in (_score_groups(t) if t.scores or t.failures.size else [])]
-    for title, cols, _ in _diagnostic_groups(t):
-        diag = [c for c in cols if t.mean[c].notna().any()]
-        if diag:
-            tables.append(_value_table(t, title, diag, anchors, False, heads))
+    heads = [Head(r.label or r.model, anchors.get(r.model, ""), r.reference) for r in t.rows]
+    tables = [_value_table(t, g.title, g.columns, g.bold, g.ranked, g.references, heads)
+              for g in t.groups]
+    if t.failures and not t.scores:
+        # no score at all, but failed cells: the models that failed (and those without a run)
+        # still have their rows, with no value column
+        def unscored(reference: bool) -> list[int]:
+            return [i for i, r in enumerate(t.rows)
+                    if r.reference == reference and (r.tier == 2 or r.state is not None)]
+
+        tables.insert(0, _value_table(t, "", (), True, unscored(False), unscored(True), heads))
     return DatasetView(
-        t.dataset, tables, notes(t, code=str),  # names plain: no markdown backticks in a page
-        [(str(r["value"]), _data_text(r)) for _, r in t.data.iterrows()] if not t.data.empty else [],
-        [(r.a, r.b, f"{r.rho:+.2f}", f"{r.p:.2g}", r.models) for r in ranking_agreement(t).itertuples()],
-        str(t.sort_by), legend(t))
+        t.dataset, tables, [n.text(str, str) for n in t.notes],  # names plain: no markdown backticks
+        [(d.value, d.text) for d in t.data],
+        [(a.a, a.b, f"{a.rho:+.2f}", f"{a.p:.2g}", a.models) for a in t.agreement],
+        str(t.sort_by), t.legend)
 
 
-def _summary(tables: list[Table], anchors: dict[str, str]) -> SummaryView | None:
-    summary = summarize(tables)
-    if summary.empty:
+def _summary(summary: Summary | None, anchors: dict[str, str]) -> SummaryView | None:
+    """The summary's rows; each number's sort key says better is higher (places and mean
+    ranks negated), the verdict is text (left-aligned and wrapped, so the aspect columns stay
+    in view)."""
+    if summary is None:
         return None
-    shown = summary_frame(summary)
-    raw = summary.reindex(shown.index)
-    columns = []  # a column at a time (10,000 models: a row lookup each took 12 s)
-    for col in shown.columns:
-        key = "wins" if col.startswith("clear wins") else col.rsplit(" ", 1)[0]
-        x = raw[key] if key in raw.columns else None
-        texts = [str(text) for text in shown[col].tolist()]
-        if x is not None and (pd.api.types.is_float_dtype(x) or pd.api.types.is_integer_dtype(x)):
-            values = [("" if v != v else repr(float(v if key == "wins" else -v)))
-                      for v in x.to_numpy(dtype=float).tolist()]
-            columns.append([(v, "", "", text) for v, text in zip(values, texts, strict=True)])
-        else:  # text (the verdict): left-aligned and wrapped, so the aspect columns stay in view
-            columns.append([("", "text", "", text) for text in texts])
-    rows = [(_head(str(m), anchors, False), list(cells))
-            for m, *cells in zip(shown.index.tolist(), *columns, strict=True)]
-    return SummaryView(list(shown.columns), rows, summary_note(tables))
+    rows = []
+    for r in summary.rows:
+        place, verdict, *aspects, wins = r.display  # the texts, in `headers` order
+        cells: list[CellView] = [
+            ("" if r.place is None else repr(-r.place), "", "", place), ("", "text", "", verdict),
+            *(("" if x is None else repr(-x), "", "", text)
+              for (_, x), text in zip(r.aspects, aspects, strict=True)),
+            (repr(float(r.wins)), "", "", wins)]
+        rows.append((Head(r.model, anchors.get(r.model, ""), False), cells))
+    return SummaryView(list(summary.headers), rows, summary.note)
 
 
 def _runs_by_model(tables: list[Table], experiment_id: str | None, ui_url: str | None
@@ -677,7 +654,8 @@ def render_html(tables: list[Table], *, title: str = "Leaderboard", images: list
     reference = _reference_flags(tables)
     models = sorted(reference)
     anchors = {m: f"model-{i}" for i, m in enumerate(models)}
-    page: dict[str, Any] = {"title": title, "generated": generated, "progress": progress_note(tables),
+    board = build_board(tables)
+    page: dict[str, Any] = {"title": title, "generated": generated, "progress": board.progress,
                             "css": Markup(_CSS), "js": Markup(_JS), "csp": Markup(_csp()),
                             "reference_label": REFERENCE_LABEL, "datasets": []}
     if tables:
@@ -687,8 +665,8 @@ def render_html(tables: list[Table], *, title: str = "Leaderboard", images: list
             by_model.setdefault(img.model, []).append(
                 (img.uri, f"{img.name} of {img.model}", f"{img.dataset} · {img.metric} · {img.name}"))
         page |= {
-            "datasets": [_dataset(t, anchors) for t in tables],
-            "summary": _summary(tables, anchors),
+            "datasets": [_dataset(t, anchors) for t in board.tables],
+            "summary": _summary(board.summary, anchors),
             "trends": _trends(trends) if trends is not None else None,
             "figures": _figures(figures or {}, tables),
             "published": _published(tables, published),
