@@ -495,8 +495,6 @@ def _figures(figures: dict[str, bytes], tables: list[Table]) -> dict[str, Any] |
     """The comparison figures that are images, and what they leave out on a board of many
     models (bench.report.figures: past FIGURE_MODELS competitors a scatter names only the top
     ones, past FIGURE_LINES a chart of lines draws only theirs); None without a figure."""
-    from bench.report.figures import FIGURE_LINES, FIGURE_MODELS
-
     images = []
     for name, data in figures.items():
         mime = image_mime(data)
@@ -504,6 +502,7 @@ def _figures(figures: dict[str, bytes], tables: list[Table]) -> dict[str, Any] |
             images.append((f"data:{mime};base64,{base64.b64encode(data).decode()}", name))
     if not images:
         return None
+    from bench.report.figures import FIGURE_LINES, FIGURE_MODELS  # matplotlib: only with figures
     counts = {t.dataset: len(t.ranked) for t in tables}
     most = max(counts.values(), default=0)
     lines = [n for _, n in images if n.endswith(("_gan_train_curves.png", "_augmentation.png"))]
