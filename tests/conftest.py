@@ -55,8 +55,9 @@ def tracking_uri(tmp_path) -> str:
 # tests create one), while copying an already migrated file takes about 0.1 s. So, in this
 # process, MLflow's table initialisation of an empty SQLite file copies a template migrated
 # once per session instead. Any way a test makes a store (a fixture, an inline
-# sqlite:/// URI, bench.evaluate's temporary store, the CLI in-process) goes through it; stores
-# made by subprocesses (`bench` on the command line, `mlflow server`) migrate as a user's do.
+# sqlite:/// URI, bench.evaluate's temporary store, the CLI in-process) goes through it; a
+# subprocess (`bench` on the command line, `mlflow server`) sees no hook: the slow tests copy
+# the template into place for it (fixture `sqlite_template`), the others migrate as a user's do.
 # The template is read-only and in this session's own temporary folder (one per xdist
 # worker), and every store is a copy in its test's folder: no two processes write one file.
 class _StoreTemplate:
@@ -111,6 +112,20 @@ def _split_the_cores() -> None:
         torch.set_num_threads(budget(workers))
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a process a test starts that computes (a suite run, a `bench`
+    command): this process's share of the cores (bench.executors.threads' variables, which the
+    child's torch and bench read), so that it does not spin a thread per core beside the other
+    xdist worker."""
+    import os
+
+    import torch
+
+    from bench.executors.threads import thread_env
+
+    return {**os.environ, **thread_env(torch.get_num_threads()), **extra}
+
+
 def pytest_configure(config):
     """MLflow's table initialisation copies this process's template (set up here, before any
     test, so that no test's time includes MLflow's imports). BENCH_TEST_MIGRATE=1 turns it
@@ -134,6 +149,13 @@ def pytest_configure(config):
     mp.setattr(registry, "_initialize_tables", _TEMPLATE.initialize)
     config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
     config.add_cleanup(mp.undo)
+
+
+@pytest.fixture
+def sqlite_template() -> Path | None:
+    """The migrated SQLite template (read-only: copy it), for a store that a subprocess opens
+    (it sees no hook); None under BENCH_TEST_MIGRATE=1."""
+    return _TEMPLATE.file() if _TEMPLATE is not None else None
 
 
 @pytest.fixture
@@ -234,11 +256,15 @@ def _mlflow_server(store: str, artifacts: Path):
     import requests
 
     port = _free_port()
+    # without MLflow's job execution (GenAI jobs, which bench never submits): it starts about
+    # 9 more processes, each importing MLflow, that poll while the server is up: measured
+    # 13 s of CPU to start instead of 6, and 0.3 s more each second the server is up
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port",
          str(port), "--backend-store-uri", store,
          "--artifacts-destination", str(artifacts), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:

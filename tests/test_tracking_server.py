@@ -1,12 +1,12 @@
 """A real MLflow tracking server on loopback, two runners logging to it at once: the
 shared-leaderboard setup that docker/compose.yaml stands up, minus the containers."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import child_env
 from mlflow import MlflowClient
 
 BIN = Path(sys.executable).parent
@@ -28,7 +28,7 @@ def test_two_runners_log_to_one_server(server, tmp_path):
     for name in ("team_a", "team_b"):
         suite = tmp_path / f"{name}.yaml"
         suite.write_text(SUITE.format(name=name))
-        env = {**os.environ, "BENCH_CACHE_DIR": str(tmp_path / f"cache_{name}")}
+        env = child_env(BENCH_CACHE_DIR=str(tmp_path / f"cache_{name}"))
         procs.append(subprocess.Popen(
             [str(BIN / "bench"), "run", str(suite), "--tracking-uri", server, "--no-progress"],
             env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
@@ -59,7 +59,7 @@ def test_postgres_backed_server_with_worker_pools_and_compare(pg_server, tmp_pat
     def run(name: str) -> subprocess.Popen:
         suite = tmp_path / f"{name}.yaml"
         suite.write_text(SUITE.format(name=name))
-        env = {**os.environ, "BENCH_CACHE_DIR": str(tmp_path / f"cache_{name}")}
+        env = child_env(BENCH_CACHE_DIR=str(tmp_path / f"cache_{name}"))
         return subprocess.Popen(
             [str(BIN / "bench"), "run", str(suite), "--tracking-uri", pg_server, "--no-progress",
              "--executor", "local", "--workers", "2"],
