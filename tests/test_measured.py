@@ -66,7 +66,7 @@ def test_measured_equality_and_mistakes():
     assert Measured(1.0) != Measured(1.0, bound=1) and Measured(1.0) != 1.0
     with pytest.raises(ValueError, match="bound"):
         Measured(1.0, bound=2)
-    with pytest.raises(ValueError, match="both write the key 'a.lo'"):
+    with pytest.raises(ValueError, match="values 'a' and 'a.lo' both write the key 'a.lo'"):
         encode({"a": Measured(1.0, lo=0.5), "a.lo": Measured(0.4)})
 
 

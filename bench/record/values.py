@@ -156,6 +156,7 @@ class Measured:
 def encode(values: Mapping[str, Measured]) -> dict[str, float]:
     """The flat keys MLflow stores: `<v>`, and `<v>.lo`, `<v>.hi`, `<v>.bound` where logged."""
     out: dict[str, float] = {}
+    owner: dict[str, str] = {}  # key -> the value that wrote it (a clash would lose a number)
     for name, m in values.items():
         keys = [(name, m.x), (name + LO, m.lo), (name + HI, m.hi),
                 (name + BOUND, float(m.bound) if m.bound else None)]
@@ -163,8 +164,8 @@ def encode(values: Mapping[str, Measured]) -> dict[str, float]:
             if v is None:
                 continue
             if key in out:
-                raise ValueError(f"values {name!r} and {key!r} both write the key {key!r}")
-            out[key] = float(v)
+                raise ValueError(f"values {owner[key]!r} and {name!r} both write the key {key!r}")
+            out[key], owner[key] = float(v), name
     return out
 
 
