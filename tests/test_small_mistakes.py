@@ -133,12 +133,14 @@ def test_a_bare_sqlite_file_is_given_its_scheme_by_every_command(command, npz, w
 
 # ---------------------------------------------------------------- float noise
 def test_the_console_line_shows_float_noise_as_zero():
+    from bench.record.values import decode
     from bench.run.runner import _shown
 
-    assert _shown({"fid": -7.1e-13}, "fid") == "0"
-    assert _shown({"fid": -2.97e-05, "fid.lo": -0.001, "fid.hi": 0.001}, "fid") == "0.0000"
-    assert _shown({"fid": 3.8712, "fid.lo": 3.5, "fid.hi": 4.2}, "fid") == "3.9"
-    assert _shown({"acc": 0.91234}, "acc") == "0.9123"
+    # the record holds typed values (Measured); the flat keys are what a metric returns
+    assert _shown(decode({"fid": -7.1e-13}), "fid") == "0"
+    assert _shown(decode({"fid": -2.97e-05, "fid.lo": -0.001, "fid.hi": 0.001}), "fid") == "0.0000"
+    assert _shown(decode({"fid": 3.8712, "fid.lo": 3.5, "fid.hi": 4.2}), "fid") == "3.9"
+    assert _shown(decode({"acc": 0.91234}), "acc") == "0.9123"
 
 
 # ---------------------------------------------------------------- comparison figures
