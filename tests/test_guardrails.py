@@ -17,13 +17,25 @@ from bench.run.runner import run_suite
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "guardrails.yaml"
 LABEL_FREE = SUITE.with_name("guardrails_labelfree.yaml")
 
+# the module's tests on one xdist worker, one after another: the second suite run reads what
+# the first trained from their shared cache (below)
+pytestmark = pytest.mark.xdist_group("test_guardrails")
+
 
 @pytest.fixture(scope="module")
-def board(tmp_path_factory):
+def bench_cache(tmp_path_factory) -> str:
+    """One bench cache for both suites: they train the same cGAN (1,000 steps) and the same
+    classifier (10 epochs) on the same digits, content-addressed, so whichever runs second
+    reads them (about a minute and a half of CPU) instead of training them again."""
+    return str(tmp_path_factory.mktemp("guardrails-cache"))
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory, bench_cache):
     tmp = tmp_path_factory.mktemp("guardrails")
     uri = f"sqlite:///{tmp}/mlflow.db"
     suite = load_suite(SUITE)
-    report = run_suite(suite, tracking_uri=uri, progress=False, cache_dir=str(tmp / "cache"))
+    report = run_suite(suite, tracking_uri=uri, progress=False, cache_dir=bench_cache)
     # only the diverged generator's cells fail
     assert {o.cell.model.key for o in report.outcomes if o.status == "failed"} == {"nan"}, report.summary()
     runs = Tracker(uri, "guardrails").cell_runs(suite="guardrails", failed=True)
@@ -90,10 +102,10 @@ def test_bold_winners_are_sensible(board):
 
 
 @pytest.mark.slow
-def test_a_label_free_board_flags_training_copies_and_places_none_first(tmp_path):
+def test_a_label_free_board_flags_training_copies_and_places_none_first(tmp_path, bench_cache):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     suite = load_suite(LABEL_FREE)
-    run_suite(suite, tracking_uri=uri, progress=False, cache_dir=str(tmp_path / "cache"))
+    run_suite(suite, tracking_uri=uri, progress=False, cache_dir=bench_cache)
     runs = Tracker(uri, "guardrails_labelfree").cell_runs(suite="guardrails_labelfree", failed=True)
     (t,) = build_leaderboard(runs, declared=declared_pairs(suite))
     s, md = summarize([t]), render([t])
