@@ -56,10 +56,13 @@ def test_every_executor_gives_the_same_numbers(write_suite, server, tmp_path):
         assert runs[name].keys() == runs["inline"].keys()
         for cell, vals in runs["inline"].items():
             for k, v in vals.items():
-                # Ray runs each task with OMP_NUM_THREADS=num_cpus: a different float reduction
-                # order in classifier training moves values in the 3rd-4th digit, no more; a
-                # share of images against a percentile threshold may move by one image
-                one_image = 2.5e-3 if "recognisable" in k else 1e-6
+                # Ray runs each task with OMP_NUM_THREADS=num_cpus, a pool worker with its
+                # share of the cores: a different float reduction order in classifier training
+                # moves values in the 3rd-4th digit, no more; a share of images against a
+                # percentile threshold may move by one image (near_copies_expected: 1 of the
+                # ~630 held-back training images, seen with 2 threads inline vs 1 in the pool)
+                share = "recognisable" in k or k in ("near_copies", "near_copies_expected")
+                one_image = 2.5e-3 if share else 1e-6
                 assert runs[name][cell][k] == pytest.approx(v, rel=5e-3, abs=one_image), (name, cell, k)
     client = MlflowClient(server)
     exp = client.get_experiment_by_name("exec")
