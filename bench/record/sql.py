@@ -33,6 +33,18 @@ def is_sql(uri: str) -> bool:
     return uri.split(":", 1)[0].split("+", 1)[0] in SQL_SCHEMES
 
 
+def _fetch(result: Any) -> list[Any]:
+    """All rows of a result as the driver's plain tuples: SQLAlchemy's Row objects cost about
+    0.3 s of CPU per 200,000 tag rows (a board of 10,000 cell runs reads 180,000)."""
+    cursor = getattr(result, "cursor", None)  # the DBAPI cursor of a CursorResult
+    if cursor is None:
+        return list(result.all())
+    try:
+        return list(cursor.fetchall())
+    finally:
+        result.close()
+
+
 class SqlReader:
     """Reads cell records from one SQL store; owns its SQLAlchemy engine (a connection pool,
     made on first use and disposed with `close`)."""
@@ -97,19 +109,19 @@ class SqlReader:
         text = sqlalchemy.text
         try:
             with self._connect() as con:
-                runs = con.execute(text(
+                runs = _fetch(con.execute(text(
                     f"SELECT r.run_uuid, r.status, r.start_time FROM runs r {joins} "
                     f"WHERE r.experiment_id = :exp AND r.lifecycle_stage = 'active' "
-                    f"AND r.status IN ({status_marks}) ORDER BY r.start_time DESC"), params).all()
-                tags = con.execute(text(
+                    f"AND r.status IN ({status_marks}) ORDER BY r.start_time DESC"), params))
+                tags = _fetch(con.execute(text(
                     # only our tags and the parent link: MLflow's own (user, source, run name,
                     # log-model history) are about half the rows and the board reads none
                     f"SELECT t.run_uuid, t.key, t.value FROM tags t WHERE t.run_uuid IN ({selected}) "
                     "AND (t.key LIKE :ours OR t.key = :parent_key)"),
-                    params).all()
-                metrics = con.execute(text(
+                    params))
+                metrics = _fetch(con.execute(text(
                     f"SELECT m.run_uuid, m.key, m.value, m.is_nan FROM latest_metrics m "
-                    f"WHERE m.run_uuid IN ({selected})"), params).all()
+                    f"WHERE m.run_uuid IN ({selected})"), params))
         except SQLAlchemyError as e:
             raise Unsupported(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
         tags_of: dict[str, dict[str, str]] = {r[0]: {} for r in runs}
