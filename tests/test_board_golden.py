@@ -21,7 +21,7 @@ EXTENSIONS = {"markdown": "md", "csv": "csv", "json": "json", "latex": "tex"}
 
 
 def test_the_golden_boards_are_there():
-    assert {"quickstart", "states", "states_not_run", "ties", "mixed"} <= set(NAMES)
+    assert {"guardrails", "quickstart", "states", "states_not_run", "ties", "mixed"} <= set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
