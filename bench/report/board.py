@@ -10,7 +10,8 @@ API (all fields read-only; tuples, not lists; None where a number is unknown, ne
 
 - `Board`: `tables` (one `BoardTable` per dataset, sorted by name), `summary` (`Summary` or
   None when nothing is ranked or reported), `progress` (the line above a board read while a
-  runner holds the suite, or None).
+  runner holds the suite, or None), `parts` (the optional parts built, `PARTS` by default:
+  a renderer that reads no text or summary, CSV, is given a board without them).
 - `Summary`: `datasets` (how many tables), `aspects` (the aspect columns, in order),
   `headers` (display headers after "model": "place ↓", "verdict", "<aspect> ↓", "clear
   wins ↑"), `note` (the paragraph above it, markdown: names in backticks), `rows`
@@ -47,7 +48,7 @@ from dataclasses import dataclass
 
 from bench.record.flags import Flag
 
-__all__ = ["NOT_RUN", "PENDING", "REFERENCE_LABEL", "UNRUN_STATES", "Agreement", "Board",
+__all__ = ["NOT_RUN", "PARTS", "PENDING", "REFERENCE_LABEL", "UNRUN_STATES", "Agreement", "Board",
            "BoardTable", "Cell", "Column", "ColumnGroup",
            "DataValue", "Failure", "Note", "Number", "Row", "Summary", "SummaryRow"]
 
@@ -234,8 +235,14 @@ class Summary:
     rows: tuple[SummaryRow, ...]
 
 
+# what build_board may leave out when a renderer does not read it: "texts" (Cell.text and
+# DataValue.text), "summary" (Board.summary, Row.place, Row.verdict)
+PARTS = ("summary", "texts")
+
+
 @dataclass(frozen=True)
 class Board:
     tables: tuple[BoardTable, ...]
     summary: Summary | None
     progress: str | None
+    parts: tuple[str, ...] = PARTS  # the optional parts built, sorted (PARTS: all)

@@ -4,8 +4,12 @@ every number, rank, bold mark, text and note a renderer prints, computed here on
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
+
+import numpy as np
 
 from bench.report.board import (
+    PARTS,
     Agreement,
     Board,
     BoardTable,
@@ -30,9 +34,13 @@ def _opt(x: object) -> float | None:
     return None if math.isnan(f) else f
 
 
-def _table(t: Table, verdicts: dict[str, str]) -> BoardTable:
-    import numpy as np
+def _floats(a: np.ndarray) -> list[list[float | None]]:
+    """A float array's rows as lists of Python floats, None for NaN (one tolist, no per-cell
+    numpy scalar)."""
+    return [[None if x != x else x for x in row] for row in a.tolist()]
 
+
+def _table(t: Table, verdicts: dict[str, str], parts: frozenset[str]) -> BoardTable:
     from bench.report.formatting import (
         _data_text,
         _diagnostic_groups,
@@ -55,13 +63,15 @@ def _table(t: Table, verdicts: dict[str, str]) -> BoardTable:
         return f.reindex(index=t.mean.index, columns=t.mean.columns).to_numpy(dtype=float)
 
     unc = t.uncertainty()
-    a = {k: arr(f) for k, f in (("mean", t.mean), ("std", t.std), ("n", t.n), ("lo", t.lo),
-                                ("hi", t.hi), ("u", unc), ("bound", t.bound),
-                                ("target", t.targets), ("rank", column_ranks(t)))}
-    best = best_mask(t).reindex(index=t.mean.index, columns=t.mean.columns).to_numpy(dtype=bool)
-    texts = cell_texts(t, unc).to_numpy()
+    has_any = ~np.isnan(arr(t.mean))
+    a = {k: _floats(arr(f)) for k, f in (("mean", t.mean), ("std", t.std), ("n", t.n), ("lo", t.lo),
+                                         ("hi", t.hi), ("u", unc), ("bound", t.bound),
+                                         ("target", t.targets), ("rank", column_ranks(t)))}
+    best = best_mask(t).reindex(index=t.mean.index, columns=t.mean.columns).to_numpy(dtype=bool).tolist()
+    texts = (cell_texts(t, unc).to_numpy().tolist() if "texts" in parts
+             else [[""] * len(names) for _ in index])
     failed_cols = _failed_columns(t)
-    place = places(t).to_dict()
+    place = places(t).to_dict() if "summary" in parts else {}
     primaries = set(t.rank_columns)
     columns = tuple(Column(c, t.header(c), t.values[c].role, t.values[c].ideal, t.values[c].aspect,
                            t.target_source.get(c), c in primaries, t.rankable(c),
@@ -69,21 +79,17 @@ def _table(t: Table, verdicts: dict[str, str]) -> BoardTable:
     rows = []
     for i, m in enumerate(index):
         failed = failed_cols.get(m, set())
-        cells = []
-        for j, c in enumerate(names):
-            x = a["mean"][i, j]
-            value = None if math.isnan(x) else Number(float(x), _opt(a["lo"][i, j]), _opt(a["hi"][i, j]),
-                                                      _opt(a["bound"][i, j]))
-            rank = _opt(a["rank"][i, j])
-            cells.append(Cell(value, _opt(a["std"][i, j]), _opt(a["n"][i, j]), _opt(a["u"][i, j]),
-                              _opt(a["target"][i, j]), rank, bool(best[i, j]) and rank is not None,
-                              c in failed, str(texts[i, j])))
+        mean, lo, hi, bound = a["mean"][i], a["lo"][i], a["hi"][i], a["bound"][i]
+        rank, text, good = a["rank"][i], texts[i], best[i]
+        cells = tuple(Cell(None if mean[j] is None else Number(mean[j], lo[j], hi[j], bound[j]),  # type: ignore[arg-type]
+                           a["std"][i][j], a["n"][i][j], a["u"][i][j], a["target"][i][j], rank[j],
+                           good[j] and rank[j] is not None, c in failed, str(text[j]))
+                      for j, c in enumerate(names))
         rows.append(Row(m, model_label(t, m), bool(t.reference.get(m, False)), m == t.held_out,
                         t.tier(m), t.state(m), _opt(place.get(m)),
-                        verdicts.get(m), tuple(t.flags.get(m, [])), t.failure_text(m), tuple(cells)))
+                        verdicts.get(m), tuple(t.flags.get(m, [])), t.failure_text(m), cells))
     row_of = {m: i for i, m in enumerate(index)}
     col_of = {c: j for j, c in enumerate(names)}
-    has_any = ~np.isnan(a["mean"])
     groups = []
     for title, cols, bold in (*_score_groups(t), *_diagnostic_groups(t)):
         cols = [c for c in cols if has_any[:, col_of[c]].any()]
@@ -97,7 +103,8 @@ def _table(t: Table, verdicts: dict[str, str]) -> BoardTable:
 
         groups.append(ColumnGroup(title, tuple(js), bold, shown(t.ranked), shown(t.references)))
     data = tuple(DataValue(str(r["value"]), float(r["mean"]), _opt(r["std"]), _opt(r["n"]), _opt(r["lo"]),
-                           _opt(r["hi"]), float(r["min"]), float(r["max"]), _data_text(r))
+                           _opt(r["hi"]), float(r["min"]), float(r["max"]),
+                           _data_text(r) if "texts" in parts else "")
                  for _, r in t.data.iterrows())
     failures = tuple(Failure(str(r["model"]), str(r["metric"]), r["repeat"], str(r["error"]))
                      for r in t.failures.to_dict("records"))
@@ -126,10 +133,19 @@ def _summary(tables: list[Table]) -> Summary | None:
     return Summary(len(tables), aspects, tuple(str(c) for c in display.columns), summary_note(tables), rows)
 
 
-def build_board(tables: list[Table]) -> Board:
-    """The typed board of `tables` (bench.report.leaderboard.build_leaderboard)."""
+def build_board(tables: list[Table], parts: Collection[str] = PARTS) -> Board:
+    """The typed board of `tables` (bench.report.leaderboard.build_leaderboard), with the
+    optional `parts` (bench.report.board.PARTS) a renderer reads: without "texts" every
+    cell's and data value's `text` is "", without "summary" the summary, places and verdicts
+    are None (CSV reads neither: they were a third of its CPU). `Board.parts` says which."""
     from bench.report.formatting import progress_note
+    from bench.report.render.gc_pause import paused_gc
 
-    summary = _summary(tables)
-    verdicts = {r.model: r.verdict for r in summary.rows} if summary else {}
-    return Board(tuple(_table(t, verdicts) for t in tables), summary, progress_note(tables))
+    built = frozenset(parts)
+    if not built <= set(PARTS):
+        raise ValueError(f"unknown board parts {sorted(built - set(PARTS))}; use some of {PARTS}")
+    with paused_gc():  # a million small objects, no cycle among them (render.gc_pause)
+        summary = _summary(tables) if "summary" in built else None
+        verdicts = {r.model: r.verdict for r in summary.rows} if summary else {}
+        return Board(tuple(_table(t, verdicts, built) for t in tables), summary, progress_note(tables),
+                     tuple(sorted(built)))

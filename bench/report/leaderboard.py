@@ -321,12 +321,12 @@ def render(tables: list[Table], fmt: str = "markdown") -> str:
     name never recolours or rewrites the terminal that prints the board (JSON escapes them
     itself)."""
     from bench.report.board_builder import build_board
-    from bench.report.render import RENDERERS
+    from bench.report.render import NEEDS, RENDERERS
 
     if fmt not in RENDERERS:
         hint = " (html: bench.report.html.render_html)" if fmt == "html" else ""
         raise ValueError(f"unknown format {fmt}; use one of {TEXT_FORMATS}{hint}")
-    return printable(RENDERERS[fmt](build_board(tables)), keep="\n")
+    return printable(RENDERERS[fmt](build_board(tables, NEEDS[fmt])), keep="\n")
 
 
 # ------------------------------------------------------------------ one model over time
