@@ -23,23 +23,27 @@ def _field(x: object) -> object:
 
 
 def render_csv(board: Board) -> str:
+    # a cell row's fields go to csv.writer as they are: it writes None as "" and a float as
+    # its repr (str), which is what _field makes of them, and a board's cells hold None, never
+    # NaN (bench.report.board); the few data rows still go through _field
     rows: list[list[object]] = []
     for t in board.tables:
         for r in t.rows:
+            state = r.state or ""
             for col, c in zip(t.columns, r.cells, strict=True):
                 v = c.value
                 rows.append([t.dataset, r.model, r.reference, col.name, col.role, col.ideal, col.aspect,
                              col.target, col.primary, v.x if v else None, c.std,
                              0 if c.n is None else int(c.n), v.lo if v else None, v.hi if v else None,
-                             c.uncertainty, c.target, c.rank, "" if c.rank is None else c.best,
-                             r.state or ""])
+                             c.uncertainty, c.target, c.rank, "" if c.rank is None else c.best, state])
         for d in t.data:
-            rows.append([t.dataset, "(data)", True, d.value, "reference", "", None, None, False, d.mean,
-                         d.std, 0 if d.n is None else int(d.n), d.lo, d.hi, None, None, None, "", ""])
+            rows.append([_field(x) for x in (
+                t.dataset, "(data)", True, d.value, "reference", "", None, None, False, d.mean,
+                d.std, 0 if d.n is None else int(d.n), d.lo, d.hi, None, None, None, "", "")])
     out = io.StringIO()
     if not rows:  # pandas' empty frame
         return "\n"
     w = csv.writer(out, lineterminator="\n")
     w.writerow(HEADER)
-    w.writerows([_field(x) for x in row] for row in rows)
+    w.writerows(rows)
     return out.getvalue()
