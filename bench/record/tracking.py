@@ -58,6 +58,18 @@ _quiet_depth = 0
 _quiet_saved: list[tuple[logging.Logger, int]] = []
 
 
+def _set_levels(levels: list[tuple[logging.Logger, int]]) -> None:
+    """Each logger's level, then logging's per-logger caches cleared once: what `setLevel` does
+    for each, but `setLevel` clears the caches of every logger in the process each time (a
+    guard-rail suite run enters thousands of quiet blocks, a few loggers each)."""
+    changed = False
+    for lg, level in levels:
+        if lg.level != level:
+            lg.level, changed = level, True
+    if changed:
+        logging.root.manager._clear_cache()
+
+
 @contextmanager
 def quiet_store_logs() -> Iterator[None]:
     """MLflow's, Alembic's and SQLAlchemy's loggers at CRITICAL for a block, then as they were
@@ -72,8 +84,7 @@ def quiet_store_logs() -> Iterator[None]:
                 if isinstance(lg, logging.Logger) and lg.level != logging.NOTSET
                 and any(n.startswith(p + ".") for p in STORE_LOGGERS)}
             _quiet_saved[:] = [(lg, lg.level) for lg in map(logging.getLogger, sorted(names))]
-            for lg, _ in _quiet_saved:
-                lg.setLevel(logging.CRITICAL)
+            _set_levels([(lg, logging.CRITICAL) for lg, _ in _quiet_saved])
         _quiet_depth += 1
     try:
         yield
@@ -81,8 +92,7 @@ def quiet_store_logs() -> Iterator[None]:
         with _QUIET:
             _quiet_depth -= 1
             if _quiet_depth == 0:
-                for lg, lv in _quiet_saved:
-                    lg.setLevel(lv)
+                _set_levels(_quiet_saved)
                 _quiet_saved.clear()
 
 
