@@ -361,9 +361,25 @@ def _tds(cells: Iterable[CellView]) -> Markup:
     more than the rest of the page."""
     out = []
     for v, cls, title, text in cells:
-        attrs = (f' class="{escape(cls)}"' if cls else "") + (f' title="{escape(title)}"' if title else "")
-        out.append(f'<td data-v="{escape(v)}"{attrs}>{escape(text)}</td>')
+        # v (a float's repr or ""), cls and title ("n=3") are this module's own, never a
+        # name: escape leaves them as they are (v: nothing to escape in a float's repr)
+        attrs = (f' class="{_escaped(cls)}"' if cls else "") + (f' title="{_escaped(title)}"' if title else "")
+        out.append(f'<td data-v="{v}"{attrs}>{escape(text)}</td>')
     return Markup("".join(out))
+
+
+_ESCAPED: dict[str, str] = {}
+
+
+def _escaped(text: str) -> str:
+    """escape(text), kept for the texts that repeat on every row (classes, titles, dataset
+    and metric names): a page asks for the same few hundred thousands of times."""
+    out = _ESCAPED.get(text)
+    if out is None:
+        out = escape(text)
+        if len(_ESCAPED) < 4096:
+            _ESCAPED[text] = out
+    return out
 
 
 def _run_items(runs: Iterable[tuple[str, str, int, str, str]]) -> Markup:
@@ -374,7 +390,7 @@ def _run_items(runs: Iterable[tuple[str, str, int, str, str]]) -> Markup:
     for dataset, metric, repeat, href, run_id in runs:
         code = f"<code>{escape(run_id)}</code>"
         link = f'<a href="{escape(href)}">{code}</a>' if href else code
-        out.append(f"<li>{escape(dataset)} · {escape(metric)} · repeat {escape(str(repeat))}: {link}</li>")
+        out.append(f"<li>{_escaped(dataset)} · {_escaped(metric)} · repeat {int(repeat)}: {link}</li>")
     return Markup("".join(out))
 
 
