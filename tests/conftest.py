@@ -105,11 +105,18 @@ def _split_the_cores() -> None:
 
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
+        import scipy.linalg  # noqa: F401  (its OpenBLAS loaded, so that the limit below reaches it)
         import torch
+        from threadpoolctl import threadpool_limits
 
         from bench.executors.threads import budget
 
-        torch.set_num_threads(budget(workers))
+        n = budget(workers)
+        torch.set_num_threads(n)
+        # numpy's and scipy's OpenBLAS too (loaded by now, they read no variable any more):
+        # FID's dsygst on 128 dimensions with 2 OpenBLAS threads beside the other worker took
+        # 85x the CPU of 1 thread, most of a minute of the guard-rail suite's wall time
+        threadpool_limits(n)
 
 
 def child_env(**extra: str) -> dict[str, str]:
