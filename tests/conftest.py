@@ -114,8 +114,8 @@ def _split_the_cores() -> None:
         n = budget(workers)
         torch.set_num_threads(n)
         # numpy's and scipy's OpenBLAS too (loaded by now, they read no variable any more):
-        # FID's dsygst on 128 dimensions with 2 OpenBLAS threads beside the other worker took
-        # 85x the CPU of 1 thread, most of a minute of the guard-rail suite's wall time
+        # dsygst (FID, intra-FID) on 128 dimensions with 2 OpenBLAS threads beside the other
+        # worker took 85x the CPU of 1 thread; it was 17% of the guard-rail suite's run
         threadpool_limits(n)
 
 
