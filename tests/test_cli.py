@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY
+from conftest import TINY, child_env
 from mlflow import MlflowClient
 
 from bench.cli import main
@@ -79,8 +79,9 @@ def test_mlflow_run_on_the_mlproject(tmp_path, sqlite_template):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     if sqlite_template is not None:  # a migrated store (the subprocesses see no hook): 5-8 s
         shutil.copyfile(sqlite_template, tmp_path / "mlflow.db")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{BIN}:{os.environ['PATH']}",
-           "BENCH_CACHE_DIR": str(tmp_path / "cache")}
+    # this process's share of the cores (with_threads.sh's `auto` keeps BENCH_THREADS)
+    env = child_env(MLFLOW_TRACKING_URI=uri, PATH=f"{BIN}:{os.environ['PATH']}",
+                    BENCH_CACHE_DIR=str(tmp_path / "cache"))
     r = subprocess.run([str(BIN / "mlflow"), "run", str(ROOT), "-P", f"suite={suite}",
                         "--env-manager", "local", "--experiment-name", "proj"],
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)

@@ -3,7 +3,6 @@ with two FINISHED runs, and the killed cell's run is marked FAILED on the next s
 cache entries written by two processes at once are never half-written."""
 
 import multiprocessing as mp
-import os
 import shutil
 import signal
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import child_env
 from mlflow import MlflowClient
 
 from bench.infra.cache import Cache
@@ -66,8 +66,8 @@ def test_sigkill_then_resume(tmp_path, sqlite_template):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     if sqlite_template is not None:  # a migrated store (the subprocess sees no hook): 5-8 s
         shutil.copyfile(sqlite_template, tmp_path / "mlflow.db")
-    env = {**os.environ, "BENCH_CACHE_DIR": str(tmp_path / "cache"), "SLOW_FLAG": str(flag),
-           "PYTHONPATH": str(tmp_path)}
+    env = child_env(BENCH_CACHE_DIR=str(tmp_path / "cache"), SLOW_FLAG=str(flag),
+                    PYTHONPATH=str(tmp_path))  # with this process's share of the cores
     cmd = [str(BIN / "bench"), "run", str(suite), "--tracking-uri", uri, "--no-progress"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
