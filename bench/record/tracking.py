@@ -62,12 +62,12 @@ def _set_levels(levels: list[tuple[logging.Logger, int]]) -> None:
     """Each logger's level, then logging's per-logger caches cleared once: what `setLevel` does
     for each, but `setLevel` clears the caches of every logger in the process each time (a
     guard-rail suite run enters thousands of quiet blocks, a few loggers each)."""
-    changed = False
-    for lg, level in levels:
-        if lg.level != level:
-            lg.level, changed = level, True
-    if changed:
-        logging.root.manager._clear_cache()
+    changed = [(lg, level) for lg, level in levels if lg.level != level]
+    for lg, level in changed[:-1]:
+        lg.level = level
+    if changed:  # the last by setLevel, which clears every logger's cache
+        lg, level = changed[-1]
+        lg.setLevel(level)
 
 
 @contextmanager
