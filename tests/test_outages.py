@@ -9,6 +9,7 @@ so a five-minute outage takes no five minutes.
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -333,15 +334,20 @@ def test_mlflow_says_no_view_run_lines_and_the_summary_names_the_ui(tmp_path, mo
     )
 
     from bench.cli.console import browse as _browse
-    from bench.record.outage import http_defaults
+    from bench.record.tracking import quiet_store_logs
 
     monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", raising=False)
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
-    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
-    http_defaults("http://127.0.0.1:5000")
-    assert MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.get() is True  # MLflow's _log_url is silent
-    assert MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get() is False  # no bar per image the board reads
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")  # the user's: kept
+    with quiet_store_logs():  # every store call runs in such a block
+        assert MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.get() is True  # MLflow's _log_url is silent
+        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"  # Outage retries, and says so
+        assert MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get() is True
+    # and the caller's environment is as it was after the block (issue 28)
+    assert "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT" not in os.environ
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+    assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "true"
 
     class Report:
         tracking_uri, experiment_id, parent_run_id = "http://127.0.0.1:5000", "3", "abc"

@@ -73,7 +73,7 @@ def emit(text: str, out: str | None) -> None:
 def browse(report) -> str:
     """Where to look at a suite run: the MLflow UI's page of it (an http store, or
     BENCH_UI_URL), else the command that starts a UI on the store. MLflow's own per-run
-    "View run" lines are silenced (bench.record.outage.http_defaults): this is said once."""
+    "View run" lines are silenced (bench.record.outage.MLFLOW_ENV_DEFAULTS): this is said once."""
     from urllib.parse import quote
 
     from bench.report.html import default_ui_url

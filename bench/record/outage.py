@@ -15,7 +15,6 @@ worker's writes, the runner's reads and the lease's heartbeat say an outage once
 from __future__ import annotations
 
 import errno
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -187,19 +186,19 @@ def outage_for(uri: str) -> Outage:
         return _OUTAGES[uri]
 
 
-def http_defaults(uri: str) -> None:
-    """An http store: MLflow's client retries a request 7 times with backoff (about 5 minutes,
-    silently) before it raises; here the retrying is `Outage`'s, which says so. MLflow's
-    per-run "View run ... at" lines are ours to print once (the run summary), and its download
-    progress bars are noise on a suite's console. Only defaults:
-    a variable the user set is kept."""
-    if uri.startswith(("http://", "https://")):
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    # and its progress bar per artifact download (the HTML board reads each cell's images)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# MLflow's behaviour for the length of a store call (bench.record.tracking.quiet_store_logs sets
+# what the user has not set, and removes it after, so the caller's environment is left as it was):
+# on an http store MLflow's client retries a request 7 times with backoff (about 5 minutes,
+# silently) before it raises; here the retrying is `Outage`'s, which says so. MLflow's per-run
+# "View run ... at" lines are ours to print once (the run summary), and its progress bar per
+# artifact download (the HTML board reads each cell's images) is noise on a suite's console.
+MLFLOW_ENV_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",  # read by http requests only
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
 
 
-__all__ = ["Outage", "StoreUnreachable", "http_defaults", "outage_for",
+__all__ = ["MLFLOW_ENV_DEFAULTS", "Outage", "StoreUnreachable", "outage_for",
            "transient"]

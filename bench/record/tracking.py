@@ -40,7 +40,7 @@ from bench.record.cell_record import (
     suite_filter,
 )
 from bench.record.cell_record import frame as record_frame
-from bench.record.outage import Outage, StoreUnreachable, http_defaults, outage_for
+from bench.record.outage import MLFLOW_ENV_DEFAULTS, Outage, StoreUnreachable, outage_for
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 # MLflow's own tag names (mlflow.utils.mlflow_tags); mlflow itself is imported on first use:
@@ -56,6 +56,7 @@ STORE_LOGGERS = ("mlflow", "alembic", "sqlalchemy")
 _QUIET = threading.Lock()
 _quiet_depth = 0
 _quiet_saved: list[tuple[logging.Logger, int]] = []
+_env_added: list[str] = []  # MLflow settings a quiet block added to os.environ
 
 
 def _set_levels(levels: list[tuple[logging.Logger, int]]) -> None:
@@ -73,11 +74,16 @@ def _set_levels(levels: list[tuple[logging.Logger, int]]) -> None:
 @contextmanager
 def quiet_store_logs() -> Iterator[None]:
     """MLflow's, Alembic's and SQLAlchemy's loggers at CRITICAL for a block, then as they were
-    (never the process-wide `logging.disable`: other libraries' and the user's logs stay).
+    (never the process-wide `logging.disable`: other libraries' and the user's logs stay);
+    MLflow's settings of bench.record.outage.MLFLOW_ENV_DEFAULTS that the user has not set,
+    for the block only (the caller's environment is left as it was: issue 28).
     Nested and concurrent blocks (the lease's heartbeat thread) share one save and restore."""
     global _quiet_depth
     with _QUIET:
         if _quiet_depth == 0:
+            _env_added[:] = [k for k in MLFLOW_ENV_DEFAULTS if k not in os.environ]
+            for k in _env_added:
+                os.environ[k] = MLFLOW_ENV_DEFAULTS[k]
             # the top loggers, and any below them with a level of their own (`mlflow.store`)
             names = set(STORE_LOGGERS) | {
                 n for n, lg in list(logging.root.manager.loggerDict.items())
@@ -94,6 +100,9 @@ def quiet_store_logs() -> Iterator[None]:
             if _quiet_depth == 0:
                 _set_levels(_quiet_saved)
                 _quiet_saved.clear()
+                for k in _env_added:
+                    os.environ.pop(k, None)
+                _env_added.clear()
 
 
 @contextmanager
@@ -348,7 +357,6 @@ class Tracker:
         self.uri = uri
         self._client: Any = None
         self.outage = outage_for(uri)  # shared by every Tracker of this store in the process
-        http_defaults(uri)
         from bench.record.sql import SqlReader, is_sql
 
         # the board's reads go straight to a SQL store's tables (bench.record.sql)
