@@ -7,7 +7,8 @@ small-batch training slows down by 10x or more (a 6 s cell took 86 s). A local w
 gives each worker `cores // workers` threads (at least 1); the in-process executor keeps
 the process's own setting (torch's default: every core). `BENCH_THREADS`, or the local
 executor's `threads` option (`bench run --threads N`, suite `executor: {threads: N}`),
-overrides both. Each cell records what it ran with as the run tag `bench.threads`.
+overrides both, for torch and for the BLAS / OpenMP pools already loaded (threadpoolctl).
+Each cell records what it ran with as the run tag `bench.threads`.
 """
 
 from __future__ import annotations
@@ -57,8 +58,12 @@ def apply(n: int) -> None:
     """Give this process (and the processes it starts) `n` intra-op threads."""
     os.environ.update(thread_env(n))
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(n)
+    # OpenBLAS / MKL / OpenMP pools numpy and scipy already loaded ignore the variables:
+    # FID's LAPACK calls on 2 threads beside another process took 85x the CPU of 1 thread
+    threadpool_limits(limits=n)
 
 
 def current() -> int:
@@ -94,9 +99,11 @@ def applied(n: int | None) -> Iterator[None]:
         yield
         return
     import torch
+    from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
-    with environment(n):
+    # numpy's and scipy's loaded BLAS pools too (see `apply`), restored on leaving
+    with environment(n), threadpool_limits(limits=n):
         torch.set_num_threads(n)
         try:
             yield
