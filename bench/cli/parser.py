@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import Any, get_args
 
 from bench.core.errors import BenchError
-from bench.report.compare import FORMATS as COMPARE_FORMATS
-from bench.report.html import IMAGE_MODELS
-from bench.report.leaderboard import FORMATS as LEADERBOARD_FORMATS
-from bench.report.leaderboard import TEXT_FORMATS
+from bench.report.formats import COMPARE_FORMATS, IMAGE_MODELS, TEXT_FORMATS
+from bench.report.formats import FORMATS as LEADERBOARD_FORMATS
 from bench.workflows.history import HISTORY_RUNS, TREND_RUNS
 from bench.workflows.store import check_tracking_uri
 

@@ -30,6 +30,7 @@ from bench.core.registry import did_you_mean
 from bench.core.safe_names import md_text
 from bench.record.cell_record import TAG
 from bench.record.values import Value, is_interval
+from bench.report.formats import COMPARE_FORMATS
 
 Key = tuple[str, str, str, str]  # dataset, model, metric, value
 
@@ -366,7 +367,7 @@ def _primary_keys(runs: pd.DataFrame) -> set[tuple[str, str, str, str]]:
                    sel["primary"].astype(str), strict=True))
 
 
-FORMATS = ("markdown", "json")  # what render() writes
+FORMATS = COMPARE_FORMATS  # what render() writes (bench.report.formats)
 
 
 JSON_ROW = ["status", "dataset", "model", "metric", "value", "role", "ideal", "target", "target_value",

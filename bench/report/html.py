@@ -41,6 +41,7 @@ from bench.config.published import PublishedBlock
 from bench.core.safe_names import printable
 from bench.report.board import REFERENCE_LABEL, BoardTable, Cell, Column, Summary
 from bench.report.board_builder import build_board
+from bench.report.formats import IMAGE_MODELS  # per dataset: the images of the first ranked models
 from bench.report.published import comparison
 from bench.report.render.gc_pause import paused_gc
 from bench.report.table import Table
@@ -107,7 +108,6 @@ def image_mime(data: bytes) -> str | None:
     return None
 
 
-IMAGE_MODELS = 50  # per dataset: the page embeds the images of its first ranked models
 
 
 def _image_models(t: Table, max_models: int | None) -> set[str]:

@@ -42,6 +42,7 @@ from bench.record.cell_record import FINISHED
 from bench.record.flags import Flag
 from bench.record.flags import merge as merge_flags
 from bench.record.values import ASPECTS, BOUND, HI, LO, Value, is_interval
+from bench.report.formats import FORMATS, TEXT_FORMATS  # noqa: F401 - re-exported
 from bench.report.formatting import (  # noqa: F401 - re-exported for existing importers
     FLOAT_NOISE,
     SIGNIFICANT,
@@ -91,12 +92,6 @@ from bench.report.table import (  # noqa: F401 - re-exported for existing import
     Table,
     first_line,
 )
-
-FORMATS = ("markdown", "csv", "json", "latex", "html")
-
-
-TEXT_FORMATS = ("markdown", "csv", "json", "latex")  # render(); html needs artifacts: bench.report.html
-
 
 # ------------------------------------------------------------------ building
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from bench.core.errors import BenchError
-from bench.report.html import IMAGE_MODELS
+from bench.report.formats import IMAGE_MODELS
 from bench.workflows.history import HISTORY_RUNS, TREND_RUNS
 from bench.workflows.nightly import NightlyResult, SuiteInProgress, nightly
 from bench.workflows.store import open_suite_store, suite_file

@@ -5,7 +5,7 @@ read through the tracker and, with two or more suite runs, the trends of the las
 from __future__ import annotations
 
 from bench.core.errors import BenchError
-from bench.report.html import IMAGE_MODELS
+from bench.report.formats import IMAGE_MODELS
 from bench.workflows.history import suite_run_values, suite_trends
 
 
