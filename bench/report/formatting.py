@@ -148,18 +148,25 @@ def legend(t: Table) -> str:
     return "; ".join(parts) + "."
 
 
-def _rank(x: float) -> str:
-    return "" if pd.isna(x) else f"{x:.2f}"
+def _rank(x: float, decimals: int = 2) -> str:
+    return "" if pd.isna(x) else f"{x:.{decimals}f}"
+
+
+def _ranks(xs: pd.Series) -> list[str]:
+    """A summary column of places or mean ranks: whole numbers as such (one dataset's place is
+    1, not 1.00, which would claim digits nobody measured), two decimals once any mean is not."""
+    whole = all(pd.isna(x) or float(x).is_integer() for x in xs)
+    return [_rank(x, 0 if whole else 2) for x in xs]
 
 
 def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary as display strings (shared by markdown and HTML)."""
     body = pd.DataFrame(index=summary.index)
-    body["place ↓"] = [_rank(x) for x in summary["place"]]
+    body["place ↓"] = _ranks(summary["place"])
     body["verdict"] = [v if v == "pass" or v in UNRUN_STATES else f"✗ {v}" for v in summary["verdict"]]
     aspects = [a for a in summary.columns if a not in ("place", "verdict", "headline", "ranked", "wins")]
     for a in aspects:
-        body[f"{a} ↓"] = [_rank(x) for x in summary[a]]
+        body[f"{a} ↓"] = _ranks(summary[a])
     body["clear wins ↑"] = [f"{int(w)}/{int(r)}" for w, r in zip(summary["wins"], summary["ranked"], strict=True)]
     return body
 
